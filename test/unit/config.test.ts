@@ -1,0 +1,191 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  ConfigError,
+  DEFAULT_CONFIG_PATH,
+  checkConfig,
+  defaultConfig,
+  loadConfig,
+  parseConfig,
+} from '../../plugin/service/config';
+
+const dir = mkdtempSync(join(tmpdir(), 'memshare-config-'));
+function file(name: string, content: unknown): string {
+  const p = join(dir, name);
+  writeFileSync(p, typeof content === 'string' ? content : JSON.stringify(content));
+  return p;
+}
+const problemsOf = (obj: unknown) => parseConfig(obj, 'test').problems;
+
+test('an empty object gives every product default', () => {
+  const { config, problems } = parseConfig({}, 'test');
+  assert.equal(problems, []);
+  assert.equal(config.nri, { socket: '/var/run/nri/nri.sock', name: 'memshare', index: '50' });
+  assert.is(config.stateDir, '/var/lib/nri-memshare');
+  assert.is(config.sharesDir, '/run/nri-memshare/shares');
+  assert.is(config.declarationsDir, '/etc/nri-memshare/shares.d');
+  assert.equal(config.backend, { kind: 'local' });
+  assert.equal(config.limits, {
+    minShareBytes: 128 * 2 ** 20,
+    maxShareBytes: 512 * 2 ** 30,
+    maxNodeBytes: 512 * 2 ** 30,
+    maxNameLength: 47,
+  });
+  assert.is(config.kubernetes, undefined);
+  assert.equal(config.metrics, { address: '127.0.0.1:9464' });
+  assert.equal(config.log, { level: 'info' });
+});
+
+test('every key can be set', () => {
+  const { config, problems } = parseConfig({
+    nri: { socket: '/tmp/x/nri.sock', name: 'mem.share-2', index: '07' },
+    stateDir: '/tmp/x/state',
+    sharesDir: '/tmp/x/shares',
+    declarationsDir: '/tmp/x/decl',
+    backend: { kind: 'local' },
+    limits: { minShareBytes: '1Mi', maxShareBytes: 1073741824, maxNodeBytes: '2Gi', maxNameLength: 20 },
+    kubernetes: { kubeconfig: '/etc/kubernetes/kubelet.conf' },
+    metrics: { address: '' },
+    log: { level: 'debug' },
+  }, 'test');
+  assert.equal(problems, []);
+  assert.is(config.nri.index, '07');
+  assert.is(config.nri.name, 'mem.share-2');
+  assert.is(config.limits.minShareBytes, 2 ** 20);
+  assert.is(config.limits.maxShareBytes, 2 ** 30);
+  assert.is(config.limits.maxNodeBytes, 2 * 2 ** 30);
+  assert.is(config.limits.maxNameLength, 20);
+  assert.equal(config.kubernetes, { kubeconfig: '/etc/kubernetes/kubelet.conf', inCluster: false });
+  assert.is(config.metrics.address, '');
+  assert.is(config.log.level, 'debug');
+});
+
+test('the shipped packaging/config.json is valid and equals the defaults', () => {
+  const shipped = join(__dirname, '../../../packaging/config.json');
+  assert.equal(checkConfig(shipped), []);
+  const c = loadConfig(shipped);
+  assert.equal(c, defaultConfig());
+  assert.ok(JSON.parse(readFileSync(shipped, 'utf8')).nri, 'the shipped file spells the keys out');
+});
+
+test('unknown keys are errors naming the key, at every level', () => {
+  assert.equal(problemsOf({ stateDri: '/x' }), ['stateDri: unknown key']);
+  assert.equal(problemsOf({ nri: { sock: '/x' } }), ['nri.sock: unknown key']);
+  assert.equal(problemsOf({ limits: { maxShare: 5 } }), ['limits.maxShare: unknown key']);
+  assert.equal(problemsOf({ metrics: { port: 1 } }), ['metrics.port: unknown key']);
+  assert.equal(problemsOf({ log: { format: 'json' } }), ['log.format: unknown key']);
+  assert.equal(problemsOf({ kubernetes: { inCluster: true, namespace: 'x' } }), ['kubernetes.namespace: unknown key']);
+  assert.equal(problemsOf({ backend: { kind: 'local', size: 1 } }), ['backend.size: unknown key']);
+});
+
+test('bad values are errors naming the key and the reason', () => {
+  const cases: Array<[unknown, RegExp]> = [
+    [{ nri: { socket: 'nri.sock' } }, /^nri\.socket: must be an absolute path/],
+    [{ nri: { name: 'mem share' } }, /^nri\.name: must be non-empty and use only/],
+    [{ nri: { name: '' } }, /^nri\.name: /],
+    [{ nri: { index: 50 } }, /^nri\.index: must be a string, got number 50/],
+    [{ nri: { index: '5' } }, /^nri\.index: must be exactly two digits/],
+    [{ nri: { index: '100' } }, /^nri\.index: must be exactly two digits/],
+    [{ stateDir: 'var/lib' }, /^stateDir: must be an absolute path/],
+    [{ sharesDir: 3 }, /^sharesDir: must be a string/],
+    [{ nri: [] }, /^nri: must be an object, got an array/],
+    [{ backend: { kind: 'nfs' } }, /^backend\.kind: must be "local" or "ubs", got "nfs"/],
+    [{ backend: {} }, /^backend\.kind: must be "local" or "ubs", got nothing/],
+    [{ limits: { maxShareBytes: -1 } }, /^limits\.maxShareBytes: must be a positive integer/],
+    [{ limits: { maxShareBytes: 1.5 } }, /^limits\.maxShareBytes: must be a positive integer/],
+    [{ limits: { maxShareBytes: '12 GB' } }, /^limits\.maxShareBytes: quantity "12 GB": is not a Kubernetes quantity/],
+    [{ limits: { minShareBytes: '0' } }, /^limits\.minShareBytes: must be more than 0 bytes/],
+    [{ limits: { maxNameLength: 64 } }, /^limits\.maxNameLength: must be an integer from 1 to 63/],
+    [{ limits: { minShareBytes: '2Gi', maxShareBytes: '1Gi' } }, /^limits\.minShareBytes: must not exceed limits\.maxShareBytes/],
+    [{ limits: { maxShareBytes: '2Ti' } }, /^limits\.maxShareBytes: must not exceed limits\.maxNodeBytes/],
+    [{ kubernetes: {} }, /^kubernetes: set kubeconfig \(a path\) or inCluster: true/],
+    [{ kubernetes: { kubeconfig: '/k', inCluster: true } }, /^kubernetes: set either kubeconfig or inCluster: true, not both/],
+    [{ kubernetes: { inCluster: 'yes' } }, /^kubernetes\.inCluster: must be true or false/],
+    [{ kubernetes: { kubeconfig: 'kube.conf' } }, /^kubernetes\.kubeconfig: must be an absolute path/],
+    [{ metrics: { address: '9464' } }, /^metrics\.address: must be host:port/],
+    [{ log: { level: 'verbose' } }, /^log\.level: must be one of trace, debug, info/],
+    [{ backend: { kind: 'ubs', sdkLibrary: 'libubsm_sdk.so' } }, /^backend\.sdkLibrary: must be an absolute path/],
+    [{ backend: { kind: 'ubs', env: { A: 1 } } }, /^backend\.env: must be an object of string values/],
+    [{ backend: { kind: 'ubs', mounts: {} } }, /^backend\.mounts: must be an array/],
+  ];
+  for (const [obj, re] of cases) {
+    const p = problemsOf(obj);
+    assert.is(p.length, 1, `${JSON.stringify(obj)} -> ${JSON.stringify(p)}`);
+    assert.match(p[0], re, `${JSON.stringify(obj)} -> ${p[0]}`);
+  }
+  assert.match(problemsOf([1])[0], /must be a JSON object/);
+});
+
+test('all problems are listed together', () => {
+  const p = problemsOf({ nri: { index: 'x' }, stateDir: 'rel', bogus: 1, limits: { maxNameLength: 0 } });
+  assert.is(p.length, 4, JSON.stringify(p));
+});
+
+test('kubernetes in-cluster, disabled and null', () => {
+  assert.equal(parseConfig({ kubernetes: { inCluster: true } }, 't').config.kubernetes, { inCluster: true });
+  const off = parseConfig({ kubernetes: { inCluster: false } }, 't');
+  assert.equal(off.problems, []);
+  assert.is(off.config.kubernetes, undefined);
+  const nul = parseConfig({ kubernetes: null }, 't');
+  assert.equal(nul.problems, []);
+  assert.is(nul.config.kubernetes, undefined);
+});
+
+test('the ubs backend keeps its free-form settings', () => {
+  const { config, problems } = parseConfig({
+    backend: { kind: 'ubs', sdkLibrary: '/usr/local/ubs_mem/lib/libubsm_sdk.so', env: { LD_LIBRARY_PATH: '/x' }, mounts: [], extra: { a: 1 } },
+  }, 't');
+  assert.equal(problems, []);
+  assert.is(config.backend.kind, 'ubs');
+  if (config.backend.kind !== 'ubs') return;
+  assert.is(config.backend.sdkLibrary, '/usr/local/ubs_mem/lib/libubsm_sdk.so');
+  assert.equal(config.backend.env, { LD_LIBRARY_PATH: '/x' });
+  assert.equal(config.backend.extra, { a: 1 });
+});
+
+test('loadConfig reads a file and throws ConfigError listing every problem', () => {
+  const good = file('good.json', { stateDir: '/tmp/s', metrics: { address: '127.0.0.1:0' } });
+  assert.is(loadConfig(good).stateDir, '/tmp/s');
+  const bad = file('bad.json', { stateDir: 'rel', nri: { index: '1' } });
+  try {
+    loadConfig(bad);
+    assert.unreachable('should have thrown');
+  } catch (err) {
+    assert.instance(err, ConfigError);
+    const e = err as ConfigError;
+    assert.is(e.problems.length, 2);
+    assert.ok(e.message.includes(bad));
+    assert.ok(e.message.includes('stateDir: must be an absolute path'));
+    assert.ok(e.message.includes('nri.index: must be exactly two digits'));
+  }
+});
+
+test('checkConfig reports unreadable and malformed files', () => {
+  assert.match(checkConfig(join(dir, 'absent.json'))[0], /cannot read .*absent\.json: no such file/);
+  assert.match(checkConfig(file('broken.json', '{"nri": '))[0], /broken\.json is not valid JSON/);
+  assert.equal(checkConfig(file('empty-object.json', '{}')), []);
+  assert.throws(() => loadConfig(join(dir, 'absent.json')), /no such file/);
+});
+
+test('a missing default config file means all defaults', () => {
+  let exists = true;
+  try {
+    readFileSync(DEFAULT_CONFIG_PATH);
+  } catch {
+    exists = false;
+  }
+  if (exists) {
+    console.log(`NOTE: ${DEFAULT_CONFIG_PATH} exists on this machine; checking only that it loads`);
+    assert.ok(loadConfig().nri.socket);
+    return;
+  }
+  assert.equal(loadConfig(), defaultConfig());
+  assert.equal(checkConfig(), []);
+});
+
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+test.run();
