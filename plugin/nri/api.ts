@@ -1,0 +1,204 @@
+// NRI messages as TypeScript sees them after decoding (proto/nri.proto), and their codecs.
+// Decoded objects are protobufjs instances: absent fields read as proto3 defaults.
+import * as protobuf from 'protobufjs';
+import { protoFile } from '../ttrpc/proto-path';
+
+export const PLUGIN_SERVICE = 'nri.pkg.api.v1alpha1.Plugin';
+export const RUNTIME_SERVICE = 'nri.pkg.api.v1alpha1.Runtime';
+
+export enum Event {
+  UNKNOWN = 0,
+  RUN_POD_SANDBOX = 1,
+  STOP_POD_SANDBOX = 2,
+  REMOVE_POD_SANDBOX = 3,
+  CREATE_CONTAINER = 4,
+  POST_CREATE_CONTAINER = 5,
+  START_CONTAINER = 6,
+  POST_START_CONTAINER = 7,
+  UPDATE_CONTAINER = 8,
+  POST_UPDATE_CONTAINER = 9,
+  STOP_CONTAINER = 10,
+  REMOVE_CONTAINER = 11,
+  UPDATE_POD_SANDBOX = 12,
+  POST_UPDATE_POD_SANDBOX = 13,
+  VALIDATE_CONTAINER_ADJUSTMENT = 14,
+}
+
+export const eventBit = (e: Event): number => 1 << (e - 1);
+/** Every event a runtime before NRI v0.10 accepts (containerd 1.7, 2.0, 2.1). */
+export const VALID_EVENTS_V0_6 = 0x7ff;
+/** Every event a runtime from NRI v0.10 accepts. */
+export const VALID_EVENTS_V0_10 = 0x3fff;
+
+export enum ContainerState {
+  UNKNOWN = 0,
+  CREATED = 1,
+  PAUSED = 2,
+  RUNNING = 3,
+  STOPPED = 4,
+}
+
+export interface PodSandbox {
+  id: string;
+  name: string;
+  uid: string;
+  namespace: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  runtimeHandler: string;
+  pid: number;
+  ips: string[];
+}
+
+export interface Mount {
+  destination: string;
+  type: string;
+  source: string;
+  options: string[];
+}
+
+export interface Container {
+  id: string;
+  podSandboxId: string;
+  name: string;
+  state: ContainerState;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  args: string[];
+  env: string[];
+  mounts: Mount[];
+  pid: number;
+}
+
+export interface KeyValue {
+  key: string;
+  value: string;
+}
+
+export interface ContainerAdjustment {
+  annotations?: Record<string, string>;
+  mounts?: Mount[];
+  env?: KeyValue[];
+  args?: string[];
+}
+
+export interface LinuxResources {
+  memory?: { limit?: { value: number } };
+  cpu?: { shares?: { value: number }; quota?: { value: number }; period?: { value: number }; cpus?: string; mems?: string };
+  unified?: Record<string, string>;
+}
+
+export interface ContainerUpdate {
+  containerId: string;
+  linux?: { resources?: LinuxResources };
+  ignoreFailure?: boolean;
+}
+
+export interface ContainerEviction {
+  containerId: string;
+  reason: string;
+}
+
+export interface ConfigureRequest {
+  config: string;
+  runtimeName: string;
+  runtimeVersion: string;
+  /** milliseconds; 0 when the runtime predates NRI v0.7 */
+  registrationTimeout: number;
+  /** milliseconds; 0 when the runtime predates NRI v0.7 */
+  requestTimeout: number;
+  /** set from NRI v0.12 */
+  nriVersion: string;
+}
+
+export interface SynchronizeRequest {
+  pods: PodSandbox[];
+  containers: Container[];
+  more: boolean;
+}
+
+export interface CreateContainerResponse {
+  adjust?: ContainerAdjustment;
+  update?: ContainerUpdate[];
+  evict?: ContainerEviction[];
+}
+
+export interface PodContainerRequest {
+  pod: PodSandbox;
+  container: Container;
+}
+
+export interface UpdateContainerRequest extends PodContainerRequest {
+  linuxResources?: LinuxResources;
+}
+
+export interface StateChangeEvent {
+  event: Event;
+  pod?: PodSandbox;
+  container?: Container;
+}
+
+const root = protobuf.loadSync(protoFile('nri.proto'));
+const ns = 'nri.pkg.api.v1alpha1.';
+
+/** Typed encode/decode for one NRI message. */
+export interface Codec<T> {
+  encode(value: T): Uint8Array;
+  decode(bytes: Uint8Array): T;
+}
+
+function codec<T>(name: string): Codec<T> {
+  const type = root.lookupType(ns + name);
+  return {
+    encode: (value) => type.encode(type.fromObject(value as unknown as Record<string, unknown>)).finish(),
+    decode: (bytes) => type.decode(bytes) as unknown as T,
+  };
+}
+
+interface LongLike {
+  toNumber(): number;
+}
+const num = (v: number | LongLike | undefined): number => (v === undefined ? 0 : typeof v === 'number' ? v : v.toNumber());
+
+const configureRaw = codec<Omit<ConfigureRequest, 'registrationTimeout' | 'requestTimeout' | 'nriVersion'> & {
+  registrationTimeout: number | LongLike;
+  requestTimeout: number | LongLike;
+  NRIVersion: string;
+}>('ConfigureRequest');
+
+export const codecs = {
+  Empty: codec<Record<string, never>>('Empty'),
+  RegisterPluginRequest: codec<{ pluginName: string; pluginIdx: string; NRIVersion?: string }>('RegisterPluginRequest'),
+  UpdateContainersRequest: codec<{ update: ContainerUpdate[]; evict: ContainerEviction[] }>('UpdateContainersRequest'),
+  UpdateContainersResponse: codec<{ failed: ContainerUpdate[] }>('UpdateContainersResponse'),
+  ConfigureRequest: {
+    encode: (v: ConfigureRequest) => configureRaw.encode({ ...v, NRIVersion: v.nriVersion }),
+    decode: (b: Uint8Array): ConfigureRequest => {
+      const r = configureRaw.decode(b);
+      return {
+        config: r.config,
+        runtimeName: r.runtimeName,
+        runtimeVersion: r.runtimeVersion,
+        registrationTimeout: num(r.registrationTimeout),
+        requestTimeout: num(r.requestTimeout),
+        nriVersion: r.NRIVersion,
+      };
+    },
+  } satisfies Codec<ConfigureRequest>,
+  ConfigureResponse: codec<{ events: number }>('ConfigureResponse'),
+  SynchronizeRequest: codec<SynchronizeRequest>('SynchronizeRequest'),
+  SynchronizeResponse: codec<{ update: ContainerUpdate[]; more: boolean }>('SynchronizeResponse'),
+  CreateContainerRequest: codec<PodContainerRequest>('CreateContainerRequest'),
+  CreateContainerResponse: codec<CreateContainerResponse>('CreateContainerResponse'),
+  UpdateContainerRequest: codec<UpdateContainerRequest>('UpdateContainerRequest'),
+  UpdateContainerResponse: codec<{ update?: ContainerUpdate[]; evict?: ContainerEviction[] }>('UpdateContainerResponse'),
+  StopContainerRequest: codec<PodContainerRequest>('StopContainerRequest'),
+  StopContainerResponse: codec<{ update?: ContainerUpdate[] }>('StopContainerResponse'),
+  StateChangeEvent: codec<StateChangeEvent>('StateChangeEvent'),
+  PodSandboxEventRequest: codec<{ pod: PodSandbox }>('PodSandboxEventRequest'),
+  ContainerEventRequest: codec<PodContainerRequest>('ContainerEventRequest'),
+  UpdatePodSandboxRequest: codec<{ pod: PodSandbox }>('UpdatePodSandboxRequest'),
+  UpdatePodSandboxResponse: codec<Record<string, never>>('UpdatePodSandboxResponse'),
+  ValidateContainerAdjustmentRequest: codec<PodContainerRequest & { adjust?: ContainerAdjustment }>('ValidateContainerAdjustmentRequest'),
+  ValidateContainerAdjustmentResponse: codec<{ reject: boolean; reason: string }>('ValidateContainerAdjustmentResponse'),
+};

@@ -1,0 +1,58 @@
+// Encoding of the ttrpc envelope (proto/ttrpc.proto) with protobufjs.
+import * as protobuf from 'protobufjs';
+import { protoFile } from './proto-path';
+
+export interface KeyValue {
+  key: string;
+  value: string;
+}
+
+export interface RequestEnvelope {
+  service: string;
+  method: string;
+  payload: Uint8Array;
+  /** nanoseconds; 0 means no deadline */
+  timeoutNano: number;
+  metadata: KeyValue[];
+}
+
+export interface ResponseEnvelope {
+  status?: { code: number; message: string };
+  payload: Uint8Array;
+}
+
+const root = protobuf.loadSync(protoFile('ttrpc.proto'));
+const RequestType = root.lookupType('ttrpc.Request');
+const ResponseType = root.lookupType('ttrpc.Response');
+
+interface DecodedRequest {
+  service: string;
+  method: string;
+  payload: Uint8Array;
+  timeoutNano: number | { toNumber(): number };
+  metadata: KeyValue[];
+}
+
+export function encodeRequest(r: RequestEnvelope): Uint8Array {
+  return RequestType.encode(RequestType.fromObject(r)).finish();
+}
+
+export function decodeRequest(bytes: Uint8Array): RequestEnvelope {
+  const d = RequestType.decode(bytes) as unknown as DecodedRequest;
+  const t = d.timeoutNano;
+  return {
+    service: d.service,
+    method: d.method,
+    payload: d.payload,
+    timeoutNano: typeof t === 'number' ? t : t.toNumber(),
+    metadata: d.metadata,
+  };
+}
+
+export function encodeResponse(r: ResponseEnvelope): Uint8Array {
+  return ResponseType.encode(r as unknown as protobuf.Message).finish();
+}
+
+export function decodeResponse(bytes: Uint8Array): ResponseEnvelope {
+  return ResponseType.decode(bytes) as unknown as ResponseEnvelope;
+}
