@@ -1,0 +1,79 @@
+// Decide whether a container may have the shares it asks for: each ref must be declared, be
+// the pod's own or shared with its namespace, fit the limits, and fit on the node.
+import { type Limits, type ShareDeclaration, type ShareRef, RefusalError } from './types';
+import { shareKey } from './names';
+import { formatBytes } from '../declarations/quantity';
+import type { DeclarationStore } from '../declarations/store';
+
+/** RefusalError reasons (metric labels). 'syntax' comes from annotations.ts. */
+export type RefusalReason =
+  | 'syntax'
+  | 'unknown-share'
+  | 'declaration-removed'
+  | 'forbidden-namespace'
+  | 'size-limit'
+  | 'node-limit';
+
+export interface AuthorizeRequest {
+  /** the annotation key the refs came from (for messages) */
+  annotation: string;
+  refs: readonly ShareRef[];
+  podNamespace: string;
+  store: Pick<DeclarationStore, 'get'>;
+  limits: Limits;
+  /** true if the share is already present on this node (so it costs no new memory) */
+  isPresent: (namespace: string, name: string) => boolean;
+  /** bytes of all shares present on this node now */
+  nodeBytesInUse: number;
+}
+
+export interface AuthorizedRef {
+  ref: ShareRef;
+  declaration: ShareDeclaration;
+}
+
+/**
+ * Resolve every ref to its declaration, in order, or throw RefusalError for the first one that
+ * cannot be honoured. Messages read `<annotation>: share "<ns>/<name>": <reason>`.
+ */
+export function authorize(req: AuthorizeRequest): AuthorizedRef[] {
+  const { annotation, podNamespace, limits } = req;
+  const out: AuthorizedRef[] = [];
+  let newBytes = 0;
+  for (const ref of req.refs) {
+    const key = shareKey(ref.namespace, ref.name);
+    const refusal = (reason: RefusalReason, text: string) => new RefusalError(`${annotation}: share "${key}": ${text}`, reason);
+    const present = req.isPresent(ref.namespace, ref.name);
+    const decl = req.store.get(ref.namespace, ref.name);
+    if (!decl) {
+      if (present) {
+        throw refusal('declaration-removed', `its ShareMemory ${key} was removed; it takes no new bindings (current users keep it until they end)`);
+      }
+      throw refusal('unknown-share', `not declared (no ShareMemory ${key} on this node)`);
+    }
+    if (ref.namespace !== podNamespace && !decl.allowedNamespaces.includes(podNamespace)) {
+      throw refusal(
+        'forbidden-namespace',
+        `belongs to namespace "${ref.namespace}" and its ShareMemory does not list "${podNamespace}" in spec.allowedNamespaces`,
+      );
+    }
+    if (decl.sizeBytes < limits.minShareBytes || decl.sizeBytes > limits.maxShareBytes) {
+      throw refusal(
+        'size-limit',
+        `declared size ${formatBytes(decl.sizeBytes)} is outside the allowed range ${formatBytes(limits.minShareBytes)} to ${formatBytes(limits.maxShareBytes)}`,
+      );
+    }
+    if (!present) {
+      const total = req.nodeBytesInUse + newBytes + decl.sizeBytes;
+      if (total > limits.maxNodeBytes) {
+        throw refusal(
+          'node-limit',
+          `needs ${formatBytes(decl.sizeBytes)} more on this node, which would bring all shares here to ${formatBytes(total)}, more than the ${formatBytes(limits.maxNodeBytes)} allowed`,
+        );
+      }
+      newBytes += decl.sizeBytes;
+    }
+    out.push({ ref, declaration: decl });
+  }
+  return out;
+}
