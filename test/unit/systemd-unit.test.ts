@@ -1,0 +1,116 @@
+// The systemd unit: systemd itself accepts it without a warning, and it keeps the properties the
+// product depends on (host mount namespace, shares preserved across restarts, the exact ExecStart).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const UNIT = join(__dirname, '../../../systemd/nri-memshare.service');
+const text = readFileSync(UNIT, 'utf8');
+
+/** key -> values of the assignments in one section (comments ignored). */
+function section(name: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  let current = '';
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#') || line.startsWith(';')) continue;
+    const h = /^\[(.+)\]$/.exec(line);
+    if (h) {
+      current = h[1];
+      continue;
+    }
+    if (current !== name) continue;
+    const eq = line.indexOf('=');
+    const k = line.slice(0, eq);
+    out.set(k, [...(out.get(k) ?? []), line.slice(eq + 1)]);
+  }
+  return out;
+}
+
+function haveTool(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+}
+
+test('systemd-analyze verify accepts the unit with no warnings', () => {
+  if (!haveTool('systemd-analyze')) {
+    const msg = 'SKIPPED: systemd-analyze not installed (apt-get install systemd); the unit was NOT verified';
+    if (process.env.CI === 'true') assert.unreachable(msg);
+    console.log(`\n!!!!! ${msg} !!!!!\n`);
+    return;
+  }
+  // verify checks that ExecStart's binary exists; /usr/bin/nri-memshare only exists once the RPM is
+  // installed, so verify a copy whose ExecStart names a binary that exists here.
+  const dir = mkdtempSync(join(tmpdir(), 'memshare-unit-'));
+  try {
+    const copy = join(dir, 'nri-memshare.service');
+    const patched = text.replace(/^ExecStart=\/usr\/bin\/nri-memshare /m, 'ExecStart=/bin/true ');
+    assert.is.not(patched, text, 'ExecStart was rewritten');
+    writeFileSync(copy, patched);
+    const r = spawnSync('systemd-analyze', ['verify', copy], { encoding: 'utf8', env: { ...process.env, SYSTEMD_LOG_COLOR: '0' } });
+    const about = `${r.stdout}\n${r.stderr}`
+      .split('\n')
+      .filter((l) => l.includes('nri-memshare') || l.includes(dir));
+    assert.equal(about, [], `systemd-analyze verify said:\n${r.stdout}${r.stderr}`);
+    assert.is(r.status, 0, `exit ${r.status}\n${r.stdout}${r.stderr}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('verify would catch a broken unit (the check above is not vacuous)', () => {
+  if (!haveTool('systemd-analyze')) return;
+  const dir = mkdtempSync(join(tmpdir(), 'memshare-unit-'));
+  try {
+    const copy = join(dir, 'nri-memshare.service');
+    writeFileSync(copy, text.replace(/^ExecStart=\/usr\/bin\/nri-memshare /m, 'ExecStart=/bin/true ').replace('Restart=on-failure', 'Restart=sometimes'));
+    const r = spawnSync('systemd-analyze', ['verify', copy], { encoding: 'utf8' });
+    assert.match(`${r.stdout}${r.stderr}`, /nri-memshare\.service:\d+: Failed to parse service restart/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the unit runs the product CLI and restarts on failure', () => {
+  const s = section('Service');
+  assert.equal(s.get('ExecStart'), ['/usr/bin/nri-memshare run --config /etc/nri-memshare/config.json']);
+  assert.equal(s.get('Restart'), ['on-failure']);
+  assert.equal(s.get('RestartSec'), ['2s']);
+  assert.equal(s.get('StandardOutput'), ['journal']);
+  assert.equal(s.get('StateDirectory'), ['nri-memshare']);
+  assert.equal(s.get('RuntimeDirectory'), ['nri-memshare']);
+  assert.equal(s.get('ConfigurationDirectory'), ['nri-memshare']);
+  assert.equal(section('Install').get('WantedBy'), ['multi-user.target']);
+});
+
+test('shares under /run/nri-memshare survive a stop of the agent', () => {
+  assert.equal(section('Service').get('RuntimeDirectoryPreserve'), ['yes']);
+});
+
+test('the agent survives containerd restarts instead of being bound to it', () => {
+  const u = section('Unit');
+  assert.ok((u.get('After') ?? []).join(' ').includes('containerd.service'));
+  for (const k of ['BindsTo', 'PartOf', 'Requires', 'Requisite']) {
+    assert.is(u.get(k), undefined, `${k}= would stop the agent with containerd`);
+  }
+});
+
+test('no hardening option that would give the agent a private mount namespace', () => {
+  const s = section('Service');
+  const caps = (s.get('CapabilityBoundingSet') ?? []).join(' ').split(/\s+/).sort();
+  assert.equal(caps, ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_SYS_ADMIN']);
+  assert.equal(s.get('NoNewPrivileges'), ['yes']);
+  for (const k of [
+    'PrivateTmp', 'PrivateDevices', 'PrivateMounts', 'PrivateNetwork', 'ProtectSystem', 'ProtectHome',
+    'ProtectKernelModules', 'ProtectKernelTunables', 'ProtectKernelLogs', 'ProtectControlGroups',
+    'ProtectProc', 'ReadOnlyPaths', 'ReadWritePaths', 'InaccessiblePaths', 'TemporaryFileSystem',
+    'BindPaths', 'BindReadOnlyPaths', 'RootDirectory', 'MountFlags', 'MemoryDenyWriteExecute',
+  ]) {
+    const v = s.get(k);
+    assert.ok(v === undefined || v.every((x) => /^(no|false|shared)$/.test(x)), `${k}=${v} is set`);
+  }
+});
+
+test.run();
