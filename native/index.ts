@@ -1,0 +1,26 @@
+// Native (libc) calls and kernel interfaces the plugin uses.
+export {
+  mount,
+  umount2,
+  statfs,
+  flock,
+  SyscallError,
+  type FsStats,
+  MS_RDONLY,
+  MS_NOSUID,
+  MS_NODEV,
+  MS_NOEXEC,
+  MS_REMOUNT,
+  MS_BIND,
+  MS_REC,
+  MS_PRIVATE,
+  MNT_FORCE,
+  MNT_DETACH,
+  UMOUNT_NOFOLLOW,
+  LOCK_SH,
+  LOCK_EX,
+  LOCK_NB,
+  LOCK_UN,
+  TMPFS_MAGIC,
+} from './libc';
+export { parseMountInfo, readMountInfo, type MountInfo } from './mountinfo';

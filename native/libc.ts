@@ -1,0 +1,150 @@
+// koffi bindings to the few libc calls the plugin needs on the request path: mount(2), umount2(2),
+// statfs(2) and flock(2). libc is loaded on first use, so importing this module costs nothing and
+// platforms without it (e.g. a macOS dev box running pure unit tests) only fail when a call is made.
+// Calls are synchronous: each is a single short syscall, and errno must be read on the same thread.
+import { constants as osConstants } from 'node:os';
+import type * as KoffiModule from 'koffi';
+
+/** mount(2) flags (linux/mount.h). */
+export const MS_RDONLY = 0x1;
+export const MS_NOSUID = 0x2;
+export const MS_NODEV = 0x4;
+export const MS_NOEXEC = 0x8;
+export const MS_REMOUNT = 0x20;
+export const MS_BIND = 0x1000;
+export const MS_REC = 0x4000;
+export const MS_PRIVATE = 0x40000;
+
+/** umount2(2) flags. */
+export const MNT_FORCE = 0x1;
+export const MNT_DETACH = 0x2;
+export const UMOUNT_NOFOLLOW = 0x8;
+
+/** flock(2) operations. */
+export const LOCK_SH = 1;
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const LOCK_UN = 8;
+
+/** statfs f_type of a tmpfs (linux/magic.h). */
+export const TMPFS_MAGIC = 0x01021994;
+
+/** An error from a libc call: names the call, its target and strerror. */
+export class SyscallError extends Error {
+  constructor(
+    readonly syscall: string,
+    readonly path: string,
+    readonly errno: number,
+    /** symbolic errno name, e.g. "EBUSY" (node's `code` convention) */
+    readonly code: string,
+    detail: string,
+  ) {
+    super(`${syscall}(${path}) failed: ${code}: ${detail}`);
+    this.name = 'SyscallError';
+  }
+}
+
+/** The subset of struct statfs the plugin uses; byte counts already multiplied out. */
+export interface FsStats {
+  /** filesystem magic, compare with TMPFS_MAGIC */
+  type: number;
+  blockSize: number;
+  totalBytes: number;
+  freeBytes: number;
+  usedBytes: number;
+}
+
+interface LibcFns {
+  mount: (source: string, target: string, fstype: string | null, flags: number, data: string | null) => number;
+  umount2: (target: string, flags: number) => number;
+  statfs: (path: string, buf: Record<string, unknown>) => number;
+  flock: (fd: number, op: number) => number;
+  strerror: (errnum: number) => string;
+  koffi: typeof KoffiModule;
+}
+
+let libc: LibcFns | undefined;
+
+function load(): LibcFns {
+  if (libc) return libc;
+  if (process.platform !== 'linux') throw new Error(`libc bindings: unsupported platform ${process.platform}, Linux only`);
+  // struct statfs below is the 64-bit layout (x86_64, aarch64, riscv64); 32-bit differs.
+  if (process.arch !== 'x64' && process.arch !== 'arm64' && process.arch !== 'riscv64') {
+    throw new Error(`libc bindings: unsupported architecture ${process.arch}, 64-bit only`);
+  }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const koffi = require('koffi') as typeof KoffiModule;
+  const lib = koffi.load('libc.so.6');
+  koffi.struct('nri_memshare_statfs', {
+    f_type: 'long',
+    f_bsize: 'long',
+    f_blocks: 'uint64',
+    f_bfree: 'uint64',
+    f_bavail: 'uint64',
+    f_files: 'uint64',
+    f_ffree: 'uint64',
+    f_fsid: koffi.array('int', 2),
+    f_namelen: 'long',
+    f_frsize: 'long',
+    f_flags: 'long',
+    f_spare: koffi.array('long', 4),
+  });
+  libc = {
+    mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
+    umount2: lib.func('int umount2(const char *target, int flags)'),
+    statfs: lib.func('int statfs(const char *path, _Out_ nri_memshare_statfs *buf)'),
+    flock: lib.func('int flock(int fd, int op)'),
+    strerror: lib.func('const char *strerror(int errnum)'),
+    koffi,
+  };
+  return libc;
+}
+
+// Aliases share a number (EAGAIN/EWOULDBLOCK): the first name, the usual one, wins.
+const errnoNames = new Map<number, string>();
+for (const [name, num] of Object.entries(osConstants.errno)) if (!errnoNames.has(num)) errnoNames.set(num, name);
+
+function fail(fns: LibcFns, syscall: string, path: string): never {
+  const errno = fns.koffi.errno();
+  const code = errnoNames.get(errno) ?? `errno ${errno}`;
+  throw new SyscallError(syscall, path, errno, code, fns.strerror(errno));
+}
+
+/** mount(2). `data` is the filesystem option string, e.g. "size=134217728,mode=1777". */
+export function mount(source: string, target: string, fstype: string | null, flags: number, data: string | null): void {
+  const fns = load();
+  fns.koffi.errno(0);
+  if (fns.mount(source, target, fstype, flags, data) !== 0) fail(fns, 'mount', target);
+}
+
+/** umount2(2) with MNT_* / UMOUNT_NOFOLLOW flags. */
+export function umount2(target: string, flags: number): void {
+  const fns = load();
+  fns.koffi.errno(0);
+  if (fns.umount2(target, flags) !== 0) fail(fns, 'umount2', target);
+}
+
+/** statfs(2): size and use of the filesystem holding `path`. */
+export function statfs(path: string): FsStats {
+  const fns = load();
+  const buf: Record<string, unknown> = {};
+  fns.koffi.errno(0);
+  if (fns.statfs(path, buf) !== 0) fail(fns, 'statfs', path);
+  const bsize = Number(buf.f_bsize);
+  const blocks = Number(buf.f_blocks);
+  const bfree = Number(buf.f_bfree);
+  return {
+    type: Number(buf.f_type),
+    blockSize: bsize,
+    totalBytes: blocks * bsize,
+    freeBytes: bfree * bsize,
+    usedBytes: (blocks - bfree) * bsize,
+  };
+}
+
+/** flock(2) on an open file descriptor; `what` names the file in errors. */
+export function flock(fd: number, op: number, what: string): void {
+  const fns = load();
+  fns.koffi.errno(0);
+  if (fns.flock(fd, op) !== 0) fail(fns, 'flock', what);
+}

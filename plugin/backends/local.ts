@@ -1,0 +1,261 @@
+// The local backend: each share is a size-limited tmpfs at <sharesDir>/<namespace>/<name> on the
+// host, bound into containers at /dev/shm/<name>. The kernel enforces the size (ENOSPC).
+import { promises as fsp, realpathSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import * as native from '../../native';
+import { isDnsLabel, quote, shareKey } from '../memshare/names';
+import type {
+  AcquiredShare,
+  Backend,
+  ContainerInjection,
+  ShareDeclaration,
+  ShareRef,
+} from '../memshare/types';
+
+export const DEFAULT_SHARES_DIR = '/run/nri-memshare/shares';
+
+/** Where a bound share appears inside a container. */
+export const CONTAINER_SHM_DIR = '/dev/shm';
+
+export interface LocalBackendOptions {
+  sharesDir?: string;
+}
+
+/** What the local backend needs from the kernel; a seam so tests can count or fail calls. */
+export interface MountOps {
+  mount: typeof native.mount;
+  umount2: typeof native.umount2;
+  statfs: typeof native.statfs;
+  readMountInfo: typeof native.readMountInfo;
+}
+
+const realOps: MountOps = {
+  mount: native.mount,
+  umount2: native.umount2,
+  statfs: native.statfs,
+  readMountInfo: native.readMountInfo,
+};
+
+// Bounds the unmount loop in release(): one share dir should never carry more stacked mounts.
+const MAX_STACKED_MOUNTS = 8;
+
+/**
+ * Size policy when a share is already mounted with another size (its declaration changed):
+ * - larger: remounted with the new size at once (MS_REMOUNT), users keep their data;
+ * - smaller: remounted too, but the kernel refuses when more than the new size is in use
+ *   (EBUSY); then the share keeps its current size until it is released, and acquire() reports
+ *   the size that is really in force in AcquiredShare.sizeBytes.
+ * Sizes are whole pages: tmpfs rounds size= up to the page size.
+ */
+export class LocalBackend implements Backend {
+  readonly kind = 'local';
+  readonly sharesDir: string;
+  private resolvedDir: string | undefined;
+  // One operation at a time per share; different shares proceed in parallel.
+  private readonly busy = new Map<string, Promise<unknown>>();
+
+  constructor(
+    options: LocalBackendOptions = {},
+    private readonly ops: MountOps = realOps,
+  ) {
+    this.sharesDir = options.sharesDir ?? DEFAULT_SHARES_DIR;
+  }
+
+  /** The host path of a share; refuses names that could leave sharesDir. */
+  pathOf(namespace: string, name: string): string {
+    checkComponent('namespace', namespace);
+    checkComponent('share name', name);
+    return join(this.baseDir(), namespace, name);
+  }
+
+  async acquire(decl: ShareDeclaration): Promise<AcquiredShare> {
+    const path = this.pathOf(decl.namespace, decl.name);
+    if (!Number.isSafeInteger(decl.sizeBytes) || decl.sizeBytes <= 0) {
+      throw new Error(`local backend: share ${shareKey(decl.namespace, decl.name)}: size ${decl.sizeBytes} is not a positive whole number of bytes`);
+    }
+    return this.serialize(decl.namespace, decl.name, () => this.doAcquire(decl, path));
+  }
+
+  async release(namespace: string, name: string): Promise<void> {
+    const path = this.pathOf(namespace, name);
+    return this.serialize(namespace, name, () => this.doRelease(namespace, path));
+  }
+
+  async present(): Promise<Array<{ namespace: string; name: string; hostPath: string }>> {
+    const base = this.baseDir();
+    const out = new Map<string, { namespace: string; name: string; hostPath: string }>();
+    for (const m of this.ops.readMountInfo()) {
+      if (m.fsType !== 'tmpfs' || !m.mountPoint.startsWith(`${base}/`)) continue;
+      const rest = m.mountPoint.slice(base.length + 1).split('/');
+      if (rest.length !== 2 || !isDnsLabel(rest[0]) || !isDnsLabel(rest[1])) continue;
+      out.set(m.mountPoint, { namespace: rest[0], name: rest[1], hostPath: m.mountPoint });
+    }
+    return [...out.values()];
+  }
+
+  async usage(namespace: string, name: string): Promise<{ sizeBytes: number; usedBytes: number } | undefined> {
+    const path = this.pathOf(namespace, name);
+    const st = await this.mountedTmpfs(path);
+    if (!st) return undefined;
+    return { sizeBytes: st.totalBytes, usedBytes: st.usedBytes };
+  }
+
+  injection(share: AcquiredShare, ref: ShareRef): ContainerInjection {
+    checkComponent('share name', share.name);
+    return {
+      mounts: [
+        {
+          destination: `${CONTAINER_SHM_DIR}/${share.name}`,
+          type: 'bind',
+          source: share.hostPath,
+          // rprivate: the container's copy must not receive later host mount events under the
+          // share nor send its own back; it matches what kubelet asks for (propagation None).
+          options: ['rbind', 'rprivate', ref.readOnly ? 'ro' : 'rw', 'nosuid', 'nodev'],
+        },
+      ],
+      env: [],
+    };
+  }
+
+  private baseDir(): string {
+    if (this.resolvedDir) return this.resolvedDir;
+    // mountinfo shows real paths, so compare against the real one (/var/run -> /run).
+    mkdirSync(this.sharesDir, { recursive: true, mode: 0o755 });
+    this.resolvedDir = realpathSync(this.sharesDir);
+    return this.resolvedDir;
+  }
+
+  private serialize<T>(namespace: string, name: string, fn: () => Promise<T>): Promise<T> {
+    const key = shareKey(namespace, name);
+    const prev = this.busy.get(key) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.busy.set(key, tail);
+    void tail.then(() => {
+      if (this.busy.get(key) === tail) this.busy.delete(key);
+    });
+    return run;
+  }
+
+  private async doAcquire(decl: ShareDeclaration, path: string): Promise<AcquiredShare> {
+    const key = shareKey(decl.namespace, decl.name);
+    // release() of the namespace's last other share may remove the namespace dir between our
+    // two mkdirs; then make it again.
+    for (let attempt = 0; ; attempt++) {
+      await ensureDir(join(this.baseDir(), decl.namespace));
+      try {
+        await ensureDir(path);
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 3) throw err;
+      }
+    }
+    let st = await this.mountedTmpfs(path);
+    if (!st) {
+      const data = `size=${decl.sizeBytes},mode=1777`;
+      try {
+        this.ops.mount('tmpfs', path, 'tmpfs', native.MS_NOSUID | native.MS_NODEV, data);
+      } catch (err) {
+        throw new Error(`local backend: cannot mount tmpfs for share ${key} at ${path}: ${(err as Error).message}`);
+      }
+      st = this.ops.statfs(path);
+    } else {
+      const want = roundUp(decl.sizeBytes, st.blockSize);
+      if (st.totalBytes !== want) {
+        const flags = native.MS_REMOUNT | native.MS_NOSUID | native.MS_NODEV;
+        try {
+          this.ops.mount('tmpfs', path, 'tmpfs', flags, `size=${decl.sizeBytes}`);
+          st = this.ops.statfs(path);
+        } catch (err) {
+          // A grow that fails is a real error; a shrink refused because the data does not fit
+          // leaves the share at its current size (see the class comment).
+          if (want > st.totalBytes || (err as native.SyscallError).code !== 'EBUSY') {
+            throw new Error(`local backend: cannot resize share ${key} at ${path} from ${st.totalBytes} to ${want} bytes: ${(err as Error).message}`);
+          }
+        }
+      }
+    }
+    return { namespace: decl.namespace, name: decl.name, hostPath: path, sizeBytes: st.totalBytes };
+  }
+
+  private async doRelease(namespace: string, path: string): Promise<void> {
+    for (let i = 0; i < MAX_STACKED_MOUNTS && (await this.isMountPoint(path)); i++) {
+      try {
+        this.ops.umount2(path, native.UMOUNT_NOFOLLOW);
+      } catch (err) {
+        if ((err as native.SyscallError).code !== 'EBUSY') {
+          throw new Error(`local backend: cannot unmount share at ${path}: ${(err as Error).message}`);
+        }
+        // Still open on the host (e.g. a shell cd'ed into it): detach now, the kernel frees
+        // the memory when the last user lets go.
+        this.ops.umount2(path, native.MNT_DETACH | native.UMOUNT_NOFOLLOW);
+      }
+    }
+    if (await this.isMountPoint(path)) {
+      throw new Error(`local backend: share at ${path} is still mounted after ${MAX_STACKED_MOUNTS} unmounts`);
+    }
+    await rmdirIfThere(path);
+    // The namespace dir goes when its last share goes; a concurrent acquire recreates it.
+    await rmdirIfThere(join(this.baseDir(), namespace), true);
+  }
+
+  /** statfs of `path` if a tmpfs is mounted right there, else undefined. */
+  private async mountedTmpfs(path: string): Promise<native.FsStats | undefined> {
+    if (!(await this.isMountPoint(path))) return undefined;
+    const st = this.ops.statfs(path);
+    if (st.type !== native.TMPFS_MAGIC) {
+      throw new Error(`local backend: ${path} is a mount point but not a tmpfs (filesystem type 0x${st.type.toString(16)}); refusing to use it`);
+    }
+    return st;
+  }
+
+  // A directory is a mount point when it lives on another device than its parent. Every tmpfs
+  // has its own device number, so this holds for shares even when sharesDir is on tmpfs (/run).
+  private async isMountPoint(path: string): Promise<boolean> {
+    let self;
+    try {
+      self = await fsp.lstat(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+    const parent = await fsp.lstat(join(path, '..'));
+    return self.dev !== parent.dev || self.ino === parent.ino;
+  }
+}
+
+function checkComponent(what: string, value: string): void {
+  // Callers validated these as DNS-1123 labels already; this is the last line before a path.
+  if (!isDnsLabel(value) || value.includes('/') || value.includes('..')) {
+    throw new Error(`local backend: ${what} ${quote(value)} is not a DNS-1123 label; refusing to build a host path from it`);
+  }
+}
+
+async function ensureDir(path: string): Promise<void> {
+  try {
+    await fsp.mkdir(path, { mode: 0o755 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  // Never mount over (or through) a symlink someone planted.
+  const st = await fsp.lstat(path);
+  if (!st.isDirectory()) throw new Error(`local backend: ${path} exists and is not a directory`);
+}
+
+async function rmdirIfThere(path: string, onlyIfEmpty = false): Promise<void> {
+  try {
+    await fsp.rmdir(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return;
+    if (onlyIfEmpty && (code === 'ENOTEMPTY' || code === 'EEXIST')) return;
+    throw new Error(`local backend: cannot remove ${path}: ${(err as Error).message}`);
+  }
+}
+
+function roundUp(n: number, unit: number): number {
+  return Math.ceil(n / unit) * unit;
+}

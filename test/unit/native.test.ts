@@ -1,0 +1,107 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, mkdirSync, rmSync, openSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as native from '../../native';
+
+const isRoot = process.getuid?.() === 0;
+function needRoot(name: string): boolean {
+  if (isRoot) return true;
+  if (process.env.CI === 'true') throw new Error(`${name}: needs root, and CI=true forbids skipping`);
+  console.log(`\n!!!!! SKIPPED (not root): ${name} !!!!!\n`);
+  return false;
+}
+
+test('parseMountInfo reads fields and unescapes octal escapes in paths', () => {
+  const text =
+    '36 35 98:0 /mnt1 /mnt/with\\040space rw,noatime master:1 shared:7 - ext3 /dev/root rw,errors=continue\n' +
+    '40 20 0:52 / /run/x rw,nosuid,nodev - tmpfs tmpfs rw,size=131072k,mode=1777\n' +
+    'garbage line\n';
+  const m = native.parseMountInfo(text);
+  assert.is(m.length, 2);
+  assert.is(m[0].mountPoint, '/mnt/with space');
+  assert.equal(m[0].propagation, ['master:1', 'shared:7']);
+  assert.is(m[0].fsType, 'ext3');
+  assert.is(m[1].fsType, 'tmpfs');
+  assert.equal(m[1].mountOptions, ['rw', 'nosuid', 'nodev']);
+  assert.ok(m[1].superOptions.includes('size=131072k'));
+  assert.equal(m[1].propagation, []);
+});
+
+test('readMountInfo finds the root mount', () => {
+  const m = native.readMountInfo();
+  assert.ok(m.some((x) => x.mountPoint === '/'));
+});
+
+test('statfs reports a tmpfs with its magic and byte counts', () => {
+  const st = native.statfs('/dev/shm');
+  assert.is(st.type, native.TMPFS_MAGIC);
+  assert.ok(st.blockSize > 0);
+  assert.is(st.usedBytes, st.totalBytes - st.freeBytes);
+});
+
+test('a failing call throws naming the call, the path and strerror', () => {
+  try {
+    native.statfs('/definitely/not/here');
+    assert.unreachable('statfs should have thrown');
+  } catch (err) {
+    assert.instance(err, native.SyscallError);
+    const e = err as native.SyscallError;
+    assert.is(e.code, 'ENOENT');
+    assert.is(e.syscall, 'statfs');
+    assert.match(e.message, 'statfs(/definitely/not/here)');
+    assert.match(e.message, 'No such file or directory');
+  }
+});
+
+test('mount and umount2 a tmpfs', () => {
+  if (!needRoot('mount and umount2 a tmpfs')) return;
+  const dir = mkdtempSync(join(tmpdir(), 'native-test-'));
+  const target = join(dir, 'mnt');
+  mkdirSync(target);
+  try {
+    native.mount('tmpfs', target, 'tmpfs', native.MS_NOSUID | native.MS_NODEV, 'size=1048576');
+    const st = native.statfs(target);
+    assert.is(st.type, native.TMPFS_MAGIC);
+    assert.is(st.totalBytes, 1048576);
+    const mi = native.readMountInfo().filter((m) => m.mountPoint === target);
+    assert.is(mi.length, 1);
+    assert.ok(mi[0].mountOptions.includes('nosuid') && mi[0].mountOptions.includes('nodev'));
+    native.umount2(target, native.UMOUNT_NOFOLLOW);
+    assert.is.not(native.statfs(target).type === native.TMPFS_MAGIC && native.statfs(target).totalBytes === 1048576, true);
+    try {
+      native.umount2(target, native.UMOUNT_NOFOLLOW);
+      assert.unreachable('second umount should fail');
+    } catch (err) {
+      assert.is((err as native.SyscallError).code, 'EINVAL');
+      assert.match((err as Error).message, 'umount2(');
+    }
+  } finally {
+    try { native.umount2(target, native.MNT_DETACH); } catch { /* already gone */ }
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('flock: a second exclusive non-blocking lock on the same file is refused', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'native-test-'));
+  const a = openSync(join(dir, 'lock'), 'w');
+  const b = openSync(join(dir, 'lock'), 'r');
+  try {
+    native.flock(a, native.LOCK_EX | native.LOCK_NB, 'lock');
+    try {
+      native.flock(b, native.LOCK_EX | native.LOCK_NB, 'lock');
+      assert.unreachable('second lock should fail');
+    } catch (err) {
+      assert.is((err as native.SyscallError).code, 'EAGAIN');
+    }
+    native.flock(a, native.LOCK_UN, 'lock');
+    native.flock(b, native.LOCK_EX | native.LOCK_NB, 'lock');
+  } finally {
+    closeSync(a);
+    closeSync(b);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
