@@ -35,6 +35,8 @@ export interface DirectoryOptions {
   limits: Limits;
   /** periodic rescan as a fallback to fs.watch; 0 disables (default 5000) */
   rescanIntervalMs?: number;
+  /** use fs.watch (default true); without it only the periodic rescan sees changes */
+  watch?: boolean;
   /** wait this long after a watch event before scanning, to let writes settle (default 200) */
   debounceMs?: number;
   /** larger files are refused (default 1 MiB) */
@@ -59,6 +61,7 @@ export class DeclarationsDirectory implements DeclarationSource {
   private readonly limits: Limits;
   private readonly rescanIntervalMs: number;
   private readonly debounceMs: number;
+  private readonly watch: boolean;
   private readonly maxFileBytes: number;
   private readonly listeners: ListenerSet;
   private readonly problemListeners = new Set<ProblemListener>();
@@ -79,6 +82,7 @@ export class DeclarationsDirectory implements DeclarationSource {
     this.limits = options.limits;
     this.rescanIntervalMs = options.rescanIntervalMs ?? 5000;
     this.debounceMs = options.debounceMs ?? 200;
+    this.watch = options.watch ?? true;
     this.maxFileBytes = options.maxFileBytes ?? 1024 * 1024;
     this.listeners = new ListenerSet(options.onListenerError);
   }
@@ -140,7 +144,7 @@ export class DeclarationsDirectory implements DeclarationSource {
     const changes = this.merge();
     this.reportNewProblems();
     this.listeners.emit(changes);
-    if (this.running) this.ensureWatcher();
+    if (this.running && this.watch) this.ensureWatcher();
     return changes;
   }
 
