@@ -150,7 +150,8 @@ export interface Codec<T> {
 function codec<T>(name: string): Codec<T> {
   const type = root.lookupType(ns + name);
   return {
-    encode: (value) => type.encode(type.fromObject(value as unknown as Record<string, unknown>)).finish(),
+    // plain objects with the proto's camelCase names encode directly; fromObject would copy them first
+    encode: (value) => type.encode(value as unknown as protobuf.Message).finish(),
     decode: (bytes) => type.decode(bytes) as unknown as T,
   };
 }

@@ -34,7 +34,7 @@ interface DecodedRequest {
 }
 
 export function encodeRequest(r: RequestEnvelope): Uint8Array {
-  return RequestType.encode(RequestType.fromObject(r)).finish();
+  return RequestType.encode(r as unknown as protobuf.Message).finish();
 }
 
 export function decodeRequest(bytes: Uint8Array): RequestEnvelope {

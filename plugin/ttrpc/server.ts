@@ -40,7 +40,7 @@ export class Server {
   /** Serves requests arriving on the transport until it closes. */
   serve(transport: Transport): void {
     const reader = new MessageReader(this.maxMessage);
-    const inFlight = new Map<number, AbortController>();
+    const inFlight = new Map<number, (reason: Error) => void>();
     let lastStream = 0;
     const reply = (streamId: number, code: Code, message: string, payload: Uint8Array = new Uint8Array(0)) => {
       if (transport.closed) return;
@@ -67,7 +67,7 @@ export class Server {
         return;
       }
       lastStream = m.streamId;
-      this.dispatch(m, transport, inFlight, reply);
+      this.dispatch(m, inFlight, reply);
     };
     transport.onData((bytes) =>
       reader.push(bytes, onMessage, (o) => {
@@ -75,15 +75,14 @@ export class Server {
       }),
     );
     transport.onClose(() => {
-      for (const c of inFlight.values()) c.abort(new TtrpcError(Code.CANCELLED, 'ttrpc: connection closed'));
+      for (const abort of inFlight.values()) abort(new TtrpcError(Code.CANCELLED, 'ttrpc: connection closed'));
       inFlight.clear();
     });
   }
 
   private dispatch(
     m: Message,
-    transport: Transport,
-    inFlight: Map<number, AbortController>,
+    inFlight: Map<number, (reason: Error) => void>,
     reply: (streamId: number, code: Code, message: string, payload?: Uint8Array) => void,
   ): void {
     let req;
@@ -98,8 +97,10 @@ export class Server {
     const method = service.get(req.method);
     if (!method) return reply(m.streamId, Code.UNIMPLEMENTED, `method ${req.method}`);
 
-    const controller = new AbortController();
-    inFlight.set(m.streamId, controller);
+    // the AbortController is made only if a handler looks at ctx.signal: most never do
+    let controller: AbortController | undefined;
+    const abort = (reason: Error) => controller?.abort(reason);
+    inFlight.set(m.streamId, abort);
     let timer: NodeJS.Timeout | undefined;
     let deadline: number | undefined;
     let answered = false;
@@ -114,11 +115,20 @@ export class Server {
       const ms = req.timeoutNano / 1e6;
       deadline = Date.now() + ms;
       timer = setTimeout(() => {
-        controller.abort(new TtrpcError(Code.DEADLINE_EXCEEDED, 'context deadline exceeded'));
+        abort(new TtrpcError(Code.DEADLINE_EXCEEDED, 'context deadline exceeded'));
         finish(Code.DEADLINE_EXCEEDED, 'context deadline exceeded');
       }, Math.max(0, Math.ceil(ms)));
     }
-    const ctx: CallContext = { service: req.service, method: req.method, metadata: req.metadata, deadline, signal: controller.signal };
+    const ctx: CallContext = {
+      service: req.service,
+      method: req.method,
+      metadata: req.metadata,
+      deadline,
+      get signal() {
+        controller ??= new AbortController();
+        return controller.signal;
+      },
+    };
     let result: Promise<Uint8Array> | Uint8Array;
     try {
       result = method(req.payload, ctx);
@@ -130,7 +140,6 @@ export class Server {
       (payload) => finish(Code.OK, '', payload),
       (err: unknown) => finish(codeOf(err), messageOf(err)),
     );
-    void transport;
   }
 }
 

@@ -1,0 +1,146 @@
+// The daemon's lifecycle: config in, parts built and wired, NRI stub started; on SIGTERM the
+// parts stop in reverse. Shares stay mounted across a stop: running containers still use them.
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { join } from 'node:path';
+import { LocalBackend } from '../backends';
+import { DeclarationsDirectory, MergedDeclarationStore } from '../declarations';
+import { Ledger } from '../ledger';
+import { MemshareService } from '../memshare/service';
+import { memshareHandlers } from '../memshare/plugin';
+import type { Backend } from '../memshare/types';
+import { Stub, type StubState } from '../nri';
+import * as native from '../../native';
+import type { Config } from './config';
+import { createLogger, type Logger } from './logger';
+import { createMemshareMetrics, startMetricsServer, type MetricsServer, type NriEventName } from './metrics';
+
+export interface Daemon {
+  readonly stub: Stub;
+  readonly service: MemshareService;
+  stop(): Promise<void>;
+}
+
+export async function startDaemon(config: Config, log: Logger = createLogger({ level: config.log.level })): Promise<Daemon> {
+  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  const lockFd = holdInstanceLock(config.stateDir);
+  const metrics = createMemshareMetrics();
+
+  const declarations = new DeclarationsDirectory(config.declarationsDir, {
+    limits: config.limits,
+    onListenerError: (err) => log.error({ err: String(err) }, 'declarations: listener failed'),
+  });
+  declarations.onProblem((p) => log.warn({ source: p.source, problem: p.message }, 'declarations: problem'));
+  declarations.start();
+  const store = new MergedDeclarationStore([declarations]);
+  store.onChange((changes) => {
+    for (const c of changes) log.info({ change: c.kind, share: `${c.declaration.namespace}/${c.declaration.name}` }, 'declarations: changed');
+  });
+
+  const backend = createBackend(config);
+  const { ledger, warnings } = await Ledger.open(config.stateDir);
+  for (const w of warnings) log.warn({ stateDir: config.stateDir, problem: w }, 'ledger: damaged record skipped');
+
+  const service = new MemshareService({
+    backend,
+    ledger,
+    declarations: store,
+    limits: config.limits,
+    events: {
+      bound: (r) => log.debug({ share: `${r.share.namespace}/${r.share.name}`, container: r.container.id }, 'bound'),
+      refused: (reason, message) => {
+        metrics.refusals.labels(reason).inc();
+        log.warn({ reason }, message);
+      },
+      released: (ns, name, why) => {
+        metrics.releases.inc();
+        log.info({ share: `${ns}/${name}`, why }, 'share released');
+      },
+      warn: (msg, detail) => log.warn(detail ?? {}, msg),
+    },
+  });
+  await service.init();
+
+  metrics.registry.onCollect(async () => {
+    metrics.bindings.set(ledger.all().filter((r) => r.state === 'bound').length);
+    metrics.shareSizeBytes.reset();
+    metrics.shareUsedBytes.reset();
+    for (const s of service.presentShares()) {
+      const u = await backend.usage(s.namespace, s.name);
+      if (!u) continue;
+      metrics.shareSizeBytes.labels(s.namespace, s.name).set(u.sizeBytes);
+      metrics.shareUsedBytes.labels(s.namespace, s.name).set(u.usedBytes);
+    }
+  });
+
+  let state: StubState = 'connecting';
+  let everSynced = false;
+  const stub: Stub = new Stub(
+    memshareHandlers({
+      service,
+      stub: () => stub,
+      onReconciled: (r) =>
+        log.info({ ended: r.ended, orphansReleased: r.orphansReleased, evicted: r.evict.map((e) => e.containerId) }, 'reconciled with the runtime'),
+      onError: (what, err) => log.error({ err: (err as Error).message }, `failed ${what}`),
+    }),
+    {
+      name: config.nri.name,
+      index: config.nri.index,
+      socketPath: config.nri.socket,
+      logger: log,
+      observer: {
+        request: (method, ms) => metrics.timer(method as NriEventName).observe(ms / 1000),
+        state: (s) => {
+          state = s;
+          metrics.pluginRegistered.set(s === 'synchronized' ? 1 : 0);
+          if (s === 'synchronized') {
+            if (everSynced) metrics.reconnects.inc();
+            everSynced = true;
+          }
+        },
+      },
+    },
+  );
+  void stub.start();
+
+  let metricsServer: MetricsServer | undefined;
+  if (config.metrics.address) {
+    metricsServer = await startMetricsServer({
+      address: config.metrics.address,
+      registry: metrics.registry,
+      health: () => ({ ok: state === 'synchronized', detail: state }),
+      onError: (err) => log.warn({ err: String(err) }, 'metrics: error'),
+    });
+    log.info({ address: metricsServer.address }, 'metrics: listening');
+  }
+  log.info({ socket: config.nri.socket, name: config.nri.name, index: config.nri.index, backend: backend.kind }, 'nri-memshare started');
+
+  return {
+    stub,
+    service,
+    async stop() {
+      stub.stop();
+      store.close();
+      declarations.stop();
+      await metricsServer?.close();
+      await ledger.close();
+      closeSync(lockFd);
+    },
+  };
+}
+
+function createBackend(config: Config): Backend {
+  if (config.backend.kind === 'local') return new LocalBackend({ sharesDir: config.sharesDir });
+  throw new Error(`backend.kind "${config.backend.kind}": this build has no UBS SDK binding yet; use "local"`);
+}
+
+/** One agent per state directory: two would fight over the same records and mounts. */
+function holdInstanceLock(stateDir: string): number {
+  const fd = openSync(join(stateDir, 'agent.lock'), 'a');
+  try {
+    native.flock(fd, native.LOCK_EX | native.LOCK_NB, join(stateDir, 'agent.lock'));
+  } catch (err) {
+    closeSync(fd);
+    throw new Error(`stateDir ${stateDir}: another nri-memshare agent is running (${(err as Error).message})`);
+  }
+  return fd;
+}
