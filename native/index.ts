@@ -4,6 +4,7 @@ export {
   umount2,
   statfs,
   flock,
+  isMountRoot,
   SyscallError,
   type FsStats,
   MS_RDONLY,

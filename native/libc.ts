@@ -26,6 +26,12 @@ export const LOCK_EX = 2;
 export const LOCK_NB = 4;
 export const LOCK_UN = 8;
 
+/** statx(2) constants. */
+const AT_FDCWD = -100;
+const AT_SYMLINK_NOFOLLOW = 0x100;
+const STATX_BASIC_STATS = 0x7ff;
+const STATX_ATTR_MOUNT_ROOT = 0x2000;
+
 /** statfs f_type of a tmpfs (linux/magic.h). */
 export const TMPFS_MAGIC = 0x01021994;
 
@@ -59,6 +65,7 @@ interface LibcFns {
   umount2: (target: string, flags: number) => number;
   statfs: (path: string, buf: Record<string, unknown>) => number;
   flock: (fd: number, op: number) => number;
+  statx: (dirfd: number, path: string, flags: number, mask: number, buf: Record<string, unknown>) => number;
   strerror: (errnum: number) => string;
   koffi: typeof KoffiModule;
 }
@@ -89,11 +96,28 @@ function load(): LibcFns {
     f_flags: 'long',
     f_spare: koffi.array('long', 4),
   });
+  // struct statx (linux/stat.h) up to stx_attributes_mask; the kernel writes all 256 bytes.
+  koffi.struct('nri_memshare_statx', {
+    stx_mask: 'uint32',
+    stx_blksize: 'uint32',
+    stx_attributes: 'uint64',
+    stx_nlink: 'uint32',
+    stx_uid: 'uint32',
+    stx_gid: 'uint32',
+    stx_mode: 'uint16',
+    stx_spare0: 'uint16',
+    stx_ino: 'uint64',
+    stx_size: 'uint64',
+    stx_blocks: 'uint64',
+    stx_attributes_mask: 'uint64',
+    stx_rest: koffi.array('uint8', 192),
+  });
   libc = {
     mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
     umount2: lib.func('int umount2(const char *target, int flags)'),
     statfs: lib.func('int statfs(const char *path, _Out_ nri_memshare_statfs *buf)'),
     flock: lib.func('int flock(int fd, int op)'),
+    statx: lib.func('int statx(int dirfd, const char *path, int flags, unsigned int mask, _Out_ nri_memshare_statx *buf)'),
     strerror: lib.func('const char *strerror(int errnum)'),
     koffi,
   };
@@ -147,4 +171,22 @@ export function flock(fd: number, op: number, what: string): void {
   const fns = load();
   fns.koffi.errno(0);
   if (fns.flock(fd, op) !== 0) fail(fns, 'flock', what);
+}
+
+function hasBit(v: unknown, bit: number): boolean {
+  return typeof v === 'bigint' ? (v & BigInt(bit)) !== 0n : (Number(v) & bit) !== 0;
+}
+
+/**
+ * Whether `path` (not following a final symlink) is the root of a mount, from statx's
+ * STATX_ATTR_MOUNT_ROOT (Linux 5.8+). Catches bind mounts from the same filesystem, which a
+ * device-number comparison misses. Returns undefined if the kernel does not report the attribute.
+ */
+export function isMountRoot(path: string): boolean | undefined {
+  const fns = load();
+  const buf: Record<string, unknown> = {};
+  fns.koffi.errno(0);
+  if (fns.statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, buf) !== 0) fail(fns, 'statx', path);
+  if (!hasBit(buf.stx_attributes_mask, STATX_ATTR_MOUNT_ROOT)) return undefined;
+  return hasBit(buf.stx_attributes, STATX_ATTR_MOUNT_ROOT);
 }

@@ -27,6 +27,7 @@ export interface MountOps {
   umount2: typeof native.umount2;
   statfs: typeof native.statfs;
   readMountInfo: typeof native.readMountInfo;
+  isMountRoot: typeof native.isMountRoot;
 }
 
 const realOps: MountOps = {
@@ -34,6 +35,7 @@ const realOps: MountOps = {
   umount2: native.umount2,
   statfs: native.statfs,
   readMountInfo: native.readMountInfo,
+  isMountRoot: native.isMountRoot,
 };
 
 // Bounds the unmount loop in release(): one share dir should never carry more stacked mounts.
@@ -42,9 +44,9 @@ const MAX_STACKED_MOUNTS = 8;
 /**
  * Size policy when a share is already mounted with another size (its declaration changed):
  * - larger: remounted with the new size at once (MS_REMOUNT), users keep their data;
- * - smaller: remounted too, but the kernel refuses when more than the new size is in use
- *   (EBUSY); then the share keeps its current size until it is released, and acquire() reports
- *   the size that is really in force in AcquiredShare.sizeBytes.
+ * - smaller: remounted too, unless more than the new size is in use (the kernel would refuse);
+ *   then the share keeps its current size until it is released, and acquire() reports the size
+ *   really in force in AcquiredShare.sizeBytes so the caller can log the difference.
  * Sizes are whole pages: tmpfs rounds size= up to the page size.
  */
 export class LocalBackend implements Backend {
@@ -164,7 +166,8 @@ export class LocalBackend implements Backend {
       st = this.ops.statfs(path);
     } else {
       const want = roundUp(decl.sizeBytes, st.blockSize);
-      if (st.totalBytes !== want) {
+      // A shrink below what is in use cannot work; do not even ask.
+      if (st.totalBytes !== want && (want > st.totalBytes || st.usedBytes <= want)) {
         const flags = native.MS_REMOUNT | native.MS_NOSUID | native.MS_NODEV;
         try {
           this.ops.mount('tmpfs', path, 'tmpfs', flags, `size=${decl.sizeBytes}`);
@@ -172,7 +175,9 @@ export class LocalBackend implements Backend {
         } catch (err) {
           // A grow that fails is a real error; a shrink refused because the data does not fit
           // leaves the share at its current size (see the class comment).
-          if (want > st.totalBytes || (err as native.SyscallError).code !== 'EBUSY') {
+          // (data written meanwhile: the kernel says EINVAL, older kernels EBUSY)
+          const code = (err as native.SyscallError).code;
+          if (want > st.totalBytes || (code !== 'EINVAL' && code !== 'EBUSY')) {
             throw new Error(`local backend: cannot resize share ${key} at ${path} from ${st.totalBytes} to ${want} bytes: ${(err as Error).message}`);
           }
         }
@@ -212,18 +217,18 @@ export class LocalBackend implements Backend {
     return st;
   }
 
-  // A directory is a mount point when it lives on another device than its parent. Every tmpfs
-  // has its own device number, so this holds for shares even when sharesDir is on tmpfs (/run).
+  // statx's mount-root attribute is exact (also for same-filesystem bind mounts); kernels that
+  // lack it get a mountinfo scan.
   private async isMountPoint(path: string): Promise<boolean> {
-    let self;
+    let root: boolean | undefined;
     try {
-      self = await fsp.lstat(path);
+      root = this.ops.isMountRoot(path);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      if ((err as native.SyscallError).code === 'ENOENT') return false;
       throw err;
     }
-    const parent = await fsp.lstat(join(path, '..'));
-    return self.dev !== parent.dev || self.ino === parent.ino;
+    if (root !== undefined) return root;
+    return this.ops.readMountInfo().some((m) => m.mountPoint === path);
   }
 }
 

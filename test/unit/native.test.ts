@@ -83,6 +83,30 @@ test('mount and umount2 a tmpfs', () => {
   }
 });
 
+test('isMountRoot tells mount roots from plain directories, also for same-filesystem binds', () => {
+  assert.is(native.isMountRoot('/'), true);
+  assert.is(native.isMountRoot('/proc'), true);
+  const dir = mkdtempSync(join(tmpdir(), 'native-test-'));
+  try {
+    assert.is(native.isMountRoot(dir), false);
+    if (!needRoot('isMountRoot bind')) return;
+    const src = join(dir, 'src');
+    const dst = join(dir, 'dst');
+    mkdirSync(src);
+    mkdirSync(dst);
+    native.mount(src, dst, null, native.MS_BIND, null);
+    try {
+      assert.is(native.isMountRoot(dst), true);
+      assert.is(native.isMountRoot(src), false);
+    } finally {
+      native.umount2(dst, 0);
+    }
+    assert.is(native.isMountRoot(dst), false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('flock: a second exclusive non-blocking lock on the same file is refused', () => {
   const dir = mkdtempSync(join(tmpdir(), 'native-test-'));
   const a = openSync(join(dir, 'lock'), 'w');

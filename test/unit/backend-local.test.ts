@@ -1,0 +1,235 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, rmSync, writeFileSync, readFileSync, statSync, existsSync, mkdirSync, openSync, writeSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as native from '../../native';
+import { LocalBackend } from '../../plugin/backends';
+import type { ShareDeclaration } from '../../plugin/memshare/types';
+
+const isRoot = process.getuid?.() === 0;
+function needRoot(name: string): boolean {
+  if (isRoot) return true;
+  if (process.env.CI === 'true') throw new Error(`${name}: needs root, and CI=true forbids skipping`);
+  console.log(`\n!!!!! SKIPPED (not root): ${name} !!!!!\n`);
+  return false;
+}
+
+const MiB = 1024 * 1024;
+
+async function rejects(p: Promise<unknown>, re: RegExp): Promise<void> {
+  try {
+    await p;
+  } catch (err) {
+    assert.match((err as Error).message, re);
+    return;
+  }
+  assert.unreachable(`expected a rejection matching ${re}`);
+}
+const base = mkdtempSync(join(tmpdir(), 'backend-local-'));
+const sharesDir = join(base, 'shares');
+
+function decl(name: string, sizeBytes: number, namespace = 'team-a'): ShareDeclaration {
+  return { namespace, name, sizeBytes, allowedNamespaces: [], origin: 'test' };
+}
+
+function mountsAt(path: string): native.MountInfo[] {
+  return native.readMountInfo().filter((m) => m.mountPoint === path);
+}
+
+/** Fills `dir` until the kernel says no; returns the error code and bytes written. */
+function fill(dir: string, chunk = MiB): { code: string | undefined; written: number } {
+  const fd = openSync(join(dir, 'fill'), 'w');
+  const buf = Buffer.alloc(chunk, 7);
+  let written = 0;
+  try {
+    for (;;) written += writeSync(fd, buf);
+  } catch (err) {
+    return { code: (err as NodeJS.ErrnoException).code, written };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+test('acquire mounts a nosuid,nodev tmpfs of exactly the declared size, mode 1777', async () => {
+  if (!needRoot('acquire size')) return;
+  const b = new LocalBackend({ sharesDir });
+  const share = await b.acquire(decl('exact', 128 * MiB));
+  assert.is(share.hostPath, join(b.pathOf('team-a', 'exact')));
+  assert.is(share.sizeBytes, 128 * MiB);
+  const st = native.statfs(share.hostPath);
+  assert.is(st.type, native.TMPFS_MAGIC);
+  assert.is(st.totalBytes, 128 * MiB);
+  const m = mountsAt(share.hostPath);
+  assert.is(m.length, 1);
+  assert.is(m[0].fsType, 'tmpfs');
+  assert.ok(m[0].mountOptions.includes('nosuid') && m[0].mountOptions.includes('nodev'), m[0].mountOptions.join(','));
+  assert.is(statSync(share.hostPath).mode & 0o7777, 0o1777);
+  assert.is(statSync(join(share.hostPath, '..')).mode & 0o7777, 0o755);
+  await b.release('team-a', 'exact');
+});
+
+test('writing past the size gives ENOSPC', async () => {
+  if (!needRoot('ENOSPC')) return;
+  const b = new LocalBackend({ sharesDir });
+  const share = await b.acquire(decl('small', 2 * MiB));
+  const r = fill(share.hostPath, 64 * 1024);
+  assert.is(r.code, 'ENOSPC');
+  assert.ok(r.written <= 2 * MiB && r.written >= 2 * MiB - 128 * 1024, `wrote ${r.written}`);
+  const u = await b.usage('team-a', 'small');
+  assert.ok(u);
+  assert.is(u!.sizeBytes, 2 * MiB);
+  assert.ok(u!.usedBytes >= r.written, `used ${u!.usedBytes} < written ${r.written}`);
+  await b.release('team-a', 'small');
+});
+
+test('acquire twice (and concurrently) mounts once and keeps the data', async () => {
+  if (!needRoot('acquire idempotent')) return;
+  const b = new LocalBackend({ sharesDir });
+  const first = await b.acquire(decl('twice', 4 * MiB));
+  writeFileSync(join(first.hostPath, 'keep'), 'hello');
+  const again = await b.acquire(decl('twice', 4 * MiB));
+  assert.equal(again, first);
+  const many = await Promise.all(Array.from({ length: 8 }, () => b.acquire(decl('twice', 4 * MiB))));
+  assert.ok(many.every((s) => s.hostPath === first.hostPath));
+  assert.is(mountsAt(first.hostPath).length, 1);
+  assert.is(readFileSync(join(first.hostPath, 'keep'), 'utf8'), 'hello');
+  await b.release('team-a', 'twice');
+});
+
+test('concurrent first acquires of one share mount once', async () => {
+  if (!needRoot('concurrent acquire')) return;
+  const b = new LocalBackend({ sharesDir });
+  const all = await Promise.all(Array.from({ length: 8 }, () => b.acquire(decl('race', 4 * MiB))));
+  assert.is(mountsAt(all[0].hostPath).length, 1);
+  await b.release('team-a', 'race');
+});
+
+test('a larger declaration grows the mounted share in place; a smaller one shrinks it only when the data fits', async () => {
+  if (!needRoot('resize')) return;
+  const b = new LocalBackend({ sharesDir });
+  const s = await b.acquire(decl('resize', 4 * MiB));
+  writeFileSync(join(s.hostPath, 'data'), Buffer.alloc(3 * MiB, 1));
+  const grown = await b.acquire(decl('resize', 8 * MiB));
+  assert.is(grown.sizeBytes, 8 * MiB);
+  assert.is(native.statfs(s.hostPath).totalBytes, 8 * MiB);
+  assert.is(readFileSync(join(s.hostPath, 'data')).length, 3 * MiB);
+  // 3 MiB in use: shrinking to 2 MiB cannot be done, the share stays at 8 MiB and says so
+  const kept = await b.acquire(decl('resize', 2 * MiB));
+  assert.is(kept.sizeBytes, 8 * MiB);
+  assert.is(mountsAt(s.hostPath).length, 1);
+  // 6 MiB is enough for the data: shrink happens
+  const shrunk = await b.acquire(decl('resize', 6 * MiB));
+  assert.is(shrunk.sizeBytes, 6 * MiB);
+  assert.is(native.statfs(s.hostPath).totalBytes, 6 * MiB);
+  await b.release('team-a', 'resize');
+});
+
+test('release unmounts, removes the directories, and is idempotent', async () => {
+  if (!needRoot('release')) return;
+  const b = new LocalBackend({ sharesDir });
+  const s = await b.acquire(decl('gone', 4 * MiB, 'team-r'));
+  writeFileSync(join(s.hostPath, 'x'), 'x');
+  await b.release('team-r', 'gone');
+  assert.is(mountsAt(s.hostPath).length, 0);
+  assert.not.ok(existsSync(s.hostPath));
+  assert.not.ok(existsSync(join(s.hostPath, '..')), 'empty namespace dir removed');
+  await b.release('team-r', 'gone');
+  await b.release('team-r', 'never-acquired');
+  assert.is(await b.usage('team-r', 'gone'), undefined);
+});
+
+test('release keeps the namespace dir while another share of the namespace is there', async () => {
+  if (!needRoot('release keeps namespace')) return;
+  const b = new LocalBackend({ sharesDir });
+  const one = await b.acquire(decl('one', 4 * MiB, 'team-k'));
+  const two = await b.acquire(decl('two', 4 * MiB, 'team-k'));
+  await b.release('team-k', 'one');
+  assert.ok(existsSync(two.hostPath));
+  assert.is(mountsAt(two.hostPath).length, 1);
+  assert.not.ok(existsSync(one.hostPath));
+  await b.release('team-k', 'two');
+});
+
+test('release of a share held open on the host detaches it', async () => {
+  if (!needRoot('release busy')) return;
+  const b = new LocalBackend({ sharesDir });
+  const s = await b.acquire(decl('busy', 4 * MiB));
+  const fd = openSync(join(s.hostPath, 'open'), 'w');
+  try {
+    process.chdir(s.hostPath); // makes a plain umount fail with EBUSY
+    await b.release('team-a', 'busy');
+    assert.is(mountsAt(s.hostPath).length, 0);
+  } finally {
+    process.chdir('/');
+    closeSync(fd);
+  }
+});
+
+test('present lists the mounted shares and nothing else', async () => {
+  if (!needRoot('present')) return;
+  const b = new LocalBackend({ sharesDir });
+  await b.acquire(decl('p1', 4 * MiB, 'team-p'));
+  await b.acquire(decl('p2', 4 * MiB, 'team-q'));
+  mkdirSync(join(sharesDir, 'team-p', 'not-mounted'));
+  const p = (await b.present()).map((x) => `${x.namespace}/${x.name}`).sort();
+  assert.equal(p, ['team-p/p1', 'team-q/p2']);
+  const p1 = (await b.present()).find((x) => x.name === 'p1');
+  assert.is(p1!.hostPath, b.pathOf('team-p', 'p1'));
+  await b.release('team-p', 'p1');
+  await b.release('team-q', 'p2');
+  rmSync(join(sharesDir, 'team-p'), { recursive: true });
+  assert.equal(await b.present(), []);
+});
+
+test('a name or namespace with "/" or ".." is refused before any path is touched', async () => {
+  const b = new LocalBackend({ sharesDir: join(base, 'never-made') });
+  for (const [ns, name] of [['team-a', '../x'], ['team-a', 'a/b'], ['..', 'x'], ['a/b', 'x'], ['team-a', '..'], ['team-a', '']]) {
+    await rejects(b.acquire(decl(name, 4 * MiB, ns)), /not a DNS-1123 label/);
+    await rejects(b.release(ns, name), /not a DNS-1123 label/);
+    assert.throws(() => b.pathOf(ns, name), /refusing to build a host path/);
+  }
+  assert.not.ok(existsSync(join(base, 'never-made')));
+});
+
+test('a non-tmpfs mount at the share path is refused', async () => {
+  if (!needRoot('non-tmpfs refused')) return;
+  const b = new LocalBackend({ sharesDir });
+  const path = b.pathOf('team-a', 'foreign');
+  mkdirSync(path, { recursive: true });
+  const disk = mkdtempSync(join(tmpdir(), 'backend-local-disk-'));
+  native.mount(disk, path, null, native.MS_BIND, null); // on the disk, not tmpfs
+  try {
+    assert.is.not(native.statfs(path).type, native.TMPFS_MAGIC, 'test premise: tmpdir is not on tmpfs');
+    await rejects(b.acquire(decl('foreign', 4 * MiB)), /not a tmpfs/);
+  } finally {
+    native.umount2(path, 0);
+    rmSync(path, { recursive: true });
+    rmSync(disk, { recursive: true });
+  }
+});
+
+test('injection is one bind mount at /dev/shm/<name>, ro with :ro, and no env', () => {
+  const b = new LocalBackend({ sharesDir });
+  const share = { namespace: 'team-a', name: 'inj', hostPath: '/run/x/team-a/inj', sizeBytes: 1 };
+  const rw = b.injection(share, { namespace: 'team-a', name: 'inj', readOnly: false });
+  assert.equal(rw.env, []);
+  assert.equal(rw.mounts, [
+    { destination: '/dev/shm/inj', type: 'bind', source: '/run/x/team-a/inj', options: ['rbind', 'rprivate', 'rw', 'nosuid', 'nodev'] },
+  ]);
+  const ro = b.injection(share, { namespace: 'team-a', name: 'inj', readOnly: true });
+  assert.ok(ro.mounts[0].options.includes('ro'));
+  assert.not.ok(ro.mounts[0].options.includes('rw'));
+});
+
+test.after(() => {
+  // leave nothing mounted even when a test failed half-way
+  for (const m of native.readMountInfo().reverse()) {
+    if (m.mountPoint.startsWith(`${base}/`)) {
+      try { native.umount2(m.mountPoint, native.MNT_DETACH); } catch { /* already gone */ }
+    }
+  }
+  rmSync(base, { recursive: true, force: true });
+});
+
+test.run();
