@@ -1,0 +1,75 @@
+// The harness itself against real containerd 1.7 and 2.1: NRI on, a host-network pod and a
+// container that can exec, CRI errors surface with their text, and nothing left behind.
+import * as assert from 'uvu/assert';
+import { existsSync } from 'node:fs';
+import { CriError, forEachContainerd, mountsUnder, shimPids, uniqueName } from '../harness';
+
+forEachContainerd('harness smoke', (test, env) => {
+  test('containerd runs the expected version with NRI enabled', () => {
+    const c = env.containerd;
+    process.stdout.write(`  [smoke] containerd ${c.version} from ${c.deb}\n`);
+    assert.ok(c.version.startsWith(env.version), `version ${c.version} is not ${env.version}.x`);
+    assert.match(c.logs(), /Registered namespace \\?"k8s.io\\?" with NRI/);
+    assert.ok(existsSync(c.nriSocket), `NRI socket ${c.nriSocket} missing`);
+  });
+
+  test('CRI answers and the test image is present', async () => {
+    const v = await env.cri.version();
+    assert.is(v.runtime_name, 'containerd');
+    assert.ok((await env.cri.listImages()).includes('localhost/nri-memshare-test:1'));
+  });
+
+  test('host-network pod + container: exec sees /dev/shm; then all of it is removed', async () => {
+    const cri = env.cri;
+    const pod = await cri.runPod({ name: uniqueName('smoke'), namespace: 'smoke' });
+    const id = await cri.runContainer(pod, { name: 'main', command: ['/bin/sleep', '3600'] });
+    assert.is((await cri.containerStatus(id)).state, 'CONTAINER_RUNNING');
+
+    const r = await cri.execSync(id, ['cat', '/proc/self/mountinfo']);
+    assert.is(r.exitCode, 0, r.stderr);
+    assert.match(r.stdout, / \/dev\/shm /);
+    const fail = await cri.execSync(id, ['sh', '-c', 'echo oops >&2; exit 3']);
+    assert.equal([fail.exitCode, fail.stderr], [3, 'oops\n']);
+
+    assert.equal((await cri.listContainers({ podId: pod.id })).map((c) => c.id), [id]);
+    await cri.stopContainer(id);
+    assert.is((await cri.containerStatus(id)).state, 'CONTAINER_EXITED');
+    await cri.removeContainer(id);
+    await cri.stopPod(pod.id);
+    await cri.removePod(pod.id);
+    assert.equal(await cri.listPods(), []);
+    assert.equal(await cri.listContainers(), []);
+    assert.equal(shimPids(env.containerd.criAddress), [], 'shims left after the pod was removed');
+  });
+
+  test('CRI errors carry the gRPC message', async () => {
+    try {
+      await env.cri.containerStatus('no-such-container');
+      assert.unreachable('ContainerStatus of an unknown id succeeded');
+    } catch (e) {
+      assert.instance(e, CriError);
+      assert.match((e as Error).message, /ContainerStatus.*no-such-container/);
+    }
+  });
+
+  test('restart keeps running containers; stop leaves no process and no mount', async () => {
+    const c = env.containerd;
+    const cri = env.cri;
+    const pod = await cri.runPod({ name: uniqueName('smoke-restart'), namespace: 'smoke' });
+    const id = await cri.runContainer(pod, { name: 'main' }); // the image's own /pause
+    const before = c.pid;
+    await c.restart();
+    assert.is.not(c.pid, before);
+    assert.is((await cri.containerStatus(id)).state, 'CONTAINER_RUNNING');
+    assert.is((await cri.execSync(id, ['echo', 'still here'])).stdout, 'still here\n');
+
+    // stop() itself must clean up a pod that is still running.
+    assert.ok(shimPids(c.criAddress).length > 0, 'expected a shim for the running pod');
+    assert.ok(mountsUnder(c.dir).length > 0, 'expected mounts of the running pod');
+    await c.stop();
+    assert.is(c.pid, undefined);
+    assert.equal(shimPids(c.criAddress), []);
+    assert.equal(mountsUnder(c.dir), []);
+    assert.not.ok(existsSync(c.dir), `${c.dir} still exists`);
+  });
+});
