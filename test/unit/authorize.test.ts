@@ -1,0 +1,109 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { MemoryDeclarationSource, MergedDeclarationStore } from '../../plugin/declarations';
+import { POD_ANNOTATION } from '../../plugin/memshare/annotations';
+import { type AuthorizeRequest, authorize } from '../../plugin/memshare/authorize';
+import { DEFAULT_LIMITS, RefusalError, type ShareDeclaration, type ShareRef } from '../../plugin/memshare/types';
+
+const Mi = 1024 ** 2;
+const Gi = 1024 ** 3;
+
+function decl(namespace: string, name: string, sizeBytes = 256 * Mi, allowedNamespaces: string[] = []): ShareDeclaration {
+  return { namespace, name, sizeBytes, allowedNamespaces, origin: 'test' };
+}
+
+const store = new MergedDeclarationStore([
+  new MemoryDeclarationSource('test', [
+    decl('team-a', 'cache', 1 * Gi),
+    decl('team-b', 'model', 2 * Gi, ['team-a']),
+    decl('team-b', 'private', 2 * Gi),
+    decl('team-a', 'huge', 300 * Gi),
+    decl('team-a', 'huge2', 300 * Gi),
+  ]),
+]);
+
+function ref(namespace: string, name: string, readOnly = false): ShareRef {
+  return { namespace, name, readOnly };
+}
+
+function req(refs: ShareRef[], over: Partial<AuthorizeRequest> = {}): AuthorizeRequest {
+  return {
+    annotation: POD_ANNOTATION,
+    refs,
+    podNamespace: 'team-a',
+    store,
+    limits: DEFAULT_LIMITS,
+    isPresent: () => false,
+    nodeBytesInUse: 0,
+    ...over,
+  };
+}
+
+function refused(r: AuthorizeRequest, reason: string, message: RegExp | string): void {
+  try {
+    authorize(r);
+  } catch (e) {
+    assert.instance(e, RefusalError);
+    const err = e as RefusalError;
+    assert.is(err.reason, reason);
+    if (typeof message === 'string') assert.is(err.message, message);
+    else assert.match(err.message, message);
+    return;
+  }
+  assert.unreachable('authorized');
+}
+
+test('own and shared-with shares resolve to their declarations, in order', () => {
+  const out = authorize(req([ref('team-a', 'cache'), ref('team-b', 'model', true)]));
+  assert.equal(out.map((o) => [o.ref.name, o.ref.readOnly, o.declaration.sizeBytes]), [['cache', false, 1 * Gi], ['model', true, 2 * Gi]]);
+  assert.equal(authorize(req([])), []);
+});
+
+test('an undeclared share is refused with the annotation, the share and the reason', () => {
+  refused(
+    req([ref('team-a', 'cache'), ref('team-a', 'nope')]),
+    'unknown-share',
+    'memshare.nri.io/pod: share "team-a/nope": not declared (no ShareMemory team-a/nope on this node)',
+  );
+});
+
+test('a removed declaration whose share is still present says so', () => {
+  refused(req([ref('team-a', 'gone')], { isPresent: (ns, n) => ns === 'team-a' && n === 'gone' }), 'declaration-removed', /share "team-a\/gone": its ShareMemory team-a\/gone was removed; it takes no new bindings/);
+});
+
+test("another tenant's share is refused unless it lists the pod namespace", () => {
+  refused(
+    req([ref('team-b', 'private')]),
+    'forbidden-namespace',
+    'memshare.nri.io/pod: share "team-b/private": belongs to namespace "team-b" and its ShareMemory does not list "team-a" in spec.allowedNamespaces',
+  );
+  refused(req([ref('team-b', 'model')], { podNamespace: 'team-c' }), 'forbidden-namespace', /"team-c"/);
+  assert.is(authorize(req([ref('team-b', 'model')])).length, 1);
+});
+
+test('the annotation key in messages is the one the refs came from', () => {
+  refused(req([ref('team-a', 'nope')], { annotation: 'memshare.nri.io/container.app' }), 'unknown-share', /^memshare\.nri\.io\/container\.app: share "team-a\/nope"/);
+});
+
+test('a declared size outside the current limits is refused', () => {
+  const limits = { ...DEFAULT_LIMITS, maxShareBytes: 512 * Mi };
+  refused(req([ref('team-a', 'cache')], { limits }), 'size-limit', /share "team-a\/cache": declared size 1 GiB is outside the allowed range 128 MiB to 512 MiB/);
+  // even when the share is already present: the limit applies to new bindings
+  refused(req([ref('team-a', 'cache')], { limits, isPresent: () => true }), 'size-limit', /declared size/);
+});
+
+test('the node limit counts shares not yet present, including earlier refs of the same container', () => {
+  assert.is(authorize(req([ref('team-a', 'huge')], { nodeBytesInUse: 212 * Gi })).length, 1);
+  refused(
+    req([ref('team-a', 'huge')], { nodeBytesInUse: 212 * Gi + 1 }),
+    'node-limit',
+    /share "team-a\/huge": needs 300 GiB more on this node, which would bring all shares here to .* more than the 512 GiB allowed/,
+  );
+  refused(req([ref('team-a', 'huge'), ref('team-a', 'huge2')]), 'node-limit', /share "team-a\/huge2": .*600 GiB/);
+  // a present share costs nothing new
+  const present = (_: string, n: string) => n === 'huge';
+  assert.is(authorize(req([ref('team-a', 'huge')], { isPresent: present, nodeBytesInUse: 500 * Gi })).length, 1);
+  assert.is(authorize(req([ref('team-a', 'huge'), ref('team-a', 'cache')], { isPresent: present, nodeBytesInUse: 300 * Gi })).length, 2);
+});
+
+test.run();
