@@ -78,6 +78,7 @@ export class Stub {
   private queue: QueuedUpdate[] = [];
   private syncPods: PodSandbox[] = [];
   private syncContainers: Container[] = [];
+  private syncChunks = 0;
   private retryTimer?: NodeJS.Timeout;
   private delay: number;
   private readonly firstSync: Promise<void>;
@@ -188,6 +189,7 @@ export class Stub {
     this.synced = false;
     this.syncPods = [];
     this.syncContainers = [];
+    this.syncChunks = 0;
     const server = new Server({ onProtocolError: (err) => this.log.warn({ err: err.message }, 'nri: ttrpc protocol error') });
     server.register(PLUGIN_SERVICE, this.pluginService());
     // serve the Plugin service first: Configure can arrive before RegisterPlugin's reply
@@ -243,20 +245,23 @@ export class Stub {
       }),
       Synchronize: this.wrap(async (b, ctx) => {
         const req = codecs.SynchronizeRequest.decode(b);
-        this.syncPods.push(...req.pods);
-        this.syncContainers.push(...req.containers);
+        for (const p of req.pods) this.syncPods.push(p);
+        for (const c of req.containers) this.syncContainers.push(c); // no spread: thousands of items
+        this.syncChunks++;
         if (req.more) return codecs.SynchronizeResponse.encode({ update: [], more: true });
         const pods = this.syncPods;
         const containers = this.syncContainers;
+        const chunks = this.syncChunks;
         this.syncPods = [];
         this.syncContainers = [];
+        this.syncChunks = 0;
         const update = (await h.synchronize?.(pods, containers)) ?? [];
         if (ctx.deadline !== undefined && Date.now() > ctx.deadline) {
           // the runtime gave up on this sync: on NRI <= 0.11 we would be a zombie that gets no events
           this.log.error({ pods: pods.length, containers: containers.length }, 'nri: Synchronize finished after its deadline; reconnecting');
           setImmediate(() => this.mux?.close(new Error('synchronize deadline exceeded')));
         } else {
-          setImmediate(() => this.markSynced(pods.length, containers.length));
+          setImmediate(() => this.markSynced(pods.length, containers.length, chunks));
         }
         return codecs.SynchronizeResponse.encode({ update, more: false });
       }),
@@ -337,11 +342,11 @@ export class Stub {
     };
   }
 
-  private markSynced(pods: number, containers: number): void {
+  private markSynced(pods: number, containers: number, chunks: number): void {
     this.synced = true;
     this.delay = this.opts.backoff?.initialMs ?? 100;
-    this.log.info({ pods, containers }, 'nri: synchronized');
-    this.setState('synchronized');
+    this.log.info({ pods, containers, chunks }, 'nri: synchronized');
+    this.setState('synchronized', `pods=${pods} containers=${containers} chunks=${chunks}`);
     this.resolveFirstSync();
     this.flushSoon();
   }
