@@ -1,6 +1,6 @@
 // Declarations from a directory of JSON/YAML files, kept current while running.
 //
-// Rules (see also the README of this folder):
+// Rules (also in README.md here):
 // - Files ending in .json, .yaml, .yml are read; names starting with "." are skipped (editor
 //   swap files, and the "..data" links of a Kubernetes ConfigMap volume).
 // - A file is all or nothing: if any object in it is invalid, the file is broken. A broken file
