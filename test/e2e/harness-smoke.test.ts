@@ -5,11 +5,13 @@ import { existsSync } from 'node:fs';
 import { CriError, forEachContainerd, mountsUnder, shimPids, uniqueName } from '../harness';
 
 forEachContainerd('harness smoke', (test, env) => {
-  test('containerd runs the expected version with NRI enabled', () => {
+  test('containerd runs the expected version with NRI enabled', async () => {
     const c = env.containerd;
     process.stdout.write(`  [smoke] containerd ${c.version} from ${c.deb}\n`);
-    assert.ok(c.version.startsWith(env.version), `version ${c.version} is not ${env.version}.x`);
-    assert.match(c.logs(), /Registered namespace \\?"k8s.io\\?" with NRI/);
+    // Debian may move on (fetch-containerd.sh says so loudly); the major version must hold.
+    assert.is(c.version.split('.')[0], env.version.split('.')[0], `containerd ${c.version} for ${env.version}`);
+    if (!c.version.startsWith(`${env.version}.`)) process.stdout.write(`  !!! containerd ${c.version}, not ${env.version}.x\n`);
+    await c.waitForLog(/Registered namespace \\?"k8s.io\\?" with NRI/, 1000);
     assert.ok(existsSync(c.nriSocket), `NRI socket ${c.nriSocket} missing`);
   });
 

@@ -32,6 +32,8 @@ export interface ContainerdInstance {
   readonly pid: number | undefined;
   /** containerd's stderr so far (all starts of this instance). */
   logs(): string;
+  /** Resolves with the first log line matching re (from any start); rejects after timeoutMs. */
+  waitForLog(re: RegExp, timeoutMs?: number): Promise<string>;
   /** Runs this version's ctr against this instance (namespace k8s.io); returns stdout. */
   ctr(args: string[]): string;
   /** Stops containerd only (containers and shims live on, as on a real node), starts it again. */
@@ -199,6 +201,16 @@ ${this.opts.extraConfig ?? ''}
       await sleep(50);
     }
     throw new Error(`containerd ${this.version} not ready in time (${last}); log:\n${tail(this.log)}`);
+  }
+
+  async waitForLog(re: RegExp, timeoutMs = 10_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const line = this.log.split('\n').find((l) => re.test(l));
+      if (line !== undefined) return line;
+      if (Date.now() > deadline) throw new Error(`no containerd log line matching ${re} within ${timeoutMs} ms`);
+      await sleep(25);
+    }
   }
 
   ctr(args: string[]): string {

@@ -105,6 +105,7 @@ APPLETS="sh ash cat echo dd sleep ls mkdir touch grep df stat head tail wc rm mv
 
 build_image() {
   local dir="$CACHE/image" key work layer_sha diff_id cfg cfg_sha man man_sha
+  command -v gcc >/dev/null || { loud "gcc missing (needed for the static pause program)"; exit 1; }
   [ -x /bin/busybox ] || { loud "/bin/busybox missing: apt-get install busybox-static"; exit 1; }
   key=$( { cat "$HERE/pause.c"; sha256sum /bin/busybox; echo "$APPLETS" "$IMAGE_NAME" v1; } | sha256sum | cut -c1-64)
   if [ -s "$dir/nri-memshare-test.tar" ] && [ "$(cat "$dir/KEY" 2>/dev/null)" = "$key" ]; then
