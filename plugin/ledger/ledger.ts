@@ -1,0 +1,495 @@
+// The durable ownership ledger. Every change is one checksummed line appended to a journal and
+// fdatasync'ed before the caller's promise resolves; changes waiting while a sync runs go out
+// together in the next one (group commit). The journal is folded into a snapshot now and then
+// (write temp, fsync, rename, fsync dir, then empty the journal). Snapshot and journal entries
+// carry a sequence number, so a crash between the rename and the emptying replays nothing twice.
+// Lookups use in-memory indexes by container and by share.
+import * as fs from 'node:fs';
+import { dirname, join } from 'node:path';
+import * as native from '../../native';
+import { decodeLines, encodeLine } from './framing';
+import { freezeRecord, recordProblem, type BindingRecord } from './record';
+
+const JOURNAL = 'ledger.journal';
+const SNAPSHOT = 'ledger.snapshot';
+const SNAPSHOT_TMP = 'ledger.snapshot.tmp';
+const LOCK = 'ledger.lock';
+const SNAPSHOT_KIND = 'nri-memshare-ledger-snapshot';
+
+type JournalEntry =
+  | { seq: number; op: 'bind'; rec: BindingRecord }
+  | { seq: number; op: 'end'; containerId: string; reason: string; at: number };
+
+interface SnapshotHeader {
+  kind: typeof SNAPSHOT_KIND;
+  version: 1;
+  seq: number;
+  count: number;
+  writtenAt: number;
+}
+
+export interface LedgerOptions {
+  /** fold the journal into the snapshot once it has this many entries (default 10,000) */
+  compactAfterEntries?: number;
+  /** ... or this many bytes (default 4 MiB) */
+  compactAfterBytes?: number;
+  /** told about failures of background compaction (the journal keeps working) */
+  onError?: (err: Error) => void;
+}
+
+export interface LedgerStats {
+  bound: number;
+  seq: number;
+  journalEntries: number;
+  journalBytes: number;
+  compactions: number;
+}
+
+interface Pending {
+  line: Buffer;
+  apply: () => unknown;
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+  /** set for binds, so end() knows a binding is on its way */
+  bindOf?: string;
+}
+
+type Rec = Readonly<BindingRecord>;
+
+export class Ledger {
+  private readonly byContainerId = new Map<string, Map<string, Rec>>();
+  private readonly byShareKey = new Map<string, Map<string, Rec>>();
+  private readonly pendingBinds = new Map<string, number>();
+  private queue: Pending[] = [];
+  private compactWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+  private pumping: Promise<void> | undefined;
+  private seq = 0;
+  private journalBytes = 0;
+  private journalEntries = 0;
+  private compactions = 0;
+  private nextAutoCompactEntries: number;
+  private nextAutoCompactBytes: number;
+  private broken: Error | undefined;
+  private closed = false;
+  private journalFd = -1;
+  private lockFd = -1;
+  private readonly compactAfterEntries: number;
+  private readonly compactAfterBytes: number;
+
+  private constructor(
+    readonly stateDir: string,
+    private readonly options: LedgerOptions,
+  ) {
+    this.compactAfterEntries = options.compactAfterEntries ?? 10_000;
+    this.compactAfterBytes = options.compactAfterBytes ?? 4 * 1024 * 1024;
+    this.nextAutoCompactEntries = this.compactAfterEntries;
+    this.nextAutoCompactBytes = this.compactAfterBytes;
+  }
+
+  /**
+   * Opens (creating if needed) the ledger in `stateDir`, holding an exclusive lock on it.
+   * Damaged or incomplete lines are skipped and described in `warnings`; every intact record is
+   * kept. A damaged journal is saved beside it for inspection and compacted away.
+   */
+  static async open(stateDir: string, options: LedgerOptions = {}): Promise<{ ledger: Ledger; warnings: string[] }> {
+    const l = new Ledger(stateDir, options);
+    const warnings: string[] = [];
+    try {
+      l.lock();
+      const damaged = l.load(warnings);
+      if (damaged) {
+        const saved = join(stateDir, `${JOURNAL}.damaged-${Date.now()}`);
+        fs.copyFileSync(join(stateDir, JOURNAL), saved);
+        warnings.push(`ledger ${stateDir}: the damaged journal was saved as ${saved} and compacted into a new snapshot`);
+        await l.compact();
+      }
+    } catch (err) {
+      l.closeFds();
+      throw err;
+    }
+    return { ledger: l, warnings };
+  }
+
+  /** Records a binding; resolves once it is on disk. Replaces a binding of the same container and share. */
+  bind(rec: BindingRecord): Promise<Rec> {
+    const problem = recordProblem(rec);
+    if (problem) return Promise.reject(new Error(`ledger: refusing a record for container ${JSON.stringify(rec?.container?.id)}: ${problem}`));
+    if (rec.state !== 'bound') return Promise.reject(new Error(`ledger: bind() takes a record in state "bound", got "${rec.state}"`));
+    const r = freezeRecord(rec);
+    return this.enqueue({ seq: 0, op: 'bind', rec: r }, () => this.applyBind(r), r.container.id) as Promise<Rec>;
+  }
+
+  /**
+   * Ends every binding of a container; resolves once that is on disk, with the records it ended
+   * (state "released"). Idempotent: a container with nothing bound costs no write and gives [].
+   */
+  end(containerId: string, reason: string): Promise<Rec[]> {
+    if (!this.byContainerId.has(containerId) && !this.pendingBinds.has(containerId)) return Promise.resolve([]);
+    const at = Date.now();
+    return this.enqueue({ seq: 0, op: 'end', containerId, reason, at }, () => this.applyEnd(containerId, reason, at)) as Promise<Rec[]>;
+  }
+
+  /** The bindings of a container (all in state "bound"). */
+  byContainer(containerId: string): Rec[] {
+    const m = this.byContainerId.get(containerId);
+    return m ? [...m.values()] : [];
+  }
+
+  /** The bindings of a share (all in state "bound"). */
+  byShare(namespace: string, name: string): Rec[] {
+    const m = this.byShareKey.get(shareKeyOf(namespace, name));
+    return m ? [...m.values()] : [];
+  }
+
+  /** Every binding (all in state "bound"). */
+  all(): Rec[] {
+    const out: Rec[] = [];
+    for (const m of this.byContainerId.values()) out.push(...m.values());
+    return out;
+  }
+
+  stats(): LedgerStats {
+    let bound = 0;
+    for (const m of this.byContainerId.values()) bound += m.size;
+    return { bound, seq: this.seq, journalEntries: this.journalEntries, journalBytes: this.journalBytes, compactions: this.compactions };
+  }
+
+  /** Folds the journal into a fresh snapshot; resolves once both are on disk. */
+  compact(): Promise<void> {
+    if (this.closed) return Promise.reject(this.closedError());
+    return new Promise<void>((resolve, reject) => {
+      this.compactWaiters.push({ resolve, reject });
+      this.kick();
+    });
+  }
+
+  /** Waits for queued writes, then closes the files and drops the lock. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    while (this.pumping) await this.pumping;
+    this.closeFds();
+  }
+
+  // ---- loading ---------------------------------------------------------------------------------
+
+  private lock(): void {
+    if (!fs.existsSync(this.stateDir)) {
+      fs.mkdirSync(this.stateDir, { recursive: true, mode: 0o700 });
+      fsyncDir(dirname(this.stateDir)); // so the directory itself survives a power cut
+    }
+    const path = join(this.stateDir, LOCK);
+    this.lockFd = fs.openSync(path, 'a', 0o600);
+    try {
+      native.flock(this.lockFd, native.LOCK_EX | native.LOCK_NB, path);
+    } catch (err) {
+      const code = (err as native.SyscallError).code;
+      if (code === 'EAGAIN' || code === 'EWOULDBLOCK') {
+        throw new Error(`ledger ${this.stateDir} is in use by another process (${path} is locked)`);
+      }
+      throw new Error(`ledger ${this.stateDir}: cannot lock ${path}: ${(err as Error).message}`);
+    }
+  }
+
+  /** Loads snapshot and journal; returns true if the journal had damage beyond a torn tail. */
+  private load(warnings: string[]): boolean {
+    fs.rmSync(join(this.stateDir, SNAPSHOT_TMP), { force: true }); // an interrupted compaction
+    const snapSeq = this.loadSnapshot(warnings);
+    this.seq = snapSeq;
+
+    const path = join(this.stateDir, JOURNAL);
+    let data: Buffer;
+    try {
+      data = fs.readFileSync(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`ledger ${this.stateDir}: cannot read ${path}: ${(err as Error).message}`);
+      data = Buffer.alloc(0);
+    }
+    const dec = decodeLines(data, path);
+    warnings.push(...dec.problems);
+    let damaged = dec.problems.length > (dec.tornTail ? 1 : 0);
+    for (const { value, line } of dec.values) {
+      const problem = entryProblem(value);
+      if (problem) {
+        warnings.push(`${path}: line ${line}: ${problem}; skipped`);
+        damaged = true;
+        continue;
+      }
+      const e = value as JournalEntry;
+      if (e.seq <= snapSeq) continue; // already in the snapshot
+      if (e.op === 'bind') this.applyBind(freezeRecord(e.rec));
+      else this.applyEnd(e.containerId, e.reason, e.at);
+      if (e.seq > this.seq) this.seq = e.seq;
+    }
+    if (dec.tornTail) {
+      // cut the partial line off, or the next append would be glued to it
+      const fd = fs.openSync(path, 'r+');
+      try {
+        fs.ftruncateSync(fd, dec.completeBytes);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+    const existed = data.length > 0 || fs.existsSync(path);
+    this.journalFd = fs.openSync(path, 'a', 0o600);
+    if (!existed) fsyncDir(this.stateDir);
+    this.journalBytes = dec.completeBytes;
+    this.journalEntries = dec.values.length;
+    return damaged;
+  }
+
+  /** Loads the snapshot's records; returns the sequence number it covers (0 if none). */
+  private loadSnapshot(warnings: string[]): number {
+    const path = join(this.stateDir, SNAPSHOT);
+    let data: Buffer;
+    try {
+      data = fs.readFileSync(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw new Error(`ledger ${this.stateDir}: cannot read ${path}: ${(err as Error).message}`);
+    }
+    const dec = decodeLines(data, path);
+    warnings.push(...dec.problems);
+    let header: SnapshotHeader | undefined;
+    let count = 0;
+    for (const { value, line } of dec.values) {
+      if (line === 1 && isHeader(value)) {
+        header = value;
+        continue;
+      }
+      const rec = (value as { rec?: unknown } | null)?.rec;
+      const problem = recordProblem(rec);
+      if (problem || (rec as BindingRecord).state !== 'bound') {
+        warnings.push(`${path}: line ${line}: not a bound record (${problem ?? 'state is not "bound"'}); skipped`);
+        continue;
+      }
+      this.applyBind(freezeRecord(rec as BindingRecord));
+      count++;
+    }
+    if (!header) {
+      // without the sequence number, replay the whole journal: binds and ends are idempotent
+      warnings.push(`${path}: header missing or damaged; replaying the whole journal over it`);
+      return 0;
+    }
+    if (count !== header.count) warnings.push(`${path}: holds ${count} intact records of ${header.count} written`);
+    return header.seq;
+  }
+
+  // ---- in-memory state -------------------------------------------------------------------------
+
+  private applyBind(r: Rec): Rec {
+    const sk = shareKeyOf(r.share.namespace, r.share.name);
+    let c = this.byContainerId.get(r.container.id);
+    if (!c) this.byContainerId.set(r.container.id, (c = new Map()));
+    c.set(sk, r);
+    let s = this.byShareKey.get(sk);
+    if (!s) this.byShareKey.set(sk, (s = new Map()));
+    s.set(r.container.id, r);
+    return r;
+  }
+
+  private applyEnd(containerId: string, reason: string, at: number): Rec[] {
+    const c = this.byContainerId.get(containerId);
+    if (!c) return [];
+    this.byContainerId.delete(containerId);
+    const ended: Rec[] = [];
+    for (const [sk, r] of c) {
+      const s = this.byShareKey.get(sk);
+      s?.delete(containerId);
+      if (s && s.size === 0) this.byShareKey.delete(sk);
+      ended.push(freezeRecord({ ...r, state: 'released', updatedAt: at, endReason: reason }));
+    }
+    return ended;
+  }
+
+  // ---- writing ---------------------------------------------------------------------------------
+
+  private enqueue(entry: JournalEntry, apply: () => unknown, bindOf?: string): Promise<unknown> {
+    if (this.closed) return Promise.reject(this.closedError());
+    if (this.broken) return Promise.reject(this.broken);
+    entry.seq = ++this.seq;
+    const line = encodeLine(entry);
+    if (bindOf !== undefined) this.pendingBinds.set(bindOf, (this.pendingBinds.get(bindOf) ?? 0) + 1);
+    return new Promise((resolve, reject) => {
+      this.queue.push({ line, apply, resolve, reject, bindOf });
+      this.kick();
+    });
+  }
+
+  private kick(): void {
+    if (!this.pumping) this.pumping = this.pump();
+  }
+
+  // The only place that touches the files after open: one batch or one compaction at a time.
+  private async pump(): Promise<void> {
+    try {
+      for (;;) {
+        if (this.queue.length) {
+          const batch = this.queue;
+          this.queue = [];
+          await this.writeBatch(batch);
+        } else if (this.compactWaiters.length || this.wantsAutoCompaction()) {
+          await this.runCompaction();
+        } else {
+          break;
+        }
+      }
+    } finally {
+      this.pumping = undefined;
+    }
+  }
+
+  private async writeBatch(batch: Pending[]): Promise<void> {
+    const buf = batch.length === 1 ? batch[0].line : Buffer.concat(batch.map((p) => p.line));
+    let failure: Error | undefined = this.broken;
+    if (!failure) {
+      try {
+        await writeAll(this.journalFd, buf);
+        await fdatasync(this.journalFd);
+      } catch (err) {
+        failure = new Error(`ledger ${this.stateDir}: cannot append to ${join(this.stateDir, JOURNAL)}: ${(err as Error).message}`);
+        try {
+          fs.ftruncateSync(this.journalFd, this.journalBytes); // drop a partial append
+        } catch (err2) {
+          this.broken = new Error(`ledger ${this.stateDir}: journal unusable after a failed append (${failure.message}) and a failed repair: ${(err2 as Error).message}`);
+        }
+      }
+    }
+    if (!failure) {
+      this.journalBytes += buf.length;
+      this.journalEntries += batch.length;
+    }
+    for (const p of batch) {
+      if (p.bindOf !== undefined) {
+        const n = (this.pendingBinds.get(p.bindOf) ?? 1) - 1;
+        if (n > 0) this.pendingBinds.set(p.bindOf, n);
+        else this.pendingBinds.delete(p.bindOf);
+      }
+      if (failure) p.reject(failure);
+      else p.resolve(p.apply());
+    }
+  }
+
+  private wantsAutoCompaction(): boolean {
+    if (this.broken || this.closed) return false;
+    return this.journalEntries >= this.nextAutoCompactEntries || this.journalBytes >= this.nextAutoCompactBytes;
+  }
+
+  private async runCompaction(): Promise<void> {
+    const waiters = this.compactWaiters;
+    this.compactWaiters = [];
+    try {
+      if (this.broken) throw this.broken;
+      await this.writeSnapshot();
+      this.nextAutoCompactEntries = this.compactAfterEntries;
+      this.nextAutoCompactBytes = this.compactAfterBytes;
+      for (const w of waiters) w.resolve();
+    } catch (e) {
+      const err = new Error(`ledger ${this.stateDir}: compaction failed: ${(e as Error).message}`);
+      // try again only after as much more journal again, not in a tight loop
+      this.nextAutoCompactEntries = this.journalEntries + this.compactAfterEntries;
+      this.nextAutoCompactBytes = this.journalBytes + this.compactAfterBytes;
+      if (waiters.length) for (const w of waiters) w.reject(err);
+      else this.options.onError?.(err);
+    }
+  }
+
+  private async writeSnapshot(): Promise<void> {
+    const records = this.all();
+    const header: SnapshotHeader = { kind: SNAPSHOT_KIND, version: 1, seq: this.seq, count: records.length, writtenAt: Date.now() };
+    const lines = [encodeLine(header)];
+    for (const rec of records) lines.push(encodeLine({ rec }));
+    const tmp = join(this.stateDir, SNAPSHOT_TMP);
+    const fh = await fs.promises.open(tmp, 'w', 0o600);
+    try {
+      await fh.writeFile(Buffer.concat(lines));
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fs.promises.rename(tmp, join(this.stateDir, SNAPSHOT));
+    await fsyncDirAsync(this.stateDir);
+    // Only now may the journal go; had we crashed before this, the sequence numbers make the
+    // old entries no-ops on replay.
+    await ftruncate(this.journalFd, 0);
+    await fdatasync(this.journalFd);
+    this.journalBytes = 0;
+    this.journalEntries = 0;
+    this.compactions++;
+  }
+
+  private closeFds(): void {
+    for (const fd of [this.journalFd, this.lockFd]) if (fd >= 0) fs.closeSync(fd);
+    this.journalFd = -1;
+    this.lockFd = -1;
+  }
+
+  private closedError(): Error {
+    return new Error(`ledger ${this.stateDir} is closed`);
+  }
+}
+
+function shareKeyOf(namespace: string, name: string): string {
+  return `${namespace}/${name}`;
+}
+
+function isHeader(v: unknown): v is SnapshotHeader {
+  const h = v as SnapshotHeader | null;
+  return typeof h === 'object' && h !== null && h.kind === SNAPSHOT_KIND && Number.isSafeInteger(h.seq) && Number.isSafeInteger(h.count);
+}
+
+function entryProblem(v: unknown): string | undefined {
+  const e = v as Partial<JournalEntry> & Record<string, unknown>;
+  if (typeof e !== 'object' || e === null) return 'entry is not an object';
+  if (!Number.isSafeInteger(e.seq) || (e.seq as number) <= 0) return 'entry has no valid sequence number';
+  if (e.op === 'bind') {
+    const p = recordProblem(e.rec);
+    if (p) return `bind entry: record ${p}`;
+    return (e.rec as BindingRecord).state === 'bound' ? undefined : 'bind entry: record is not in state "bound"';
+  }
+  if (e.op === 'end') {
+    if (typeof e.containerId !== 'string' || typeof e.reason !== 'string' || !Number.isFinite(e.at)) return 'end entry: needs containerId, reason and at';
+    return undefined;
+  }
+  return `unknown operation ${JSON.stringify(e.op)}`;
+}
+
+function writeAll(fd: number, buf: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const step = (off: number): void => {
+      fs.write(fd, buf, off, buf.length - off, null, (err, n) => {
+        if (err) return reject(err);
+        if (off + n < buf.length) return step(off + n);
+        resolve();
+      });
+    };
+    step(0);
+  });
+}
+
+function fdatasync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+}
+
+function ftruncate(fd: number, len: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.ftruncate(fd, len, (err) => (err ? reject(err) : resolve())));
+}
+
+function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+async function fsyncDirAsync(dir: string): Promise<void> {
+  const fh = await fs.promises.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
