@@ -47,7 +47,8 @@ for (const file of files) {
   }
   passed += ok;
   skipped += sk;
-  const bad = total - ok - sk + (r.status !== 0 && total === ok + sk ? 1 : 0);
+  // uvu's Total excludes skipped tests; a non-zero exit with every test passed still counts as one failure
+  const bad = Math.max(0, total - ok) + (r.status !== 0 && total === ok ? 1 : 0);
   failed += bad;
   if (bad > 0) failures.push(`${file} (${bad} failed, exit ${r.status})`);
   process.stdout.write(`--- ${secs}s\n`);

@@ -1,0 +1,149 @@
+// The benchmark: prints figures and writes them to test/bench/results/bench.json (committed).
+// Never run by the test command; timings are measured here, not asserted anywhere.
+//
+//   node dist/test/bench/bench.js [--only ttrpc,nribench,rss,containerd] [-n 200]
+//
+// - ttrpc: in-process round trip of the project's ttrpc over a unix socket
+// - nribench: the bare NRI round trip beside containerd's own Go stub, through
+//   ../shared/tools/nribench/compare.sh (NRI 0.6.1 runtime code), and the agent's RSS there
+// - rss: the agent's RSS idle and after 10,000 events (nribench, one long run)
+// - containerd: added CreateContainer latency through CRI on real containerd 1.7 and 2.1, with
+//   the agent versus none, interleaved in one run; first binding of a share versus later ones
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { createServer, connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Client, Server, duplexTransport } from '../../plugin/ttrpc';
+import { percentiles, fmt, round, type Percentiles } from './stats';
+
+const repo = resolve(__dirname, '..', '..', '..');
+const shared = resolve(repo, '..', 'shared');
+const resultsFile = join(repo, 'test', 'bench', 'results', 'bench.json');
+const args = process.argv.slice(2);
+const only = (args[args.indexOf('--only') + 1] ?? '').split(',').filter((x) => args.includes('--only') && x);
+const want = (name: string) => only.length === 0 || only.includes(name);
+const N = Number(args.includes('-n') ? args[args.indexOf('-n') + 1] : 200);
+
+type Results = Record<string, unknown>;
+const results: Results = existsSync(resultsFile) ? (JSON.parse(readFileSync(resultsFile, 'utf8')) as Results) : {};
+const save = () => {
+  mkdirSync(join(repo, 'test', 'bench', 'results'), { recursive: true });
+  writeFileSync(resultsFile, `${JSON.stringify(results, null, 2)}\n`);
+};
+const machine = () => ({ cpus: require('node:os').cpus().length, node: process.version, when: new Date().toISOString() });
+
+async function benchTtrpc(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'ttrpc-bench-'));
+  const path = join(dir, 's.sock');
+  const server = new Server().register('bench.Echo', { Echo: (p) => p });
+  const srv = createServer((sock) => server.serve(duplexTransport(sock)));
+  await new Promise<void>((r) => srv.listen(path, r));
+  const sock: Socket = connect(path);
+  await new Promise((r) => sock.once('connect', r));
+  const client = new Client(duplexTransport(sock));
+  const payload = Buffer.alloc(512, 7);
+  const times: number[] = [];
+  for (let i = 0; i < 22000; i++) {
+    const t = performance.now();
+    await client.call('bench.Echo', 'Echo', payload, { timeoutMs: 2000 });
+    if (i >= 2000) times.push(performance.now() - t);
+  }
+  // concurrency: 64 calls in flight
+  const t0 = performance.now();
+  const total = 20000;
+  let next = 0;
+  await Promise.all(Array.from({ length: 64 }, async () => {
+    while (next++ < total) await client.call('bench.Echo', 'Echo', payload);
+  }));
+  const throughput = total / ((performance.now() - t0) / 1000);
+  client.close();
+  srv.close();
+  rmSync(dir, { recursive: true, force: true });
+  const p = percentiles(times.map((x) => x * 1000));
+  console.log(`ttrpc round trip (unix socket, 512 B, back to back): ${fmt(p, 'us')}; 64 in flight: ${Math.round(throughput)} calls/s`);
+  results.ttrpc = { unit: 'us', ...roundAll(p), throughputCallsPerSec: Math.round(throughput), machine: machine() };
+  save();
+}
+
+/** A config and declarations for an agent under test, in a private dir. */
+export function agentConfig(dir: string, nriSocket: string, shares: Array<{ ns: string; name: string; size: string }>): string {
+  const decl = join(dir, 'shares.d');
+  mkdirSync(decl, { recursive: true });
+  for (const s of shares) {
+    writeFileSync(join(decl, `${s.ns}-${s.name}.json`), JSON.stringify({
+      apiVersion: 'resource.ubsvirt.huawei.com/v1', kind: 'ShareMemory',
+      metadata: { name: s.name, namespace: s.ns }, spec: { storage: s.size },
+    }));
+  }
+  const cfg = join(dir, 'config.json');
+  writeFileSync(cfg, JSON.stringify({
+    nri: { socket: nriSocket, name: 'memshare', index: '50' },
+    stateDir: join(dir, 'state'), sharesDir: join(dir, 'shares'), declarationsDir: decl,
+    metrics: { address: '' }, log: { level: 'info' },
+  }, null, 2));
+  return cfg;
+}
+
+const agentCmd = (cfg: string) => [process.execPath, '--max-semi-space-size=1', join(repo, 'dist', 'plugin', 'cli.js'), 'run', '--config', cfg];
+
+function benchNribench(): void {
+  const dir = mkdtempSync(join(tmpdir(), 'nribench-agent-'));
+  const cfg = agentConfig(dir, '{SOCKET}', [{ ns: 'default', name: 'bench', size: '128Mi' }]);
+  const out = join(dir, 'out');
+  const r = spawnSync('bash', [join(shared, 'tools', 'nribench', 'compare.sh'), '-n', '2000', '-r', '5', '-a', 'memshare.nri.io/pod=bench', '--', ...agentCmd(cfg)], {
+    encoding: 'utf8', env: { ...process.env, OUT: out }, maxBuffer: 64 << 20,
+  });
+  process.stdout.write(r.stdout);
+  if (r.status !== 0) {
+    process.stderr.write(r.stderr.slice(-4000));
+    throw new Error(`compare.sh failed (exit ${r.status})`);
+  }
+  const ratio = /median ([0-9.]+) \(rounds: ([0-9. ]+)\)/.exec(r.stdout);
+  const rows: Record<string, Record<string, number[]>> = {};
+  for (const line of r.stdout.split('\n')) {
+    const m = /^(base|go|yours)\s+(\w+)\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)/.exec(line);
+    if (m) (rows[m[1]] ??= {})[m[2]] = [Number(m[3]), Number(m[4]), Number(m[5])];
+  }
+  const rss = [...r.stdout.matchAll(/^(go|yours)\s+CreateContainer.*?(\d+) -> (\d+)\s*$/gm)].map((m) => ({ plugin: m[1], idleKB: Number(m[2]), afterKB: Number(m[3]) }));
+  results.nribench = { medianOverRounds: 5, callsPerRound: 2000, p50p90p99us: rows, rss, createP50RatioYoursOverGo: ratio ? Number(ratio[1]) : null, rounds: ratio?.[2].trim().split(/\s+/).map(Number), machine: machine() };
+  save();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+function benchRss(): void {
+  const nribench = join(process.env.NRIBENCH_DIR ?? '/var/tmp/nribench', 'bin', 'nribench');
+  if (!existsSync(nribench)) execFileSync('bash', [join(shared, 'tools', 'nribench', 'build.sh')], { stdio: 'inherit' });
+  const dir = mkdtempSync(join(tmpdir(), 'rss-agent-'));
+  const sock = join(dir, 'nri.sock');
+  const cfg = agentConfig(dir, sock, [{ ns: 'default', name: 'bench', size: '128Mi' }]);
+  const out = join(dir, 'rss.json');
+  // 3,334 iterations x (create, stop, remove) = 10,002 events
+  execFileSync(nribench, ['-label', 'rss', '-n', '3334', '-warmup', '0', '-socket', sock, '-out', out, '-annotation', 'memshare.nri.io/pod=bench', '-expect-mount', '1', '--', ...agentCmd(cfg)], { stdio: 'ignore' });
+  const j = JSON.parse(readFileSync(out, 'utf8')) as { proc_idle: { RSSkB: number }; proc_after: { RSSkB: number; HWMkB: number } };
+  console.log(`agent RSS: idle ${round(j.proc_idle.RSSkB / 1024, 1)} MB, after 10,002 events ${round(j.proc_after.RSSkB / 1024, 1)} MB (peak ${round(j.proc_after.HWMkB / 1024, 1)} MB)`);
+  results.rss = { idleMB: round(j.proc_idle.RSSkB / 1024, 1), after10kEventsMB: round(j.proc_after.RSSkB / 1024, 1), peakMB: round(j.proc_after.HWMkB / 1024, 1), machine: machine() };
+  save();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+function roundAll(p: Percentiles): Percentiles {
+  return { n: p.n, p50: round(p.p50), p90: round(p.p90), p99: round(p.p99) };
+}
+
+async function main(): Promise<void> {
+  if (want('ttrpc')) await benchTtrpc();
+  if (want('rss')) benchRss();
+  if (want('nribench')) benchNribench();
+  if (want('containerd')) {
+    const { benchContainerd } = await import('./containerd-latency');
+    results.containerd = await benchContainerd(N, agentConfig, agentCmd);
+    save();
+  }
+  console.log(`\nresults written to ${resultsFile}`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

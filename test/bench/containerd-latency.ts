@@ -1,0 +1,80 @@
+// Added CreateContainer latency on real containerd, through CRI: the agent versus none, and the
+// agent's first binding of a share (a tmpfs mount) versus later bindings (the share already there).
+// Modes interleave in rounds so drift of this noisy machine hits them all alike.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startContainerd, uniqueName, type ContainerdVersion, type RunningPod, type CriClient } from '../harness';
+import { startPlugin, type PluginProcess } from '../e2e/plugin-process';
+import { percentiles, fmt, round } from './stats';
+
+type MakeConfig = (dir: string, nriSocket: string, shares: Array<{ ns: string; name: string; size: string }>) => string;
+type AgentCmd = (cfg: string) => string[];
+
+const MODES = ['none', 'agent-unannotated', 'agent-later-binding', 'agent-first-binding'] as const;
+type Mode = (typeof MODES)[number];
+
+async function timedCreate(cri: CriClient, pod: RunningPod, name: string): Promise<number> {
+  const t = performance.now();
+  const id = await cri.createContainer(pod.id, pod.config, { name, command: ['/bin/sleep', '300'] });
+  const ms = performance.now() - t;
+  await cri.removeContainer(id);
+  return ms;
+}
+
+export async function benchContainerd(n: number, makeConfig: MakeConfig, agentCmd: AgentCmd): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  const rounds = 4;
+  const perRound = Math.ceil(n / rounds);
+  for (const version of ['1.7', '2.1'] as ContainerdVersion[]) {
+    const inst = await startContainerd({ version });
+    const dir = mkdtempSync(join(tmpdir(), `bench-agent-${version}-`));
+    let agent: PluginProcess | undefined;
+    try {
+      const firstShares = Array.from({ length: rounds * perRound }, (_, i) => ({ ns: 'default', name: `first-${i}`, size: '128Mi' }));
+      const cfg = makeConfig(dir, inst.nriSocket, [{ ns: 'default', name: 'hot', size: '128Mi' }, ...firstShares]);
+      const cri = inst.cri;
+      const firstAnn: Record<string, string> = {};
+      firstShares.forEach((s, i) => (firstAnn[`memshare.nri.io/container.f${i}`] = s.name));
+      const podPlain = await cri.runPod({ name: uniqueName('plain') });
+      const podHot = await cri.runPod({ name: uniqueName('hot'), annotations: { 'memshare.nri.io/pod': 'hot' } });
+      const podFirst = await cri.runPod({ name: uniqueName('first'), annotations: firstAnn });
+      const startAgent = async () => {
+        const a = startPlugin(agentCmd(cfg).slice(1));
+        await a.waitFor(/nri: synchronized/, 1, 30000);
+        return a;
+      };
+      // a holder keeps "hot" mounted, so later bindings find it present
+      agent = await startAgent();
+      await cri.createContainer(podHot.id, podHot.config, { name: 'holder', command: ['/bin/sleep', '300'] });
+      const samples: Record<Mode, number[]> = { none: [], 'agent-unannotated': [], 'agent-later-binding': [], 'agent-first-binding': [] };
+      let first = 0;
+      for (let r = 0; r < rounds; r++) {
+        await agent?.kill();
+        agent = undefined;
+        for (let i = 0; i < perRound; i++) samples.none.push(await timedCreate(cri, podHot, `n${r}-${i}`));
+        agent = await startAgent();
+        for (let i = 0; i < perRound; i++) {
+          samples['agent-unannotated'].push(await timedCreate(cri, podPlain, `u${r}-${i}`));
+          samples['agent-later-binding'].push(await timedCreate(cri, podHot, `l${r}-${i}`));
+          samples['agent-first-binding'].push(await timedCreate(cri, podFirst, `f${first++}`));
+        }
+      }
+      const base = percentiles(samples.none);
+      const v: Record<string, unknown> = { containerd: inst.version, containersPerMode: samples.none.length };
+      console.log(`\ncontainerd ${inst.version}: CreateContainer through CRI, ${samples.none.length} per mode, ${rounds} interleaved rounds`);
+      for (const mode of MODES) {
+        const p = percentiles(samples[mode]);
+        const added = { p50: round(p.p50 - base.p50), p90: round(p.p90 - base.p90), p99: round(p.p99 - base.p99) };
+        console.log(`  ${mode.padEnd(22)} ${fmt(p)}${mode === 'none' ? '' : `   added: p50 ${added.p50} ms, p90 ${added.p90} ms, p99 ${added.p99} ms`}`);
+        v[mode] = { totalMs: { p50: round(p.p50), p90: round(p.p90), p99: round(p.p99) }, ...(mode === 'none' ? {} : { addedMs: added }) };
+      }
+      out[version] = v;
+    } finally {
+      await agent?.kill();
+      await inst.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  return out;
+}
