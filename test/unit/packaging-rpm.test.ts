@@ -1,0 +1,186 @@
+// The release path end to end: scripts/make-tarball.sh, then rpmbuild with a private %_topdir,
+// then the built RPM inspected (files, config, scriptlets, requires) and its payload unpacked and run.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const repo = join(__dirname, '../../..');
+const version = (JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string }).version;
+const work = mkdtempSync(join(tmpdir(), 'memshare-rpm-'));
+
+function have(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+}
+
+function run(cmd: string, args: string[], opts: { cwd?: string } = {}): SpawnSyncReturns<string> {
+  return spawnSync(cmd, args, { cwd: opts.cwd ?? repo, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, env: { ...process.env, LC_ALL: 'C' } });
+}
+
+function must(cmd: string, args: string[], opts: { cwd?: string } = {}): string {
+  const r = run(cmd, args, opts);
+  assert.is(r.status, 0, `${cmd} ${args.join(' ')} exited ${r.status ?? r.signal}\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
+// Missing tools are a loud skip on a developer machine, a failure under CI.
+const missing = ['rpmbuild', 'rpm', 'rpm2cpio', 'tar', 'gzip'].filter((t) => !have(t));
+if (!existsSync(join(repo, 'dist/plugin/cli.js'))) missing.push('dist/plugin/cli.js (run the build first)');
+const skip = missing.length > 0;
+if (skip) {
+  const msg = `SKIPPED packaging-rpm: missing ${missing.join(', ')} (apt-get install rpm); the RPM was NOT built or checked`;
+  if (process.env.CI === 'true') {
+    test('packaging prerequisites are installed', () => assert.unreachable(msg));
+  } else {
+    console.log(`\n!!!!! ${msg} !!!!!\n`);
+  }
+}
+
+let rpmFile = '';
+const unpacked = join(work, 'root');
+const appdir = join(unpacked, 'usr/lib/nri-memshare');
+
+function buildRpm(target?: string): string {
+  const top = join(work, `top-${target ?? 'native'}`);
+  mkdirSync(join(top, 'SOURCES'), { recursive: true });
+  mkdirSync(join(work, 'tmp'), { recursive: true });
+  copyFileSync(join(work, 'out', `nri-memshare-${version}.tar.gz`), join(top, 'SOURCES', `nri-memshare-${version}.tar.gz`));
+  must('rpmbuild', [
+    '-bb', '--quiet', ...(target ? ['--target', target] : []),
+    '--define', `_topdir ${top}`,
+    '--define', `_tmppath ${join(work, 'tmp')}`,
+    join(work, 'out', 'nri-memshare.spec'),
+  ]);
+  const rpms: string[] = [];
+  const base = join(top, 'RPMS');
+  for (const arch of readdirSync(base)) for (const f of readdirSync(join(base, arch))) rpms.push(join(base, arch, f));
+  assert.is(rpms.length, 1, `one RPM expected, got ${rpms.join(', ')}`);
+  return rpms[0];
+}
+
+if (!skip) {
+  test('make-tarball.sh packs the agent, its production modules and the packaging files', () => {
+    const out = must('bash', ['scripts/make-tarball.sh', '--no-build', '--out', join(work, 'out')]).trim();
+    assert.is(out, join(work, 'out', `nri-memshare-${version}.tar.gz`));
+    const list = must('tar', ['tzf', out]).split('\n');
+    const top = `nri-memshare-${version}/`;
+    for (const p of [
+      'nri-memshare.spec', 'package.json', 'dist/plugin/cli.js', 'dist/plugin/service/config.js', 'proto/nri.proto',
+      'node_modules/pino/package.json', 'node_modules/koffi/build/koffi/linux_x64/koffi.node',
+      'node_modules/koffi/build/koffi/linux_arm64/koffi.node', 'systemd/nri-memshare.service',
+      'packaging/config.json', 'packaging/nri-memshare.sh', 'packaging/containerd/nri.toml',
+      'packaging/kubernetes/crd-sharememory.yaml',
+    ]) {
+      assert.ok(list.includes(top + p), `tarball lacks ${p}`);
+    }
+    const bad = list.filter((p) =>
+      p.includes('/dist/test/') || (p.endsWith('.ts') && !p.includes('/node_modules/')) || p.includes('node_modules/typescript/') ||
+      p.includes('node_modules/uvu/') || /koffi\/build\/koffi\/(?!linux_x64|linux_arm64)[^/]+\//.test(p) || p.endsWith('.js.map'));
+    assert.equal(bad.slice(0, 10), [], 'no tests, sources, dev dependencies or foreign koffi builds');
+    assert.not.match(readFileSync(join(work, 'out', 'nri-memshare.spec'), 'utf8'), /@VERSION@/);
+  });
+
+  test('rpmbuild -bb builds the package for this machine', () => {
+    rpmFile = buildRpm();
+    assert.match(rpmFile, new RegExp(`nri-memshare-${version.replace(/\./g, '\\.')}-1[^/]*\\.(x86_64|aarch64)\\.rpm$`));
+  });
+
+  test('the package installs the expected paths', () => {
+    const files = must('rpm', ['-qlp', rpmFile]).split('\n');
+    for (const p of [
+      '/usr/bin/nri-memshare',
+      '/usr/lib/nri-memshare/dist/plugin/cli.js',
+      '/usr/lib/nri-memshare/package.json',
+      '/usr/lib/nri-memshare/proto/nri.proto',
+      '/usr/lib/nri-memshare/node_modules/koffi/package.json',
+      '/usr/lib/systemd/system/nri-memshare.service',
+      '/etc/nri-memshare/config.json',
+      '/etc/nri-memshare/shares.d',
+      '/var/lib/nri-memshare',
+      '/usr/share/nri-memshare/containerd/nri.toml',
+      '/usr/share/nri-memshare/manifests/crd-sharememory.yaml',
+      '/usr/share/nri-memshare/manifests/rbac.yaml',
+      '/usr/share/nri-memshare/manifests/example-sharememory.yaml',
+    ]) {
+      assert.ok(files.includes(p), `rpm -qlp lacks ${p}`);
+    }
+    const arch = must('rpm', ['-qp', '--qf', '%{ARCH}', rpmFile]);
+    const keep = arch === 'aarch64' ? 'linux_arm64' : 'linux_x64';
+    const koffi = files.filter((f) => f.includes('/koffi/build/koffi/') && f.endsWith('.node'));
+    assert.equal(koffi, [`/usr/lib/nri-memshare/node_modules/koffi/build/koffi/${keep}/koffi.node`]);
+  });
+
+  test('the config file is %config(noreplace)', () => {
+    assert.equal(must('rpm', ['-qp', '--configfiles', rpmFile]).trim().split('\n'), ['/etc/nri-memshare/config.json']);
+    const flags = must('rpm', ['-qp', '--qf', '[%{FILENAMES} %{FILEFLAGS:fflags}\n]', rpmFile])
+      .split('\n').find((l) => l.startsWith('/etc/nri-memshare/config.json '));
+    assert.is(flags, '/etc/nri-memshare/config.json cn', 'c = config, n = noreplace');
+  });
+
+  test('scriptlets call systemctl for install, removal and upgrade', () => {
+    const s = must('rpm', ['-qp', '--scripts', rpmFile]);
+    for (const phase of ['postinstall', 'preuninstall', 'postuninstall']) assert.ok(s.includes(`${phase} scriptlet`), `no ${phase}`);
+    assert.match(s, /systemctl --no-reload preset nri-memshare\.service/);
+    assert.match(s, /systemctl --no-reload disable --now nri-memshare\.service/);
+    assert.match(s, /systemctl try-restart nri-memshare\.service/);
+    assert.match(s, /systemctl daemon-reload/);
+    // every scriptlet is valid sh
+    const bodies = s.split(/^\S+ scriptlet \(using \/bin\/sh\):\n/m).slice(1);
+    assert.is(bodies.length, 3);
+    for (const body of bodies) {
+      const r = spawnSync('sh', ['-n', '-c', body], { encoding: 'utf8' });
+      assert.is(r.status, 0, `not valid sh: ${r.stderr}\n${body}`);
+    }
+  });
+
+  test('requires nodejs >= 20, containerd and systemd', () => {
+    const req = must('rpm', ['-qpR', rpmFile]).split('\n').map((l) => l.trim());
+    assert.ok(req.includes('nodejs >= 20'), req.join('\n'));
+    assert.ok(req.includes('containerd'), req.join('\n'));
+    assert.ok(req.includes('systemd'), req.join('\n'));
+    const odd = req.filter((r) => /perl|python|node_modules|\.node\(/.test(r));
+    assert.equal(odd, [], 'nothing picked up from scanning node_modules');
+  });
+
+  test('the payload unpacks and the agent answers --version and check-config', () => {
+    mkdirSync(unpacked, { recursive: true });
+    // rpm2cpio | cpio -idm when cpio is there (Debian 12 lacks it by default); rpm2archive | tar otherwise
+    const script = have('cpio')
+      ? `rpm2cpio '${rpmFile}' | (cd '${unpacked}' && cpio -idm --quiet)`
+      : `rpm2archive - < '${rpmFile}' | tar xzf - -C '${unpacked}'`;
+    must('sh', ['-c', script]);
+    const v = must(process.execPath, [join(appdir, 'dist/plugin/cli.js'), '--version']);
+    assert.ok(v.trim().endsWith(version), `--version printed ${JSON.stringify(v)}`);
+    const c = must(process.execPath, [join(appdir, 'dist/plugin/cli.js'), 'check-config', '--config', join(unpacked, 'etc/nri-memshare/config.json')]);
+    assert.match(c, /ok/);
+  });
+
+  test('the packaged node_modules load on their own, koffi included', () => {
+    const code = `for (const m of ['pino', 'yaml', '@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs', 'koffi']) require(m);
+      const k = require('koffi'); if (typeof k.load !== 'function') throw new Error('koffi.load missing'); console.log('loaded');`;
+    const r = spawnSync(process.execPath, ['-e', code], { cwd: appdir, encoding: 'utf8', env: { ...process.env, NODE_PATH: join(appdir, 'node_modules') } });
+    assert.is(r.status, 0, r.stderr);
+    assert.is(r.stdout.trim(), 'loaded');
+  });
+
+  test('the wrapper execs node on the installed CLI', () => {
+    const w = readFileSync(join(unpacked, 'usr/bin/nri-memshare'), 'utf8');
+    assert.match(w, /^#!\/bin\/sh\n/);
+    assert.match(w, /exec "\$\{NRI_MEMSHARE_NODE:-\/usr\/bin\/node\}" \/usr\/lib\/nri-memshare\/dist\/plugin\/cli\.js "\$@"/);
+    assert.is(spawnSync('sh', ['-n', join(unpacked, 'usr/bin/nri-memshare')]).status, 0);
+  });
+
+  test('the same spec builds for the other architecture', () => {
+    const other = must('rpm', ['-qp', '--qf', '%{ARCH}', rpmFile]) === 'aarch64' ? 'x86_64' : 'aarch64';
+    const foreign = buildRpm(other);
+    assert.is(must('rpm', ['-qp', '--qf', '%{ARCH}', foreign]), other);
+    const koffi = must('rpm', ['-qlp', foreign]).split('\n').filter((f) => f.endsWith('koffi.node'));
+    assert.equal(koffi, [`/usr/lib/nri-memshare/node_modules/koffi/build/koffi/${other === 'aarch64' ? 'linux_arm64' : 'linux_x64'}/koffi.node`]);
+  });
+}
+
+test.after(() => rmSync(work, { recursive: true, force: true }));
+
+test.run();
