@@ -35,6 +35,8 @@ export interface FakeRuntimeOptions {
   takeOver?: (socket: Socket, n: number) => boolean;
   /** RegisterPlugin answers with this error instead of success */
   registerError?: string;
+  /** listen here instead of a fresh temp path */
+  path?: string;
 }
 
 /** One plugin connection as the runtime sees it. */
@@ -161,7 +163,7 @@ export class FakeRuntime {
   private waiters: Array<() => void> = [];
 
   private constructor(private readonly opts: FakeRuntimeOptions) {
-    this.path = tmpSocketPath('nri.sock');
+    this.path = opts.path ?? tmpSocketPath('nri.sock');
     this.server = createServer((socket) => this.accept(socket));
   }
 
