@@ -46,6 +46,7 @@ export interface LedgerStats {
 }
 
 interface Pending {
+  seq: number;
   line: Buffer;
   apply: () => unknown;
   resolve: (v: unknown) => void;
@@ -63,7 +64,10 @@ export class Ledger {
   private queue: Pending[] = [];
   private compactWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
   private pumping: Promise<void> | undefined;
+  /** last sequence number handed out (queued entries included) */
   private seq = 0;
+  /** last sequence number on disk and applied in memory: what a snapshot covers */
+  private appliedSeq = 0;
   private journalBytes = 0;
   private journalEntries = 0;
   private compactions = 0;
@@ -151,7 +155,7 @@ export class Ledger {
   stats(): LedgerStats {
     let bound = 0;
     for (const m of this.byContainerId.values()) bound += m.size;
-    return { bound, seq: this.seq, journalEntries: this.journalEntries, journalBytes: this.journalBytes, compactions: this.compactions };
+    return { bound, seq: this.appliedSeq, journalEntries: this.journalEntries, journalBytes: this.journalBytes, compactions: this.compactions };
   }
 
   /** Folds the journal into a fresh snapshot; resolves once both are on disk. */
@@ -231,6 +235,7 @@ export class Ledger {
         fs.closeSync(fd);
       }
     }
+    this.appliedSeq = this.seq;
     const existed = data.length > 0 || fs.existsSync(path);
     this.journalFd = fs.openSync(path, 'a', 0o600);
     if (!existed) fsyncDir(this.stateDir);
@@ -312,7 +317,7 @@ export class Ledger {
     const line = encodeLine(entry);
     if (bindOf !== undefined) this.pendingBinds.set(bindOf, (this.pendingBinds.get(bindOf) ?? 0) + 1);
     return new Promise((resolve, reject) => {
-      this.queue.push({ line, apply, resolve, reject, bindOf });
+      this.queue.push({ seq: entry.seq, line, apply, resolve, reject, bindOf });
       this.kick();
     });
   }
@@ -325,12 +330,13 @@ export class Ledger {
   private async pump(): Promise<void> {
     try {
       for (;;) {
-        if (this.queue.length) {
+        // compaction first: under steady load the queue is never empty
+        if (this.compactWaiters.length || this.wantsAutoCompaction()) {
+          await this.runCompaction();
+        } else if (this.queue.length) {
           const batch = this.queue;
           this.queue = [];
           await this.writeBatch(batch);
-        } else if (this.compactWaiters.length || this.wantsAutoCompaction()) {
-          await this.runCompaction();
         } else {
           break;
         }
@@ -367,7 +373,10 @@ export class Ledger {
         else this.pendingBinds.delete(p.bindOf);
       }
       if (failure) p.reject(failure);
-      else p.resolve(p.apply());
+      else {
+        this.appliedSeq = p.seq;
+        p.resolve(p.apply());
+      }
     }
   }
 
@@ -397,7 +406,8 @@ export class Ledger {
 
   private async writeSnapshot(): Promise<void> {
     const records = this.all();
-    const header: SnapshotHeader = { kind: SNAPSHOT_KIND, version: 1, seq: this.seq, count: records.length, writtenAt: Date.now() };
+    // appliedSeq, not seq: entries still queued must replay from the journal after this
+    const header: SnapshotHeader = { kind: SNAPSHOT_KIND, version: 1, seq: this.appliedSeq, count: records.length, writtenAt: Date.now() };
     const lines = [encodeLine(header)];
     for (const rec of records) lines.push(encodeLine({ rec }));
     const tmp = join(this.stateDir, SNAPSHOT_TMP);

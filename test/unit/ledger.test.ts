@@ -1,0 +1,256 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, rmSync, readFileSync, writeFileSync, appendFileSync, existsSync, statSync, readdirSync, copyFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Ledger, type BindingRecord } from '../../plugin/ledger';
+
+const base = mkdtempSync(join(tmpdir(), 'ledger-test-'));
+let n = 0;
+const freshDir = (): string => join(base, `d${++n}`);
+
+function rec(container: string, share = 'data', ns = 'team-a', readOnly = false): BindingRecord {
+  return {
+    share: { namespace: ns, name: share },
+    pod: { namespace: ns, name: `pod-${container}`, uid: `uid-${container}`, sandboxId: `sb-${container}` },
+    container: { id: container, name: `ctr-${container}` },
+    readOnly,
+    state: 'bound',
+    createdAt: 1000,
+    updatedAt: 1000,
+  };
+}
+
+const ids = (rs: readonly BindingRecord[]): string[] => rs.map((r) => `${r.container.id}:${r.share.namespace}/${r.share.name}`).sort();
+
+async function rejects(p: Promise<unknown>, re: RegExp): Promise<void> {
+  try {
+    await p;
+  } catch (err) {
+    assert.match((err as Error).message, re);
+    return;
+  }
+  assert.unreachable(`expected a rejection matching ${re}`);
+}
+
+test('bind records are found by container, by share and in all()', async () => {
+  const { ledger, warnings } = await Ledger.open(freshDir());
+  assert.equal(warnings, []);
+  const r = await ledger.bind(rec('c1', 'data'));
+  assert.is(r.state, 'bound');
+  await ledger.bind(rec('c1', 'logs'));
+  await ledger.bind(rec('c2', 'data', 'team-a', true));
+  assert.equal(ids(ledger.byContainer('c1')), ['c1:team-a/data', 'c1:team-a/logs']);
+  assert.equal(ids(ledger.byShare('team-a', 'data')), ['c1:team-a/data', 'c2:team-a/data']);
+  assert.equal(ledger.byShare('team-b', 'data'), []);
+  assert.equal(ledger.byContainer('nope'), []);
+  assert.is(ledger.all().length, 3);
+  assert.is(ledger.byContainer('c2')[0].readOnly, true);
+  assert.ok(Object.isFrozen(ledger.byContainer('c2')[0]), 'records handed out cannot be changed behind the ledger');
+  await ledger.close();
+});
+
+test('records survive close and reopen, exactly as written', async () => {
+  const dir = freshDir();
+  const a = await Ledger.open(dir);
+  const written = { ...rec('c1', 'data'), extra: 'not kept' } as BindingRecord;
+  await a.ledger.bind(written);
+  await a.ledger.bind(rec('c2', 'other', 'team-b'));
+  await a.ledger.close();
+  const b = await Ledger.open(dir);
+  assert.equal(b.warnings, []);
+  assert.equal(ids(b.ledger.all()), ['c1:team-a/data', 'c2:team-b/other']);
+  assert.equal({ ...b.ledger.byContainer('c1')[0] }, rec('c1', 'data'));
+  await b.ledger.close();
+});
+
+test('end ends all bindings of a container, returns them released, and is idempotent', async () => {
+  const dir = freshDir();
+  const { ledger } = await Ledger.open(dir);
+  await ledger.bind(rec('c1', 'data'));
+  await ledger.bind(rec('c1', 'logs'));
+  await ledger.bind(rec('c2', 'data'));
+  const ended = await ledger.end('c1', 'exited');
+  assert.equal(ids(ended), ['c1:team-a/data', 'c1:team-a/logs']);
+  assert.ok(ended.every((r) => r.state === 'released' && r.endReason === 'exited'));
+  assert.equal(ledger.byContainer('c1'), []);
+  assert.equal(ids(ledger.byShare('team-a', 'data')), ['c2:team-a/data']);
+  assert.equal(ledger.byShare('team-a', 'logs'), []);
+  const size = statSync(join(dir, 'ledger.journal')).size;
+  assert.equal(await ledger.end('c1', 'again'), []);
+  assert.equal(await ledger.end('never', 'x'), []);
+  assert.is(statSync(join(dir, 'ledger.journal')).size, size, 'a no-op end writes nothing');
+  await ledger.close();
+  const b = await Ledger.open(dir);
+  assert.equal(ids(b.ledger.all()), ['c2:team-a/data']);
+  await b.ledger.close();
+});
+
+test('end right after a bind that is still being written ends it', async () => {
+  const { ledger } = await Ledger.open(freshDir());
+  const bound = ledger.bind(rec('c1'));
+  const ended = ledger.end('c1', 'creation failed');
+  await bound;
+  assert.is((await ended).length, 1);
+  assert.equal(ledger.all(), []);
+  await ledger.close();
+});
+
+test('a malformed record is refused naming the problem', async () => {
+  const { ledger } = await Ledger.open(freshDir());
+  await rejects(ledger.bind({ ...rec('c1'), container: { id: '', name: 'x' } }), /container must have a non-empty string id/);
+  await rejects(ledger.bind({ ...rec('c1'), readOnly: 'yes' } as unknown as BindingRecord), /readOnly must be a boolean/);
+  await rejects(ledger.bind({ ...rec('c1'), state: 'released' }), /state "bound"/);
+  assert.equal(ledger.all(), []);
+  await ledger.close();
+});
+
+test('concurrent binds share fsyncs and all land, one journal line each', async () => {
+  const dir = freshDir();
+  const { ledger } = await Ledger.open(dir);
+  await Promise.all(Array.from({ length: 200 }, (_, i) => ledger.bind(rec(`c${i}`))));
+  assert.is(ledger.byShare('team-a', 'data').length, 200);
+  await ledger.close();
+  assert.is(readFileSync(join(dir, 'ledger.journal'), 'utf8').split('\n').filter(Boolean).length, 200);
+  const b = await Ledger.open(dir);
+  assert.is(b.ledger.all().length, 200);
+  await b.ledger.close();
+});
+
+test('compact folds the journal into a snapshot; reopen gives the same state', async () => {
+  const dir = freshDir();
+  const { ledger } = await Ledger.open(dir);
+  for (let i = 0; i < 20; i++) await ledger.bind(rec(`c${i}`));
+  for (let i = 0; i < 20; i += 2) await ledger.end(`c${i}`, 'exited');
+  await ledger.compact();
+  assert.is(statSync(join(dir, 'ledger.journal')).size, 0);
+  assert.ok(existsSync(join(dir, 'ledger.snapshot')));
+  await ledger.bind(rec('after'));
+  await ledger.end('c1', 'exited');
+  const before = ids(ledger.all());
+  await ledger.close();
+  const b = await Ledger.open(dir);
+  assert.equal(b.warnings, []);
+  assert.equal(ids(b.ledger.all()), before);
+  assert.is(b.ledger.all().length, 10);
+  await b.ledger.close();
+});
+
+test('compaction happens by itself after compactAfterEntries', async () => {
+  const dir = freshDir();
+  const { ledger } = await Ledger.open(dir, { compactAfterEntries: 10 });
+  for (let i = 0; i < 25; i++) await ledger.bind(rec(`c${i}`));
+  await ledger.close();
+  const s = ledger.stats();
+  assert.ok(s.compactions >= 2, `compactions ${s.compactions}`);
+  assert.ok(s.journalEntries < 10);
+  const b = await Ledger.open(dir);
+  assert.is(b.ledger.all().length, 25);
+  await b.ledger.close();
+});
+
+test('a crash between snapshot rename and journal truncation replays nothing twice', async () => {
+  const dir = freshDir();
+  const { ledger } = await Ledger.open(dir);
+  await ledger.bind(rec('c1'));
+  await ledger.bind(rec('c2'));
+  await ledger.end('c1', 'exited');
+  const journal = join(dir, 'ledger.journal');
+  copyFileSync(journal, `${journal}.old`);
+  await ledger.compact();
+  await ledger.close();
+  copyFileSync(`${journal}.old`, journal); // as if the truncation never happened
+  const b = await Ledger.open(dir);
+  assert.equal(b.warnings, []);
+  assert.equal(ids(b.ledger.all()), ['c2:team-a/data']);
+  await b.ledger.bind(rec('c3'));
+  await b.ledger.close();
+  const c = await Ledger.open(dir);
+  assert.equal(ids(c.ledger.all()), ['c2:team-a/data', 'c3:team-a/data']);
+  await c.ledger.close();
+});
+
+test('a torn last line is reported and dropped, the file is cut back, nothing valid is lost', async () => {
+  const dir = freshDir();
+  const { ledger } = await Ledger.open(dir);
+  await ledger.bind(rec('c1'));
+  await ledger.bind(rec('c2'));
+  await ledger.close();
+  const journal = join(dir, 'ledger.journal');
+  const good = statSync(journal).size;
+  appendFileSync(journal, '1234abcd {"seq":3,"op":"bind","rec":{"sha'); // interrupted append
+  const b = await Ledger.open(dir);
+  assert.is(b.warnings.length, 1);
+  assert.match(b.warnings[0], /incomplete/);
+  assert.match(b.warnings[0], /ledger\.journal: line 3/);
+  assert.equal(ids(b.ledger.all()), ['c1:team-a/data', 'c2:team-a/data']);
+  assert.is(statSync(journal).size, good);
+  await b.ledger.bind(rec('c3'));
+  await b.ledger.close();
+  const c = await Ledger.open(dir);
+  assert.equal(c.warnings, []);
+  assert.is(c.ledger.all().length, 3);
+  await c.ledger.close();
+});
+
+test('a damaged line in the middle is reported and skipped, the others kept, the journal saved', async () => {
+  const dir = freshDir();
+  const { ledger } = await Ledger.open(dir);
+  for (const c of ['c1', 'c2', 'c3']) await ledger.bind(rec(c));
+  await ledger.close();
+  const journal = join(dir, 'ledger.journal');
+  const text = readFileSync(journal, 'utf8');
+  const lines = text.split('\n');
+  lines[1] = lines[1].replace('"c2"', '"cX"'); // same length, checksum no longer matches
+  writeFileSync(journal, lines.join('\n'));
+  const b = await Ledger.open(dir);
+  assert.ok(b.warnings.some((w) => /line 2 .*checksum/.test(w)), b.warnings.join('\n'));
+  assert.ok(b.warnings.some((w) => /saved as/.test(w)));
+  assert.equal(ids(b.ledger.all()), ['c1:team-a/data', 'c3:team-a/data']);
+  assert.is(readdirSync(dir).filter((f) => f.startsWith('ledger.journal.damaged-')).length, 1);
+  await b.ledger.close();
+  const c = await Ledger.open(dir);
+  assert.equal(c.warnings, [], 'the damage was compacted away and is not reported again');
+  assert.equal(ids(c.ledger.all()), ['c1:team-a/data', 'c3:team-a/data']);
+  await c.ledger.close();
+});
+
+test('a damaged snapshot line loses only that record', async () => {
+  const dir = freshDir();
+  const { ledger } = await Ledger.open(dir);
+  for (const c of ['c1', 'c2', 'c3']) await ledger.bind(rec(c));
+  await ledger.compact();
+  await ledger.close();
+  const snap = join(dir, 'ledger.snapshot');
+  const buf = readFileSync(snap);
+  const lines = buf.toString('utf8').split('\n');
+  lines[2] = lines[2].replace('"c2"', '"cY"');
+  writeFileSync(snap, lines.join('\n'));
+  const b = await Ledger.open(dir);
+  assert.ok(b.warnings.some((w) => /ledger\.snapshot: line 3 .*checksum/.test(w)), b.warnings.join('\n'));
+  assert.ok(b.warnings.some((w) => /2 intact records of 3/.test(w)));
+  assert.equal(ids(b.ledger.all()), ['c1:team-a/data', 'c3:team-a/data']);
+  await b.ledger.close();
+});
+
+test('a second open of the same state dir is refused while the first holds it', async () => {
+  const dir = freshDir();
+  const { ledger } = await Ledger.open(dir);
+  await rejects(Ledger.open(dir), /in use by another process/);
+  await ledger.close();
+  const again = await Ledger.open(dir);
+  await again.ledger.close();
+});
+
+test('a closed ledger refuses writes and close is idempotent', async () => {
+  const { ledger } = await Ledger.open(freshDir());
+  const pending = ledger.bind(rec('c1'));
+  await ledger.close();
+  assert.is((await pending).container.id, 'c1', 'close waits for writes already queued');
+  await rejects(ledger.bind(rec('c2')), /is closed/);
+  await ledger.close();
+});
+
+test.after(() => rmSync(base, { recursive: true, force: true }));
+
+test.run();
