@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, mkdirSync, rmSync, openSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import * as native from '../../native';
 
 const isRoot = process.getuid?.() === 0;
@@ -27,6 +28,12 @@ test('parseMountInfo reads fields and unescapes octal escapes in paths', () => {
   assert.equal(m[1].mountOptions, ['rw', 'nosuid', 'nodev']);
   assert.ok(m[1].superOptions.includes('size=131072k'));
   assert.equal(m[1].propagation, []);
+});
+
+test('importing native does not load koffi or libc (lazy)', () => {
+  const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(join(__dirname, '..', '..', 'native'))}); console.log(Object.keys(require.cache).some((k) => k.includes('koffi')))`], { encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr);
+  assert.is(r.stdout.trim(), 'false');
 });
 
 test('readMountInfo finds the root mount', () => {
