@@ -105,6 +105,16 @@ test('concurrent first acquires of one share mount once', async () => {
   await b.release('team-a', 'race');
 });
 
+test('acquire and release of one share run one at a time, in call order', async () => {
+  if (!needRoot('acquire/release order')) return;
+  const b = new LocalBackend({ sharesDir });
+  const d = decl('order', 4 * MiB);
+  const [s] = await Promise.all([b.acquire(d), b.release('team-a', 'order'), b.acquire(d), b.release('team-a', 'order'), b.acquire(d)]);
+  assert.is(mountsAt(s.hostPath).length, 1, 'the last call was an acquire');
+  await Promise.all([b.acquire(d), b.release('team-a', 'order')]);
+  assert.is(mountsAt(s.hostPath).length, 0, 'the last call was a release');
+});
+
 test('a larger declaration grows the mounted share in place; a smaller one shrinks it only when the data fits', async () => {
   if (!needRoot('resize')) return;
   const b = new LocalBackend({ sharesDir });
