@@ -167,6 +167,17 @@ export class Ledger {
     });
   }
 
+  /**
+   * The records as they are on disk, without taking the lock or repairing anything: for
+   * `nri-memshare status` beside a running agent. A line being appended right now reads as torn.
+   */
+  static read(stateDir: string): { records: Rec[]; warnings: string[] } {
+    const l = new Ledger(stateDir, {});
+    const warnings: string[] = [];
+    l.load(warnings, true);
+    return { records: l.all(), warnings };
+  }
+
   /** Waits for queued writes, then closes the files and drops the lock. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -196,8 +207,8 @@ export class Ledger {
   }
 
   /** Loads snapshot and journal; returns true if the journal had damage beyond a torn tail. */
-  private load(warnings: string[]): boolean {
-    fs.rmSync(join(this.stateDir, SNAPSHOT_TMP), { force: true }); // an interrupted compaction
+  private load(warnings: string[], readOnly = false): boolean {
+    if (!readOnly) fs.rmSync(join(this.stateDir, SNAPSHOT_TMP), { force: true }); // an interrupted compaction
     const snapSeq = this.loadSnapshot(warnings);
     this.seq = snapSeq;
 
@@ -225,6 +236,7 @@ export class Ledger {
       else this.applyEnd(e.containerId, e.reason, e.at);
       if (e.seq > this.seq) this.seq = e.seq;
     }
+    if (readOnly) return damaged;
     if (dec.tornTail) {
       // cut the partial line off, or the next append would be glued to it
       const fd = fs.openSync(path, 'r+');

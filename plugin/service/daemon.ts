@@ -1,15 +1,12 @@
 // The daemon's lifecycle: config in, parts built and wired, NRI stub started; on SIGTERM the
 // parts stop in reverse. Shares stay mounted across a stop: running containers still use them.
-import { closeSync, mkdirSync, openSync } from 'node:fs';
-import { join } from 'node:path';
-import { LocalBackend } from '../backends';
+import { mkdirSync } from 'node:fs';
 import { DeclarationsDirectory, MergedDeclarationStore } from '../declarations';
 import { Ledger } from '../ledger';
 import { MemshareService } from '../memshare/service';
 import { memshareHandlers } from '../memshare/plugin';
-import type { Backend } from '../memshare/types';
 import { Stub, type StubState } from '../nri';
-import * as native from '../../native';
+import { createBackend } from './backend';
 import type { Config } from './config';
 import { createLogger, type Logger } from './logger';
 import { createMemshareMetrics, startMetricsServer, type MetricsServer, type NriEventName } from './metrics';
@@ -22,7 +19,11 @@ export interface Daemon {
 
 export async function startDaemon(config: Config, log: Logger = createLogger({ level: config.log.level })): Promise<Daemon> {
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
-  const lockFd = holdInstanceLock(config.stateDir);
+  // first: the ledger's lock keeps a second agent on this state directory from starting at all
+  const { ledger, warnings } = await Ledger.open(config.stateDir, {
+    onError: (err) => log.error({ err: err.message }, 'ledger: background compaction failed'),
+  });
+  for (const w of warnings) log.warn({ stateDir: config.stateDir, problem: w }, 'ledger: damaged record skipped');
   const metrics = createMemshareMetrics();
 
   const declarations = new DeclarationsDirectory(config.declarationsDir, {
@@ -37,8 +38,6 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
   });
 
   const backend = createBackend(config);
-  const { ledger, warnings } = await Ledger.open(config.stateDir);
-  for (const w of warnings) log.warn({ stateDir: config.stateDir, problem: w }, 'ledger: damaged record skipped');
 
   const service = new MemshareService({
     backend,
@@ -123,24 +122,6 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
       declarations.stop();
       await metricsServer?.close();
       await ledger.close();
-      closeSync(lockFd);
     },
   };
-}
-
-function createBackend(config: Config): Backend {
-  if (config.backend.kind === 'local') return new LocalBackend({ sharesDir: config.sharesDir });
-  throw new Error(`backend.kind "${config.backend.kind}": this build has no UBS SDK binding yet; use "local"`);
-}
-
-/** One agent per state directory: two would fight over the same records and mounts. */
-function holdInstanceLock(stateDir: string): number {
-  const fd = openSync(join(stateDir, 'agent.lock'), 'a');
-  try {
-    native.flock(fd, native.LOCK_EX | native.LOCK_NB, join(stateDir, 'agent.lock'));
-  } catch (err) {
-    closeSync(fd);
-    throw new Error(`stateDir ${stateDir}: another nri-memshare agent is running (${(err as Error).message})`);
-  }
-  return fd;
 }
