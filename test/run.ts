@@ -33,7 +33,11 @@ for (const file of files) {
   const r = spawnSync(process.execPath, ['--enable-source-maps', file], {
     stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' },
     maxBuffer: 256 * 1024 * 1024,
+    // a hung file must not hang the whole run (CI has 90 minutes for everything)
+    timeout: Number(process.env.TEST_FILE_TIMEOUT_MS ?? 15 * 60 * 1000),
+    killSignal: 'SIGKILL',
   });
+  if (r.error) process.stdout.write(`!!! ${file}: ${r.error.message}\n`);
   const out = strip(r.stdout ?? '');
   process.stdout.write(out);
   const total = Number(/Total:\s+(\d+)/.exec(out)?.[1] ?? NaN);
