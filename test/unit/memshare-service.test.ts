@@ -1,0 +1,231 @@
+// The memshare service's decisions: bind, refuse, release, reconcile. Runs on a real ledger in a
+// temp dir; the backend is an in-memory recorder standing in for the tmpfs backend (which has its
+// own tests on real mounts, and the e2e tests run the two together).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { MemoryDeclarationSource, MergedDeclarationStore } from '../../plugin/declarations';
+import { Ledger } from '../../plugin/ledger';
+import { MemshareService } from '../../plugin/memshare/service';
+import { DEFAULT_LIMITS, RefusalError, type AcquiredShare, type Backend, type ContainerInfo, type PodInfo, type ShareDeclaration, type ShareRef } from '../../plugin/memshare/types';
+
+const MiB = 1024 * 1024;
+
+class RecordingBackend implements Backend {
+  readonly kind = 'recording';
+  mounted = new Map<string, number>();
+  calls: string[] = [];
+  failAcquire = false;
+  async acquire(d: ShareDeclaration): Promise<AcquiredShare> {
+    this.calls.push(`acquire ${d.namespace}/${d.name}`);
+    if (this.failAcquire) throw new Error('mount(2) failed: ENOMEM');
+    this.mounted.set(`${d.namespace}/${d.name}`, d.sizeBytes);
+    return { namespace: d.namespace, name: d.name, hostPath: `/shares/${d.namespace}/${d.name}`, sizeBytes: d.sizeBytes };
+  }
+  async release(ns: string, name: string): Promise<void> {
+    this.calls.push(`release ${ns}/${name}`);
+    this.mounted.delete(`${ns}/${name}`);
+  }
+  async present() {
+    return [...this.mounted.keys()].map((k) => ({ namespace: k.split('/')[0], name: k.split('/')[1], hostPath: `/shares/${k}` }));
+  }
+  async usage(ns: string, name: string) {
+    const s = this.mounted.get(`${ns}/${name}`);
+    return s === undefined ? undefined : { sizeBytes: s, usedBytes: 0 };
+  }
+  injection(share: AcquiredShare, ref: ShareRef) {
+    return { mounts: [{ destination: `/dev/shm/${share.name}`, type: 'bind', source: share.hostPath, options: ['rbind', ref.readOnly ? 'ro' : 'rw'] }], env: [] };
+  }
+}
+
+const decl = (namespace: string, name: string, sizeMiB = 128, allowedNamespaces: string[] = []): ShareDeclaration => ({
+  namespace, name, sizeBytes: sizeMiB * MiB, allowedNamespaces, origin: 'test',
+});
+let seq = 0;
+const pod = (namespace: string, annotations: Record<string, string>): PodInfo => ({ id: `sb-${++seq}`, name: `pod-${seq}`, namespace, uid: `uid-${seq}`, annotations });
+const ctr = (p: PodInfo, name = 'app', state: ContainerInfo['state'] = 'created'): ContainerInfo => ({ id: `ctr-${++seq}`, podSandboxId: p.id, name, state });
+
+async function setup(decls: ShareDeclaration[], limits = DEFAULT_LIMITS) {
+  const dir = mkdtempSync(join(tmpdir(), 'svc-test-'));
+  const { ledger } = await Ledger.open(dir);
+  const source = new MemoryDeclarationSource('test', decls);
+  const store = new MergedDeclarationStore([source]);
+  const backend = new RecordingBackend();
+  const released: string[] = [];
+  const refused: string[] = [];
+  const service = new MemshareService({
+    backend, ledger, declarations: store, limits,
+    events: { released: (ns, n) => released.push(`${ns}/${n}`), refused: (r) => refused.push(r) },
+  });
+  await service.init();
+  const done = async () => {
+    await ledger.close();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { dir, ledger, source, backend, service, released, refused, done };
+}
+
+test('a bound container gets the mount, the share is acquired once and recorded', async () => {
+  const s = await setup([decl('team', 'cache')]);
+  const p = pod('team', { 'memshare.nri.io/pod': 'cache' });
+  const a = ctr(p, 'a');
+  const b = ctr(p, 'b');
+  const inj = await s.service.createContainer(p, a);
+  await s.service.createContainer(p, b);
+  assert.equal(inj?.mounts.map((m) => m.destination), ['/dev/shm/cache']);
+  assert.equal(s.backend.calls, ['acquire team/cache']);
+  assert.is(s.ledger.byShare('team', 'cache').length, 2);
+  assert.is(s.ledger.byContainer(a.id)[0].pod.sandboxId, p.id);
+  await s.done();
+});
+
+test('a container without the annotation gets nothing and no record', async () => {
+  const s = await setup([decl('team', 'cache')]);
+  const p = pod('team', {});
+  assert.is(await s.service.createContainer(p, ctr(p)), undefined);
+  assert.is(s.ledger.all().length, 0);
+  await s.done();
+});
+
+test('the share is released only when its last binding ends; ending twice is harmless', async () => {
+  const s = await setup([decl('team', 'cache')]);
+  const p = pod('team', { 'memshare.nri.io/pod': 'cache' });
+  const a = ctr(p, 'a');
+  const b = ctr(p, 'b');
+  await s.service.createContainer(p, a);
+  await s.service.createContainer(p, b);
+  await s.service.endContainer(a.id, 'stopped');
+  assert.ok(s.backend.mounted.has('team/cache'), 'still held by b');
+  await s.service.endContainer(a.id, 'removed');
+  await s.service.endContainer(b.id, 'stopped');
+  assert.not.ok(s.backend.mounted.has('team/cache'));
+  assert.equal(s.released, ['team/cache']);
+  assert.is(await s.service.endContainer(b.id, 'removed'), 0);
+  await s.done();
+});
+
+test('removing the pod ends all its containers', async () => {
+  const s = await setup([decl('team', 'x'), decl('team', 'y')]);
+  const p = pod('team', { 'memshare.nri.io/pod': 'x,y:ro' });
+  await s.service.createContainer(p, ctr(p, 'a'));
+  await s.service.createContainer(p, ctr(p, 'b'));
+  assert.is(await s.service.endPod(p.id, 'pod removed'), 4);
+  assert.is(s.backend.mounted.size, 0);
+  assert.is(await s.service.endPod(p.id, 'pod removed'), 0);
+  await s.done();
+});
+
+test('refusals name the annotation and the share, and leave nothing behind', async () => {
+  const s = await setup([decl('team', 'cache'), decl('other', 'private'), decl('other', 'open', 128, ['team'])]);
+  const cases: Array<[Record<string, string>, RegExp, string]> = [
+    [{ 'memshare.nri.io/pod': 'nope' }, /memshare\.nri\.io\/pod.*team\/nope.*not declared/, 'unknown-share'],
+    [{ 'memshare.nri.io/pod': 'other/private' }, /other\/private.*allowedNamespaces/, 'forbidden-namespace'],
+    [{ 'memshare.nri.io/pod': '../etc' }, /memshare\.nri\.io\/pod/, 'syntax'],
+    [{ 'memshare.nri.io/container.app': 'cache,,x' }, /memshare\.nri\.io\/container\.app/, 'syntax'],
+  ];
+  for (const [ann, msg, reason] of cases) {
+    const p = pod('team', ann);
+    const c = ctr(p);
+    const err = await s.service.createContainer(p, c).then(() => undefined, (e: unknown) => e);
+    assert.instance(err, RefusalError, JSON.stringify(ann));
+    assert.match((err as Error).message, msg);
+    assert.is((err as RefusalError).reason, reason);
+    assert.is(s.ledger.byContainer(c.id).length, 0);
+  }
+  assert.is(s.backend.mounted.size, 0);
+  const p = pod('team', { 'memshare.nri.io/pod': 'other/open' });
+  assert.ok(await s.service.createContainer(p, ctr(p)), 'allowedNamespaces lets team in');
+  await s.done();
+});
+
+test('a backend failure after a first share was bound undoes the whole container', async () => {
+  const s = await setup([decl('team', 'a'), decl('team', 'b')]);
+  const p = pod('team', { 'memshare.nri.io/pod': 'a,b' });
+  const c = ctr(p);
+  const orig = s.backend.acquire.bind(s.backend);
+  s.backend.acquire = async (d) => {
+    if (d.name === 'b') throw new Error('mount(2) failed: ENOMEM');
+    return orig(d);
+  };
+  const err = await s.service.createContainer(p, c).then(() => undefined, (e: unknown) => e);
+  assert.instance(err, RefusalError);
+  assert.match((err as Error).message, /ENOMEM/);
+  assert.is(s.ledger.byContainer(c.id).length, 0);
+  assert.not.ok(s.backend.mounted.has('team/a'), 'share a released again');
+  await s.done();
+});
+
+test('node limit: a new share beyond maxNodeBytes is refused, a present one is not', async () => {
+  const s = await setup([decl('team', 'a'), decl('team', 'b'), decl('team', 'c')], { ...DEFAULT_LIMITS, maxNodeBytes: 256 * MiB });
+  const bind = (share: string) => {
+    const p = pod('team', { 'memshare.nri.io/pod': share });
+    return s.service.createContainer(p, ctr(p));
+  };
+  await bind('a');
+  await bind('b');
+  const err = await bind('c').then(() => undefined, (e: unknown) => e);
+  assert.instance(err, RefusalError);
+  assert.is((err as RefusalError).reason, 'node-limit');
+  assert.ok(await bind('a'), 'a is present: binding it costs nothing new');
+  await s.done();
+});
+
+test('a removed declaration takes no new bindings and is released when its last user ends', async () => {
+  const s = await setup([decl('team', 'cache')]);
+  const p = pod('team', { 'memshare.nri.io/pod': 'cache' });
+  const a = ctr(p);
+  await s.service.createContainer(p, a);
+  s.source.set([]);
+  const p2 = pod('team', { 'memshare.nri.io/pod': 'cache' });
+  const err = await s.service.createContainer(p2, ctr(p2)).then(() => undefined, (e: unknown) => e);
+  assert.is((err as RefusalError).reason, 'declaration-removed');
+  assert.ok(s.backend.mounted.has('team/cache'), 'the current user keeps it');
+  await s.service.endContainer(a.id, 'stopped');
+  assert.not.ok(s.backend.mounted.has('team/cache'));
+  await s.done();
+});
+
+test('reconcile: gone containers end, orphan mounts are released, unbound live containers are evicted', async () => {
+  const s = await setup([decl('team', 'kept'), decl('team', 'stale'), decl('team', 'orphan')]);
+  const live = pod('team', { 'memshare.nri.io/pod': 'kept' });
+  const liveCtr = ctr(live, 'app', 'running');
+  await s.service.createContainer(live, liveCtr);
+  const gone = pod('team', { 'memshare.nri.io/pod': 'stale' });
+  const goneCtr = ctr(gone);
+  await s.service.createContainer(gone, goneCtr);
+  s.backend.mounted.set('team/orphan', 128 * MiB); // mounted, but no record explains it
+  const late = pod('team', { 'memshare.nri.io/pod': 'kept' });
+  const lateCtr = ctr(late, 'app', 'running'); // created while the agent was down: no binding
+  const stopped = ctr(live, 'old', 'stopped');
+  const report = await s.service.reconcile([live, late], [liveCtr, lateCtr, stopped]);
+  assert.is(report.ended, 1);
+  assert.equal(report.orphansReleased, ['team/orphan']);
+  assert.equal(report.evict.map((e) => e.containerId), [lateCtr.id]);
+  assert.match(report.evict[0].reason, /team\/kept/);
+  assert.ok(s.backend.mounted.has('team/kept'));
+  assert.not.ok(s.backend.mounted.has('team/stale'));
+  assert.is(s.ledger.byContainer(goneCtr.id).length, 0);
+  await s.done();
+});
+
+test('records survive a restart of the service (reopened ledger) and reconcile keeps live holders', async () => {
+  const s = await setup([decl('team', 'cache')]);
+  const p = pod('team', { 'memshare.nri.io/pod': 'cache' });
+  const c = ctr(p, 'app', 'running');
+  await s.service.createContainer(p, c);
+  await s.ledger.close();
+  const { ledger } = await Ledger.open(s.dir);
+  const service = new MemshareService({ backend: s.backend, ledger, declarations: new MergedDeclarationStore([s.source]), limits: DEFAULT_LIMITS });
+  await service.init();
+  const report = await service.reconcile([p], [c]);
+  assert.is(report.ended, 0);
+  assert.is(report.evict.length, 0);
+  assert.ok(s.backend.mounted.has('team/cache'));
+  assert.is(ledger.byContainer(c.id).length, 1);
+  await ledger.close();
+  rmSync(s.dir, { recursive: true, force: true });
+});
+
+test.run();
