@@ -1,7 +1,7 @@
 // ttrpc client: unary calls over one transport, odd stream ids, concurrent calls matched by id.
 import { DEFAULT_MAX_MESSAGE, MessageReader, MessageType, encodeMessage, type Message } from './channel';
 import { decodeResponse, encodeRequest, type KeyValue } from './codec';
-import { ClosedError, Code, OversizedMessageError, TtrpcError } from './status';
+import { ClosedError, Code, MAX_TIMER_MS, OversizedMessageError, TtrpcError } from './status';
 import type { Transport } from './transport';
 
 export interface CallOptions {
@@ -52,7 +52,7 @@ export class Client {
     this.nextStream += 2;
     return new Promise<Uint8Array>((resolve, reject) => {
       const p: Pending = { resolve, reject };
-      if (opts.timeoutMs) {
+      if (opts.timeoutMs && opts.timeoutMs <= MAX_TIMER_MS) {
         p.timer = setTimeout(() => this.settle(streamId, new TtrpcError(Code.DEADLINE_EXCEEDED, `ttrpc: ${service}/${method}: context deadline exceeded`)), opts.timeoutMs);
       }
       this.pending.set(streamId, p);

@@ -34,7 +34,11 @@ interface DecodedRequest {
 }
 
 export function encodeRequest(r: RequestEnvelope): Uint8Array {
-  return RequestType.encode(r as unknown as protobuf.Message).finish();
+  // proto3 leaves default values off the wire, as Go does; protobufjs would write any present field
+  const m: Partial<RequestEnvelope> = { service: r.service, method: r.method, payload: r.payload };
+  if (r.timeoutNano) m.timeoutNano = r.timeoutNano;
+  if (r.metadata.length) m.metadata = r.metadata;
+  return RequestType.encode(m as unknown as protobuf.Message).finish();
 }
 
 export function decodeRequest(bytes: Uint8Array): RequestEnvelope {

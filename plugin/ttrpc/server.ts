@@ -2,7 +2,7 @@
 // concurrently and answered in completion order, matched by stream id.
 import { DEFAULT_MAX_MESSAGE, MessageReader, MessageType, encodeMessage, type Message } from './channel';
 import { decodeRequest, encodeResponse, type KeyValue } from './codec';
-import { Code, TtrpcError } from './status';
+import { Code, MAX_TIMER_MS, TtrpcError } from './status';
 import type { Transport } from './transport';
 
 export interface CallContext {
@@ -114,7 +114,8 @@ export class Server {
     if (req.timeoutNano > 0) {
       const ms = req.timeoutNano / 1e6;
       deadline = Date.now() + ms;
-      timer = setTimeout(() => {
+      // a deadline beyond what a timer can hold (~24.8 days) is no deadline in practice
+      if (ms <= MAX_TIMER_MS) timer = setTimeout(() => {
         abort(new TtrpcError(Code.DEADLINE_EXCEEDED, 'context deadline exceeded'));
         finish(Code.DEADLINE_EXCEEDED, 'context deadline exceeded');
       }, Math.max(0, Math.ceil(ms)));

@@ -42,3 +42,6 @@ export class OversizedMessageError extends TtrpcError {
     this.name = 'OversizedMessageError';
   }
 }
+
+/** The longest delay setTimeout takes; beyond it Node fires at once (TimeoutOverflowWarning). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
