@@ -1,4 +1,5 @@
 #!/bin/sh
 # /usr/bin/nri-memshare: runs the agent's CLI with the system's node (nodejs >= 20).
 # NRI_MEMSHARE_NODE overrides the interpreter, e.g. for a node outside /usr/bin.
-exec "${NRI_MEMSHARE_NODE:-/usr/bin/node}" /usr/lib/nri-memshare/dist/plugin/cli.js "$@"
+# a 1 MiB young generation: the agent allocates little per event, and the default 16 MiB costs RSS
+exec "${NRI_MEMSHARE_NODE:-/usr/bin/node}" --max-semi-space-size=1 /usr/lib/nri-memshare/dist/plugin/cli.js "$@"
