@@ -159,7 +159,14 @@ export class MemshareService {
     const live = new Map(containers.filter((c) => c.state === 'created' || c.state === 'running' || c.state === 'paused').map((c) => [c.id, c]));
     const gone = new Set<string>();
     for (const r of this.o.ledger.all()) if (r.state === 'bound' && !live.has(r.container.id)) gone.add(r.container.id);
-    for (const id of gone) report.ended += await this.endContainer(id, 'gone at reconcile');
+    // all at once: the ledger commits concurrent ends together, and Synchronize has 2 s in all
+    const ended = await Promise.all([...gone].map((id) => this.o.ledger.end(id, 'gone at reconcile')));
+    const touched = new Map<string, { namespace: string; name: string }>();
+    for (const recs of ended) {
+      report.ended += recs.length;
+      for (const r of recs) touched.set(shareKey(r.share.namespace, r.share.name), r.share);
+    }
+    await Promise.all([...touched.values()].map((sh) => this.releaseIfUnused(sh.namespace, sh.name, 'last user gone at reconcile')));
 
     // shares mounted that no binding explains (e.g. the agent died between mount and record)
     const held = new Set(this.o.ledger.all().filter((r) => r.state === 'bound').map((r) => shareKey(r.share.namespace, r.share.name)));

@@ -15,6 +15,7 @@ import { createServer, connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client, Server, duplexTransport } from '../../plugin/ttrpc';
+import { readMountInfo, umount2, MNT_DETACH } from '../../native';
 import { percentiles, fmt, round, type Percentiles } from './stats';
 
 const repo = resolve(__dirname, '..', '..', '..');
@@ -85,7 +86,8 @@ export function agentConfig(dir: string, nriSocket: string, shares: Array<{ ns: 
   return cfg;
 }
 
-const agentCmd = (cfg: string) => [process.execPath, '--max-semi-space-size=1', join(repo, 'dist', 'plugin', 'cli.js'), 'run', '--config', cfg];
+// the node flags of the shipped launcher (packaging/nri-memshare.sh)
+export const agentCmd = (cfg: string) => [process.execPath, '--max-semi-space-size=1', join(repo, 'dist', 'plugin', 'cli.js'), 'run', '--config', cfg];
 
 function benchNribench(): void {
   const dir = mkdtempSync(join(tmpdir(), 'nribench-agent-'));
@@ -108,6 +110,7 @@ function benchNribench(): void {
   const rss = [...r.stdout.matchAll(/^(go|yours)\s+CreateContainer.*?(\d+) -> (\d+)\s*$/gm)].map((m) => ({ plugin: m[1], idleKB: Number(m[2]), afterKB: Number(m[3]) }));
   results.nribench = { medianOverRounds: 5, callsPerRound: 2000, p50p90p99us: rows, rss, createP50RatioYoursOverGo: ratio ? Number(ratio[1]) : null, rounds: ratio?.[2].trim().split(/\s+/).map(Number), machine: machine() };
   save();
+  unmountUnder(dir);
   rmSync(dir, { recursive: true, force: true });
 }
 
@@ -124,7 +127,13 @@ function benchRss(): void {
   console.log(`agent RSS: idle ${round(j.proc_idle.RSSkB / 1024, 1)} MB, after 10,002 events ${round(j.proc_after.RSSkB / 1024, 1)} MB (peak ${round(j.proc_after.HWMkB / 1024, 1)} MB)`);
   results.rss = { idleMB: round(j.proc_idle.RSSkB / 1024, 1), after10kEventsMB: round(j.proc_after.RSSkB / 1024, 1), peakMB: round(j.proc_after.HWMkB / 1024, 1), machine: machine() };
   save();
+  unmountUnder(dir);
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** The agent leaves shares mounted when it stops (containers may still use them): unmount ours. */
+export function unmountUnder(dir: string): void {
+  for (const m of readMountInfo().filter((x) => x.mountPoint.startsWith(`${dir}/`)).reverse()) umount2(m.mountPoint, MNT_DETACH);
 }
 
 function roundAll(p: Percentiles): Percentiles {
@@ -132,7 +141,13 @@ function roundAll(p: Percentiles): Percentiles {
 }
 
 async function main(): Promise<void> {
+  process.env.MALLOC_ARENA_MAX ??= '2'; // as the systemd unit runs the agent
   if (want('ttrpc')) await benchTtrpc();
+  if (want('lifecycle')) {
+    const { benchLifecycle } = await import('./lifecycle');
+    results.lifecycle = { ...(await benchLifecycle()), machine: machine() };
+    save();
+  }
   if (want('rss')) benchRss();
   if (want('nribench')) benchNribench();
   if (want('containerd')) {
@@ -143,7 +158,9 @@ async function main(): Promise<void> {
   console.log(`\nresults written to ${resultsFile}`);
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { startContainerd, uniqueName, type ContainerdVersion, type RunningPod, type CriClient } from '../harness';
 import { startPlugin, type PluginProcess } from '../e2e/plugin-process';
 import { percentiles, fmt, round } from './stats';
+import { unmountUnder } from './bench';
 
 type MakeConfig = (dir: string, nriSocket: string, shares: Array<{ ns: string; name: string; size: string }>) => string;
 type AgentCmd = (cfg: string) => string[];
@@ -73,6 +74,7 @@ export async function benchContainerd(n: number, makeConfig: MakeConfig, agentCm
     } finally {
       await agent?.kill();
       await inst.stop();
+      unmountUnder(dir);
       rmSync(dir, { recursive: true, force: true });
     }
   }
