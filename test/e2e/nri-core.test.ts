@@ -1,5 +1,6 @@
 // The NRI plugin core against a real containerd (1.7.24: NRI 0.6.1; 2.1.9: NRI 0.8.0), with the
 // project's stub in a minimal fixture plugin (test/fixtures/echo-plugin.ts).
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { forEachContainerd, uniqueName } from '../harness';
@@ -57,6 +58,24 @@ forEachContainerd('nri core', (test, env) => {
     const pod = await cri.runPod({ name: uniqueName('restart'), annotations: { 'test.memshare/mount': 'again' } });
     const id = await cri.runContainer(pod, { name: 'c', command: ['/bin/sleep', '300'] });
     assert.match((await cri.execSync(id, ['/bin/cat', '/proc/self/mountinfo'])).stdout, /\/dev\/shm\/again /);
+  });
+
+  test('pre-launched: containerd starts the plugin from its plugin dir with the socket on fd 3', async () => {
+    const pluginDir = join(env.containerd.dir, 'nri', 'plugins');
+    const exe = join(pluginDir, '20-pre');
+    // the runtime passes only NRI_PLUGIN_* in the environment: no PATH, so absolute paths
+    writeFileSync(exe, `#!/bin/sh\nexec ${process.execPath} ${fixture} unused-socket\n`, { mode: 0o755 });
+    const before = plugin!.count(SYNCED);
+    await env.containerd.restart();
+    await plugin!.waitFor(SYNCED, before + 1, 30000);
+    const cri = env.cri;
+    const pod = await cri.runPod({ name: uniqueName('pre'), annotations: { 'test.memshare/mount.pre': 'prelaunched' } });
+    const id = await cri.runContainer(pod, { name: 'c', command: ['/bin/sleep', '300'] });
+    assert.match((await cri.execSync(id, ['/bin/cat', '/proc/self/mountinfo'])).stdout, / \/dev\/shm\/prelaunched /);
+    rmSync(exe);
+    const again = plugin!.count(SYNCED);
+    await env.containerd.restart();
+    await plugin!.waitFor(SYNCED, again + 1, 30000);
   });
 
   if (env.version === '2.1') {
