@@ -46,13 +46,15 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
     limits: config.limits,
     events: {
       bound: (r) => log.debug({ share: `${r.share.namespace}/${r.share.name}`, container: r.container.id }, 'bound'),
+      // these happen inside NRI handlers: count now, log once the reply is out (setImmediate),
+      // so nothing above debug is written on the request path
       refused: (reason, message) => {
         metrics.refusals.labels(reason).inc();
-        log.warn({ reason }, message);
+        setImmediate(() => log.warn({ reason }, message));
       },
       released: (ns, name, why) => {
         metrics.releases.inc();
-        log.info({ share: `${ns}/${name}`, why }, 'share released');
+        setImmediate(() => log.info({ share: `${ns}/${name}`, why }, 'share released'));
       },
       warn: (msg, detail) => log.warn(detail ?? {}, msg),
     },
