@@ -179,6 +179,14 @@ async function main(): Promise<void> {
     agent?.killNow();
     for (const m of mountsUnder(sharesDir).sort((a, b) => b.length - a.length)) spawnSync('umount', ['-l', m]);
   });
+  // registered before the harness's own handlers: say what happens, then exit; the exit hooks
+  // (the harness's and the one above) take containerd, its containers, the agent and mounts down
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => {
+      process.stdout.write(`\n${red(bold('DEMO INTERRUPTED'))} (${sig}): stopping the agent, the pods and containerd\n`);
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    });
+  }
 
   try {
     // 1. containerd
