@@ -1,0 +1,283 @@
+// The real agent (dist/plugin/cli.js run) beside a test containerd, with a private config,
+// declarations directory, state and shares directory; helpers to declare shares, look at the
+// host's mounts and the agent's status, and to clean up. The agent leaves shares mounted when it
+// stops (running containers still use them), so cleanup() unmounts whatever is left under its
+// sharesDir; a process exit hook does the same for a test file that dies.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startPlugin, type PluginProcess } from './plugin-process';
+
+export const CLI = join(__dirname, '..', '..', 'plugin', 'cli.js');
+export const SYNCED = /"msg":"nri: synchronized"/;
+export const RECONCILED = /"msg":"reconciled with the runtime"/;
+export const MiB = 1024 * 1024;
+
+export interface AgentOptions {
+  nriSocket: string;
+  /** config `limits` (byte counts or quantities such as "512Mi") */
+  limits?: Record<string, string | number>;
+  /** log level (default info) */
+  logLevel?: string;
+}
+
+export interface ShareStatusJson {
+  namespace: string;
+  name: string;
+  hostPath: string;
+  present: boolean;
+  sizeBytes: number | null;
+  usedBytes: number | null;
+  holders: Array<{
+    pod: { namespace: string; name: string; uid: string; sandboxId: string };
+    container: { id: string; name: string };
+    readOnly: boolean;
+    since: string;
+  }>;
+}
+
+export interface StatusJson {
+  stateDir: string;
+  backend: string;
+  shares: ShareStatusJson[];
+  warnings: string[];
+}
+
+const live = new Set<Agent>();
+let hookInstalled = false;
+
+export class Agent {
+  readonly dir: string;
+  readonly configPath: string;
+  readonly stateDir: string;
+  readonly sharesDir: string;
+  readonly declarationsDir: string;
+  /** the running agent process, if any */
+  proc: PluginProcess | undefined;
+  /** output of earlier runs of this agent (before restarts) */
+  private earlier = '';
+
+  constructor(private readonly opts: AgentOptions) {
+    this.dir = realpathSync(mkdtempSync('/tmp/nrims-agent-'));
+    this.stateDir = join(this.dir, 'state');
+    this.sharesDir = join(this.dir, 'shares');
+    this.declarationsDir = join(this.dir, 'shares.d');
+    mkdirSync(this.declarationsDir, { recursive: true });
+    mkdirSync(this.sharesDir, { recursive: true });
+    this.configPath = join(this.dir, 'config.json');
+    const config: Record<string, unknown> = {
+      nri: { socket: opts.nriSocket, name: 'memshare', index: '50' },
+      stateDir: this.stateDir,
+      sharesDir: this.sharesDir,
+      declarationsDir: this.declarationsDir,
+      metrics: { address: '' },
+      log: { level: opts.logLevel ?? 'info' },
+    };
+    if (opts.limits) config.limits = opts.limits;
+    writeFileSync(this.configPath, JSON.stringify(config, null, 2));
+    live.add(this);
+    installExitHook();
+  }
+
+  /** Starts the agent and waits until it is registered and synchronized with the runtime. */
+  async start(timeoutMs = 30000): Promise<void> {
+    if (this.proc && this.proc.child.exitCode === null && this.proc.child.signalCode === null) {
+      throw new Error('agent already running');
+    }
+    if (this.proc) this.earlier += this.proc.output();
+    this.proc = startPlugin([CLI, 'run', '--config', this.configPath]);
+    await this.proc.waitFor(SYNCED, 1, timeoutMs);
+  }
+
+  /** Stops the agent (SIGTERM: orderly; SIGKILL: as a crash). Shares stay mounted. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    await this.proc?.kill(signal);
+  }
+
+  /** Everything every run of this agent printed. */
+  output(): string {
+    return this.earlier + (this.proc?.output() ?? '');
+  }
+
+  /** Log lines (all runs) at level error or fatal. */
+  errorLines(): string[] {
+    return this.output()
+      .split('\n')
+      .filter((l) => /"level":"(error|fatal)"/.test(l));
+  }
+
+  /** Log lines (all runs) that parse as JSON, as objects. */
+  logRecords(): Array<Record<string, unknown>> {
+    const out: Array<Record<string, unknown>> = [];
+    for (const l of this.output().split('\n')) {
+      if (!l.startsWith('{')) continue;
+      try {
+        out.push(JSON.parse(l) as Record<string, unknown>);
+      } catch {
+        // a partial line
+      }
+    }
+    return out;
+  }
+
+  private running(): PluginProcess {
+    if (!this.proc) throw new Error('agent not started');
+    return this.proc;
+  }
+
+  declarationPath(ns: string, name: string): string {
+    return join(this.declarationsDir, `${ns}-${name}.json`);
+  }
+
+  /** Writes a ShareMemory file (atomically: the agent skips dot files, so write one and rename). */
+  writeDeclaration(ns: string, name: string, storage: string, allowedNamespaces?: string[]): string {
+    const spec: Record<string, unknown> = { storage };
+    if (allowedNamespaces) spec.allowedNamespaces = allowedNamespaces;
+    const obj = { apiVersion: 'resource.ubsvirt.huawei.com/v1', kind: 'ShareMemory', metadata: { name, namespace: ns }, spec };
+    const path = this.declarationPath(ns, name);
+    const tmp = join(this.declarationsDir, `.${ns}-${name}.json.tmp`);
+    writeFileSync(tmp, JSON.stringify(obj, null, 2));
+    renameSync(tmp, path);
+    return path;
+  }
+
+  /**
+   * Declares a share and waits until the running agent has it (its "declarations: changed" log
+   * line: added, or changed when the file existed).
+   */
+  async declare(ns: string, name: string, storage: string, allowedNamespaces?: string[], timeoutMs = 15000): Promise<void> {
+    const p = this.running();
+    const re = new RegExp(`"change":"(added|changed)","share":"${esc(ns)}/${esc(name)}"`);
+    const before = p.count(re);
+    this.writeDeclaration(ns, name, storage, allowedNamespaces);
+    await p.waitFor(re, before + 1, timeoutMs);
+  }
+
+  /** Removes a share's file and waits until the running agent has dropped the declaration. */
+  async undeclare(ns: string, name: string, timeoutMs = 15000): Promise<void> {
+    const p = this.running();
+    const re = new RegExp(`"change":"removed","share":"${esc(ns)}/${esc(name)}"`);
+    const before = p.count(re);
+    rmSync(this.declarationPath(ns, name));
+    await p.waitFor(re, before + 1, timeoutMs);
+  }
+
+  hostPath(ns: string, name: string): string {
+    return join(this.sharesDir, ns, name);
+  }
+
+  /** Whether <sharesDir>/<ns>/<name> is a mount point in the host's /proc/self/mountinfo. */
+  isMounted(ns: string, name: string): boolean {
+    return hostMountPoints().includes(this.hostPath(ns, name));
+  }
+
+  /** Waits (bounded) until the share's mount state is `mounted`; throws with context otherwise. */
+  async waitMounted(ns: string, name: string, mounted: boolean, timeoutMs = 15000): Promise<void> {
+    await waitUntil(() => this.isMounted(ns, name) === mounted, timeoutMs, () =>
+      `share ${ns}/${name} still ${mounted ? 'not mounted' : 'mounted'} at ${this.hostPath(ns, name)} after ${timeoutMs} ms; agent log tail:\n${this.output().slice(-3000)}`);
+  }
+
+  /** `nri-memshare status --json --config <cfg>`, parsed. */
+  status(): StatusJson {
+    const r = spawnSync(process.execPath, [CLI, 'status', '--json', '--config', this.configPath], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`status --json exited ${r.status}: ${r.stderr}`);
+    return JSON.parse(r.stdout) as StatusJson;
+  }
+
+  /** `nri-memshare status --config <cfg>` (the table). */
+  statusTable(): string {
+    const r = spawnSync(process.execPath, [CLI, 'status', '--config', this.configPath], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`status exited ${r.status}: ${r.stderr}`);
+    return r.stdout;
+  }
+
+  shareStatus(ns: string, name: string): ShareStatusJson | undefined {
+    return this.status().shares.find((s) => s.namespace === ns && s.name === name);
+  }
+
+  /** Stops the agent if running, unmounts everything left under sharesDir, deletes the dir. */
+  async cleanup(): Promise<void> {
+    await this.stop('SIGTERM').catch(() => undefined);
+    this.cleanupSync();
+  }
+
+  cleanupSync(): void {
+    if (this.proc && this.proc.child.exitCode === null && this.proc.child.signalCode === null) this.proc.child.kill('SIGKILL');
+    unmountUnder(this.sharesDir);
+    rmSync(this.dir, { recursive: true, force: true });
+    live.delete(this);
+  }
+}
+
+function esc(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** Mount points of the host (this process's mount namespace), unescaped. */
+export function hostMountPoints(): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(' ')[4].replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
+}
+
+/** Lazily unmounts every mount under dir, deepest first. */
+export function unmountUnder(dir: string): void {
+  const mps = hostMountPoints()
+    .filter((m) => m.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const m of mps) {
+    try {
+      execFileSync('umount', ['-l', m], { stdio: 'ignore' });
+    } catch {
+      // already gone (a stacked mount went with its parent)
+    }
+  }
+}
+
+/** Polls `cond` every 100 ms until true; throws `why()` after timeoutMs. */
+export async function waitUntil(cond: () => boolean | Promise<boolean>, timeoutMs: number, why: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await cond()) return;
+    if (Date.now() > deadline) throw new Error(why());
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Calls fn until it resolves (every 250 ms), for at most timeoutMs; then rethrows its last error. */
+export async function retry<T>(fn: () => Promise<T>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** The rejection of p (fails if p resolves). */
+export async function rejection(p: Promise<unknown>, what: string): Promise<Error> {
+  try {
+    await p;
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error(`${what}: expected a failure, but it succeeded`);
+}
+
+function installExitHook(): void {
+  if (hookInstalled) return;
+  hookInstalled = true;
+  process.on('exit', () => {
+    for (const a of [...live]) {
+      try {
+        a.cleanupSync();
+      } catch {
+        // best effort at exit
+      }
+    }
+  });
+}
