@@ -1,0 +1,108 @@
+// The documentation keeps up with the code: the README's test command is what CI runs, every
+// config key (with its default) is in docs/configuration.md, every metric in docs/operations.md.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { defaultConfig } from '../../plugin/service/config';
+import { createMemshareMetrics } from '../../plugin/service/metrics';
+
+const root = join(__dirname, '..', '..', '..');
+const read = (rel: string) => readFileSync(join(root, rel), 'utf8');
+
+/** The fenced code blocks of a markdown section (from its heading to the next heading of its level). */
+function sectionCodeLines(md: string, heading: string): string[] {
+  const lines = md.split('\n');
+  const start = lines.findIndex((l) => l.trim() === heading);
+  assert.ok(start >= 0, `README has no "${heading}" heading`);
+  const level = heading.match(/^#+/)![0].length;
+  const out: string[] = [];
+  let inCode = false;
+  for (const l of lines.slice(start + 1)) {
+    const h = /^(#+) /.exec(l);
+    if (!inCode && h && h[1].length <= level) break;
+    if (l.trim().startsWith('```')) {
+      inCode = !inCode;
+      continue;
+    }
+    if (inCode && l.trim() && !l.trim().startsWith('#')) out.push(l.trim());
+  }
+  return out;
+}
+
+/** Dotted paths of every leaf of an object: nri.socket, limits.maxShareBytes, ... */
+function leaves(obj: Record<string, unknown>, prefix = ''): Array<[string, unknown]> {
+  const out: Array<[string, unknown]> = [];
+  for (const [k, v] of Object.entries(obj)) {
+    const key = prefix ? `${prefix}.${k}` : k;
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) out.push(...leaves(v as Record<string, unknown>, key));
+    else out.push([key, v]);
+  }
+  return out;
+}
+
+test("the README's quick start is exactly the demo and the command .ci/run runs", () => {
+  const ci = read('.ci/run');
+  const execs = ci.split('\n').map((l) => /^\s*exec\s+(.+?)\s*$/.exec(l)?.[1]).filter((x): x is string => !!x);
+  assert.equal(execs.length, 1, '.ci/run should exec exactly one command');
+  const ciCommand = execs[0];
+  assert.is(ciCommand, 'bash test/all.sh');
+  const quick = sectionCodeLines(read('README.md'), '## Quick start');
+  assert.equal(quick, ['bash scripts/demo.sh', ciCommand]);
+  for (const f of ['scripts/demo.sh', 'test/all.sh']) assert.ok(existsSync(join(root, f)), `${f} is missing`);
+});
+
+test('every config key of defaultConfig() is in docs/configuration.md with its default', () => {
+  const doc = read('docs/configuration.md');
+  const rows = doc.split('\n').filter((l) => l.startsWith('|'));
+  const keys = leaves(defaultConfig() as unknown as Record<string, unknown>);
+  assert.ok(keys.length >= 12, `expected at least 12 config keys, found ${keys.length}`);
+  for (const [key, value] of keys) {
+    const row = rows.find((r) => r.includes(`\`${key}\``));
+    assert.ok(row, `docs/configuration.md does not document \`${key}\``);
+    assert.ok(row!.includes(String(value)), `docs/configuration.md: the row of \`${key}\` does not show its default ${String(value)}`);
+  }
+  // the optional key that defaultConfig() leaves out
+  for (const key of ['kubernetes.kubeconfig', 'kubernetes.inCluster']) assert.ok(doc.includes(`\`${key}\``), `${key} undocumented`);
+});
+
+test('the README config table names every top-level key', () => {
+  const readme = read('README.md');
+  for (const [key] of leaves(defaultConfig() as unknown as Record<string, unknown>)) {
+    assert.ok(readme.includes(`\`${key}\``), `README.md does not mention \`${key}\``);
+  }
+});
+
+test('every metric is in docs/operations.md', () => {
+  const doc = read('docs/operations.md');
+  const names = createMemshareMetrics()
+    .registry.render()
+    .split('\n')
+    .map((l) => /^# TYPE (\S+) /.exec(l)?.[1])
+    .filter((x): x is string => !!x);
+  assert.ok(names.length >= 8, `expected at least 8 metrics, found ${names.length}`);
+  for (const name of names) assert.ok(doc.includes(`\`${name}\``), `docs/operations.md does not document \`${name}\``);
+});
+
+test('every refusal reason is in docs/operations.md', () => {
+  const doc = read('docs/operations.md');
+  const src = read('plugin/memshare/authorize.ts');
+  const union = /export type RefusalReason =([^;]+);/.exec(src)?.[1] ?? '';
+  const reasons = [...union.matchAll(/'([a-z-]+)'/g)].map((m) => m[1]);
+  assert.ok(reasons.length >= 6, 'could not read RefusalReason from authorize.ts');
+  for (const r of [...reasons, 'backend']) assert.ok(doc.includes(`| \`${r}\` |`), `docs/operations.md has no row for refusal reason ${r}`);
+});
+
+test('the docs link only to files that exist', () => {
+  for (const rel of ['README.md', 'docs/operations.md', 'docs/concepts.md', 'docs/configuration.md', 'docs/annotations.md']) {
+    const md = read(rel);
+    const base = join(root, rel, '..');
+    for (const m of md.matchAll(/\]\(([^)#\s]+)(#[^)]*)?\)/g)) {
+      const target = m[1];
+      if (/^[a-z]+:/.test(target)) continue;
+      assert.ok(existsSync(join(base, target)), `${rel} links to ${target}, which does not exist`);
+    }
+  }
+});
+
+test.run();
