@@ -20,3 +20,23 @@ export {
   type StoreOptions,
 } from './store';
 export { MemoryDeclarationSource } from './memory-source';
+export {
+  KubeconfigError,
+  loadInCluster,
+  loadKubeconfig,
+  parseKubeconfig,
+  loadKubeCredentials,
+  SERVICE_ACCOUNT_DIR,
+  type KubeConnection,
+  type KubeCredentials,
+  type InClusterOptions,
+  type KubeconfigOptions,
+} from './kubeconfig';
+export {
+  KubernetesDeclarationSource,
+  SHARE_MEMORY_GROUP,
+  SHARE_MEMORY_PLURAL,
+  SHARE_MEMORY_LIST_PATH,
+  type KubernetesSourceOptions,
+  type SourceLog,
+} from './kubernetes';
