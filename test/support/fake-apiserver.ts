@@ -169,6 +169,11 @@ export class FakeApiServer {
     return true;
   }
 
+  /** Writes to other resources: etcd's revision (the resourceVersion) moves on without an event here. */
+  otherWrites(n = 1): void {
+    this.rv += n;
+  }
+
   /** Forgets history up to now: watches from an older resourceVersion get 410 Gone. */
   compact(): void {
     this.base = new Map(this.objects);

@@ -1,0 +1,416 @@
+// The Kubernetes declaration source against a fake kube-apiserver speaking the list+watch protocol.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  KubernetesDeclarationSource,
+  MergedDeclarationStore,
+  parseKubeconfig,
+  type DeclarationChange,
+  type DeclarationProblem,
+  type KubeCredentials,
+} from '../../plugin/declarations';
+import { DEFAULT_LIMITS } from '../../plugin/memshare/types';
+import { FakeApiServer, selfSignedCert, shareMemory } from '../support/fake-apiserver';
+import { waitFor, within } from '../support/util';
+
+const Mi = 1024 ** 2;
+const TOKEN = 'secret-token';
+
+function kubeconfig(server: string, user: string, cluster = ''): string {
+  return `apiVersion: v1
+kind: Config
+current-context: test
+contexts:
+- name: test
+  context: {cluster: c, user: u}
+clusters:
+- name: c
+  cluster:
+    server: ${server}
+${cluster}users:
+- name: u
+  user:
+${user}`;
+}
+
+const tokenCreds = (api: FakeApiServer, token = TOKEN): KubeCredentials =>
+  parseKubeconfig(kubeconfig(api.url, `    token: ${token}\n`), '/nonexistent/kubeconfig');
+
+interface Harness {
+  api: FakeApiServer;
+  src: KubernetesDeclarationSource;
+  changes: DeclarationChange[];
+  problems: DeclarationProblem[];
+}
+
+const cleanups: Array<() => Promise<void>> = [];
+test.after.each(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function harness(
+  prepare: (api: FakeApiServer) => void = () => undefined,
+  opts: { credentials?: (api: FakeApiServer) => KubeCredentials; pageSize?: number; api?: FakeApiServer; watchTimeoutSeconds?: number } = {},
+): Promise<Harness> {
+  const api = opts.api ?? new FakeApiServer({ token: TOKEN });
+  await api.start();
+  cleanups.push(() => api.stop());
+  prepare(api);
+  const changes: DeclarationChange[] = [];
+  const problems: DeclarationProblem[] = [];
+  const src = new KubernetesDeclarationSource({
+    credentials: (opts.credentials ?? tokenCreds)(api),
+    limits: DEFAULT_LIMITS,
+    backoff: { initialMs: 5, maxMs: 40 },
+    pageSize: opts.pageSize,
+    watchTimeoutSeconds: opts.watchTimeoutSeconds,
+    onProblem: (p) => problems.push(p),
+  });
+  src.onChange((c) => changes.push(...c));
+  cleanups.push(() => src.stop());
+  src.start();
+  return { api, src, changes, problems };
+}
+
+const keys = (src: KubernetesDeclarationSource) => src.list().map((d) => `${d.namespace}/${d.name}:${d.sizeBytes / Mi}`).sort();
+const lists = (api: FakeApiServer) => api.requests.filter((r) => r.query.watch === undefined);
+const watches = (api: FakeApiServer) => api.requests.filter((r) => r.query.watch !== undefined);
+const summary = (changes: DeclarationChange[]) => changes.map((c) => `${c.kind} ${c.declaration.namespace}/${c.declaration.name}`);
+
+test('the initial list populates the declarations; ready() resolves after it', async () => {
+  const { api, src, changes } = await harness((api) => {
+    api.share('team-a', 'one', '128Mi');
+    api.share('team-b', 'two', '1Gi', ['team-a', 'team-c']);
+  });
+  await within(src.ready(), 'ready');
+  assert.equal(keys(src), ['team-a/one:128', 'team-b/two:1024']);
+  const two = src.list().find((d) => d.name === 'two')!;
+  assert.equal(two.allowedNamespaces, ['team-a', 'team-c']);
+  assert.is(two.origin, 'kubernetes:team-b/two');
+  assert.equal(summary(changes).sort(), ['added team-a/one', 'added team-b/two']);
+  assert.equal(src.errors(), []);
+  const first = api.requests[0];
+  assert.is(first.path, '/apis/resource.ubsvirt.huawei.com/v1/sharememories');
+  assert.is(first.authorization, `Bearer ${TOKEN}`);
+  assert.is(src.resourceVersion, api.resourceVersion);
+});
+
+test('a paged list follows continue tokens and gets every object', async () => {
+  const { api, src } = await harness((api) => {
+    for (const n of ['a', 'b', 'c', 'd', 'e']) api.share('ns', n, '256Mi');
+  }, { pageSize: 2 });
+  await within(src.ready(), 'ready');
+  assert.equal(keys(src), ['ns/a:256', 'ns/b:256', 'ns/c:256', 'ns/d:256', 'ns/e:256']);
+  const l = lists(api);
+  assert.is(l.length, 3);
+  assert.is(l[0].query.limit, '2');
+  assert.is(l[0].query.continue, undefined);
+  assert.ok(l[1].query.continue && l[2].query.continue);
+});
+
+test('watch: ADDED, MODIFIED and DELETED update the declarations and tell listeners', async () => {
+  const { api, src, changes } = await harness((api) => api.share('ns', 'keep', '128Mi'));
+  await within(src.ready(), 'ready');
+  const listRv = src.resourceVersion;
+  assert.ok(listRv);
+  await waitFor(() => api.watchCount === 1, 'a watch');
+  const w = watches(api)[0];
+  assert.is(w.query.watch, '1');
+  assert.is(w.query.resourceVersion, listRv);
+  assert.is(w.query.allowWatchBookmarks, 'true');
+  assert.ok(Number(w.query.timeoutSeconds) > 0);
+  changes.length = 0;
+
+  api.share('ns', 'new', '256Mi');
+  await waitFor(() => src.list().length === 2, 'ADDED');
+  api.share('ns', 'new', '512Mi', ['other']);
+  await waitFor(() => keys(src).includes('ns/new:512'), 'MODIFIED');
+  api.apply({ ...shareMemory('ns', 'keep', '128Mi'), status: { phase: 'Bound' } }); // no change we use
+  api.delete('ns', 'new');
+  await waitFor(() => src.list().length === 1, 'DELETED');
+  assert.equal(summary(changes), ['added ns/new', 'changed ns/new', 'removed ns/new']);
+  const changed = changes[1] as Extract<DeclarationChange, { kind: 'changed' }>;
+  assert.is(changed.previous.sizeBytes, 256 * Mi);
+  assert.equal(changed.declaration.allowedNamespaces, ['other']);
+  assert.is(src.resourceVersion, api.resourceVersion);
+  assert.is(lists(api).length, 1, 'no re-list');
+});
+
+test('an invalid object is reported and left out; the others are unaffected', async () => {
+  const { api, src, problems, changes } = await harness((api) => {
+    api.share('ns', 'good', '128Mi');
+    api.share('ns', 'tiny', '1Ki');
+  });
+  await within(src.ready(), 'ready');
+  assert.equal(keys(src), ['ns/good:128']);
+  let errs = src.errors().map((e) => e.message);
+  assert.is(errs.length, 1);
+  assert.match(errs[0], 'kubernetes:ns/tiny');
+  assert.match(errs[0], 'spec.storage');
+  assert.is(problems.length, 1);
+
+  // through the watch: a broken one arrives next to a good one
+  await waitFor(() => api.watchCount === 1, 'a watch');
+  api.apply({ apiVersion: 'resource.ubsvirt.huawei.com/v1', kind: 'ShareMemory', metadata: { name: 'nospec', namespace: 'ns' } });
+  api.share('ns', 'good2', '1Gi');
+  await waitFor(() => src.list().length === 2, 'good2');
+  errs = src.errors().map((e) => e.message);
+  assert.is(errs.length, 2);
+  assert.ok(errs.some((m) => m.includes('kubernetes:ns/nospec') && m.includes('spec: is missing')), errs.join('\n'));
+
+  // fixed: the problem goes and the share comes
+  api.share('ns', 'tiny', '128Mi');
+  await waitFor(() => keys(src).includes('ns/tiny:128'), 'tiny fixed');
+  assert.is(src.errors().length, 1);
+  // a good one turning bad is left out (removed) and reported
+  changes.length = 0;
+  api.share('ns', 'good', '1Pi');
+  await waitFor(() => !keys(src).includes('ns/good:128'), 'good turned bad');
+  assert.equal(summary(changes), ['removed ns/good']);
+  assert.ok(src.errors().some((e) => e.message.includes('kubernetes:ns/good') && e.message.includes('outside the allowed range')));
+  // deleting an invalid object clears its problem
+  api.delete('ns', 'nospec');
+  api.delete('ns', 'good');
+  await waitFor(() => src.errors().length === 0, 'problems cleared');
+  assert.equal(keys(src), ['ns/good2:1024', 'ns/tiny:128']);
+});
+
+test('a dropped watch resumes from the last resourceVersion without losing events', async () => {
+  const { api, src, changes } = await harness((api) => {
+    api.share('ns', 'stay', '128Mi');
+    api.share('ns', 'change', '128Mi');
+    api.share('ns', 'go', '128Mi');
+  });
+  await within(src.ready(), 'ready');
+  await waitFor(() => api.watchCount === 1, 'a watch');
+  api.share('ns', 'seen', '128Mi');
+  await waitFor(() => src.list().length === 4, 'seen');
+  const rvBefore = src.resourceVersion;
+  changes.length = 0;
+
+  api.holdWatches();
+  api.endWatches();
+  await waitFor(() => api.heldCount === 1, 'the client to watch again');
+  // events while the client is away
+  api.share('ns', 'added-away', '256Mi');
+  api.share('ns', 'change', '512Mi');
+  api.delete('ns', 'go');
+  api.releaseWatches();
+  await waitFor(() => src.resourceVersion === api.resourceVersion, 'caught up');
+
+  const again = watches(api).at(-1)!;
+  assert.is(again.query.resourceVersion, rvBefore);
+  assert.is(lists(api).length, 1, 'resumed without a re-list');
+  assert.equal(keys(src), ['ns/added-away:256', 'ns/change:512', 'ns/seen:128', 'ns/stay:128']);
+  assert.equal(summary(changes), ['added ns/added-away', 'changed ns/change', 'removed ns/go']);
+});
+
+test('a watch ended by timeoutSeconds is watched again from the last resourceVersion', async () => {
+  const { api, src } = await harness((api) => api.share('ns', 'a', '128Mi'), { watchTimeoutSeconds: 1 });
+  await within(src.ready(), 'ready');
+  await waitFor(() => watches(api).length >= 2, 'the server to end the first watch and the client to watch again');
+  api.share('ns', 'b', '128Mi');
+  await waitFor(() => src.list().length === 2, 'event on the second watch');
+  assert.is(watches(api)[1].query.resourceVersion, watches(api)[0].query.resourceVersion);
+  assert.is(lists(api).length, 1);
+});
+
+test('bookmarks advance the resourceVersion, so a resume after compaction needs no re-list', async () => {
+  const { api, src } = await harness((api) => api.share('ns', 'a', '128Mi'));
+  await within(src.ready(), 'ready');
+  await waitFor(() => api.watchCount === 1, 'a watch');
+  api.otherWrites(10);
+  api.bookmark();
+  await waitFor(() => src.resourceVersion === api.resourceVersion, 'the bookmark');
+  api.compact();
+  api.endWatches();
+  await waitFor(() => watches(api).length === 2 && api.watchCount === 1, 'watching again');
+  assert.is(watches(api)[1].query.resourceVersion, api.resourceVersion);
+  assert.is(lists(api).length, 1, 'no 410, no re-list');
+});
+
+for (const asHttp of [false, true]) {
+  test(`410 Gone (${asHttp ? 'HTTP status' : 'ERROR event'}) re-lists and reconciles: objects deleted while away disappear`, async () => {
+    const { api, src, changes } = await harness((api) => {
+      api.share('ns', 'stay', '128Mi');
+      api.share('ns', 'deleted-away', '128Mi');
+    });
+    api.goneAsHttpStatus = asHttp;
+    await within(src.ready(), 'ready');
+    await waitFor(() => api.watchCount === 1, 'a watch');
+    changes.length = 0;
+    api.holdWatches();
+    api.endWatches();
+    await waitFor(() => api.heldCount === 1, 'the client to watch again');
+    api.delete('ns', 'deleted-away');
+    api.share('ns', 'added-away', '256Mi');
+    api.share('ns', 'stay', '1Gi');
+    api.compact(); // the events above are gone from history: the client's resourceVersion is too old
+    api.releaseWatches();
+    await waitFor(() => lists(api).length === 2, 'a re-list');
+    await waitFor(() => api.watchCount === 1, 'watching after the re-list');
+    assert.equal(keys(src), ['ns/added-away:256', 'ns/stay:1024']);
+    assert.equal(summary(changes).sort(), ['added ns/added-away', 'changed ns/stay', 'removed ns/deleted-away']);
+    assert.is(watches(api).at(-1)!.query.resourceVersion, api.resourceVersion);
+    assert.equal(src.errors(), []);
+  });
+}
+
+test('the API server going away keeps the declarations; the source recovers when it is back', async () => {
+  const { api, src, problems } = await harness((api) => {
+    api.share('ns', 'a', '128Mi');
+    api.share('ns', 'b', '128Mi');
+  });
+  await within(src.ready(), 'ready');
+  await waitFor(() => api.watchCount === 1, 'a watch');
+  await api.stop();
+  await waitFor(() => src.errors().length > 0, 'a connection problem');
+  assert.not.ok(src.connected);
+  assert.equal(keys(src), ['ns/a:128', 'ns/b:128'], 'last known declarations kept');
+  const msg = src.errors()[0].message;
+  assert.match(msg, api.url);
+  assert.match(msg, 'keeping the last 2 known declaration(s)');
+  assert.ok(problems.some((p) => p.message === msg), 'the problem was reported through onProblem');
+  // changes while the server is down (e.g. etcd was written by another apiserver)
+  api.delete('ns', 'a');
+  api.share('ns', 'c', '256Mi');
+  await api.start();
+  await waitFor(() => keys(src).join() === 'ns/b:128,ns/c:256', 'recovered');
+  await waitFor(() => src.errors().length === 0 && src.connected, 'problem cleared');
+});
+
+test('401: a clear error naming the credentials; retries, and recovers once the token is accepted', async () => {
+  const { api, src } = await harness((api) => api.share('ns', 'a', '128Mi'), { credentials: (api) => tokenCreds(api, 'old-token') });
+  let ready = false;
+  void src.ready().then(() => (ready = true));
+  await waitFor(() => src.errors().length > 0, 'a problem');
+  const msg = src.errors()[0].message;
+  assert.match(msg, '401 Unauthorized');
+  assert.match(msg, 'kubeconfig /nonexistent/kubeconfig (context test)');
+  assert.is(ready, false);
+  assert.equal(src.list(), []);
+  const before = api.requests.length;
+  await waitFor(() => api.requests.length > before, 'a retry');
+  api.token = 'old-token';
+  await within(src.ready(), 'ready after the token is accepted');
+  assert.equal(keys(src), ['ns/a:128']);
+  assert.equal(src.errors(), []);
+});
+
+test('403: the error names the RBAC needed (get, list, watch on sharememories)', async () => {
+  const { api, src } = await harness((api) => {
+    api.forbidden = true;
+  });
+  await waitFor(() => src.errors().length > 0, 'a problem');
+  const msg = src.errors()[0].message;
+  assert.match(msg, '403 Forbidden');
+  assert.match(msg, 'get, list and watch on sharememories');
+  assert.match(msg, 'resource.ubsvirt.huawei.com');
+  assert.match(msg, 'rbac.yaml');
+  api.forbidden = false;
+  await within(src.ready(), 'ready once allowed');
+});
+
+test('404: the CRD is not installed; keeps retrying and starts once it is', async () => {
+  const { api, src } = await harness((api) => {
+    api.crdInstalled = false;
+    api.share('ns', 'a', '128Mi');
+  });
+  await waitFor(() => src.errors().length > 0, 'a problem');
+  const msg = src.errors()[0].message;
+  assert.match(msg, 'CustomResourceDefinition');
+  assert.match(msg, 'not installed');
+  assert.match(msg, 'crd-sharememory.yaml');
+  const before = lists(api).length;
+  await waitFor(() => lists(api).length > before + 1, 'retries');
+  api.crdInstalled = true;
+  await within(src.ready(), 'ready once the CRD is there');
+  assert.equal(keys(src), ['ns/a:128']);
+});
+
+test('a rotated token file is read again on reconnect', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'memshare-kube-'));
+  cleanups.push(async () => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.writeFileSync(path.join(dir, 'token'), 'first\n');
+  const { api, src } = await harness(
+    (api) => {
+      api.token = 'first';
+      api.share('ns', 'a', '128Mi');
+    },
+    { credentials: (api) => parseKubeconfig(kubeconfig(api.url, '    tokenFile: token\n'), path.join(dir, 'kubeconfig')) },
+  );
+  await within(src.ready(), 'ready');
+  await waitFor(() => api.watchCount === 1, 'a watch');
+  fs.writeFileSync(path.join(dir, 'token'), 'second\n');
+  api.token = 'second';
+  api.endWatches();
+  api.share('ns', 'b', '128Mi');
+  await waitFor(() => src.list().length === 2, 'event seen with the new token');
+  assert.is(api.requests.at(-1)!.authorization, 'Bearer second');
+  assert.ok(api.requests.every((r) => r.status !== 401), 'no request was refused');
+});
+
+test('stop() ends the watch; ready() rejects when stopped before the first list', async () => {
+  const { api, src } = await harness((api) => api.share('ns', 'a', '128Mi'));
+  await within(src.ready(), 'ready');
+  await waitFor(() => api.watchCount === 1, 'a watch');
+  await within(src.stop(), 'stop');
+  await waitFor(() => api.watchCount === 0, 'the watch closed');
+  assert.equal(keys(src), ['ns/a:128'], 'declarations still readable');
+
+  const h2 = await harness((api) => {
+    api.crdInstalled = false;
+  });
+  await waitFor(() => h2.src.errors().length > 0, 'a problem');
+  await within(h2.src.stop(), 'stop');
+  let rejected: unknown;
+  await h2.src.ready().catch((e) => (rejected = e));
+  assert.instance(rejected, Error);
+  assert.match(String(rejected), 'stopped before the first list');
+});
+
+test('feeds a MergedDeclarationStore like any source', async () => {
+  const { api, src } = await harness((api) => api.share('ns', 'a', '128Mi'));
+  const store = new MergedDeclarationStore();
+  const seen: DeclarationChange[] = [];
+  store.onChange((c) => seen.push(...c));
+  store.addSource(src);
+  await within(src.ready(), 'ready');
+  assert.is(store.get('ns', 'a')?.sizeBytes, 128 * Mi);
+  await waitFor(() => api.watchCount === 1, 'a watch');
+  api.share('ns', 'b', '256Mi');
+  await waitFor(() => store.get('ns', 'b') !== undefined, 'store sees b');
+  assert.equal(summary(seen), ['added ns/a', 'added ns/b']);
+  store.close();
+});
+
+const cert = selfSignedCert();
+test('https: certificate-authority-data is trusted; an unknown certificate is refused with the reason', async () => {
+  if (!cert) {
+    console.log('openssl not found: https not exercised');
+    return;
+  }
+  const caData = cert.cert.toString('base64');
+  const api = new FakeApiServer({ token: TOKEN, tls: cert });
+  const { src } = await harness((api) => api.share('ns', 'a', '128Mi'), {
+    api,
+    credentials: (api) => parseKubeconfig(kubeconfig(api.url, `    token: ${TOKEN}\n`, `    certificate-authority-data: ${caData}\n`), '/x/kubeconfig'),
+  });
+  await within(src.ready(), 'ready over https');
+  assert.equal(keys(src), ['ns/a:128']);
+
+  const untrusted = new KubernetesDeclarationSource({
+    credentials: tokenCreds(api),
+    limits: DEFAULT_LIMITS,
+    backoff: { initialMs: 5, maxMs: 40 },
+  }).start();
+  cleanups.push(() => untrusted.stop());
+  await waitFor(() => untrusted.errors().length > 0, 'a TLS problem');
+  assert.match(untrusted.errors()[0].message, /certificate/i);
+  assert.equal(untrusted.list(), []);
+});
+
+test.run();
