@@ -219,12 +219,14 @@ test('a watch ended by timeoutSeconds is watched again from the last resourceVer
 });
 
 test('bookmarks advance the resourceVersion, so a resume after compaction needs no re-list', async () => {
-  const { api, src } = await harness((api) => api.share('ns', 'a', '128Mi'));
+  const { api, src, problems } = await harness((api) => api.share('ns', 'a', '128Mi'));
   await within(src.ready(), 'ready');
   await waitFor(() => api.watchCount === 1, 'a watch');
   api.otherWrites(10);
   api.bookmark();
   await waitFor(() => src.resourceVersion === api.resourceVersion, 'the bookmark');
+  assert.equal(problems, [], 'a bookmark is not an error');
+  assert.is(watches(api).length, 1, 'the stream stays open after a bookmark');
   api.compact();
   api.endWatches();
   await waitFor(() => watches(api).length === 2 && api.watchCount === 1, 'watching again');
