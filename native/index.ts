@@ -5,6 +5,8 @@ export {
   statfs,
   flock,
   isMountRoot,
+  pidfdOpen,
+  pidfdSendSignal,
   SyscallError,
   type FsStats,
   MS_RDONLY,

@@ -67,6 +67,8 @@ interface LibcFns {
   flock: (fd: number, op: number) => number;
   statx: (dirfd: number, path: string, flags: number, mask: number, buf: Record<string, unknown>) => number;
   strerror: (errnum: number) => string;
+  /** syscall(2), variadic: extra arguments come as (type, value) pairs */
+  syscall: (num: number, ...typedArgs: unknown[]) => number;
   koffi: typeof KoffiModule;
 }
 
@@ -119,6 +121,7 @@ function load(): LibcFns {
     flock: lib.func('int flock(int fd, int op)'),
     statx: lib.func('int statx(int dirfd, const char *path, int flags, unsigned int mask, _Out_ nri_memshare_statx *buf)'),
     strerror: lib.func('const char *strerror(int errnum)'),
+    syscall: lib.func('long syscall(long number, ...)'),
     koffi,
   };
   return libc;
@@ -189,4 +192,26 @@ export function isMountRoot(path: string): boolean | undefined {
   if (fns.statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, buf) !== 0) fail(fns, 'statx', path);
   if (!hasBit(buf.stx_attributes_mask, STATX_ATTR_MOUNT_ROOT)) return undefined;
   return hasBit(buf.stx_attributes, STATX_ATTR_MOUNT_ROOT);
+}
+
+// pidfd syscalls: numbers from the unified table (>= 424) are the same on every architecture.
+const SYS_PIDFD_SEND_SIGNAL = 424;
+const SYS_PIDFD_OPEN = 434;
+
+/** pidfd_open(2): a handle on process `pid` that cannot come to mean another process later. */
+export function pidfdOpen(pid: number): number {
+  const fns = load();
+  fns.koffi.errno(0);
+  const fd = Number(fns.syscall(SYS_PIDFD_OPEN, 'int', pid, 'unsigned int', 0));
+  if (fd < 0) fail(fns, 'pidfd_open', `pid ${pid}`);
+  return fd;
+}
+
+/** pidfd_send_signal(2). */
+export function pidfdSendSignal(pidfd: number, signal: number): void {
+  const fns = load();
+  fns.koffi.errno(0);
+  if (Number(fns.syscall(SYS_PIDFD_SEND_SIGNAL, 'int', pidfd, 'int', signal, 'void *', null, 'unsigned int', 0)) !== 0) {
+    fail(fns, 'pidfd_send_signal', `pidfd ${pidfd}`);
+  }
 }

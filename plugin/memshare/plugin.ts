@@ -1,6 +1,7 @@
 // The memshare plugin as NRI handlers: converts NRI's pods and containers into the service's
 // plain shapes, and the service's injection into an NRI container adjustment.
 import { ContainerState, type Container, type Handlers, type PodSandbox, type Stub } from '../nri';
+import { killContainerInit, type KillOutcome } from './evict';
 import type { MemshareService } from './service';
 import type { ContainerInfo, ContainerStateName, PodInfo } from './types';
 
@@ -18,6 +19,7 @@ export const containerInfo = (c: Container): ContainerInfo => ({
   podSandboxId: c.podSandboxId,
   name: c.name,
   state: stateNames[c.state] ?? 'unknown',
+  pid: c.pid,
 });
 
 export interface PluginDeps {
@@ -25,12 +27,25 @@ export interface PluginDeps {
   /** the stub, for evictions after reconcile (sent outside any handler) */
   stub: () => Pick<Stub, 'updateContainers'>;
   onReconciled?(report: Awaited<ReturnType<MemshareService['reconcile']>>): void;
+  onEvicted?(containerId: string, outcome: KillOutcome): void;
   onError?(what: string, err: unknown): void;
+  /** how an evicted container's init process is killed (tests replace it); default process.kill */
+  kill?(pid: number, signal: NodeJS.Signals): void;
 }
 
 export function memshareHandlers(d: PluginDeps): Handlers {
   const { service } = d;
+  /** created while the agent was down and not started at reconcile: evicted when they start */
+  const evictOnStart = new Set<string>();
+  const killInit = (containerId: string, pid: number): void => {
+    try {
+      (d.kill ?? process.kill)(pid, 'SIGKILL');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') d.onError?.(`evicting container ${containerId} (pid ${pid})`, err);
+    }
+  };
   const end = (what: string) => async (_pod: PodSandbox, c: Container) => {
+    evictOnStart.delete(c.id);
     try {
       await service.endContainer(c.id, what);
     } catch (err) {
@@ -42,6 +57,17 @@ export function memshareHandlers(d: PluginDeps): Handlers {
       const report = await service.reconcile(pods.map(podInfo), containers.map(containerInfo));
       d.onReconciled?.(report);
       if (report.evict.length) {
+        // containerd (NRI 0.6 to 0.8) ignores the evictions of a plugin's UpdateContainers: it
+        // relays only the updates. So the agent evicts by SIGKILLing the container's init process
+        // (the runtime then reports it exited, and kubelet recreates it, with its shares); the
+        // eviction request still goes out for runtimes that honour it.
+        // A container only created (no process yet) is evicted when it starts.
+        const pids = new Map(containers.map((c) => [c.id, c.pid]));
+        for (const e of report.evict) {
+          const pid = pids.get(e.containerId) ?? 0;
+          if (pid > 1) killInit(e.containerId, pid);
+          else evictOnStart.add(e.containerId);
+        }
         d.stub()
           .updateContainers([], report.evict)
           .catch((err: unknown) => d.onError?.('evicting containers created while the agent was down', err));
@@ -52,6 +78,10 @@ export function memshareHandlers(d: PluginDeps): Handlers {
       const inj = await service.createContainer(podInfo(pod), containerInfo(container));
       if (!inj) return;
       return { adjust: { mounts: inj.mounts, env: inj.env } };
+    },
+    postStartContainer(_pod, c) {
+      if (!evictOnStart.delete(c.id)) return;
+      if (c.pid > 1) killInit(c.id, c.pid);
     },
     stopContainer: async (pod, c) => {
       await end('container stopped')(pod, c);

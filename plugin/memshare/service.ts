@@ -28,7 +28,7 @@ export interface ReconcileReport {
   ended: number;
   released: string[];
   orphansReleased: string[];
-  evict: Array<{ containerId: string; reason: string }>;
+  evict: Array<{ containerId: string; pid: number; reason: string }>;
 }
 
 export interface ServiceOptions {
@@ -199,6 +199,7 @@ export class MemshareService {
       if (missing.length) {
         report.evict.push({
           containerId: c.id,
+          pid: c.pid ?? 0,
           reason: `memshare: created without its shared memory (${missing.map((r) => shareKey(r.namespace, r.name)).join(', ')}) while the agent was down; evicted so it is recreated with it`,
         });
       }

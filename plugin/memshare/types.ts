@@ -38,6 +38,8 @@ export interface ContainerInfo {
   name: string;
   /** 'created' | 'running' | 'paused' | 'stopped' | 'unknown' */
   state: ContainerStateName;
+  /** the container's init process on the host, when the runtime reports it (0: unknown) */
+  pid?: number;
 }
 
 export type ContainerStateName = 'unknown' | 'created' | 'paused' | 'running' | 'stopped';
