@@ -1,7 +1,7 @@
 // The daemon's lifecycle: config in, parts built and wired, NRI stub started; on SIGTERM the
 // parts stop in reverse. Shares stay mounted across a stop: running containers still use them.
 import { mkdirSync } from 'node:fs';
-import { DeclarationsDirectory, MergedDeclarationStore } from '../declarations';
+import { DeclarationsDirectory, KubernetesDeclarationSource, MergedDeclarationStore, loadKubeCredentials } from '../declarations';
 import { Ledger } from '../ledger';
 import { MemshareService } from '../memshare/service';
 import { memshareHandlers } from '../memshare/plugin';
@@ -33,6 +33,25 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
   declarations.onProblem((p) => log.warn({ source: p.source, problem: p.message }, 'declarations: problem'));
   declarations.start();
   const store = new MergedDeclarationStore([declarations]);
+  let kube: KubernetesDeclarationSource | undefined;
+  if (config.kubernetes) {
+    // unusable credentials throw (naming the kubeconfig field): the start fails with that message
+    kube = new KubernetesDeclarationSource({
+      credentials: loadKubeCredentials(config.kubernetes),
+      limits: config.limits,
+      log,
+      onListenerError: (err) => log.error({ err: String(err) }, 'declarations: listener failed'),
+    });
+    store.addSource(kube); // after the directory: a file declaration wins a clash (reported)
+    kube.start();
+    // wait a bounded time for the first list, so containers created right after a restart find
+    // their shares; an unreachable API server does not keep the agent from starting
+    const listed = await Promise.race([
+      kube.ready().then(() => true, () => false),
+      new Promise<boolean>((r) => setTimeout(r, 10_000, false).unref()),
+    ]);
+    if (!listed) log.warn({ problems: kube.errors().map((p) => p.message) }, 'kubernetes: no ShareMemory list yet; starting without it and watching on');
+  }
   store.onChange((changes) => {
     for (const c of changes) log.info({ change: c.kind, share: `${c.declaration.namespace}/${c.declaration.name}` }, 'declarations: changed');
   });
@@ -122,6 +141,7 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
     service,
     async stop() {
       stub.stop();
+      await kube?.stop();
       store.close();
       declarations.stop();
       await metricsServer?.close();
