@@ -1,0 +1,711 @@
+// The chaos driver: a real containerd (private instance), the real agent with a few declared
+// shares, pods and containers coming and going at random, the agent SIGKILLed at random moments
+// (and restarted at once), a few containerd restarts; invariants checked all along and at the end:
+//
+//  (a) end: the records (status --json) match the runtime: every record's container exists and is
+//      created/running; every created/running container whose pod asks for a share holds a record
+//      for it (or was evicted);
+//  (b) end: no share is mounted on the host without a user on record (and none on record is absent);
+//      after every pod is removed, nothing is on record and nothing is mounted;
+//  (c) all along: no share is ever unmounted (or replaced) under a running bound container: each
+//      verified container gets a marker file written through the host path; the container must
+//      always read it back at /dev/shm/<share>, and the host path must stay a tmpfs holding it;
+//  (d) all along: every running container that asked for shares has them mounted (with the right
+//      ro/rw), except containers created while the agent was down (or dying), which the agent must
+//      evict once it is back: EXITED within EVICT_BOUND_MS and at least two reconciles.
+//
+// Used by test/e2e/chaos.test.ts (short form) and test/chaos/run.ts (long form).
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  CriError,
+  mountsUnder,
+  startContainerd,
+  uniqueName,
+  type ContainerInfo,
+  type ContainerdInstance,
+  type ContainerdVersion,
+  type PodInfo,
+  type PodSandboxConfig,
+} from '../harness';
+import { AgentSlot, agentStatus, writeAgentConfig, type Share } from './agent-proc';
+import { chooseSeed, makeRng, type Rng } from './prng';
+
+export const NAMESPACE = 'chaos';
+export const SHARES: Share[] = [
+  { ns: NAMESPACE, name: 'alpha', size: '128Mi' },
+  { ns: NAMESPACE, name: 'beta', size: '128Mi' },
+  { ns: NAMESPACE, name: 'gamma', size: '128Mi' },
+];
+const POD_KEY = 'memshare.nri.io/pod';
+const CTR_KEY = 'memshare.nri.io/container.';
+const CONTAINER_NAMES = ['app', 'side', 'tool'] as const;
+const POD_VALUES: Array<string | undefined> = ['alpha', 'beta', 'alpha,beta:ro', 'gamma:ro', 'beta,gamma', 'alpha:ro,gamma', undefined];
+const MAX_PODS = 6;
+/** a container created without its shares must be EXITED (evicted) this long after it was seen so */
+export const EVICT_BOUND_MS = 30_000;
+
+export interface ChaosOptions {
+  version: ContainerdVersion;
+  /** SIGKILLs of the agent */
+  kills: number;
+  /** containerd restarts, spread over the run (some are SIGKILL + start) */
+  containerdRestarts: number;
+  /** default: CHAOS_SEED, else random */
+  seed?: number;
+  /** stop killing after this long even if fewer kills were done (the result says so) */
+  durationLimitMs?: number;
+  log?: (line: string) => void;
+  /** where the agent's log is copied when violations were found (default /tmp) */
+  artifactsDir?: string;
+}
+
+export interface ChaosCounts {
+  kills: number;
+  killsBeforeSync: number;
+  killsDuringCreate: number;
+  containerdRestarts: number;
+  agentSyncs: number;
+  reconciles: number;
+  pods: number;
+  podsRemoved: number;
+  containers: number;
+  containersStarted: number;
+  containersStopped: number;
+  containersRemoved: number;
+  createFailures: number;
+  /** created while the agent was down/dying and found without their shares */
+  createdWithoutShares: number;
+  evictions: number;
+  mountChecks: number;
+  markerChecks: number;
+  hostChecks: number;
+  /** violations of (a) and (b): records or mounts that do not match the runtime */
+  leaks: number;
+}
+
+export interface ChaosResult {
+  version: ContainerdVersion;
+  containerdVersion: string;
+  seed: number;
+  durationMs: number;
+  /** the kill loop stopped on durationLimitMs before doing all kills */
+  timedOut: boolean;
+  counts: ChaosCounts;
+  violations: string[];
+  /** CreateContainer failure messages (shortened) and how often */
+  createFailureKinds: Record<string, number>;
+  agentErrors: string[];
+  /** the agent's log (kept when there were violations) */
+  agentLog?: string;
+}
+
+interface Ref {
+  ns: string;
+  name: string;
+  ro: boolean;
+}
+
+interface PodM {
+  id: string;
+  name: string;
+  annotations: Record<string, string>;
+  config?: PodSandboxConfig;
+  stopRequested: boolean;
+}
+
+interface CtrM {
+  id: string;
+  podId: string;
+  name: string;
+  wants: Ref[];
+  /** created entirely while the agent was synchronized: no kill, no containerd restart during the call */
+  clean: boolean;
+  adopted: boolean;
+  stopRequested: boolean;
+  verified: boolean;
+  lackingSince?: number;
+  lackingSyncs?: number;
+  lackingReported?: boolean;
+  evicted: boolean;
+  /** when the driver learnt of it (a listing taken before that cannot know it) */
+  addedAt: number;
+}
+
+/** The shares a container asks for (same rules as the product's annotation contract). */
+export function wantedShares(annotations: Record<string, string>, podNs: string, ctrName: string): Ref[] {
+  let v = annotations[`${CTR_KEY}${ctrName}`];
+  if (v === undefined || v.trim() === '') v = annotations[POD_KEY];
+  if (v === undefined || v.trim() === '' || v.trim() === '-') return [];
+  return v.split(',').map((item) => {
+    const [target, opt] = item.trim().split(':');
+    const [ns, name] = target.includes('/') ? target.split('/') : [podNs, target];
+    return { ns, name, ro: opt === 'ro' };
+  });
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+interface HostMount {
+  mountPoint: string;
+  fsType: string;
+}
+
+function hostMounts(): HostMount[] {
+  const out: HostMount[] = [];
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    if (!line) continue;
+    const [left, right = ''] = line.split(' - ');
+    const mp = (left.split(' ')[4] ?? '').replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    out.push({ mountPoint: mp, fsType: right.split(' ')[0] ?? '' });
+  }
+  return out;
+}
+
+/** mount point -> per-mount options, from a container's /proc/self/mountinfo */
+function parseMountinfo(text: string): Map<string, string[]> {
+  const m = new Map<string, string[]>();
+  for (const line of text.split('\n')) {
+    const f = line.split(' ');
+    if (f.length < 6 || !/^\d+$/.test(f[0])) continue;
+    m.set(f[4].replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))), f[5].split(','));
+  }
+  return m;
+}
+
+function shortError(e: unknown): string {
+  const msg = e instanceof CriError ? `${e.method}: ${e.details}` : (e as Error).message ?? String(e);
+  return msg
+    .replace(/[0-9a-f]{64}/g, '<id>')
+    .replace(/[0-9a-f]{8,}/g, '<hex>')
+    .replace(/\/tmp\/nrims-[^\s"]+/g, '<path>')
+    .replace(/\d+(\.\d+)?(ms|s)\b/g, '<t>')
+    .slice(0, 200);
+}
+
+export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
+  const seed = chooseSeed(opts.seed);
+  const rng: Rng = makeRng(seed);
+  const log = opts.log ?? ((l: string) => process.stdout.write(`${l}\n`));
+  const started = Date.now();
+  const limit = opts.durationLimitMs ?? Number.POSITIVE_INFINITY;
+  log(`chaos: containerd ${opts.version}, seed ${seed} (CHAOS_SEED=${seed} replays the choices), ${opts.kills} kills, ${opts.containerdRestarts} containerd restarts`);
+
+  const counts: ChaosCounts = {
+    kills: 0, killsBeforeSync: 0, killsDuringCreate: 0, containerdRestarts: 0, agentSyncs: 0, reconciles: 0,
+    pods: 0, podsRemoved: 0, containers: 0, containersStarted: 0, containersStopped: 0, containersRemoved: 0,
+    createFailures: 0, createdWithoutShares: 0, evictions: 0, mountChecks: 0, markerChecks: 0, hostChecks: 0, leaks: 0,
+  };
+  const violations: string[] = [];
+  const createFailureKinds: Record<string, number> = {};
+  const t = () => `+${((Date.now() - started) / 1000).toFixed(1)}s`;
+  const violation = (what: string, leak = false): void => {
+    const line = `${t()} ${what}`;
+    violations.push(line);
+    if (leak) counts.leaks++;
+    log(`chaos: VIOLATION ${line}`);
+  };
+
+  const dir = mkdtempSync('/tmp/nrims-chaos-');
+  let inst: ContainerdInstance | undefined;
+  let agent: AgentSlot | undefined;
+  const pods = new Map<string, PodM>();
+  const ctrs = new Map<string, CtrM>();
+  let cdEpoch = 0; // bumped at the start and the end of each containerd restart
+  let cdRestarting = false;
+  let createsInFlight = 0;
+  let stopChurn = false;
+  let cfg: ReturnType<typeof writeAgentConfig> | undefined;
+  const exitHook = (): void => agent?.killSync();
+  process.on('exit', exitHook);
+
+  const hostPath = (r: Ref) => join(cfg!.sharesDir, r.ns, r.name);
+  const markerName = (id: string) => `.chaos-${id.slice(0, 16)}`;
+
+  try {
+    inst = await startContainerd({ version: opts.version });
+    const cri = inst.cri;
+    log(`chaos: containerd ${inst.version} in ${inst.dir}; work dir ${dir}`);
+    cfg = writeAgentConfig(dir, inst.nriSocket, SHARES);
+    agent = new AgentSlot(cfg.config, join(dir, 'agent.log'));
+    const ag = agent;
+    ag.start();
+    await ag.waitSynced();
+
+    // ---------------- churn ----------------
+    const window = () => ({ epoch: ag.epoch, synced: ag.synced && !cdRestarting, cd: cdEpoch });
+    const stillClean = (w: ReturnType<typeof window>) => w.synced && ag.epoch === w.epoch && ag.synced && !cdRestarting && cdEpoch === w.cd;
+
+    const adoptPod = (p: PodInfo): PodM => {
+      let m = pods.get(p.id);
+      if (!m) {
+        m = { id: p.id, name: p.metadata.name, annotations: p.annotations ?? {}, stopRequested: false };
+        pods.set(p.id, m);
+      }
+      return m;
+    };
+    const adoptCtr = (c: ContainerInfo): CtrM => {
+      let m = ctrs.get(c.id);
+      if (!m) {
+        const pod = pods.get(c.pod_sandbox_id);
+        m = {
+          id: c.id, podId: c.pod_sandbox_id, name: c.metadata.name,
+          wants: pod ? wantedShares(pod.annotations, NAMESPACE, c.metadata.name) : [],
+          clean: false, adopted: true, stopRequested: pod?.stopRequested ?? false, verified: false, evicted: false, addedAt: Date.now(),
+        };
+        ctrs.set(c.id, m);
+      }
+      return m;
+    };
+
+    const churnOnce = async (): Promise<void> => {
+      let cPods: PodInfo[];
+      let cCtrs: ContainerInfo[];
+      try {
+        cPods = await cri.listPods();
+        cCtrs = await cri.listContainers();
+      } catch {
+        await sleep(200);
+        return;
+      }
+      for (const p of cPods) adoptPod(p);
+      for (const c of cCtrs) adoptCtr(c);
+      const ready = cPods.filter((p) => p.state === 'SANDBOX_READY' && !pods.get(p.id)!.stopRequested);
+      const withFreeName = ready.filter((p) => pods.get(p.id)!.config && cCtrs.filter((c) => c.pod_sandbox_id === p.id).length < CONTAINER_NAMES.length);
+      const created = cCtrs.filter((c) => c.state === 'CONTAINER_CREATED' && !ctrs.get(c.id)!.stopRequested);
+      const running = cCtrs.filter((c) => c.state === 'CONTAINER_RUNNING' && !ctrs.get(c.id)!.stopRequested);
+      const exited = cCtrs.filter((c) => c.state === 'CONTAINER_EXITED');
+      const action = rng.weighted({
+        createPod: ready.length < MAX_PODS ? 3 : 0,
+        createContainer: withFreeName.length ? 5 : 0,
+        start: created.length ? 3 : 0,
+        stop: running.length > 1 ? 2 : 0,
+        remove: exited.length ? 2 : 0,
+        removePod: cPods.length > 2 ? 1.5 : 0,
+      });
+      try {
+        switch (action) {
+          case 'createPod': {
+            const annotations: Record<string, string> = {};
+            const v = rng.pick(POD_VALUES);
+            if (v !== undefined) annotations[POD_KEY] = v;
+            if (rng.chance(0.35)) annotations[`${CTR_KEY}side`] = rng.pick(['-', 'gamma', 'alpha:ro', 'beta,alpha']);
+            if (rng.chance(0.2)) annotations[`${CTR_KEY}tool`] = rng.pick(['-', 'beta:ro']);
+            const name = uniqueName('chaos');
+            const pod = await cri.runPod({ name, namespace: NAMESPACE, annotations });
+            pods.set(pod.id, { id: pod.id, name, annotations, config: pod.config, stopRequested: false });
+            counts.pods++;
+            break;
+          }
+          case 'createContainer': {
+            const p = rng.pick(withFreeName);
+            const pm = pods.get(p.id)!;
+            const taken = new Set(cCtrs.filter((c) => c.pod_sandbox_id === p.id).map((c) => c.metadata.name));
+            const name = rng.pick(CONTAINER_NAMES.filter((n) => !taken.has(n)));
+            const w = window();
+            createsInFlight++;
+            let id: string;
+            try {
+              id = await cri.createContainer(p.id, pm.config!, { name });
+            } catch (e) {
+              counts.createFailures++;
+              const kind = shortError(e);
+              createFailureKinds[kind] = (createFailureKinds[kind] ?? 0) + 1;
+              // the agent refusing while it was up the whole time is not chaos, it is a bug
+              if (stillClean(w) && /memshare/.test(kind)) violation(`CreateContainer ${name} in pod ${pm.name} refused while the agent was up: ${kind}`);
+              break;
+            } finally {
+              createsInFlight--;
+            }
+            const clean = stillClean(w);
+            const existing = ctrs.get(id); // adopted by the checker meanwhile
+            ctrs.set(id, {
+              id, podId: p.id, name, wants: wantedShares(pm.annotations, NAMESPACE, name), clean, adopted: false,
+              stopRequested: existing?.stopRequested ?? false, verified: existing?.verified ?? false,
+              lackingSince: existing?.lackingSince, lackingSyncs: existing?.lackingSyncs, evicted: existing?.evicted ?? false,
+              addedAt: existing?.addedAt ?? Date.now(),
+            });
+            counts.containers++;
+            if (rng.chance(0.85)) {
+              await cri.startContainer(id);
+              counts.containersStarted++;
+            }
+            break;
+          }
+          case 'start': {
+            const c = rng.pick(created);
+            await cri.startContainer(c.id);
+            counts.containersStarted++;
+            break;
+          }
+          case 'stop': {
+            const c = rng.pick(running);
+            ctrs.get(c.id)!.stopRequested = true;
+            await cri.stopContainer(c.id, 1);
+            counts.containersStopped++;
+            break;
+          }
+          case 'remove': {
+            const c = rng.pick(exited);
+            ctrs.get(c.id)!.stopRequested = true;
+            await cri.removeContainer(c.id);
+            counts.containersRemoved++;
+            break;
+          }
+          case 'removePod': {
+            const p = rng.pick(cPods);
+            pods.get(p.id)!.stopRequested = true;
+            for (const c of ctrs.values()) if (c.podId === p.id) c.stopRequested = true;
+            await cri.stopPod(p.id);
+            await cri.removePod(p.id);
+            counts.podsRemoved++;
+            break;
+          }
+          default:
+            await sleep(50);
+        }
+      } catch {
+        // expected while containerd restarts or the agent dies mid-call; the next listing tells what exists
+      }
+      await sleep(rng.int(0, 60));
+    };
+
+    // ---------------- checks ----------------
+    const confirmRunning = async (c: CtrM): Promise<boolean> => {
+      if (c.stopRequested) return false;
+      try {
+        const st = await cri.containerStatus(c.id);
+        return st.state === 'CONTAINER_RUNNING' && !c.stopRequested;
+      } catch {
+        return false;
+      }
+    };
+
+    /** (c) host side: the share's host path is a tmpfs mount holding the container's marker. */
+    const hostProblem = (c: CtrM): string | undefined => {
+      const mounts = hostMounts();
+      for (const r of c.wants) {
+        const hp = hostPath(r);
+        const m = mounts.filter((x) => x.mountPoint === hp).pop();
+        if (!m) return `host path ${hp} of share ${r.ns}/${r.name} is not a mount point`;
+        if (m.fsType !== 'tmpfs') return `host path ${hp} is a ${m.fsType} mount, not tmpfs`;
+        let content = '';
+        try {
+          content = readFileSync(join(hp, markerName(c.id)), 'utf8');
+        } catch {
+          content = '<missing>';
+        }
+        if (content !== c.id) return `share ${r.ns}/${r.name}: host path lost the marker of container ${c.id.slice(0, 12)} (read ${JSON.stringify(content.slice(0, 20))}): unmounted or replaced under it`;
+      }
+      return undefined;
+    };
+
+    const verifyMounts = async (c: CtrM): Promise<void> => {
+      let out;
+      try {
+        out = await cri.execSync(c.id, ['/bin/cat', '/proc/self/mountinfo'], 5);
+      } catch {
+        return; // containerd restarting, or the container went
+      }
+      if (out.exitCode !== 0 || c.stopRequested) return;
+      counts.mountChecks++;
+      const mi = parseMountinfo(out.stdout);
+      const missing = c.wants.filter((r) => !mi.has(`/dev/shm/${r.name}`));
+      const wrongMode = c.wants.filter((r) => mi.has(`/dev/shm/${r.name}`) && mi.get(`/dev/shm/${r.name}`)!.includes('ro') !== r.ro);
+      for (const r of wrongMode) violation(`(d) container ${c.id.slice(0, 12)} (${c.name}) has /dev/shm/${r.name} mounted ${r.ro ? 'rw' : 'ro'}, asked ${r.ro ? 'ro' : 'rw'}`);
+      if (missing.length === 0) {
+        // write the markers through the host path; from now on the container must always see them
+        for (const r of c.wants) {
+          const hp = hostPath(r);
+          if (!hostMounts().some((m) => m.mountPoint === hp && m.fsType === 'tmpfs')) {
+            if (await confirmRunning(c)) violation(`(c) container ${c.id.slice(0, 12)} (${c.name}) runs bound to ${r.ns}/${r.name} but its host path ${hp} is not a tmpfs mount`);
+            return;
+          }
+          try {
+            writeFileSync(join(hp, markerName(c.id)), c.id);
+          } catch (e) {
+            if (await confirmRunning(c)) violation(`(c) cannot write marker into ${hp} while container ${c.id.slice(0, 12)} runs bound to it: ${(e as Error).message}`);
+            return;
+          }
+        }
+        c.verified = true;
+        return;
+      }
+      const what = `container ${c.id.slice(0, 12)} (${c.name}, pod ${pods.get(c.podId)?.name}) runs without ${missing.map((r) => `/dev/shm/${r.name}`).join(', ')}`;
+      if (c.clean) {
+        violation(`(d) ${what}, though it was created while the agent was up and synchronized`);
+        c.lackingReported = true;
+      } else {
+        log(`chaos: ${t()} ${what}: created while the agent was down or dying; it must be evicted`);
+        counts.createdWithoutShares++;
+      }
+      c.lackingSince = Date.now();
+      c.lackingSyncs = ag.syncCount;
+    };
+
+    const checkMarkers = async (c: CtrM): Promise<void> => {
+      const files = c.wants.map((r) => `/dev/shm/${r.name}/${markerName(c.id)}`);
+      let out;
+      try {
+        out = await cri.execSync(c.id, ['/bin/sh', '-c', 'for f; do echo "== $f"; cat "$f" 2>/dev/null || echo "<missing>"; echo; done', 'sh', ...files], 5);
+      } catch {
+        return;
+      }
+      if (c.stopRequested) return;
+      counts.markerChecks++;
+      const bad: string[] = [];
+      for (const f of files) {
+        const m = new RegExp(`== ${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\n([^\\n]*)`).exec(out.stdout);
+        if (!m || m[1] !== c.id) bad.push(`${f}: ${JSON.stringify((m?.[1] ?? '<no output>').slice(0, 30))}`);
+      }
+      if (bad.length && (await confirmRunning(c))) {
+        violation(`(c) running container ${c.id.slice(0, 12)} (${c.name}) no longer sees its marker: ${bad.join('; ')} (its share was unmounted or replaced under it)`);
+        c.verified = false;
+        c.stopRequested = true; // report once
+      }
+    };
+
+    const checkRound = async (final = false): Promise<void> => {
+      let cCtrs: ContainerInfo[];
+      const listedAt = Date.now();
+      try {
+        cCtrs = await cri.listContainers();
+      } catch {
+        return;
+      }
+      const state = new Map(cCtrs.map((c) => [c.id, c.state]));
+      for (const c of cCtrs) adoptCtr(c);
+      for (const c of ctrs.values()) {
+        const s = state.get(c.id);
+        if (c.addedAt >= listedAt) continue; // created after this listing was asked for
+        if (s === undefined && !c.stopRequested) c.stopRequested = true; // gone with its pod
+        if (s === 'CONTAINER_EXITED' && !c.stopRequested && !c.evicted) {
+          c.evicted = true;
+          counts.evictions++;
+          if (c.verified) violation(`container ${c.id.slice(0, 12)} (${c.name}) had its shares and was evicted (stopped without a CRI stop)`);
+          else if (c.clean && c.wants.length) violation(`container ${c.id.slice(0, 12)} (${c.name}) created while the agent was up was evicted`);
+          else if (c.wants.length === 0) violation(`container ${c.id.slice(0, 12)} (${c.name}) asks for no share and was stopped without a CRI stop`);
+        }
+      }
+      const running = [...ctrs.values()].filter((c) => state.get(c.id) === 'CONTAINER_RUNNING' && !c.stopRequested && c.wants.length > 0);
+      // (d): new running containers: are their shares there?
+      const unverified = running.filter((c) => !c.verified && c.lackingSince === undefined);
+      for (const c of final ? unverified : unverified.slice(0, 3)) await verifyMounts(c);
+      // (d): containers without their shares must go
+      for (const c of running) {
+        if (c.lackingSince === undefined || c.lackingReported) continue;
+        if (Date.now() - c.lackingSince > EVICT_BOUND_MS && ag.syncCount >= (c.lackingSyncs ?? 0) + 2 && (await confirmRunning(c))) {
+          violation(`(d) container ${c.id.slice(0, 12)} (${c.name}) still runs without its shares ${((Date.now() - c.lackingSince) / 1000).toFixed(0)} s and ${ag.syncCount - c.lackingSyncs!} agent synchronizations after it was seen so: not evicted`);
+          c.lackingReported = true;
+        }
+      }
+      // (c): host side for every verified container, container side for a few
+      const verified = running.filter((c) => c.verified);
+      for (const c of verified) {
+        counts.hostChecks++;
+        const p = hostProblem(c);
+        if (p && (await confirmRunning(c))) {
+          violation(`(c) container ${c.id.slice(0, 12)} (${c.name}) runs bound: ${p}`);
+          c.verified = false;
+          c.stopRequested = true;
+        }
+      }
+      const sample = final ? verified : verified.sort(() => rng.next() - 0.5).slice(0, 2);
+      for (const c of sample) await checkMarkers(c);
+    };
+
+    // ---------------- kills ----------------
+    const restartAt = new Set<number>();
+    for (let r = 1; r <= opts.containerdRestarts; r++) restartAt.add(Math.floor((r * opts.kills) / (opts.containerdRestarts + 1)));
+    let timedOut = false;
+    const restartContainerd = async (): Promise<void> => {
+      cdRestarting = true;
+      cdEpoch++;
+      ag.unsync();
+      const crash = rng.chance(0.34);
+      log(`chaos: ${t()} containerd ${crash ? 'SIGKILL + start' : 'restart'}`);
+      if (crash) await inst!.kill();
+      await inst!.restart();
+      cdEpoch++;
+      cdRestarting = false;
+      counts.containerdRestarts++;
+      try {
+        await ag.waitSynced(60_000);
+      } catch (e) {
+        violation(`agent did not synchronize after containerd restarted: ${(e as Error).message}`);
+      }
+    };
+    const killer = async (): Promise<void> => {
+      for (let k = 0; k < opts.kills; k++) {
+        if (Date.now() - started > limit) {
+          timedOut = true;
+          log(`chaos: duration limit reached after ${counts.kills} kills`);
+          break;
+        }
+        if (restartAt.has(k)) await restartContainerd();
+        const mode = rng.weighted({ afterSync: 6, beforeSync: 2, duringCreate: 2 })!;
+        if (mode === 'beforeSync') {
+          await sleep(rng.int(0, 500));
+          if (ag.synced) {
+            await sleep(rng.int(0, 300));
+          } else counts.killsBeforeSync++;
+        } else {
+          try {
+            await ag.waitSynced(30_000);
+          } catch (e) {
+            violation(`agent run ${ag.epoch} did not synchronize: ${(e as Error).message}`);
+          }
+          if (mode === 'afterSync') await sleep(rng.int(50, 1200));
+          else {
+            const until = Date.now() + 3000;
+            while (createsInFlight === 0 && Date.now() < until) await sleep(2);
+            if (createsInFlight > 0) {
+              await sleep(rng.int(0, 25));
+              counts.killsDuringCreate++;
+            }
+          }
+        }
+        await ag.kill('SIGKILL');
+        counts.kills++;
+        ag.start();
+        if (counts.kills % 20 === 0) log(`chaos: ${t()} ${counts.kills} kills, ${counts.containers} containers, ${counts.pods} pods, ${violations.length} violations`);
+      }
+      try {
+        await ag.waitSynced(30_000);
+      } catch (e) {
+        violation(`agent did not synchronize after the last kill: ${(e as Error).message}`);
+      }
+    };
+
+    const churn = (async () => {
+      while (!stopChurn) await churnOnce();
+    })();
+    const checker = (async () => {
+      while (!stopChurn) {
+        await checkRound();
+        await sleep(150);
+      }
+    })();
+    await killer();
+    stopChurn = true;
+    await churn;
+    await checker;
+
+    // ---------------- settle ----------------
+    log(`chaos: ${t()} churn stopped; settling`);
+    await ag.waitSynced(30_000).catch((e: Error) => violation(`agent not synchronized at the end: ${e.message}`));
+    // a final reconcile after everything stopped moving would hide event-path bugs: none is forced.
+    const settleUntil = Date.now() + EVICT_BOUND_MS + 15_000;
+    for (;;) {
+      await checkRound(true);
+      const cCtrs = await cri.listContainers().catch(() => [] as ContainerInfo[]);
+      const pending = cCtrs.filter((c) => {
+        const m = ctrs.get(c.id);
+        return m && c.state === 'CONTAINER_RUNNING' && m.wants.length > 0 && !m.stopRequested && !m.verified && !m.lackingReported;
+      });
+      if (pending.length === 0 || Date.now() > settleUntil) {
+        for (const c of pending) violation(`(d) container ${c.id.slice(0, 12)} (${c.metadata.name}) still runs without its shares at the end (not evicted)`);
+        break;
+      }
+      await sleep(250);
+    }
+
+    // (a) and (b)
+    const finalCheck = async (phase: string, expectEmpty: boolean): Promise<void> => {
+      const st = agentStatus(cfg!.config);
+      const cCtrs = await cri.listContainers();
+      const cPods = await cri.listPods();
+      const podById = new Map(cPods.map((p) => [p.id, p]));
+      const byId = new Map(cCtrs.map((c) => [c.id, c]));
+      const held = new Map<string, Set<string>>(); // container id -> shares
+      for (const s of st.shares) {
+        for (const h of s.holders) {
+          const c = byId.get(h.container.id);
+          if (!c) violation(`(a) ${phase}: record of ${s.namespace}/${s.name} for container ${h.container.id.slice(0, 12)} (${h.container.name}) that does not exist`, true);
+          else if (c.state !== 'CONTAINER_CREATED' && c.state !== 'CONTAINER_RUNNING') violation(`(a) ${phase}: record of ${s.namespace}/${s.name} for container ${c.id.slice(0, 12)} (${c.metadata.name}) that is ${c.state}`, true);
+          let set = held.get(h.container.id);
+          if (!set) held.set(h.container.id, (set = new Set()));
+          set.add(`${s.namespace}/${s.name}`);
+        }
+        if (!s.present && s.holders.length) violation(`(b) ${phase}: share ${s.namespace}/${s.name} has ${s.holders.length} holder(s) on record but is not mounted`, true);
+        if (s.present && s.holders.length === 0) violation(`(b) ${phase}: share ${s.namespace}/${s.name} is mounted at ${s.hostPath} without a user on record`, true);
+      }
+      for (const c of cCtrs) {
+        if (c.state !== 'CONTAINER_CREATED' && c.state !== 'CONTAINER_RUNNING') continue;
+        const p = podById.get(c.pod_sandbox_id);
+        if (!p) continue;
+        for (const r of wantedShares(p.annotations ?? {}, p.metadata.namespace, c.metadata.name)) {
+          if (!held.get(c.id)?.has(`${r.ns}/${r.name}`)) violation(`(a) ${phase}: ${c.state} container ${c.id.slice(0, 12)} (${c.metadata.name}) asks for ${r.ns}/${r.name} but holds no record of it and was not evicted`, true);
+        }
+      }
+      // (b) from the host's own mount table, independent of the status command
+      const recorded = new Set(st.shares.filter((s) => s.holders.length).map((s) => join(cfg!.sharesDir, s.namespace, s.name)));
+      for (const m of mountsUnder(cfg!.sharesDir)) {
+        if (!recorded.has(m)) violation(`(b) ${phase}: ${m} is mounted on the host without a user on record`, true);
+      }
+      if (expectEmpty) {
+        const holders = st.shares.reduce((n, s) => n + s.holders.length, 0);
+        if (holders) violation(`(a) ${phase}: ${holders} binding(s) still on record after every pod was removed`, true);
+      }
+      for (const w of st.warnings) log(`chaos: status warning (${phase}): ${w}`);
+    };
+    await finalCheck('end of chaos', false);
+
+    // every pod goes (agent up, no kills): the last user of each share ends, so everything is released
+    log(`chaos: ${t()} removing every pod`);
+    for (const p of await cri.listPods()) {
+      for (const c of ctrs.values()) if (c.podId === p.id) c.stopRequested = true;
+      await cri.stopPod(p.id).catch((e: unknown) => violation(`StopPodSandbox ${p.id.slice(0, 12)} at the end: ${shortError(e)}`));
+      await cri.removePod(p.id).catch((e: unknown) => violation(`RemovePodSandbox ${p.id.slice(0, 12)} at the end: ${shortError(e)}`));
+    }
+    await finalCheck('after removing every pod', true);
+    counts.agentSyncs = ag.syncCount;
+    counts.reconciles = ag.reconciles.length;
+    if (ag.running === false) violation('the agent is not running at the end');
+
+    return {
+      version: opts.version,
+      containerdVersion: inst.version,
+      seed,
+      durationMs: Date.now() - started,
+      timedOut,
+      counts,
+      violations,
+      createFailureKinds,
+      agentErrors: ag.errors.slice(0, 50),
+      agentLog: violations.length ? keepLog(ag.logPath, opts.artifactsDir ?? '/tmp', seed, opts.version) : undefined,
+    };
+  } finally {
+    stopChurn = true;
+    process.removeListener('exit', exitHook);
+    await agent?.stop().catch(() => undefined);
+    agent?.close();
+    await inst?.stop().catch((e: unknown) => log(`chaos: containerd stop: ${(e as Error).message}`));
+    // the agent leaves shares mounted when it stops; whatever is left is ours to take down
+    if (cfg) for (const m of mountsUnder(cfg.sharesDir).sort((a, b) => b.length - a.length)) spawnSync('umount', ['-l', m]);
+    if (existsSync(dir) && mountsUnder(dir).length === 0) spawnSync('rm', ['-rf', '--one-file-system', dir]);
+  }
+}
+
+function keepLog(path: string, to: string, seed: number, version: string): string | undefined {
+  try {
+    const dest = join(to, `nrims-chaos-${version}-${seed}-agent.log`);
+    copyFileSync(path, dest);
+    return dest;
+  } catch {
+    return undefined;
+  }
+}
+
+/** One line of counts for humans. */
+export function summary(r: ChaosResult): string {
+  const c = r.counts;
+  return (
+    `containerd ${r.version} (${r.containerdVersion}) seed ${r.seed}: ${(r.durationMs / 1000).toFixed(1)} s, ` +
+    `kills ${c.kills} (before sync ${c.killsBeforeSync}, during CreateContainer ${c.killsDuringCreate}), containerd restarts ${c.containerdRestarts}, ` +
+    `agent syncs ${c.agentSyncs}, pods ${c.pods} (removed ${c.podsRemoved}), containers ${c.containers} (started ${c.containersStarted}, stopped ${c.containersStopped}, removed ${c.containersRemoved}, create failures ${c.createFailures}), ` +
+    `created without shares ${c.createdWithoutShares}, evictions ${c.evictions}, checks: mounts ${c.mountChecks} markers ${c.markerChecks} host ${c.hostChecks}, ` +
+    `leaks found ${c.leaks}, violations ${r.violations.length}${r.timedOut ? ' (DURATION LIMIT HIT)' : ''}`
+  );
+}
