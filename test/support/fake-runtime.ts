@@ -161,6 +161,7 @@ export class FakeRuntime {
   accepted = 0;
   private readonly server: NetServer;
   private waiters: Array<() => void> = [];
+  private readonly sockets = new Set<Socket>();
 
   private constructor(private readonly opts: FakeRuntimeOptions) {
     this.path = opts.path ?? tmpSocketPath('nri.sock');
@@ -176,6 +177,8 @@ export class FakeRuntime {
   private accept(socket: Socket): void {
     const n = this.accepted++;
     socket.on('error', () => {});
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
     if (this.opts.takeOver?.(socket, n)) return;
     const conn = new RuntimeConn(socket, this.opts);
     this.conns.push(conn);
@@ -209,8 +212,11 @@ export class FakeRuntime {
   }
 
   async close(): Promise<void> {
+    const closed = new Promise<void>((r) => this.server.close(() => r()));
     for (const c of this.conns) c.close();
-    await new Promise<void>((r) => this.server.close(() => r()));
+    // taken-over sockets may be paused and never see EOF: server.close() would wait for them forever
+    for (const s of this.sockets) s.destroy();
+    await closed;
   }
 }
 

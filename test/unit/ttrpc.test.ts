@@ -19,7 +19,9 @@ import {
 import { decodeRequest, decodeResponse, encodeRequest } from '../../plugin/ttrpc/codec';
 import { codecs } from '../../plugin/nri/api';
 import { transportPair, type TestTransport } from '../support/transport-pair';
-import { deferred, prng, seedFromEnv, socketPair, waitFor, within } from '../support/util';
+import { crashCounter, deferred, prng, seedFromEnv, socketPair, waitFor, within } from '../support/util';
+
+const crashes = crashCounter();
 
 const SVC = 'test.Echo';
 const enc = (s: string) => Buffer.from(s);
@@ -273,6 +275,76 @@ test('a huge timeout_nano (30 days) is not an immediate deadline', async () => {
   const res = await rawCall(c, 1, req('Slowish', Buffer.alloc(0), 30 * 24 * 3600 * 1e9));
   assert.is(res.code, Code.OK, `got ${res.code} ${res.message}: setTimeout overflows above 2^31-1 ms and fires at once`);
   assert.is(res.payload.toString(), 'done');
+  c.close();
+});
+
+test('ctx.signal read only after the deadline passed is aborted', async () => {
+  const seen = deferred<{ aborted: boolean; reason: unknown }>();
+  const server = new Server().register(SVC, {
+    Late: async (_p, ctx) => {
+      await new Promise((r) => setTimeout(r, 60)); // deadline is 10 ms; the handler looks only now
+      seen.resolve({ aborted: ctx.signal.aborted, reason: ctx.signal.reason });
+      return enc('');
+    },
+  });
+  const [c, s] = transportPair();
+  server.serve(s);
+  const res = await rawCall(c, 1, req('Late', Buffer.alloc(0), 10e6));
+  assert.is(res.code, Code.DEADLINE_EXCEEDED);
+  const { aborted, reason } = await within(seen.promise, 'handler looked at its signal');
+  assert.ok(aborted, 'a handler that looks at ctx.signal after its deadline must see it aborted');
+  assert.instance(reason, TtrpcError);
+  c.close();
+});
+
+test('ctx.signal read only after the connection closed is aborted', async () => {
+  const started = deferred<void>();
+  const seen = deferred<boolean>();
+  const server = new Server().register(SVC, {
+    Late: async () => enc(''),
+    Watch: async (_p, ctx) => {
+      started.resolve();
+      await new Promise((r) => setTimeout(r, 30));
+      seen.resolve(ctx.signal.aborted);
+      return enc('');
+    },
+  });
+  const { client, c } = pair(server);
+  client.call(SVC, 'Watch', enc('')).catch(() => {});
+  await within(started.promise, 'handler started');
+  c.close();
+  assert.ok(await within(seen.promise, 'handler looked'), 'signal aborted after close');
+});
+
+test('a request without a payload field gives the handler a Uint8Array, and echoing it works', async () => {
+  const before = crashes.count();
+  let got: unknown;
+  const server = new Server().register(SVC, {
+    Echo: (p) => ((got = p), p),
+  });
+  const [c, s] = transportPair();
+  server.serve(s);
+  // Go omits an empty bytes field (e.g. the payload of an Empty message): service + method only
+  const raw = Buffer.concat([Buffer.from([0x0a, SVC.length]), enc(SVC), Buffer.from([0x12, 4]), enc('Echo')]);
+  const reader = new MessageReader();
+  const replies: Message[] = [];
+  c.onData((b) => reader.push(b, (m) => replies.push(m), () => {}));
+  c.write(encodeMessage(1, MessageType.Request, raw));
+  await waitFor(() => replies.length === 1 || crashes.count() > before, 'reply or crash');
+  assert.is(crashes.count() - before, 0, `uncaught: ${crashes.errors.map(String).join('; ')}`);
+  assert.ok(got instanceof Uint8Array, `handler got ${Object.prototype.toString.call(got)} ${JSON.stringify(got)}`);
+  assert.is(decodeResponse(replies[0].data).status?.code ?? 0, Code.OK);
+  c.close();
+});
+
+test('a response without a payload field resolves to a Uint8Array', async () => {
+  const [c, s] = transportPair();
+  const client = new Client(c);
+  const reader = new MessageReader();
+  s.onData((b) => reader.push(b, (m) => s.write(encodeMessage(m.streamId, MessageType.Response, Buffer.from([0x0a, 0x00]))), () => {}));
+  const p = await client.call(SVC, 'X', enc(''));
+  assert.ok(p instanceof Uint8Array, `got ${Object.prototype.toString.call(p)}`);
+  assert.is(p.length, 0);
   c.close();
 });
 
@@ -530,6 +602,10 @@ test('over a real socket: server discards a 6 MiB request (max 4 MiB) and serves
   assert.is(calls, 1);
   client.close();
   b.destroy();
+});
+
+test('no uncaught exception during the whole file', () => {
+  assert.is(crashes.count(), 0, crashes.errors.map(String).join('; '));
 });
 
 test.run();
