@@ -68,9 +68,9 @@ export function memshareHandlers(d: PluginDeps): Handlers {
           if (pid > 1) killInit(e.containerId, pid);
           else evictOnStart.add(e.containerId);
         }
-        d.stub()
-          .updateContainers([], report.evict)
-          .catch((err: unknown) => d.onError?.('evicting containers created while the agent was down', err));
+        // No UpdateContainers with the evictions: containerd <= 2.1 drops them, and an unsolicited
+        // UpdateContainers racing a container start deadlocks containerd's NRI (seen by the chaos
+        // test on 2.1.9: the call never returns, StartContainer hangs, no plugin can register again).
       }
       return [];
     },
