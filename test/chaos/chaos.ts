@@ -215,6 +215,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   let cdEpoch = 0; // bumped at the start and the end of each containerd restart
   let cdRestarting = false;
   let createsInFlight = 0;
+  // containerd 2.1.9 deadlocks when a plugin registers while a RemovePodSandbox is in flight (its
+  // forced stop takes NRI's plugin-sync read lock a second time behind the waiting sync): pod
+  // removals therefore run only while the agent is synchronized and no kill is pending.
+  let removalsInFlight = 0;
+  let killPending = false;
   let stopChurn = false;
   let cfg: ReturnType<typeof writeAgentConfig> | undefined;
   const exitHook = (): void => agent?.killSync();
@@ -354,11 +359,17 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
             break;
           }
           case 'removePod': {
+            if (!ag.synced || killPending || cdRestarting) break;
             const p = rng.pick(cPods);
             pods.get(p.id)!.stopRequested = true;
             for (const c of ctrs.values()) if (c.podId === p.id) c.stopRequested = true;
-            await cri.stopPod(p.id);
-            await cri.removePod(p.id);
+            removalsInFlight++;
+            try {
+              await cri.stopPod(p.id);
+              await cri.removePod(p.id);
+            } finally {
+              removalsInFlight--;
+            }
             counts.podsRemoved++;
             break;
           }
@@ -521,6 +532,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     let timedOut = false;
     const restartContainerd = async (): Promise<void> => {
       cdRestarting = true;
+      while (removalsInFlight > 0) await sleep(5);
       cdEpoch++;
       ag.unsync();
       const crash = rng.chance(0.34);
@@ -566,9 +578,12 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
             }
           }
         }
+        killPending = true;
+        while (removalsInFlight > 0) await sleep(5);
         await ag.kill('SIGKILL');
         counts.kills++;
         ag.start();
+        killPending = false;
         if (counts.kills % 20 === 0) log(`chaos: ${t()} ${counts.kills} kills, ${counts.containers} containers, ${counts.pods} pods, ${violations.length} violations`);
       }
       try {
