@@ -646,8 +646,12 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
         if (!s.present && s.holders.length) violation(`(b) ${phase}: share ${s.namespace}/${s.name} has ${s.holders.length} holder(s) on record but is not mounted`, true);
         if (s.present && s.holders.length === 0) violation(`(b) ${phase}: share ${s.namespace}/${s.name} is mounted at ${s.hostPath} without a user on record`, true);
       }
+      // a container only created (no process) while the agent was down cannot be killed yet: the
+      // agent evicts it when it starts; it passes if a reconcile listed it for eviction
+      const toEvict = new Set(ag.reconciles.flatMap((r) => r.evicted));
       for (const c of cCtrs) {
         if (c.state !== 'CONTAINER_CREATED' && c.state !== 'CONTAINER_RUNNING') continue;
+        if (c.state === 'CONTAINER_CREATED' && toEvict.has(c.id)) continue;
         const p = podById.get(c.pod_sandbox_id);
         if (!p) continue;
         for (const r of wantedShares(p.annotations ?? {}, p.metadata.namespace, c.metadata.name)) {
