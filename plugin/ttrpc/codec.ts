@@ -35,7 +35,8 @@ interface DecodedRequest {
 
 export function encodeRequest(r: RequestEnvelope): Uint8Array {
   // proto3 leaves default values off the wire, as Go does; protobufjs would write any present field
-  const m: Partial<RequestEnvelope> = { service: r.service, method: r.method, payload: r.payload };
+  const m: Partial<RequestEnvelope> = { service: r.service, method: r.method };
+  if (r.payload.length) m.payload = r.payload;
   if (r.timeoutNano) m.timeoutNano = r.timeoutNano;
   if (r.metadata.length) m.metadata = r.metadata;
   return RequestType.encode(m as unknown as protobuf.Message).finish();
@@ -47,7 +48,7 @@ export function decodeRequest(bytes: Uint8Array): RequestEnvelope {
   return {
     service: d.service,
     method: d.method,
-    payload: d.payload,
+    payload: asBytes(d.payload),
     timeoutNano: typeof t === 'number' ? t : t.toNumber(),
     metadata: d.metadata,
   };
@@ -57,6 +58,11 @@ export function encodeResponse(r: ResponseEnvelope): Uint8Array {
   return ResponseType.encode(r as unknown as protobuf.Message).finish();
 }
 
-export function decodeResponse(bytes: Uint8Array): ResponseEnvelope {
-  return ResponseType.decode(bytes) as unknown as ResponseEnvelope;
+export function decodeResponse(data: Uint8Array): ResponseEnvelope {
+  const d = ResponseType.decode(data) as unknown as ResponseEnvelope;
+  return { status: d.status, payload: asBytes(d.payload) };
 }
+
+// protobufjs leaves an absent bytes field as a plain [] (Go omits empty bytes): always hand out bytes
+const EMPTY = new Uint8Array(0);
+const asBytes = (v: Uint8Array | undefined): Uint8Array => (v instanceof Uint8Array ? v : EMPTY);

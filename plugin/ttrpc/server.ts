@@ -99,7 +99,11 @@ export class Server {
 
     // the AbortController is made only if a handler looks at ctx.signal: most never do
     let controller: AbortController | undefined;
-    const abort = (reason: Error) => controller?.abort(reason);
+    let abortedWith: Error | undefined; // remembered, so a signal asked for later is aborted too
+    const abort = (reason: Error) => {
+      abortedWith ??= reason;
+      controller?.abort(reason);
+    };
     inFlight.set(m.streamId, abort);
     let timer: NodeJS.Timeout | undefined;
     let deadline: number | undefined;
@@ -126,7 +130,10 @@ export class Server {
       metadata: req.metadata,
       deadline,
       get signal() {
-        controller ??= new AbortController();
+        if (!controller) {
+          controller = new AbortController();
+          if (abortedWith) controller.abort(abortedWith);
+        }
         return controller.signal;
       },
     };
@@ -137,8 +144,12 @@ export class Server {
       return finish(codeOf(err), messageOf(err));
     }
     if (result instanceof Uint8Array) return finish(Code.OK, '', result);
-    result.then(
-      (payload) => finish(Code.OK, '', payload),
+    // Promise.resolve: a handler returning a non-promise by mistake must not throw in the socket callback
+    Promise.resolve(result).then(
+      (payload) =>
+        payload instanceof Uint8Array
+          ? finish(Code.OK, '', payload)
+          : finish(Code.INTERNAL, `ttrpc: handler for ${req.service}/${req.method} returned no bytes`),
       (err: unknown) => finish(codeOf(err), messageOf(err)),
     );
   }
