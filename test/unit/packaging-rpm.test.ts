@@ -168,7 +168,7 @@ if (!skip) {
   test('the wrapper execs node on the installed CLI', () => {
     const w = readFileSync(join(unpacked, 'usr/bin/nri-memshare'), 'utf8');
     assert.match(w, /^#!\/bin\/sh\n/);
-    assert.match(w, /exec "\$\{NRI_MEMSHARE_NODE:-\/usr\/bin\/node\}" \/usr\/lib\/nri-memshare\/dist\/plugin\/cli\.js "\$@"/);
+    assert.match(w, /exec "\$\{NRI_MEMSHARE_NODE:-\/usr\/bin\/node\}" (--[a-z-]+=\S+ )*\/usr\/lib\/nri-memshare\/dist\/plugin\/cli\.js "\$@"/);
     assert.is(spawnSync('sh', ['-n', join(unpacked, 'usr/bin/nri-memshare')]).status, 0);
   });
 

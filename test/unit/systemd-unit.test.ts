@@ -49,7 +49,13 @@ test('systemd-analyze verify accepts the unit with no warnings', () => {
     const patched = text.replace(/^ExecStart=\/usr\/bin\/nri-memshare /m, 'ExecStart=/bin/true ');
     assert.is.not(patched, text, 'ExecStart was rewritten');
     writeFileSync(copy, patched);
-    const r = spawnSync('systemd-analyze', ['verify', copy], { encoding: 'utf8', env: { ...process.env, SYSTEMD_LOG_COLOR: '0' } });
+    // BindsTo= needs containerd.service to exist; a node has containerd's own unit, this machine
+    // may not: give verify a minimal one beside the copy (the copy's directory is searched first)
+    writeFileSync(join(dir, 'containerd.service'), '[Unit]\nDescription=containerd (stand-in for verify)\n[Service]\nExecStart=/bin/true\n');
+    const r = spawnSync('systemd-analyze', ['verify', copy], {
+      encoding: 'utf8',
+      env: { ...process.env, SYSTEMD_LOG_COLOR: '0', SYSTEMD_UNIT_PATH: `${dir}:` },
+    });
     const about = `${r.stdout}\n${r.stderr}`
       .split('\n')
       .filter((l) => l.includes('nri-memshare') || l.includes(dir));
