@@ -278,7 +278,7 @@ spec:
     show(`nri-memshare status --config ${configPath}`, status);
     check(status.includes(`${NAMESPACE}/${SHARE}`), `status does not list ${NAMESPACE}/${SHARE}`);
     const hostMounts = mountsUnder(sharesDir);
-    show(`findmnt -R ${sharesDir}   # on the host`, hostMounts.length ? hostMounts.join('\n') : '(nothing mounted)');
+    show(`cut -d' ' -f5 /proc/self/mountinfo | grep '^${sharesDir}/'   # mounts on the host`, hostMounts.length ? hostMounts.join('\n') : '(nothing mounted)');
     check(hostMounts.includes(join(sharesDir, NAMESPACE, SHARE)), `the share is not mounted at ${join(sharesDir, NAMESPACE, SHARE)}`);
     if (metricsAddress) {
       const text = await (await fetch(`http://${metricsAddress}/metrics`)).text();
@@ -318,7 +318,7 @@ spec:
     const released = await a.waitFor((l) => l.msg === 'share released', 'share released', 20_000, before);
     say(dim(formatLog(released)));
     const left = mountsUnder(sharesDir);
-    show(`findmnt -R ${sharesDir}   # on the host`, left.length ? left.join('\n') : '(nothing mounted)');
+    show(`cut -d' ' -f5 /proc/self/mountinfo | grep '^${sharesDir}/'   # mounts on the host`, left.length ? left.join('\n') : '(nothing mounted)');
     check(left.length === 0, `still mounted after the release: ${left.join(', ')}`);
     const after = cli(['status', '--config', configPath]);
     show(`nri-memshare status --config ${configPath}`, after);
