@@ -20,6 +20,7 @@ export const containerInfo = (c: Container): ContainerInfo => ({
   name: c.name,
   state: stateNames[c.state] ?? 'unknown',
   pid: c.pid,
+  mounts: c.mounts.map((m) => m.destination),
 });
 
 export interface PluginDeps {
@@ -29,8 +30,8 @@ export interface PluginDeps {
   onReconciled?(report: Awaited<ReturnType<MemshareService['reconcile']>>): void;
   onEvicted?(containerId: string, outcome: KillOutcome): void;
   onError?(what: string, err: unknown): void;
-  /** how an evicted container's init process is killed (tests replace it); default process.kill */
-  kill?(pid: number, signal: NodeJS.Signals): void;
+  /** how an evicted container's init is stopped (tests replace it); default: pidfd + cgroup check + SIGKILL */
+  kill?(containerId: string, pid: number): KillOutcome;
 }
 
 export function memshareHandlers(d: PluginDeps): Handlers {
@@ -39,9 +40,9 @@ export function memshareHandlers(d: PluginDeps): Handlers {
   const evictOnStart = new Set<string>();
   const killInit = (containerId: string, pid: number): void => {
     try {
-      (d.kill ?? process.kill)(pid, 'SIGKILL');
+      d.onEvicted?.(containerId, (d.kill ?? killContainerInit)(containerId, pid));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') d.onError?.(`evicting container ${containerId} (pid ${pid})`, err);
+      d.onError?.(`evicting container ${containerId} (pid ${pid})`, err);
     }
   };
   const end = (what: string) => async (_pod: PodSandbox, c: Container) => {

@@ -194,8 +194,21 @@ export class MemshareService {
         continue; // a bad annotation could never have been created with us present; nothing to restore
       }
       if (refs.length === 0) continue;
-      const bound = new Set(this.o.ledger.byContainer(c.id).filter((r) => r.state === 'bound').map((r) => shareKey(r.share.namespace, r.share.name)));
+      const records = this.o.ledger.byContainer(c.id).filter((r) => r.state === 'bound');
+      const bound = new Set(records.map((r) => shareKey(r.share.namespace, r.share.name)));
       const missing = refs.filter((r) => !bound.has(shareKey(r.namespace, r.name)));
+      // recorded, but the mount never reached the container: the agent died after recording and
+      // before answering, and the runtime went on without it (NRI fails open)
+      if (c.mounts && c.mounts.length > 0) {
+        const has = new Set(c.mounts);
+        for (const r of records) {
+          const share = { namespace: r.share.namespace, name: r.share.name, hostPath: '', sizeBytes: 0 };
+          const want = this.o.backend.injection(share, { namespace: r.share.namespace, name: r.share.name, readOnly: r.readOnly }).mounts;
+          if (want.some((m) => !has.has(m.destination)) && !missing.some((x) => x.namespace === r.share.namespace && x.name === r.share.name)) {
+            missing.push({ namespace: r.share.namespace, name: r.share.name, readOnly: r.readOnly });
+          }
+        }
+      }
       if (missing.length) {
         report.evict.push({
           containerId: c.id,

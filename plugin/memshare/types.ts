@@ -40,6 +40,8 @@ export interface ContainerInfo {
   state: ContainerStateName;
   /** the container's init process on the host, when the runtime reports it (0: unknown) */
   pid?: number;
+  /** destinations of the container's mounts, when the runtime reports them (reconcile) */
+  mounts?: string[];
 }
 
 export type ContainerStateName = 'unknown' | 'created' | 'paused' | 'running' | 'stopped';

@@ -210,6 +210,19 @@ test('reconcile: gone containers end, orphan mounts are released, unbound live c
   await s.done();
 });
 
+test('reconcile: a recorded binding whose mount never reached the container is evicted', async () => {
+  const s = await setup([decl('team', 'cache')]);
+  const p = pod('team', { 'memshare.nri.io/pod': 'cache' });
+  const withMount = { ...ctr(p, 'a', 'running'), mounts: ['/proc', '/dev/shm', '/dev/shm/cache'] };
+  const without = { ...ctr(p, 'b', 'running'), mounts: ['/proc', '/dev/shm'] }; // agent died before answering
+  const unknown = { ...ctr(p, 'c', 'running'), mounts: [] }; // runtime did not report mounts: no judgement
+  for (const c of [withMount, without, unknown]) await s.service.createContainer(p, c);
+  const report = await s.service.reconcile([p], [withMount, without, unknown]);
+  assert.equal(report.evict.map((e) => e.containerId), [without.id]);
+  assert.match(report.evict[0].reason, /team\/cache/);
+  await s.done();
+});
+
 test('records survive a restart of the service (reopened ledger) and reconcile keeps live holders', async () => {
   const s = await setup([decl('team', 'cache')]);
   const p = pod('team', { 'memshare.nri.io/pod': 'cache' });
