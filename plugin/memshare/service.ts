@@ -197,6 +197,7 @@ export class MemshareService {
       const records = this.o.ledger.byContainer(c.id).filter((r) => r.state === 'bound');
       const bound = new Set(records.map((r) => shareKey(r.share.namespace, r.share.name)));
       const missing = refs.filter((r) => !bound.has(shareKey(r.namespace, r.name)));
+      const unmounted: string[] = [];
       // recorded, but the mount never reached the container: the agent died after recording and
       // before answering, and the runtime went on without it (NRI fails open)
       if (c.mounts && c.mounts.length > 0) {
@@ -204,9 +205,7 @@ export class MemshareService {
         for (const r of records) {
           const share = { namespace: r.share.namespace, name: r.share.name, hostPath: '', sizeBytes: 0 };
           const want = this.o.backend.injection(share, { namespace: r.share.namespace, name: r.share.name, readOnly: r.readOnly }).mounts;
-          if (want.some((m) => !has.has(m.destination)) && !missing.some((x) => x.namespace === r.share.namespace && x.name === r.share.name)) {
-            missing.push({ namespace: r.share.namespace, name: r.share.name, readOnly: r.readOnly });
-          }
+          if (want.some((m) => !has.has(m.destination))) unmounted.push(`${shareKey(r.share.namespace, r.share.name)} (${want.map((m) => m.destination).join(', ')} not among its mounts: ${[...has].join(' ')})`);
         }
       }
       if (missing.length) {
@@ -214,6 +213,12 @@ export class MemshareService {
           containerId: c.id,
           pid: c.pid ?? 0,
           reason: `memshare: created without its shared memory (${missing.map((r) => shareKey(r.namespace, r.name)).join(', ')}) while the agent was down; evicted so it is recreated with it`,
+        });
+      } else if (unmounted.length) {
+        report.evict.push({
+          containerId: c.id,
+          pid: c.pid ?? 0,
+          reason: `memshare: recorded as bound to ${unmounted.join('; ')}: the agent stopped before its answer reached the runtime; evicted so it is recreated with it`,
         });
       }
     }

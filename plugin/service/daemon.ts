@@ -99,7 +99,7 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
       service,
       stub: () => stub,
       onReconciled: (r) =>
-        log.info({ ended: r.ended, orphansReleased: r.orphansReleased, evicted: r.evict.map((e) => e.containerId) }, 'reconciled with the runtime'),
+        log.info({ ended: r.ended, orphansReleased: r.orphansReleased, evicted: r.evict.map((e) => e.containerId), why: r.evict.map((e) => e.reason) }, 'reconciled with the runtime'),
       onEvicted: (containerId, outcome) =>
         log.warn({ container: containerId, outcome }, 'evicted a container created without its shares while the agent was down'),
       onError: (what, err) => log.error({ err: (err as Error).message }, `failed ${what}`),
