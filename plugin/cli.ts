@@ -12,6 +12,7 @@ commands:
 
 options:
   --config FILE  config file (default /etc/nri-memshare/config.json)
+  --socket PATH  (run) the NRI socket to connect to, instead of the config's nri.socket
   --json         (status) print JSON instead of a table
   --version      print the version
   --help         this text
@@ -31,6 +32,7 @@ function version(): string {
 interface Args {
   command?: string;
   config?: string;
+  socket?: string;
   json: boolean;
   help: boolean;
   version: boolean;
@@ -44,7 +46,10 @@ function parseArgs(argv: string[]): Args {
       a.config = argv[++i];
       if (!a.config) throw new Error('--config needs a file');
     } else if (x.startsWith('--config=')) a.config = x.slice(9);
-    else if (x === '--json') a.json = true;
+    else if (x === '--socket') {
+      a.socket = argv[++i];
+      if (!a.socket || !a.socket.startsWith('/')) throw new Error('--socket needs an absolute path');
+    } else if (x === '--json') a.json = true;
     else if (x === '--help' || x === '-h') a.help = true;
     else if (x === '--version') a.version = true;
     else if (!x.startsWith('-') && !a.command) a.command = x;
@@ -89,6 +94,7 @@ async function main(): Promise<number> {
       const { startDaemon } = await import('./service/daemon');
       const { createLogger } = await import('./service/logger');
       const config = loadConfig(configPath);
+      if (args.socket) config.nri.socket = args.socket;
       const log = createLogger({ level: config.log.level });
       const daemon = await startDaemon(config, log);
       const stop = (sig: string) => {

@@ -89,11 +89,20 @@ export function agentConfig(dir: string, nriSocket: string, shares: Array<{ ns: 
 // the node flags of the shipped launcher (packaging/nri-memshare.sh)
 export const agentCmd = (cfg: string) => [process.execPath, '--max-semi-space-size=1', join(repo, 'dist', 'plugin', 'cli.js'), 'run', '--config', cfg];
 
-function benchNribench(): void {
+/**
+ * compare.sh with a plugin command: `agent` is the real agent binding a declared share (ledger
+ * write with fdatasync, tmpfs mount at the first binding, umount at the last stop: every iteration
+ * here, since nribench runs one container at a time); `stub` is the project's stub with the
+ * minimal fixture plugin, the like-for-like match for the Go reference (a mount, no other work).
+ */
+function benchNribench(kind: 'agent' | 'stub'): void {
   const dir = mkdtempSync(join(tmpdir(), 'nribench-agent-'));
-  const cfg = agentConfig(dir, '{SOCKET}', [{ ns: 'default', name: 'bench', size: '128Mi' }]);
+  const cfg = agentConfig(dir, join(dir, 'unused.sock'), [{ ns: 'default', name: 'bench', size: '128Mi' }]);
   const out = join(dir, 'out');
-  const r = spawnSync('bash', [join(shared, 'tools', 'nribench', 'compare.sh'), '-n', '2000', '-r', '5', '-a', 'memshare.nri.io/pod=bench', '--', ...agentCmd(cfg)], {
+  const cmd = kind === 'agent'
+    ? ['-a', 'memshare.nri.io/pod=bench', '--', ...agentCmd(cfg), '--socket', '{SOCKET}']
+    : ['-a', 'test.memshare/mount=bench', '--', process.execPath, '--max-semi-space-size=1', join(repo, 'dist', 'test', 'fixtures', 'echo-plugin.js'), '{SOCKET}'];
+  const r = spawnSync('bash', [join(shared, 'tools', 'nribench', 'compare.sh'), '-n', '2000', '-r', '5', ...cmd], {
     encoding: 'utf8', env: { ...process.env, OUT: out }, maxBuffer: 64 << 20,
   });
   process.stdout.write(r.stdout);
@@ -108,7 +117,7 @@ function benchNribench(): void {
     if (m) (rows[m[1]] ??= {})[m[2]] = [Number(m[3]), Number(m[4]), Number(m[5])];
   }
   const rss = [...r.stdout.matchAll(/^(go|yours)\s+CreateContainer.*?(\d+) -> (\d+)\s*$/gm)].map((m) => ({ plugin: m[1], idleKB: Number(m[2]), afterKB: Number(m[3]) }));
-  results.nribench = { medianOverRounds: 5, callsPerRound: 2000, p50p90p99us: rows, rss, createP50RatioYoursOverGo: ratio ? Number(ratio[1]) : null, rounds: ratio?.[2].trim().split(/\s+/).map(Number), machine: machine() };
+  results[kind === 'agent' ? 'nribench' : 'nribenchStub'] = { plugin: kind, medianOverRounds: 5, callsPerRound: 2000, p50p90p99us: rows, rss, createP50RatioYoursOverGo: ratio ? Number(ratio[1]) : null, rounds: ratio?.[2].trim().split(/\s+/).map(Number), machine: machine() };
   save();
   unmountUnder(dir);
   rmSync(dir, { recursive: true, force: true });
@@ -149,7 +158,8 @@ async function main(): Promise<void> {
     save();
   }
   if (want('rss')) benchRss();
-  if (want('nribench')) benchNribench();
+  if (want('nribench')) benchNribench('agent');
+  if (want('nribench-stub')) benchNribench('stub');
   if (want('containerd')) {
     const { benchContainerd } = await import('./containerd-latency');
     results.containerd = await benchContainerd(N, agentConfig, agentCmd);

@@ -20,6 +20,8 @@ export interface ContainerdOptions {
   extraConfig?: string;
   /** How long to wait for the CRI socket to answer; default 30 s. */
   startTimeoutMs?: number;
+  /** where the instance's private dir is made (default /tmp); e.g. a tmpfs for benchmarks */
+  baseDir?: string;
 }
 
 export interface ContainerdInstance {
@@ -82,7 +84,7 @@ class Instance implements ContainerdInstance {
     this.version = execFileSync(join(this.bin, 'containerd'), ['--version'], { encoding: 'utf8' }).split(/\s+/)[2] ?? '?';
     this.deb = containerdDeb(opts.version);
     // Short path: unix socket paths must stay under 108 bytes.
-    this.dir = mkdtempSync(`/tmp/nrims-${opts.version.replace('.', '')}-`);
+    this.dir = mkdtempSync(join(opts.baseDir ?? '/tmp', `nrims-${opts.version.replace('.', '')}-`));
     this.criAddress = join(this.dir, 'containerd.sock');
     this.nriSocket = opts.nriSocket ?? join(this.dir, 'nri', 'nri.sock');
     this.configPath = join(this.dir, 'config.toml');
