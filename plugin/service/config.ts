@@ -53,6 +53,18 @@ export interface LogConfig {
   level: LogLevel;
 }
 
+export const LEDGER_SYNC_MODES = ['auto', 'always', 'never'] as const;
+/**
+ * When the ownership records are fdatasync'ed. "auto": only where the backend's memory outlives
+ * the node's kernel (ubs). A local share and the containers bound to it end with the kernel, so
+ * for them a record in the page cache is as durable as what it describes.
+ */
+export type LedgerSync = (typeof LEDGER_SYNC_MODES)[number];
+
+export interface LedgerConfig {
+  sync: LedgerSync;
+}
+
 export interface Config {
   nri: NriConfig;
   stateDir: string;
@@ -64,6 +76,12 @@ export interface Config {
   kubernetes?: KubernetesConfig;
   metrics: MetricsConfig;
   log: LogConfig;
+  ledger: LedgerConfig;
+}
+
+/** Whether the records must be fdatasync'ed before a change is acknowledged. */
+export function ledgerSyncs(config: Pick<Config, 'ledger' | 'backend'>): boolean {
+  return config.ledger.sync === 'always' || (config.ledger.sync === 'auto' && config.backend.kind !== 'local');
 }
 
 export function defaultConfig(): Config {
@@ -76,6 +94,7 @@ export function defaultConfig(): Config {
     limits: { ...DEFAULT_LIMITS },
     metrics: { address: '127.0.0.1:9464' },
     log: { level: 'info' },
+    ledger: { sync: 'auto' },
   };
 }
 
@@ -319,6 +338,7 @@ export function parseConfig(obj: unknown, source: string): { config: Config; pro
     limits: readLimits(r.object('limits')),
     metrics: def.metrics,
     log: def.log,
+    ledger: def.ledger,
   };
   const kube = readKubernetes(r);
   if (kube) config.kubernetes = kube;
@@ -337,6 +357,13 @@ export function parseConfig(obj: unknown, source: string): { config: Config; pro
       (LOG_LEVELS as readonly string[]).includes(v) ? undefined : `must be one of ${LOG_LEVELS.join(', ')}, got ${describe(v)}`);
     config.log = { level: level as LogLevel };
     l.done();
+  }
+  const lg = r.object('ledger');
+  if (lg) {
+    const sync = lg.string('sync', def.ledger.sync, (v) =>
+      (LEDGER_SYNC_MODES as readonly string[]).includes(v) ? undefined : `must be one of ${LEDGER_SYNC_MODES.join(', ')}, got ${describe(v)}`);
+    config.ledger = { sync: sync as LedgerSync };
+    lg.done();
   }
   r.done();
   return { config, problems };

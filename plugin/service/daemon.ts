@@ -7,7 +7,7 @@ import { MemshareService } from '../memshare/service';
 import { memshareHandlers } from '../memshare/plugin';
 import { Stub, type StubState } from '../nri';
 import { createBackend } from './backend';
-import type { Config } from './config';
+import { ledgerSyncs, type Config } from './config';
 import { createLogger, type Logger } from './logger';
 import { createMemshareMetrics, startMetricsServer, type MetricsServer, type NriEventName } from './metrics';
 
@@ -21,6 +21,7 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   // first: the ledger's lock keeps a second agent on this state directory from starting at all
   const { ledger, warnings } = await Ledger.open(config.stateDir, {
+    sync: ledgerSyncs(config),
     onError: (err) => log.error({ err: err.message }, 'ledger: background compaction failed'),
   });
   for (const w of warnings) log.warn({ stateDir: config.stateDir, problem: w }, 'ledger: damaged record skipped');

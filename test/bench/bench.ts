@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client, Server, duplexTransport } from '../../plugin/ttrpc';
 import { readMountInfo, umount2, MNT_DETACH } from '../../native';
+import type { LedgerSync } from '../../plugin/service/config';
 import { percentiles, fmt, round, type Percentiles } from './stats';
 
 const repo = resolve(__dirname, '..', '..', '..');
@@ -68,7 +69,7 @@ async function benchTtrpc(): Promise<void> {
 }
 
 /** A config and declarations for an agent under test, in a private dir. */
-export function agentConfig(dir: string, nriSocket: string, shares: Array<{ ns: string; name: string; size: string }>): string {
+export function agentConfig(dir: string, nriSocket: string, shares: Array<{ ns: string; name: string; size: string }>, ledgerSync: LedgerSync = 'auto'): string {
   const decl = join(dir, 'shares.d');
   mkdirSync(decl, { recursive: true });
   for (const s of shares) {
@@ -77,11 +78,11 @@ export function agentConfig(dir: string, nriSocket: string, shares: Array<{ ns: 
       metadata: { name: s.name, namespace: s.ns }, spec: { storage: s.size },
     }));
   }
-  const cfg = join(dir, 'config.json');
+  const cfg = join(dir, `config-${ledgerSync}.json`);
   writeFileSync(cfg, JSON.stringify({
     nri: { socket: nriSocket, name: 'memshare', index: '50' },
     stateDir: join(dir, 'state'), sharesDir: join(dir, 'shares'), declarationsDir: decl,
-    metrics: { address: '' }, log: { level: 'info' },
+    metrics: { address: '' }, log: { level: 'info' }, ledger: { sync: ledgerSync },
   }, null, 2));
   return cfg;
 }
@@ -91,7 +92,7 @@ export const agentCmd = (cfg: string) => [process.execPath, '--max-semi-space-si
 
 /**
  * compare.sh with a plugin command: `agent` is the real agent binding a declared share (ledger
- * write with fdatasync, tmpfs mount at the first binding, umount at the last stop: every iteration
+ * write, tmpfs mount at the first binding, umount at the last stop: every iteration
  * here, since nribench runs one container at a time); `stub` is the project's stub with the
  * minimal fixture plugin, the like-for-like match for the Go reference (a mount, no other work).
  */
@@ -154,7 +155,8 @@ async function main(): Promise<void> {
   if (want('ttrpc')) await benchTtrpc();
   if (want('lifecycle')) {
     const { benchLifecycle } = await import('./lifecycle');
-    results.lifecycle = { ...(await benchLifecycle()), machine: machine() };
+    // ledger.sync "never" is what a local-backend node runs ("auto"); "always" what a UBS node runs
+    results.lifecycle = { noFdatasync: await benchLifecycle(false), fdatasync: await benchLifecycle(true), machine: machine() };
     save();
   }
   if (want('rss')) benchRss();

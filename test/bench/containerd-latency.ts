@@ -3,20 +3,22 @@
 // Modes interleave in rounds so drift of this noisy machine hits them all alike. containerd's own
 // root and state live on a tmpfs here: on this VM's disk its metadata fsyncs alone scatter
 // CreateContainer over tens of ms and would drown the plugin's share; the agent's records stay
-// on the disk (their fsync is part of what the agent adds).
+// on the disk. The agent runs its default config (ledger.sync "auto": no fdatasync for local
+// shares); one more mode runs it with ledger.sync "always", as a UBS node would.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startContainerd, uniqueName, type ContainerdVersion, type RunningPod, type CriClient } from '../harness';
 import { startPlugin, type PluginProcess } from '../e2e/plugin-process';
+import type { LedgerSync } from '../../plugin/service/config';
 import { percentiles, fmt, round } from './stats';
 import { unmountUnder } from './bench';
 import { mount, umount2, MNT_DETACH } from '../../native';
 
-type MakeConfig = (dir: string, nriSocket: string, shares: Array<{ ns: string; name: string; size: string }>) => string;
+type MakeConfig = (dir: string, nriSocket: string, shares: Array<{ ns: string; name: string; size: string }>, ledgerSync?: LedgerSync) => string;
 type AgentCmd = (cfg: string) => string[];
 
-const MODES = ['none', 'agent-unannotated', 'agent-later-binding', 'agent-first-binding'] as const;
+const MODES = ['none', 'agent-unannotated', 'agent-later-binding', 'agent-first-binding', 'agent-later-binding-fdatasync'] as const;
 type Mode = (typeof MODES)[number];
 
 async function timedCreate(cri: CriClient, pod: RunningPod, name: string): Promise<number> {
@@ -39,22 +41,24 @@ export async function benchContainerd(n: number, makeConfig: MakeConfig, agentCm
     let agent: PluginProcess | undefined;
     try {
       const firstShares = Array.from({ length: rounds * perRound }, (_, i) => ({ ns: 'default', name: `first-${i}`, size: '128Mi' }));
-      const cfg = makeConfig(dir, inst.nriSocket, [{ ns: 'default', name: 'hot', size: '128Mi' }, ...firstShares]);
+      const shares = [{ ns: 'default', name: 'hot', size: '128Mi' }, ...firstShares];
+      const cfg = makeConfig(dir, inst.nriSocket, shares);
+      const cfgSynced = makeConfig(dir, inst.nriSocket, shares, 'always');
       const cri = inst.cri;
       const firstAnn: Record<string, string> = {};
       firstShares.forEach((s, i) => (firstAnn[`memshare.nri.io/container.f${i}`] = s.name));
       const podPlain = await cri.runPod({ name: uniqueName('plain') });
       const podHot = await cri.runPod({ name: uniqueName('hot'), annotations: { 'memshare.nri.io/pod': 'hot' } });
       const podFirst = await cri.runPod({ name: uniqueName('first'), annotations: firstAnn });
-      const startAgent = async () => {
-        const a = startPlugin(agentCmd(cfg).slice(1));
+      const startAgent = async (config = cfg) => {
+        const a = startPlugin(agentCmd(config).slice(1));
         await a.waitFor(/nri: synchronized/, 1, 30000);
         return a;
       };
       // a holder keeps "hot" mounted, so later bindings find it present
       agent = await startAgent();
       await cri.createContainer(podHot.id, podHot.config, { name: 'holder', command: ['/bin/sleep', '300'] });
-      const samples: Record<Mode, number[]> = { none: [], 'agent-unannotated': [], 'agent-later-binding': [], 'agent-first-binding': [] };
+      const samples = Object.fromEntries(MODES.map((m) => [m, [] as number[]])) as Record<Mode, number[]>;
       let first = 0;
       for (let r = 0; r < rounds; r++) {
         await agent?.kill();
@@ -66,6 +70,9 @@ export async function benchContainerd(n: number, makeConfig: MakeConfig, agentCm
           samples['agent-later-binding'].push(await timedCreate(cri, podHot, `l${r}-${i}`));
           samples['agent-first-binding'].push(await timedCreate(cri, podFirst, `f${first++}`));
         }
+        await agent.kill();
+        agent = await startAgent(cfgSynced);
+        for (let i = 0; i < perRound; i++) samples['agent-later-binding-fdatasync'].push(await timedCreate(cri, podHot, `s${r}-${i}`));
       }
       const none = percentiles(samples.none);
       const v: Record<string, unknown> = { containerd: inst.version, containersPerMode: samples.none.length };
@@ -73,7 +80,7 @@ export async function benchContainerd(n: number, makeConfig: MakeConfig, agentCm
       for (const mode of MODES) {
         const p = percentiles(samples[mode]);
         const added = { p50: round(p.p50 - none.p50), p90: round(p.p90 - none.p90), p99: round(p.p99 - none.p99) };
-        console.log(`  ${mode.padEnd(22)} ${fmt(p)}${mode === 'none' ? '' : `   added: p50 ${added.p50} ms, p90 ${added.p90} ms, p99 ${added.p99} ms`}`);
+        console.log(`  ${mode.padEnd(29)} ${fmt(p)}${mode === 'none' ? '' : `   added: p50 ${added.p50} ms, p90 ${added.p90} ms, p99 ${added.p99} ms`}`);
         v[mode] = { totalMs: { p50: round(p.p50), p90: round(p.p90), p99: round(p.p99) }, ...(mode === 'none' ? {} : { addedMs: added }) };
       }
       out[version] = v;

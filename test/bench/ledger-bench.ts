@@ -47,29 +47,34 @@ async function main(): Promise<void> {
     machine: { cpus: cpus().length, node: process.version, when: new Date().toISOString(), fs: fsType(dir) },
   };
   try {
-    // 1. one write at a time, each waiting for its fdatasync
-    const a = join(dir, 'seq');
-    const { ledger } = await Ledger.open(a, { compactAfterEntries: 1e9, compactAfterBytes: 1e12 });
-    for (let i = 0; i < 100; i++) await ledger.bind(rec(1e6 + i)); // warm-up
-    const bindMs: number[] = [];
-    for (let i = 0; i < N; i++) {
-      const t = performance.now();
-      await ledger.bind(rec(i));
-      bindMs.push(performance.now() - t);
-    }
-    const endMs: number[] = [];
-    for (let i = 0; i < N; i++) {
-      const id = rec(i).container.id;
-      const t = performance.now();
-      await ledger.end(id, 'exited');
-      endMs.push(performance.now() - t);
-    }
-    const bind = percentiles(bindMs);
-    const end = percentiles(endMs);
-    console.log(`bind (one at a time, fdatasync each): ${fmt(bind)}`);
-    console.log(`end  (one at a time, fdatasync each): ${fmt(end)}`);
+    // 1. one write at a time, with an fdatasync each (ledger.sync "always") and without ("never")
+    const oneAtATime = async (sync: boolean) => {
+      const l = (await Ledger.open(join(dir, `seq-${sync}`), { compactAfterEntries: 1e9, compactAfterBytes: 1e12, sync })).ledger;
+      for (let i = 0; i < 100; i++) await l.bind(rec(1e6 + i)); // warm-up
+      const bindMs: number[] = [];
+      for (let i = 0; i < N; i++) {
+        const t = performance.now();
+        await l.bind(rec(i));
+        bindMs.push(performance.now() - t);
+      }
+      const endMs: number[] = [];
+      for (let i = 0; i < N; i++) {
+        const id = rec(i).container.id;
+        const t = performance.now();
+        await l.end(id, 'exited');
+        endMs.push(performance.now() - t);
+      }
+      const label = sync ? 'fdatasync each' : 'no fdatasync';
+      const out = { bind: percentiles(bindMs), end: percentiles(endMs) };
+      console.log(`bind (one at a time, ${label}): ${fmt(out.bind)}`);
+      console.log(`end  (one at a time, ${label}): ${fmt(out.end)}`);
+      return { ledger: l, ...out };
+    };
+    const unsynced = await oneAtATime(false);
+    await unsynced.ledger.close();
+    const { ledger, bind, end } = await oneAtATime(true);
 
-    // 2. 32 writers at once: group commit shares each fdatasync
+    // 2. 32 writers at once, fdatasync on: group commit shares each fdatasync
     const total = 5000;
     let next = 0;
     const t0 = performance.now();
@@ -134,6 +139,8 @@ async function main(): Promise<void> {
     Object.assign(results, {
       bindOneAtATimeMs: bind,
       endOneAtATimeMs: end,
+      bindOneAtATimeNoSyncMs: unsynced.bind,
+      endOneAtATimeNoSyncMs: unsynced.end,
       bind32ConcurrentMs: conc,
       bind32ConcurrentPerSecond: round(total / secs, 0),
       records: RECORDS,

@@ -8,6 +8,7 @@ import {
   DEFAULT_CONFIG_PATH,
   checkConfig,
   defaultConfig,
+  ledgerSyncs,
   loadConfig,
   parseConfig,
 } from '../../plugin/service/config';
@@ -37,6 +38,7 @@ test('an empty object gives every product default', () => {
   assert.is(config.kubernetes, undefined);
   assert.equal(config.metrics, { address: '127.0.0.1:9464' });
   assert.equal(config.log, { level: 'info' });
+  assert.equal(config.ledger, { sync: 'auto' });
 });
 
 test('every key can be set', () => {
@@ -50,6 +52,7 @@ test('every key can be set', () => {
     kubernetes: { kubeconfig: '/etc/kubernetes/kubelet.conf' },
     metrics: { address: '' },
     log: { level: 'debug' },
+    ledger: { sync: 'always' },
   }, 'test');
   assert.equal(problems, []);
   assert.is(config.nri.index, '07');
@@ -61,6 +64,15 @@ test('every key can be set', () => {
   assert.equal(config.kubernetes, { kubeconfig: '/etc/kubernetes/kubelet.conf', inCluster: false });
   assert.is(config.metrics.address, '');
   assert.is(config.log.level, 'debug');
+  assert.is(config.ledger.sync, 'always');
+});
+
+test('records are fdatasynced where the memory outlives the kernel, or when asked', () => {
+  const syncs = (obj: unknown) => ledgerSyncs(parseConfig(obj, 'test').config);
+  assert.is(syncs({}), false, 'local tmpfs shares end with the kernel: the page cache is enough');
+  assert.is(syncs({ backend: { kind: 'ubs' } }), true, 'UB memory borrowed from another node outlives a reboot');
+  assert.is(syncs({ ledger: { sync: 'always' } }), true);
+  assert.is(syncs({ backend: { kind: 'ubs' }, ledger: { sync: 'never' } }), false);
 });
 
 test('the shipped packaging/config.json is valid and equals the defaults', () => {
@@ -77,6 +89,7 @@ test('unknown keys are errors naming the key, at every level', () => {
   assert.equal(problemsOf({ limits: { maxShare: 5 } }), ['limits.maxShare: unknown key']);
   assert.equal(problemsOf({ metrics: { port: 1 } }), ['metrics.port: unknown key']);
   assert.equal(problemsOf({ log: { format: 'json' } }), ['log.format: unknown key']);
+  assert.equal(problemsOf({ ledger: { fsync: true } }), ['ledger.fsync: unknown key']);
   assert.equal(problemsOf({ kubernetes: { inCluster: true, namespace: 'x' } }), ['kubernetes.namespace: unknown key']);
   assert.equal(problemsOf({ backend: { kind: 'local', size: 1 } }), ['backend.size: unknown key']);
 });
@@ -107,6 +120,8 @@ test('bad values are errors naming the key and the reason', () => {
     [{ kubernetes: { kubeconfig: 'kube.conf' } }, /^kubernetes\.kubeconfig: must be an absolute path/],
     [{ metrics: { address: '9464' } }, /^metrics\.address: must be host:port/],
     [{ log: { level: 'verbose' } }, /^log\.level: must be one of trace, debug, info/],
+    [{ ledger: { sync: true } }, /^ledger\.sync: must be a string, got boolean true/],
+    [{ ledger: { sync: 'sometimes' } }, /^ledger\.sync: must be one of auto, always, never, got "sometimes"/],
     [{ backend: { kind: 'ubs', sdkLibrary: 'libubsm_sdk.so' } }, /^backend\.sdkLibrary: must be an absolute path/],
     [{ backend: { kind: 'ubs', env: { A: 1 } } }, /^backend\.env: must be an object of string values/],
     [{ backend: { kind: 'ubs', mounts: {} } }, /^backend\.mounts: must be an array/],
