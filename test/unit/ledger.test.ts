@@ -3,7 +3,8 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, readFileSync, writeFileSync, appendFileSync, existsSync, statSync, readdirSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Ledger, type BindingRecord } from '../../plugin/ledger';
+import { Ledger, decodeLines, encodeLine, type BindingRecord } from '../../plugin/ledger';
+import { crc32 } from 'node:zlib';
 
 const base = mkdtempSync(join(tmpdir(), 'ledger-test-'));
 let n = 0;
@@ -32,6 +33,16 @@ async function rejects(p: Promise<unknown>, re: RegExp): Promise<void> {
   }
   assert.unreachable(`expected a rejection matching ${re}`);
 }
+
+test('a framed line is "<crc32 hex> <json>\\n" and decodes to its value, multi-byte text included', () => {
+  const value = { pod: 'träger-é', n: 1, note: '日本' };
+  const line = encodeLine(value);
+  const json = JSON.stringify(value);
+  assert.is(line.toString('utf8'), `${crc32(Buffer.from(json)).toString(16).padStart(8, '0')} ${json}\n`);
+  const d = decodeLines(Buffer.concat([line, encodeLine({ b: 2 })]), 'test');
+  assert.equal(d.problems, []);
+  assert.equal(d.values.map((v) => v.value), [value, { b: 2 }]);
+});
 
 test('bind records are found by container, by share and in all()', async () => {
   const { ledger, warnings } = await Ledger.open(freshDir());
