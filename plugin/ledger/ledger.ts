@@ -1,8 +1,9 @@
 // The durable ownership ledger. Every change is one checksummed line appended to a journal and
 // written (and, with `sync`, fdatasync'ed) before the caller's promise resolves; changes waiting
 // while a write runs go out together in the next one (group commit). The journal is folded into
-// a snapshot now and then (write temp, fsync, rename, fsync dir, then empty the journal). Snapshot and journal entries
-// carry a sequence number, so a crash between the rename and the emptying replays nothing twice.
+// a snapshot now and then (write temp, fsync, rename, fsync dir, then empty the journal).
+// Snapshot and journal entries carry a sequence number, so a crash between the rename and the
+// emptying replays nothing twice.
 // Lookups use in-memory indexes by container and by share.
 import * as fs from 'node:fs';
 import { dirname, join } from 'node:path';
