@@ -40,7 +40,9 @@ export function memshareHandlers(d: PluginDeps): Handlers {
   const evictOnStart = new Set<string>();
   const killInit = (containerId: string, pid: number): void => {
     try {
-      d.onEvicted?.(containerId, (d.kill ?? killContainerInit)(containerId, pid));
+      // kill first: an optional call would skip evaluating its arguments without a listener
+      const outcome = (d.kill ?? killContainerInit)(containerId, pid);
+      d.onEvicted?.(containerId, outcome);
     } catch (err) {
       d.onError?.(`evicting container ${containerId} (pid ${pid})`, err);
     }
@@ -80,9 +82,11 @@ export function memshareHandlers(d: PluginDeps): Handlers {
       if (!inj) return;
       return { adjust: { mounts: inj.mounts, env: inj.env } };
     },
-    postStartContainer(_pod, c) {
-      if (!evictOnStart.delete(c.id)) return;
-      if (c.pid > 1) killInit(c.id, c.pid);
+    postStartContainer(pod, c) {
+      // flagged at reconcile, or never seen: created in the gap after one agent died, stored by
+      // the runtime only after the next one's Synchronize had listed the containers
+      const evict = evictOnStart.delete(c.id) || service.evictionReason(podInfo(pod), containerInfo(c)) !== undefined;
+      if (evict && c.pid > 1) killInit(c.id, c.pid);
     },
     stopContainer: async (pod, c) => {
       await end('container stopped')(pod, c);

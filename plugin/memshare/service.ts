@@ -195,8 +195,7 @@ export class MemshareService {
       }
       if (refs.length === 0) continue;
       const records = this.o.ledger.byContainer(c.id).filter((r) => r.state === 'bound');
-      const bound = new Set(records.map((r) => shareKey(r.share.namespace, r.share.name)));
-      const missing = refs.filter((r) => !bound.has(shareKey(r.namespace, r.name)));
+      const missing = this.unbound(c.id, refs);
       const unmounted: string[] = [];
       // recorded, but the mount never reached the container: the agent died after recording and
       // before answering, and the runtime went on without it (NRI fails open)
@@ -209,11 +208,7 @@ export class MemshareService {
         }
       }
       if (missing.length) {
-        report.evict.push({
-          containerId: c.id,
-          pid: c.pid ?? 0,
-          reason: `memshare: created without its shared memory (${missing.map((r) => shareKey(r.namespace, r.name)).join(', ')}) while the agent was down; evicted so it is recreated with it`,
-        });
+        report.evict.push({ containerId: c.id, pid: c.pid ?? 0, reason: createdWithout(missing) });
       } else if (unmounted.length) {
         report.evict.push({
           containerId: c.id,
@@ -223,6 +218,28 @@ export class MemshareService {
       }
     }
     return report;
+  }
+
+  /**
+   * Why a container must be evicted because it runs without shares its annotations ask for and
+   * holds no binding of; undefined when it has them all (or asks for none). For a container the
+   * agent never saw: created after one agent died and started after the next one's Synchronize,
+   * which does not list it because the runtime stores a container only once its creation is done.
+   */
+  evictionReason(pod: PodInfo, ctr: Pick<ContainerInfo, 'id' | 'name'>): string | undefined {
+    let refs;
+    try {
+      refs = parseBinding(pod.annotations, pod.namespace, ctr.name, { maxNameLength: this.o.limits.maxNameLength }).refs;
+    } catch {
+      return undefined; // a bad annotation could never have been created with us present
+    }
+    const missing = this.unbound(ctr.id, refs);
+    return missing.length ? createdWithout(missing) : undefined;
+  }
+
+  private unbound(containerId: string, refs: ReadonlyArray<{ namespace: string; name: string }>): Array<{ namespace: string; name: string }> {
+    const bound = new Set(this.o.ledger.byContainer(containerId).filter((r) => r.state === 'bound').map((r) => shareKey(r.share.namespace, r.share.name)));
+    return refs.filter((r) => !bound.has(shareKey(r.namespace, r.name)));
   }
 
   /** Shares present on this node, for status and metrics. */
@@ -253,3 +270,6 @@ export class MemshareService {
     });
   }
 }
+
+const createdWithout = (missing: ReadonlyArray<{ namespace: string; name: string }>): string =>
+  `memshare: created without its shared memory (${missing.map((r) => shareKey(r.namespace, r.name)).join(', ')}) while the agent was down; evicted so it is recreated with it`;

@@ -9,6 +9,8 @@ import * as assert from 'uvu/assert';
 import { MemoryDeclarationSource, MergedDeclarationStore } from '../../plugin/declarations';
 import { Ledger } from '../../plugin/ledger';
 import { MemshareService } from '../../plugin/memshare/service';
+import { memshareHandlers } from '../../plugin/memshare/plugin';
+import { ContainerState, type Container, type PodSandbox } from '../../plugin/nri';
 import { DEFAULT_LIMITS, RefusalError, type AcquiredShare, type Backend, type ContainerInfo, type PodInfo, type ShareDeclaration, type ShareRef } from '../../plugin/memshare/types';
 
 const MiB = 1024 * 1024;
@@ -239,6 +241,34 @@ test('records survive a restart of the service (reopened ledger) and reconcile k
   assert.is(ledger.byContainer(c.id).length, 1);
   await ledger.close();
   rmSync(s.dir, { recursive: true, force: true });
+});
+
+// NRI shapes for the handlers
+const nriPod = (p: PodInfo): PodSandbox => ({ ...p, labels: {}, runtimeHandler: '', pid: 0, ips: [] });
+const nriCtr = (c: ContainerInfo, state: ContainerState, pid: number): Container => ({
+  id: c.id, podSandboxId: c.podSandboxId, name: c.name, state, labels: {}, annotations: {}, args: [], env: [], mounts: [], pid,
+});
+
+test('a container the agent never saw is evicted when it starts without its shares; others are left alone', async () => {
+  const s = await setup([decl('team', 'cache')]);
+  const killed: string[] = [];
+  const h = memshareHandlers({ service: s.service, stub: () => ({ updateContainers: async () => [] }), kill: (id) => (killed.push(id), 'killed') });
+  const p = pod('team', { 'memshare.nri.io/pod': 'cache' });
+  const seen = ctr(p, 'seen');
+  await h.createContainer!(nriPod(p), nriCtr(seen, ContainerState.CREATED, 0));
+  // created after one agent died and started after the next one synchronized: no CreateContainer, not in the sync
+  const gap = ctr(p, 'gap');
+  const optedOut = ctr(pod('team', { 'memshare.nri.io/pod': 'cache', 'memshare.nri.io/container.plain': '-' }), 'plain');
+  const plainPod = pod('team', {});
+  const plain = ctr(plainPod, 'plain');
+  await h.postStartContainer!(nriPod(p), nriCtr(seen, ContainerState.RUNNING, 4242));
+  await h.postStartContainer!(nriPod(p), nriCtr(gap, ContainerState.RUNNING, 4343));
+  await h.postStartContainer!(nriPod(plainPod), nriCtr(plain, ContainerState.RUNNING, 4444));
+  await h.postStartContainer!(nriPod(pod('team', { 'memshare.nri.io/pod': 'cache', 'memshare.nri.io/container.plain': '-' })), nriCtr(optedOut, ContainerState.RUNNING, 4545));
+  assert.equal(killed, [gap.id]);
+  assert.match(s.service.evictionReason(p, gap) ?? '', /created without its shared memory \(team\/cache\)/);
+  assert.is(s.service.evictionReason(p, seen), undefined);
+  await s.done();
 });
 
 test.run();
