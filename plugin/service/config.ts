@@ -169,6 +169,12 @@ class Reader {
     return v;
   }
 
+  /** One of a fixed set of strings. */
+  oneOf<T extends string>(k: string, def: T, allowed: readonly T[]): T {
+    return this.string(k, def, (v) =>
+      (allowed as readonly string[]).includes(v) ? undefined : `must be one of ${allowed.join(', ')}, got ${describe(v)}`) as T;
+  }
+
   path_(k: string, def: string): string {
     return this.string(k, def, (v) => (isAbsolute(v) ? undefined : `must be an absolute path, got ${describe(v)}`));
   }
@@ -353,16 +359,12 @@ export function parseConfig(obj: unknown, source: string): { config: Config; pro
   }
   const l = r.object('log');
   if (l) {
-    const level = l.string('level', def.log.level, (v) =>
-      (LOG_LEVELS as readonly string[]).includes(v) ? undefined : `must be one of ${LOG_LEVELS.join(', ')}, got ${describe(v)}`);
-    config.log = { level: level as LogLevel };
+    config.log = { level: l.oneOf('level', def.log.level, LOG_LEVELS) };
     l.done();
   }
   const lg = r.object('ledger');
   if (lg) {
-    const sync = lg.string('sync', def.ledger.sync, (v) =>
-      (LEDGER_SYNC_MODES as readonly string[]).includes(v) ? undefined : `must be one of ${LEDGER_SYNC_MODES.join(', ')}, got ${describe(v)}`);
-    config.ledger = { sync: sync as LedgerSync };
+    config.ledger = { sync: lg.oneOf('sync', def.ledger.sync, LEDGER_SYNC_MODES) };
     lg.done();
   }
   r.done();
