@@ -134,7 +134,7 @@ export class MemshareService {
 
   /** Ends every binding of a container (exit, removal, failed creation); idempotent. */
   async endContainer(containerId: string, why: string): Promise<number> {
-    const recs = this.o.ledger.byContainer(containerId).filter((r) => r.state === 'bound');
+    const recs = this.boundRecords(containerId);
     if (recs.length === 0) return 0;
     await this.o.ledger.end(containerId, why);
     for (const r of recs) await this.releaseIfUnused(r.share.namespace, r.share.name, `last user ended (${why})`);
@@ -194,8 +194,8 @@ export class MemshareService {
         continue; // a bad annotation could never have been created with us present; nothing to restore
       }
       if (refs.length === 0) continue;
-      const records = this.o.ledger.byContainer(c.id).filter((r) => r.state === 'bound');
-      const missing = this.unbound(c.id, refs);
+      const records = this.boundRecords(c.id);
+      const missing = unbound(records, refs);
       const unmounted: string[] = [];
       // recorded, but the mount never reached the container: the agent died after recording and
       // before answering, and the runtime went on without it (NRI fails open)
@@ -233,13 +233,12 @@ export class MemshareService {
     } catch {
       return undefined; // a bad annotation could never have been created with us present
     }
-    const missing = this.unbound(ctr.id, refs);
+    const missing = unbound(this.boundRecords(ctr.id), refs);
     return missing.length ? createdWithout(missing) : undefined;
   }
 
-  private unbound(containerId: string, refs: ReadonlyArray<{ namespace: string; name: string }>): Array<{ namespace: string; name: string }> {
-    const bound = new Set(this.o.ledger.byContainer(containerId).filter((r) => r.state === 'bound').map((r) => shareKey(r.share.namespace, r.share.name)));
-    return refs.filter((r) => !bound.has(shareKey(r.namespace, r.name)));
+  private boundRecords(containerId: string): Array<Readonly<BindingRecord>> {
+    return this.o.ledger.byContainer(containerId).filter((r) => r.state === 'bound');
   }
 
   /** Shares present on this node, for status and metrics. */
@@ -269,6 +268,12 @@ export class MemshareService {
       this.ev.released?.(namespace, name, why);
     });
   }
+}
+
+/** The refs no record binds. */
+function unbound(records: ReadonlyArray<Readonly<BindingRecord>>, refs: ReadonlyArray<{ namespace: string; name: string }>): Array<{ namespace: string; name: string }> {
+  const bound = new Set(records.map((r) => shareKey(r.share.namespace, r.share.name)));
+  return refs.filter((r) => !bound.has(shareKey(r.namespace, r.name)));
 }
 
 const createdWithout = (missing: ReadonlyArray<{ namespace: string; name: string }>): string =>
