@@ -19,6 +19,10 @@ export interface AgentOptions {
   limits?: Record<string, string | number>;
   /** log level (default info) */
   logLevel?: string;
+  /** config metrics.address (default "": no metrics server) */
+  metricsAddress?: string;
+  /** a command that execs the agent (its arguments), e.g. setpriv with a capability set */
+  launcher?: readonly string[];
 }
 
 export interface ShareStatusJson {
@@ -36,10 +40,20 @@ export interface ShareStatusJson {
   }>;
 }
 
+export interface FailedEvictionJson {
+  containerId: string;
+  pid: number;
+  attempts: number;
+  lastError: string;
+  since: string;
+  retrying: boolean;
+}
+
 export interface StatusJson {
   stateDir: string;
   backend: string;
   shares: ShareStatusJson[];
+  failedEvictions: FailedEvictionJson[];
   warnings: string[];
 }
 
@@ -70,7 +84,7 @@ export class Agent {
       stateDir: this.stateDir,
       sharesDir: this.sharesDir,
       declarationsDir: this.declarationsDir,
-      metrics: { address: '' },
+      metrics: { address: opts.metricsAddress ?? '' },
       log: { level: opts.logLevel ?? 'info' },
     };
     if (opts.limits) config.limits = opts.limits;
@@ -85,7 +99,7 @@ export class Agent {
       throw new Error('agent already running');
     }
     if (this.proc) this.earlier += this.proc.output();
-    this.proc = startPlugin([CLI, 'run', '--config', this.configPath]);
+    this.proc = startPlugin([CLI, 'run', '--config', this.configPath], {}, this.opts.launcher);
     await this.proc.waitFor(SYNCED, 1, timeoutMs);
   }
 

@@ -12,8 +12,13 @@ export interface PluginProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export function startPlugin(args: string[], env: NodeJS.ProcessEnv = {}): PluginProcess {
-  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Runs `node args...`. `launcher`: a command that execs its arguments (e.g. setpriv ... --), put
+ * before node; the child's pid is then node's once the launcher has exec'd.
+ */
+export function startPlugin(args: string[], env: NodeJS.ProcessEnv = {}, launcher: readonly string[] = []): PluginProcess {
+  const [cmd, ...argv] = [...launcher, process.execPath, ...args];
+  const child = spawn(cmd, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const waiters = new Set<() => void>();
   const feed = (b: Buffer) => {

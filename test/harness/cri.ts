@@ -46,7 +46,13 @@ export interface ContainerConfig {
   labels: StringMap;
   annotations: StringMap;
   log_path: string;
-  linux: { security_context: { namespace_options: NamespaceOption } };
+  linux: {
+    security_context: {
+      namespace_options: NamespaceOption;
+      run_as_user?: { value: number };
+      run_as_group?: { value: number };
+    };
+  };
 }
 
 export interface ContainerStatus {
@@ -120,6 +126,10 @@ export interface ContainerSpec {
   labels?: StringMap;
   envs?: StringMap;
   mounts?: CriMount[];
+  /** uid the container's processes run as (CRI run_as_user; default: the image's user, root) */
+  runAsUser?: number;
+  /** gid they run as (CRI run_as_group; only with runAsUser) */
+  runAsGroup?: number;
 }
 
 /** A CRI call failed; message carries the method and the gRPC status message (the plugin's text). */
@@ -240,6 +250,8 @@ export class CriClient {
       log_path: '',
       linux: { security_context: { namespace_options: hostNetwork() } },
     };
+    if (spec.runAsUser !== undefined) config.linux.security_context.run_as_user = { value: spec.runAsUser };
+    if (spec.runAsGroup !== undefined) config.linux.security_context.run_as_group = { value: spec.runAsGroup };
     const res = await this.call<{ container_id: string }>(this.runtime, 'CreateContainer', {
       pod_sandbox_id: podId,
       config,
