@@ -1,7 +1,6 @@
 /*
  * ubsmd-standin SOCKETPATH [GID]: stands in for ubsmd's listening socket (the SDK test double connects to it
- * at initialize and keeps the link open). Creates the parent dir if missing (0750, as ubsmd does for
- * /run/matrix/memory), binds the UNIX stream socket, chowns it root:GID (default 0) and chmods it 0660
+ * at initialize and keeps the link open). Creates missing parent dirs (0750 root:GID, see mkdirs), binds the UNIX stream socket, chowns it root:GID (default 0) and chmods it 0660
  * (ubsmd's MIN_UDS_PERM), prints "ready <path>", then accepts and holds connections until SIGTERM/SIGINT,
  * when it removes the socket and exits 0. It speaks no protocol: peers only learn it is there.
  */
@@ -22,15 +21,18 @@
 static volatile sig_atomic_t g_stop;
 static void on_signal(int s) { (void)s; g_stop = 1; }
 
-static int mkdirs(char *p) { /* mkdir -p of p's parent */
+/* mkdir -p of p's parent; every dir it creates is 0750 root:gid (systemd makes /run/matrix 0750 for ubsmd,
+ * ubsmd makes /run/matrix/memory 0750), so members of gid can reach the socket and nobody else can. */
+static int mkdirs(char *p, gid_t gid) {
     char *slash = strrchr(p, '/');
     if (!slash || slash == p) return 0;
     *slash = 0;
     int rc = 0;
     struct stat st;
     if (stat(p, &st) != 0) {
-        rc = mkdirs(p);
+        rc = mkdirs(p, gid);
         if (rc == 0 && mkdir(p, 0750) != 0 && errno != EEXIST) rc = -1;
+        if (rc == 0 && (chown(p, 0, gid) != 0 || chmod(p, 0750) != 0)) rc = -1;
     }
     *slash = '/';
     return rc;
@@ -53,7 +55,7 @@ int main(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (mkdirs(path) != 0) {
+    if (mkdirs(path, gid) != 0) {
         perror("ubsmd-standin: mkdir");
         return 1;
     }

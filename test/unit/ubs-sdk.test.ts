@@ -1,0 +1,316 @@
+// The koffi binding (native/ubs-sdk.ts) against the C test double of libubsm_sdk.so (native/ubs/double),
+// with ubsmd-standin as the daemon socket and ubsm-consumer as the other processes (another node, another
+// uid). Builds the double if dist/native/ubs is missing. Needs root (mknod, setpriv), which CI always is.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as koffi from 'koffi';
+import { loadUbsSdk, ubsStructs, ubsmCodeMeaning, ubsmCodeName, UbsSdkLoadError, UbsmCode, UBSM_OK, PROT_READ, PROT_WRITE, type UbsSdk } from '../../native/ubs-sdk';
+
+const repo = join(__dirname, '..', '..', '..');
+const out = join(repo, 'dist', 'native', 'ubs');
+const libPath = join(out, 'lib', 'libubsm_sdk.so');
+const consumer = join(out, 'bin', 'ubsm-consumer');
+const MiB = 1 << 20;
+const BLOCK = 128 * MiB;
+const RW = PROT_READ | PROT_WRITE;
+
+if (!existsSync(libPath) || !existsSync(consumer)) {
+  const r = spawnSync('bash', [join(repo, 'native', 'ubs', 'build.sh'), out], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`native/ubs/build.sh failed: ${r.stderr}`);
+}
+
+const root = mkdtempSync(join(tmpdir(), 'ubs-sdk-test-'));
+chmodSync(root, 0o755); // the consumer runs as uid 65534 too
+const daemonDir = join(root, 'matrix', 'memory'); // created by the standin, like ubsmd does
+const devDir = join(root, 'dev');
+const otherDevDir = join(root, 'dev-other');
+mkdirSync(devDir);
+mkdirSync(otherDevDir);
+const control = join(daemonDir, '.ubsm-double', 'control');
+const NOBODY = 65534;
+
+// The double reads these at call time; set before loading, as the agent's environment would be.
+Object.assign(process.env, {
+  UBSM_DOUBLE_DIR: daemonDir,
+  UBSM_DOUBLE_DEV_DIR: devDir,
+  UBSM_DOUBLE_OBMM: join(out, 'lib', 'libobmm.so.1'),
+  UBSM_DOUBLE_NODE: 'local',
+  HCOM_CONNECTION_RETRY_TIMES: '1',
+  HCOM_CONNECTION_RETRY_INTERVAL_SEC: '1',
+});
+
+const sdk: UbsSdk = loadUbsSdk(libPath);
+const children: ChildProcess[] = [];
+
+/** Spawn a program, resolve with its first stdout line (and keep it running). */
+function startLine(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ child: ChildProcess; line: string }> {
+  const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) resolve({ child, line: buf.slice(0, nl) });
+    });
+    child.on('exit', (code) => reject(new Error(`${cmd} exited ${code} before a line: ${err}`)));
+  });
+}
+
+interface ConsumerResult { status: number | null; json: Record<string, unknown>; stderr: string }
+function runConsumer(args: string[], opts: { env?: NodeJS.ProcessEnv; asNobody?: boolean } = {}): ConsumerResult {
+  const [cmd, argv] = opts.asNobody
+    ? ['setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', consumer, ...args]]
+    : [consumer, args];
+  const r = spawnSync(cmd, argv, { env: { ...process.env, ...opts.env }, encoding: 'utf8', timeout: 20000 });
+  let json: Record<string, unknown> = {};
+  try {
+    json = JSON.parse(r.stdout.trim().split('\n')[0]) as Record<string, unknown>;
+  } catch {
+    /* leave empty; asserts below show stdout */
+  }
+  return { status: r.status, json, stderr: r.stderr + r.stdout };
+}
+
+const devNodes = (dir: string): string[] => readdirSync(dir).filter((f) => f.startsWith('obmm_shmdev')).sort();
+const sorted = (a: number[]): number[] => [...a].sort((x, y) => x - y);
+
+test('koffi struct layouts match the ABI (docs/ubs-sdk.md A.2)', () => {
+  assert.is(koffi.sizeof(ubsStructs.shmemDesc), 64);
+  assert.is(koffi.sizeof(ubsStructs.shmemInfo), 16464);
+  assert.is(koffi.sizeof(ubsStructs.regionNodeDesc), 65);
+  assert.is(koffi.sizeof(ubsStructs.regionAttributes), 1044);
+  assert.is(koffi.sizeof(ubsStructs.options), 1);
+  assert.is(koffi.offsetof(ubsStructs.shmemDesc, 'size'), 56);
+  assert.is(koffi.offsetof(ubsStructs.shmemInfo, 'size'), 56);
+  assert.is(koffi.offsetof(ubsStructs.shmemInfo, 'mem_num'), 64);
+  assert.is(koffi.offsetof(ubsStructs.shmemInfo, 'mem_unit_size'), 72);
+  assert.is(koffi.offsetof(ubsStructs.shmemInfo, 'mem_id_list'), 80);
+  assert.is(koffi.offsetof(ubsStructs.regionAttributes, 'hosts'), 4);
+});
+
+test('code names and meanings', () => {
+  assert.is(ubsmCodeName(6017), 'UBSM_ERR_BUSY');
+  assert.is(ubsmCodeName(UBSM_OK), 'UBSM_OK');
+  assert.is(ubsmCodeName(6014), 'UBSM_CHECK_RESOURCE_ERROR');
+  assert.match(ubsmCodeMeaning(6017), 'busy');
+  assert.match(ubsmCodeMeaning(4242), '4242');
+  assert.is(UbsmCode.IN_USING, 6024);
+});
+
+test('a missing library gives UbsSdkLoadError naming the path', () => {
+  const p = join(root, 'nope', 'libubsm_sdk.so');
+  try {
+    loadUbsSdk(p);
+    assert.unreachable('load should fail');
+  } catch (err) {
+    assert.instance(err, UbsSdkLoadError);
+    assert.match((err as Error).message, p);
+    assert.ok((err as Error).cause !== undefined);
+  }
+});
+
+test('shm calls before initialize return 6040', async () => {
+  assert.is((await sdk.lookup('x')).code, UbsmCode.NET);
+  assert.is(await sdk.allocate('default', 'x', 4 * MiB, 0o600, 0), UbsmCode.NET);
+  assert.is((await sdk.map('x', BLOCK, RW)).code, UbsmCode.NET);
+  assert.is((await sdk.listLookup('x')).code, UbsmCode.NET);
+  assert.is(await sdk.deallocate('x'), UbsmCode.NET);
+});
+
+test('initialize: obmm library missing -> 6015; no socket -> 6015 after the retry sleep', async () => {
+  process.env.UBSM_DOUBLE_OBMM = join(root, 'missing', 'libobmm.so.1');
+  assert.is(await sdk.initialize(), UbsmCode.MEMLIB);
+  process.env.UBSM_DOUBLE_OBMM = join(out, 'lib', 'libobmm.so.1');
+  const t0 = Date.now();
+  assert.is(await sdk.initialize(), UbsmCode.MEMLIB);
+  assert.ok(Date.now() - t0 >= 900, `one retry sleeps 1 s, took ${Date.now() - t0} ms`);
+});
+
+test('initialize connects to the standin socket', async () => {
+  const { line } = await startLine(join(out, 'bin', 'ubsmd-standin'), [join(daemonDir, 'MxmAgentIpcServer'), String(NOBODY)]);
+  assert.match(line, 'ready');
+  const st = statSync(join(daemonDir, 'MxmAgentIpcServer'));
+  assert.ok(st.isSocket());
+  assert.is(st.mode & 0o777, 0o660);
+  assert.is(st.gid, NOBODY);
+  assert.is(await sdk.initialize(), UBSM_OK);
+});
+
+test('allocate: argument checks, duplicate, region, rounding, quota', async () => {
+  assert.is(await sdk.allocate('default', 'n'.repeat(48), 4 * MiB, 0o600, 0), UbsmCode.PARAM_INVALID);
+  assert.is(await sdk.allocate('default', 'bad/char', 4 * MiB, 0o600, 0), UbsmCode.PARAM_INVALID);
+  assert.is(await sdk.allocate('default', 'bad char', 4 * MiB, 0o600, 0), UbsmCode.PARAM_INVALID);
+  assert.is(await sdk.allocate('default', 'odd', 5 * MiB, 0o600, 0), UbsmCode.PARAM_INVALID);
+  assert.is(await sdk.allocate('default', 'numa', 4 * MiB, 0o600, 0x40), UbsmCode.PARAM_INVALID);
+  assert.is(await sdk.allocate('elsewhere', 'noregion', 4 * MiB, 0o600, 0), UbsmCode.NOT_FOUND);
+  assert.is(await sdk.allocate('default', 'n'.repeat(47), 4 * MiB, 0o600, 0), UBSM_OK);
+  assert.is(await sdk.deallocate('n'.repeat(47)), UBSM_OK);
+  assert.is(await sdk.allocate('default', 'small.a:1_-', 4 * MiB, 0o660, 0), UBSM_OK);
+  assert.is(await sdk.allocate('default', 'small.a:1_-', 4 * MiB, 0o660, 0), UbsmCode.ALREADY_EXIST);
+  assert.equal((await sdk.listLookup('small')).shares, [{ name: 'small.a:1_-', sizeBytes: BLOCK }]);
+  // not attached anywhere yet: lookup has nothing to say
+  assert.is((await sdk.lookup('small.a:1_-')).code, UbsmCode.NOT_FOUND);
+  writeFileSync(control, `capacity=${3 * BLOCK}\n`);
+  assert.is(await sdk.allocate('default', 'toobig', 3 * BLOCK, 0o600, 0), UbsmCode.MALLOC_FAIL);
+  assert.is(await sdk.allocate('default', 'fits', 2 * BLOCK, 0o600, 0), UBSM_OK);
+  unlinkSync(control);
+  assert.is(await sdk.deallocate('fits'), UBSM_OK);
+});
+
+let firstIds: number[] = [];
+test('map attaches: scattered memids, device nodes with major 509 and minor = memid, owner and mode', async () => {
+  assert.is(await sdk.allocate('default', 'big', 4 * BLOCK - 8 * MiB, 0o640, 0), UBSM_OK);
+  assert.is((await sdk.map('big', 3 * BLOCK, RW)).code, UbsmCode.PARAM_INVALID, 'length must be the real size');
+  const m = await sdk.map('big', 4 * BLOCK, RW);
+  assert.is(m.code, UBSM_OK);
+  assert.is((await sdk.map('big', 4 * BLOCK, RW)).code, UbsmCode.PARAM_INVALID, 'one map per name per process');
+  const l = await sdk.lookup('big');
+  assert.is(l.code, UBSM_OK);
+  const info = l.info!;
+  assert.is(info.sizeBytes, 4 * BLOCK);
+  assert.is(info.unitBytes, BLOCK);
+  assert.is(info.memNum, 4);
+  const ids = info.memIds;
+  assert.is(new Set(ids).size, 4);
+  const s = sorted(ids);
+  for (let i = 1; i < s.length; i++) assert.ok(s[i] - s[i - 1] > 1, `memids ${ids} look consecutive`);
+  for (const id of ids) {
+    assert.ok(id >= 1 && id <= 1048575);
+    const st = statSync(join(devDir, `obmm_shmdev${id}`), { bigint: true });
+    assert.ok(st.isCharacterDevice());
+    const rdev = st.rdev;
+    const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
+    const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+    assert.is(major, 509);
+    assert.is(minor, id);
+    assert.is(Number(st.mode & 0o777n), 0o640);
+    assert.is(Number(st.uid), 0);
+  }
+  firstIds = ids;
+  assert.is(await sdk.unmap(m.mapping!), UBSM_OK);
+  assert.is(await sdk.unmap(m.mapping!), UbsmCode.PARAM_INVALID, 'a handle unmaps once');
+  assert.is((await sdk.lookup('big')).code, UbsmCode.NOT_FOUND, 'detached after the last unmap');
+  assert.equal(devNodes(devDir), []);
+});
+
+test('re-attach gives different memids', async () => {
+  const m = await sdk.map('big', 4 * BLOCK, PROT_READ);
+  assert.is(m.code, UBSM_OK);
+  const ids = (await sdk.lookup('big')).info!.memIds;
+  assert.is(ids.filter((i) => firstIds.includes(i)).length, 0, `${ids} vs ${firstIds}`);
+  assert.is(devNodes(devDir).length, 4);
+  assert.is(await sdk.unmap(m.mapping!), UBSM_OK);
+});
+
+test('data written by one process is read by another; a read-only map faults on write', () => {
+  const w = runConsumer(['--sdk-name', 'big', 'write', String(BLOCK + 5), 'hello ubs']);
+  assert.is(w.status, 0, w.stderr);
+  const r = runConsumer(['read', 'team-a/big-share:ro', String(BLOCK + 5), '9'], { env: { MEMSHARE_UBS_SHARES: 'x=y,team-a/big-share=big' } });
+  assert.is(r.status, 0, r.stderr);
+  assert.is(r.json.text, 'hello ubs');
+  const ro = runConsumer(['--sdk-name', 'big', 'map-ro']);
+  assert.is(ro.status, 0, ro.stderr);
+  assert.is(ro.json.writeFaulted, true);
+  assert.is(runConsumer(['read', 'unknown', '0', '1'], { env: { MEMSHARE_UBS_SHARES: 'a=b' } }).status, 2);
+});
+
+test('map permission follows the mode for another uid; a missing device node is 6051', async () => {
+  // big is root:root 0640: other bits are 0 -> 6011 for nobody
+  const denied = runConsumer(['--sdk-name', 'big', 'read', '0', '1'], { asNobody: true });
+  assert.is(denied.json.code, UbsmCode.NOPERM, denied.stderr);
+  assert.is(denied.status, 1);
+  assert.is(await sdk.allocate('default', 'open', 4 * MiB, 0o644, 0), UBSM_OK);
+  const m = await sdk.map('open', BLOCK, RW); // attached here, so nodes exist
+  assert.is(m.code, UBSM_OK);
+  assert.is(runConsumer(['--sdk-name', 'open', 'read', '0', '1'], { asNobody: true }).status, 0);
+  assert.is(runConsumer(['--sdk-name', 'open', 'write', '0', 'x'], { asNobody: true }).json.code, UbsmCode.NOPERM);
+  const id = (await sdk.lookup('open')).info!.memIds[0];
+  unlinkSync(join(devDir, `obmm_shmdev${id}`));
+  const gone = runConsumer(['--sdk-name', 'open', 'read', '0', '1']);
+  assert.is(gone.json.code, UbsmCode.OBMM);
+  assert.match(gone.stderr, `obmm_shmdev${id}`);
+  assert.is(await sdk.unmap(m.mapping!), UBSM_OK);
+});
+
+test('deallocate: 6024 while another node maps it, 6011 for another uid, then 0 once the mapper died', async () => {
+  const { child, line } = await startLine(consumer, ['--sdk-name', 'big', 'hold', '60'], {
+    ...process.env,
+    UBSM_DOUBLE_NODE: 'other',
+    UBSM_DOUBLE_DEV_DIR: otherDevDir,
+  });
+  assert.is((JSON.parse(line) as { ok: boolean }).ok, true, line);
+  assert.is(devNodes(otherDevDir).length, 4);
+  assert.is((await sdk.lookup('big')).code, UbsmCode.NOT_FOUND, 'attached on the other node only');
+  assert.is(await sdk.deallocate('big'), UbsmCode.IN_USING);
+  const nobody = runConsumer(['deallocate', 'big'], { asNobody: true });
+  assert.is(nobody.json.code, UbsmCode.NOPERM, nobody.stderr);
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGKILL'); // no unmap, no finalize: the double must see the dead lock holder
+  await exited;
+  assert.is(await sdk.deallocate('big'), UBSM_OK);
+  assert.equal(devNodes(otherDevDir), [], 'the dead mapper was swept and the other node detached');
+  assert.is(await sdk.deallocate('big'), UbsmCode.NOT_FOUND);
+});
+
+test('a delayed call keeps the event loop running', async () => {
+  writeFileSync(control, 'delay_ms.lookup=1000\n');
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 50);
+  const t0 = Date.now();
+  const r = await sdk.lookup('small.a:1_-');
+  const took = Date.now() - t0;
+  clearInterval(timer);
+  unlinkSync(control);
+  assert.is(r.code, UbsmCode.NOT_FOUND);
+  assert.ok(took >= 950, `took ${took} ms`);
+  assert.ok(ticks >= 12, `only ${ticks} ticks of 50 ms during a 1 s call`);
+});
+
+test('fail.<op>.count fails exactly the next N calls', async () => {
+  writeFileSync(control, 'fail.allocate=6099\nfail.allocate.count=2\nblock_size=268435456\n');
+  assert.is(await sdk.allocate('default', 'flaky', 4 * MiB, 0o600, 0), UbsmCode.BUFF);
+  assert.is(await sdk.allocate('default', 'flaky', 4 * MiB, 0o600, 0), UbsmCode.BUFF);
+  assert.match(readFileSync(control, 'utf8'), 'fail.allocate.count=0');
+  assert.is(await sdk.allocate('default', 'flaky', 4 * MiB, 0o600, 0), UBSM_OK);
+  unlinkSync(control);
+  assert.is((await sdk.listLookup('flaky')).shares[0].sizeBytes, 256 * MiB, 'block_size applies at allocate');
+  assert.is(await sdk.deallocate('flaky'), UBSM_OK);
+});
+
+test('list lookup: prefix filter, too-small buffer, empty pool', async () => {
+  assert.is(await sdk.allocate('default', 'small-2', 4 * MiB, 0o600, 0), UBSM_OK);
+  const all = await sdk.listLookup('small');
+  assert.equal(all.shares.map((s) => s.name), ['small-2', 'small.a:1_-']);
+  const tight = await sdk.listLookup('small', 1);
+  assert.is(tight.code, UbsmCode.PARAM_INVALID);
+  assert.is(tight.needed, 2);
+  assert.equal((await sdk.listLookup('zzz')).shares, []);
+  for (const n of ['small-2', 'small.a:1_-', 'open']) assert.is(await sdk.deallocate(n), UBSM_OK);
+  assert.is((await sdk.listLookup('s')).code, UbsmCode.NOT_FOUND, 'no shares at all');
+});
+
+test('finalize drops this process mappings (the daemon sees the link drop as exit)', async () => {
+  assert.is(await sdk.allocate('default', 'fin', 4 * MiB, 0o600, 0), UBSM_OK);
+  assert.is((await sdk.map('fin', BLOCK, RW)).code, UBSM_OK);
+  assert.is(await sdk.finalize(), UBSM_OK);
+  assert.is((await sdk.lookup('fin')).code, UbsmCode.NET);
+  assert.is(await sdk.initialize(), UBSM_OK);
+  assert.is((await sdk.lookup('fin')).code, UbsmCode.NOT_FOUND);
+  assert.equal(devNodes(devDir), []);
+  assert.is(await sdk.deallocate('fin'), UBSM_OK);
+  assert.is(await sdk.finalize(), UBSM_OK);
+});
+
+test.after(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+  rmSync(root, { recursive: true, force: true });
+});
+
+test.run();
