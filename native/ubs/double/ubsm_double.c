@@ -52,8 +52,13 @@
  *   delay_ms=N, delay_ms.<op>=N (the per-op value wins), fail.<op>=CODE, fail.<op>.count=N (only the next N
  *   calls fail; decremented in the file), block_size=BYTES (default 134217728, read at allocate),
  *   capacity=BYTES (pool quota, default 1 TiB; 6022 when exceeded).
- *   ops: initialize allocate deallocate map unmap lookup list_lookup. Order per call: delay, injected
- *   failure, then the real checks.
+ *   ops: initialize allocate deallocate map unmap lookup list_lookup local_nid_query (finalize: delay only;
+ *   init_attributes and set_logger_level are local and never delayed). fail.<op> without a count fails
+ *   every call. Order per call: delay, injected failure, then the real checks.
+ *
+ * SETUP NOTES: the state dir is created by the first successful initialize (the agent, as root, on the host);
+ * a container needs the daemon dir bind-mounted read-write at UBSM_DOUBLE_DIR (default /run/matrix/memory)
+ * and the same UBSM_DOUBLE_NODE as its host. Node names must be path-safe ([A-Za-z0-9._-]).
  */
 #define _GNU_SOURCE
 #include "ubs_mem.h"
@@ -607,6 +612,7 @@ static void drop_mapping(struct mapping *m) {
 }
 
 UBSM_API int ubsmem_finalize(void) {
+    prologue("finalize"); /* delay only; finalize always succeeds */
     pthread_mutex_lock(&g_mu);
     if (g_link >= 0 || g_maps) {
         int lk = state_lock();
@@ -800,7 +806,6 @@ UBSM_API int ubsmem_shmem_map(void *addr, size_t length, int prot, int flags, co
     }
     free(a);
     if (rc) goto out;
-    snprintf(lockpath, sizeof lockpath, "%s", "");
     spath(lockpath, "maps/%s@%s@%d.%u.%ld", name, node_name(), (int)getpid(), ++g_seq, (long)time(NULL));
     lockfd = open(lockpath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (lockfd < 0 || fchmod(lockfd, 0666) != 0 || flock(lockfd, LOCK_EX | LOCK_NB) != 0) {
