@@ -1,18 +1,44 @@
 // The local backend: each share is a size-limited tmpfs at <sharesDir>/<namespace>/<name> on the
 // host, bound into containers at /dev/shm/<name>. The kernel enforces the size (ENOSPC).
+// Self-contained: its kind, its config keys (none besides "kind"), its factory.
 import { promises as fsp, realpathSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as native from '../../native';
-import { isDnsLabel, quote, shareKey } from '../memshare/names';
-import type {
-  AcquiredShare,
-  Backend,
-  ContainerInjection,
-  ShareDeclaration,
-  ShareRef,
-} from '../memshare/types';
+import {
+  DEFAULT_SHARES_DIR,
+  KeyedLock,
+  emptyInjection,
+  isDnsLabel,
+  quote,
+  shareKey,
+  wrapError,
+  type ConfigReader,
+  type ContainerInjection,
+  type ShareDeclaration,
+  type ShareHandle,
+} from '../model';
+import type { AttachTarget, Backend, BoundShare } from './types';
 
-export const DEFAULT_SHARES_DIR = '/run/nri-memshare/shares';
+export { DEFAULT_SHARES_DIR };
+
+export const LOCAL_KIND = 'local';
+
+export interface LocalBackendConfig {
+  kind: typeof LOCAL_KIND;
+}
+
+/** Reads backend.* for kind "local": no keys of its own. */
+export function readLocalConfig(r: ConfigReader): LocalBackendConfig {
+  r.has('kind');
+  r.done();
+  return { kind: LOCAL_KIND };
+}
+
+/** A local share's handle: where its tmpfs is mounted on the host. */
+export type LocalShareHandle = ShareHandle & { readonly data: { readonly hostPath: string } };
+
+/** The host path of a local share's handle. */
+export const hostPathOf = (h: ShareHandle): string => String(h.data.hostPath ?? '');
 
 /** Where a bound share appears inside a container. */
 export const CONTAINER_SHM_DIR = '/dev/shm';
@@ -46,15 +72,17 @@ const MAX_STACKED_MOUNTS = 8;
  * - larger: remounted with the new size at once (MS_REMOUNT), users keep their data;
  * - smaller: remounted too, unless more than the new size is in use (the kernel would refuse);
  *   then the share keeps its current size until it is released, and acquire() reports the size
- *   really in force in AcquiredShare.sizeBytes so the caller can log the difference.
+ *   really in force in the handle's sizeBytes so the caller can log the difference.
  * Sizes are whole pages: tmpfs rounds size= up to the page size.
  */
 export class LocalBackend implements Backend {
-  readonly kind = 'local';
+  readonly kind = LOCAL_KIND;
+  // a tmpfs ends with the kernel, and with it every container bound to it
+  readonly durable = false;
   readonly sharesDir: string;
   private resolvedDir: string | undefined;
   // One operation at a time per share; different shares proceed in parallel.
-  private readonly busy = new Map<string, Promise<unknown>>();
+  private readonly lock = new KeyedLock();
 
   constructor(
     options: LocalBackendOptions = {},
@@ -70,53 +98,58 @@ export class LocalBackend implements Backend {
     return join(this.baseDir(), namespace, name);
   }
 
-  async acquire(decl: ShareDeclaration): Promise<AcquiredShare> {
+  async acquire(decl: ShareDeclaration): Promise<LocalShareHandle> {
     const path = this.pathOf(decl.namespace, decl.name);
     if (!Number.isSafeInteger(decl.sizeBytes) || decl.sizeBytes <= 0) {
       throw new Error(`local backend: share ${shareKey(decl.namespace, decl.name)}: size ${decl.sizeBytes} is not a positive whole number of bytes`);
     }
-    return this.serialize(decl.namespace, decl.name, () => this.doAcquire(decl, path));
+    return this.lock.run(shareKey(decl.namespace, decl.name), () => this.doAcquire(decl, path));
   }
 
-  async release(namespace: string, name: string): Promise<void> {
-    const path = this.pathOf(namespace, name);
-    return this.serialize(namespace, name, () => this.doRelease(namespace, path));
+  async release(handle: Pick<ShareHandle, 'namespace' | 'name'>): Promise<void> {
+    const path = this.pathOf(handle.namespace, handle.name);
+    return this.lock.run(shareKey(handle.namespace, handle.name), () => this.doRelease(handle.namespace, path));
   }
 
-  async present(): Promise<Array<{ namespace: string; name: string; hostPath: string }>> {
+  async present(): Promise<LocalShareHandle[]> {
     const base = this.baseDir();
-    const out = new Map<string, { namespace: string; name: string; hostPath: string }>();
+    const out = new Map<string, LocalShareHandle>();
     for (const m of this.ops.readMountInfo()) {
       if (m.fsType !== 'tmpfs' || !m.mountPoint.startsWith(`${base}/`)) continue;
       const rest = m.mountPoint.slice(base.length + 1).split('/');
       if (rest.length !== 2 || !isDnsLabel(rest[0]) || !isDnsLabel(rest[1])) continue;
-      out.set(m.mountPoint, { namespace: rest[0], name: rest[1], hostPath: m.mountPoint });
+      let sizeBytes = 0;
+      try {
+        sizeBytes = this.ops.statfs(m.mountPoint).totalBytes;
+      } catch {
+        // gone since mountinfo was read; still listed so reconcile can tidy it
+      }
+      out.set(m.mountPoint, handleOf(rest[0], rest[1], m.mountPoint, sizeBytes, sizeBytes));
     }
     return [...out.values()];
   }
 
-  async usage(namespace: string, name: string): Promise<{ sizeBytes: number; usedBytes: number } | undefined> {
-    const path = this.pathOf(namespace, name);
+  async usage(handle: Pick<ShareHandle, 'namespace' | 'name'>): Promise<{ sizeBytes: number; usedBytes: number } | undefined> {
+    const path = this.pathOf(handle.namespace, handle.name);
     const st = await this.mountedTmpfs(path);
     if (!st) return undefined;
     return { sizeBytes: st.totalBytes, usedBytes: st.usedBytes };
   }
 
-  injection(share: AcquiredShare, ref: ShareRef): ContainerInjection {
-    checkComponent('share name', share.name);
-    return {
-      mounts: [
-        {
-          destination: `${CONTAINER_SHM_DIR}/${share.name}`,
-          type: 'bind',
-          source: share.hostPath,
-          // rprivate: the container's copy must not receive later host mount events under the
-          // share nor send its own back; it matches what kubelet asks for (propagation None).
-          options: ['rbind', 'rprivate', ref.readOnly ? 'ro' : 'rw', 'nosuid', 'nodev'],
-        },
-      ],
-      env: [],
-    };
+  attach(_target: AttachTarget, shares: readonly BoundShare[]): ContainerInjection {
+    const inj = emptyInjection();
+    for (const { handle, readOnly } of shares) {
+      checkComponent('share name', handle.name);
+      inj.mounts.push({
+        destination: `${CONTAINER_SHM_DIR}/${handle.name}`,
+        type: 'bind',
+        source: hostPathOf(handle) || this.pathOf(handle.namespace, handle.name),
+        // rprivate: the container's copy must not receive later host mount events under the
+        // share nor send its own back; it matches what kubelet asks for (propagation None).
+        options: ['rbind', 'rprivate', readOnly ? 'ro' : 'rw', 'nosuid', 'nodev'],
+      });
+    }
+    return inj;
   }
 
   private baseDir(): string {
@@ -127,22 +160,7 @@ export class LocalBackend implements Backend {
     return this.resolvedDir;
   }
 
-  private serialize<T>(namespace: string, name: string, fn: () => Promise<T>): Promise<T> {
-    const key = shareKey(namespace, name);
-    const prev = this.busy.get(key) ?? Promise.resolve();
-    const run = prev.then(fn, fn);
-    const tail = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.busy.set(key, tail);
-    void tail.then(() => {
-      if (this.busy.get(key) === tail) this.busy.delete(key);
-    });
-    return run;
-  }
-
-  private async doAcquire(decl: ShareDeclaration, path: string): Promise<AcquiredShare> {
+  private async doAcquire(decl: ShareDeclaration, path: string): Promise<LocalShareHandle> {
     const key = shareKey(decl.namespace, decl.name);
     // release() of the namespace's last other share may remove the namespace dir between our
     // two mkdirs; then make it again.
@@ -161,7 +179,7 @@ export class LocalBackend implements Backend {
       try {
         this.ops.mount('tmpfs', path, 'tmpfs', native.MS_NOSUID | native.MS_NODEV, data);
       } catch (err) {
-        throw new Error(`local backend: cannot mount tmpfs for share ${key} at ${path}: ${(err as Error).message}`);
+        throw wrapError(`local backend: cannot mount tmpfs for share ${key} at ${path}`, err);
       }
       st = this.ops.statfs(path);
     } else {
@@ -178,12 +196,12 @@ export class LocalBackend implements Backend {
           // (data written meanwhile: the kernel says EINVAL, older kernels EBUSY)
           const code = (err as native.SyscallError).code;
           if (want > st.totalBytes || (code !== 'EINVAL' && code !== 'EBUSY')) {
-            throw new Error(`local backend: cannot resize share ${key} at ${path} from ${st.totalBytes} to ${want} bytes: ${(err as Error).message}`);
+            throw wrapError(`local backend: cannot resize share ${key} at ${path} from ${st.totalBytes} to ${want} bytes`, err);
           }
         }
       }
     }
-    return { namespace: decl.namespace, name: decl.name, hostPath: path, sizeBytes: st.totalBytes };
+    return handleOf(decl.namespace, decl.name, path, st.totalBytes, decl.sizeBytes);
   }
 
   private async doRelease(namespace: string, path: string): Promise<void> {
@@ -192,7 +210,7 @@ export class LocalBackend implements Backend {
         this.ops.umount2(path, native.UMOUNT_NOFOLLOW);
       } catch (err) {
         if ((err as native.SyscallError).code !== 'EBUSY') {
-          throw new Error(`local backend: cannot unmount share at ${path}: ${(err as Error).message}`);
+          throw wrapError(`local backend: cannot unmount share at ${path}`, err);
         }
         // Still open on the host (e.g. a shell cd'ed into it): detach now, the kernel frees
         // the memory when the last user lets go.
@@ -232,6 +250,10 @@ export class LocalBackend implements Backend {
   }
 }
 
+function handleOf(namespace: string, name: string, hostPath: string, sizeBytes: number, requestedBytes: number): LocalShareHandle {
+  return { backend: LOCAL_KIND, namespace, name, sizeBytes, requestedBytes, data: { hostPath } };
+}
+
 function checkComponent(what: string, value: string): void {
   // Callers validated these as DNS-1123 labels already; this is the last line before a path.
   if (!isDnsLabel(value) || value.includes('/') || value.includes('..')) {
@@ -257,7 +279,7 @@ async function rmdirIfThere(path: string, onlyIfEmpty = false): Promise<void> {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return;
     if (onlyIfEmpty && (code === 'ENOTEMPTY' || code === 'EEXIST')) return;
-    throw new Error(`local backend: cannot remove ${path}: ${(err as Error).message}`);
+    throw wrapError(`local backend: cannot remove ${path}`, err);
   }
 }
 

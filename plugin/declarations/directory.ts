@@ -17,8 +17,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import type { Limits, ShareDeclaration } from '../memshare/types';
-import { shareKey } from '../memshare/names';
+import type { Limits, ShareDeclaration } from '../model/types';
+import { shareKey } from '../model/names';
 import { DeclarationError, validateShareMemory } from './sharememory';
 import {
   type DeclarationChange,

@@ -1,5 +1,5 @@
 // Public surface of the declarations folder: where ShareMemory declarations come from.
-export { QuantityError, parseQuantityBytes, formatBytes } from './quantity';
+export { QuantityError, parseQuantityBytes, formatBytes } from '../model/quantity';
 export {
   DeclarationError,
   validateShareMemory,

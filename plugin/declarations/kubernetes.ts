@@ -15,7 +15,7 @@
 // the truth, and a last good copy would be a size nobody declares any more.
 import * as http from 'node:http';
 import * as https from 'node:https';
-import type { Limits, ShareDeclaration } from '../memshare/types';
+import type { Limits, ShareDeclaration } from '../model/types';
 import type { KubeCredentials } from './kubeconfig';
 import { DeclarationError, SHARE_MEMORY_API_VERSION, SHARE_MEMORY_KIND, validateShareMemory } from './sharememory';
 import {

@@ -1,7 +1,7 @@
 // A declaration source held in memory: for tests, and for callers that build declarations
 // themselves (e.g. a Kubernetes watcher can feed one).
-import type { ShareDeclaration } from '../memshare/types';
-import { shareKey } from '../memshare/names';
+import type { ShareDeclaration } from '../model/types';
+import { shareKey } from '../model/names';
 import {
   type DeclarationChange,
   type DeclarationChangeListener,

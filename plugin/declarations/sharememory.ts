@@ -1,9 +1,9 @@
 // Validation of one ShareMemory object (the CRD's shape) into a ShareDeclaration.
 // Fields this agent does not use (status, labels, spec extensions) are tolerated, as any
 // Kubernetes object carries them; the fields it does use are checked strictly.
-import type { Limits, ShareDeclaration } from '../memshare/types';
-import { DNS_LABEL_MAX, dnsLabelProblem, quote } from '../memshare/names';
-import { QuantityError, formatBytes, parseQuantityBytes } from './quantity';
+import type { Limits, ShareDeclaration } from '../model/types';
+import { DNS_LABEL_MAX, dnsLabelProblem, quote } from '../model/names';
+import { QuantityError, formatBytes, parseQuantityBytes } from '../model/quantity';
 
 export const SHARE_MEMORY_API_VERSION = 'resource.ubsvirt.huawei.com/v1';
 export const SHARE_MEMORY_KIND = 'ShareMemory';

@@ -1,7 +1,7 @@
 // The set of declared shares the service sees, merged from sources (the declarations directory
 // now; a Kubernetes watcher later). Listeners learn what was added, changed or removed.
-import type { ShareDeclaration } from '../memshare/types';
-import { shareKey } from '../memshare/names';
+import type { ShareDeclaration } from '../model/types';
+import { shareKey } from '../model/names';
 
 /** One difference between two declaration sets. `removed` carries the last declaration known. */
 export type DeclarationChange =

@@ -8,8 +8,9 @@
 import * as fs from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as native from '../../native';
+import { wrapError } from '../model';
 import { decodeLines, encodeLine } from './framing';
-import { freezeRecord, recordProblem, type BindingRecord } from './record';
+import { freezeHeld, freezeRecord, heldProblem, recordProblem, type BindingRecord, type HeldShare } from './record';
 
 const JOURNAL = 'ledger.journal';
 const SNAPSHOT = 'ledger.snapshot';
@@ -19,13 +20,17 @@ const SNAPSHOT_KIND = 'nri-memshare-ledger-snapshot';
 
 type JournalEntry =
   | { seq: number; op: 'bind'; rec: BindingRecord }
-  | { seq: number; op: 'end'; containerId: string; reason: string; at: number };
+  | { seq: number; op: 'end'; containerId: string; reason: string; at: number }
+  | { seq: number; op: 'hold'; held: HeldShare }
+  | { seq: number; op: 'drop'; namespace: string; name: string };
 
 interface SnapshotHeader {
   kind: typeof SNAPSHOT_KIND;
   version: 1;
   seq: number;
   count: number;
+  /** held shares in the snapshot (absent in snapshots written before shares were recorded) */
+  heldCount?: number;
   writtenAt: number;
 }
 
@@ -68,6 +73,7 @@ export class Ledger {
   private readonly byContainerId = new Map<string, Map<string, Rec>>();
   private readonly byShareKey = new Map<string, Map<string, Rec>>();
   private readonly pendingBinds = new Map<string, number>();
+  private readonly heldByKey = new Map<string, Readonly<HeldShare>>();
   private queue: Pending[] = [];
   private compactWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
   private pumping: Promise<void> | undefined;
@@ -142,6 +148,33 @@ export class Ledger {
     return this.enqueue({ seq: 0, op: 'end', containerId, reason, at }, () => this.applyEnd(containerId, reason, at)) as Promise<Rec[]>;
   }
 
+  /**
+   * Records that this node holds a share through a backend (its handle), or the state of its
+   * failing release; replaces what was recorded for the share. Resolves once it is on disk.
+   */
+  hold(held: HeldShare): Promise<Readonly<HeldShare>> {
+    const problem = heldProblem(held);
+    if (problem) return Promise.reject(new Error(`ledger: refusing a held share ${JSON.stringify(held?.handle?.namespace)}/${JSON.stringify(held?.handle?.name)}: ${problem}`));
+    const h = freezeHeld(held);
+    return this.enqueue({ seq: 0, op: 'hold', held: h }, () => this.applyHold(h)) as Promise<Readonly<HeldShare>>;
+  }
+
+  /** Records that this node no longer holds a share; idempotent (nothing recorded: no write). */
+  drop(namespace: string, name: string): Promise<void> {
+    if (!this.heldByKey.has(shareKeyOf(namespace, name))) return Promise.resolve();
+    return this.enqueue({ seq: 0, op: 'drop', namespace, name }, () => void this.heldByKey.delete(shareKeyOf(namespace, name))) as Promise<void>;
+  }
+
+  /** The share recorded as held, if any. */
+  heldShare(namespace: string, name: string): Readonly<HeldShare> | undefined {
+    return this.heldByKey.get(shareKeyOf(namespace, name));
+  }
+
+  /** Every share recorded as held. */
+  held(): Array<Readonly<HeldShare>> {
+    return [...this.heldByKey.values()];
+  }
+
   /** The bindings of a container (all in state "bound"). */
   byContainer(containerId: string): Rec[] {
     const m = this.byContainerId.get(containerId);
@@ -180,11 +213,11 @@ export class Ledger {
    * The records as they are on disk, without taking the lock or repairing anything: for
    * `nri-memshare status` beside a running agent. A line being appended right now reads as torn.
    */
-  static read(stateDir: string): { records: Rec[]; warnings: string[] } {
+  static read(stateDir: string): { records: Rec[]; held: Array<Readonly<HeldShare>>; warnings: string[] } {
     const l = new Ledger(stateDir, {});
     const warnings: string[] = [];
     l.load(warnings, true);
-    return { records: l.all(), warnings };
+    return { records: l.all(), held: l.held(), warnings };
   }
 
   /** Waits for queued writes, then closes the files and drops the lock. Idempotent. */
@@ -211,7 +244,7 @@ export class Ledger {
       if (code === 'EAGAIN' || code === 'EWOULDBLOCK') {
         throw new Error(`ledger ${this.stateDir} is in use by another process (${path} is locked)`);
       }
-      throw new Error(`ledger ${this.stateDir}: cannot lock ${path}: ${(err as Error).message}`);
+      throw wrapError(`ledger ${this.stateDir}: cannot lock ${path}`, err);
     }
   }
 
@@ -226,7 +259,7 @@ export class Ledger {
     try {
       data = fs.readFileSync(path);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`ledger ${this.stateDir}: cannot read ${path}: ${(err as Error).message}`);
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw wrapError(`ledger ${this.stateDir}: cannot read ${path}`, err);
       data = Buffer.alloc(0);
     }
     const dec = decodeLines(data, path);
@@ -242,7 +275,9 @@ export class Ledger {
       const e = value as JournalEntry;
       if (e.seq <= snapSeq) continue; // already in the snapshot
       if (e.op === 'bind') this.applyBind(freezeRecord(e.rec));
-      else this.applyEnd(e.containerId, e.reason, e.at);
+      else if (e.op === 'end') this.applyEnd(e.containerId, e.reason, e.at);
+      else if (e.op === 'hold') this.applyHold(freezeHeld(e.held));
+      else this.heldByKey.delete(shareKeyOf(e.namespace, e.name));
       if (e.seq > this.seq) this.seq = e.seq;
     }
     if (readOnly) return damaged;
@@ -273,15 +308,26 @@ export class Ledger {
       data = fs.readFileSync(path);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
-      throw new Error(`ledger ${this.stateDir}: cannot read ${path}: ${(err as Error).message}`);
+      throw wrapError(`ledger ${this.stateDir}: cannot read ${path}`, err);
     }
     const dec = decodeLines(data, path);
     warnings.push(...dec.problems);
     let header: SnapshotHeader | undefined;
     let count = 0;
+    let heldCount = 0;
     for (const { value, line } of dec.values) {
       if (line === 1 && isHeader(value)) {
         header = value;
+        continue;
+      }
+      const held = (value as { held?: unknown } | null)?.held;
+      if (held !== undefined) {
+        const hp = heldProblem(held);
+        if (hp) warnings.push(`${path}: line ${line}: not a held share (${hp}); skipped`);
+        else {
+          this.applyHold(freezeHeld(held as HeldShare));
+          heldCount++;
+        }
         continue;
       }
       const rec = (value as { rec?: unknown } | null)?.rec;
@@ -299,6 +345,7 @@ export class Ledger {
       return 0;
     }
     if (count !== header.count) warnings.push(`${path}: holds ${count} intact records of ${header.count} written`);
+    if (header.heldCount !== undefined && heldCount !== header.heldCount) warnings.push(`${path}: holds ${heldCount} intact held shares of ${header.heldCount} written`);
     return header.seq;
   }
 
@@ -313,6 +360,11 @@ export class Ledger {
     if (!s) this.byShareKey.set(sk, (s = new Map()));
     s.set(r.container.id, r);
     return r;
+  }
+
+  private applyHold(h: Readonly<HeldShare>): Readonly<HeldShare> {
+    this.heldByKey.set(shareKeyOf(h.handle.namespace, h.handle.name), h);
+    return h;
   }
 
   private applyEnd(containerId: string, reason: string, at: number): Rec[] {
@@ -380,7 +432,7 @@ export class Ledger {
           writeAllSync(this.journalFd, buf);
         }
       } catch (err) {
-        failure = new Error(`ledger ${this.stateDir}: cannot append to ${join(this.stateDir, JOURNAL)}: ${(err as Error).message}`);
+        failure = wrapError(`ledger ${this.stateDir}: cannot append to ${join(this.stateDir, JOURNAL)}`, err);
         try {
           fs.ftruncateSync(this.journalFd, this.journalBytes); // drop a partial append
         } catch (err2) {
@@ -433,8 +485,10 @@ export class Ledger {
   private async writeSnapshot(): Promise<void> {
     const records = this.all();
     // appliedSeq, not seq: entries still queued must replay from the journal after this
-    const header: SnapshotHeader = { kind: SNAPSHOT_KIND, version: 1, seq: this.appliedSeq, count: records.length, writtenAt: Date.now() };
+    const held = this.held();
+    const header: SnapshotHeader = { kind: SNAPSHOT_KIND, version: 1, seq: this.appliedSeq, count: records.length, heldCount: held.length, writtenAt: Date.now() };
     const lines = [encodeLine(header)];
+    for (const h of held) lines.push(encodeLine({ held: h }));
     for (const rec of records) lines.push(encodeLine({ rec }));
     const tmp = join(this.stateDir, SNAPSHOT_TMP);
     const fh = await fs.promises.open(tmp, 'w', 0o600);
@@ -486,6 +540,14 @@ function entryProblem(v: unknown): string | undefined {
   }
   if (e.op === 'end') {
     if (typeof e.containerId !== 'string' || typeof e.reason !== 'string' || !Number.isFinite(e.at)) return 'end entry: needs containerId, reason and at';
+    return undefined;
+  }
+  if (e.op === 'hold') {
+    const p = heldProblem(e.held);
+    return p ? `hold entry: ${p}` : undefined;
+  }
+  if (e.op === 'drop') {
+    if (typeof e.namespace !== 'string' || typeof e.name !== 'string') return 'drop entry: needs namespace and name';
     return undefined;
   }
   return `unknown operation ${JSON.stringify(e.op)}`;

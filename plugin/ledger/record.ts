@@ -1,4 +1,5 @@
 // The ownership record: which container of which pod holds which share on this node.
+import type { HandleValue, ShareHandle } from '../model';
 
 export type BindingState = 'bound' | 'released';
 
@@ -51,5 +52,59 @@ export function freezeRecord(r: BindingRecord): Readonly<BindingRecord> {
     updatedAt: r.updatedAt,
   };
   if (r.endReason !== undefined) out.endReason = r.endReason;
+  return Object.freeze(out);
+}
+
+/** A release that has not succeeded yet (UB: daemon busy, network): retried in the background. */
+export interface ReleaseState {
+  attempts: number;
+  /** the last failure's message */
+  lastError: string;
+  /** false: the failure will not pass by waiting (e.g. no permission); retried only at start */
+  retryable: boolean;
+  /** epoch ms: first failure, next attempt */
+  since: number;
+  nextAttemptAt: number;
+}
+
+/** A share this node holds through a backend, with the backend's handle (see model ShareHandle). */
+export interface HeldShare {
+  handle: ShareHandle;
+  /** set while its release is failing */
+  releasing?: ReleaseState;
+}
+
+const isHandleValue = (v: unknown): boolean =>
+  typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ||
+  (Array.isArray(v) && (v.every((x) => typeof x === 'number') || v.every((x) => typeof x === 'string')));
+
+/** Why `v` is not a well-formed HeldShare, or undefined if it is. */
+export function heldProblem(v: unknown): string | undefined {
+  if (!isObj(v)) return 'is not an object';
+  const h = v.handle;
+  if (!isObj(h)) return 'handle must be an object';
+  if (!isStr(h.backend) || !h.backend) return 'handle.backend must be a non-empty string';
+  if (!isStr(h.namespace) || !isStr(h.name) || !h.namespace || !h.name) return 'handle must have non-empty string namespace and name';
+  if (!Number.isSafeInteger(h.sizeBytes) || !Number.isSafeInteger(h.requestedBytes)) return 'handle.sizeBytes and requestedBytes must be integers';
+  if (!isObj(h.data) || !Object.values(h.data).every(isHandleValue)) return 'handle.data must be an object of strings, numbers, booleans or arrays of them';
+  const r = v.releasing;
+  if (r !== undefined) {
+    if (!isObj(r) || !Number.isSafeInteger(r.attempts) || !isStr(r.lastError) || typeof r.retryable !== 'boolean' ||
+        !Number.isFinite(r.since) || !Number.isFinite(r.nextAttemptAt)) {
+      return 'releasing must have attempts, lastError, retryable, since and nextAttemptAt';
+    }
+  }
+  return undefined;
+}
+
+/** A frozen copy of a held share with only its own fields. */
+export function freezeHeld(s: HeldShare): Readonly<HeldShare> {
+  const h = s.handle;
+  const data: Record<string, HandleValue> = {};
+  for (const [k, v] of Object.entries(h.data)) data[k] = Array.isArray(v) ? Object.freeze([...v]) : v;
+  const out: HeldShare = {
+    handle: Object.freeze({ backend: h.backend, namespace: h.namespace, name: h.name, sizeBytes: h.sizeBytes, requestedBytes: h.requestedBytes, data: Object.freeze(data) }),
+  };
+  if (s.releasing) out.releasing = Object.freeze({ ...s.releasing });
   return Object.freeze(out);
 }

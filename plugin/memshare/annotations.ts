@@ -1,8 +1,8 @@
 // Pod annotations -> share references for one container. Annotation values are untrusted input
 // from any pod author: every namespace and share name that leaves this module is a validated
 // DNS-1123 label, so no value can ever become a host path component other than such a label.
-import { type ShareRef, RefusalError } from './types';
-import { DNS_LABEL_MAX, dnsLabelProblem, quote, shareKey } from './names';
+import { type ShareRef, RefusalError } from '../model/types';
+import { DNS_LABEL_MAX, dnsLabelProblem, quote, shareKey } from '../model/names';
 
 export const POD_ANNOTATION = 'memshare.nri.io/pod';
 export const CONTAINER_ANNOTATION_PREFIX = 'memshare.nri.io/container.';

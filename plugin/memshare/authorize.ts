@@ -1,8 +1,8 @@
 // Decide whether a container may have the shares it asks for: each ref must be declared, be
 // the pod's own or shared with its namespace, fit the limits, and fit on the node.
-import { type Limits, type ShareDeclaration, type ShareRef, RefusalError } from './types';
-import { shareKey } from './names';
-import { formatBytes } from '../declarations/quantity';
+import { type Limits, type ShareDeclaration, type ShareRef, RefusalError } from '../model/types';
+import { shareKey } from '../model/names';
+import { formatBytes } from '../model/quantity';
 import type { DeclarationStore } from '../declarations/store';
 
 /** RefusalError reasons (metric labels). 'syntax' comes from annotations.ts. */

@@ -1,9 +1,10 @@
 // The memshare plugin as NRI handlers: converts NRI's pods and containers into the service's
 // plain shapes, and the service's injection into an NRI container adjustment.
-import { ContainerState, type Container, type Handlers, type PodSandbox, type Stub } from '../nri';
-import { killContainerInit, type KillOutcome } from './evict';
+import { ContainerState, type Container, type ContainerAdjustment, type Handlers, type PodSandbox, type Stub } from '../nri';
+import { Evictor, killContainerInit, type EvictionFailure, type KillOutcome } from './evict';
+import type { FailedEviction } from './failed-evictions';
 import type { MemshareService } from './service';
-import type { ContainerInfo, ContainerStateName, PodInfo } from './types';
+import type { ContainerInfo, ContainerInjection, ContainerStateName, PodInfo } from '../model';
 
 const stateNames: Record<number, ContainerStateName> = {
   [ContainerState.CREATED]: 'created',
@@ -32,23 +33,53 @@ export interface PluginDeps {
   onError?(what: string, err: unknown): void;
   /** how an evicted container's init is stopped (tests replace it); default: pidfd + cgroup check + SIGKILL */
   kill?(containerId: string, pid: number): KillOutcome;
+  /** a container found stale outside reconcile (e.g. a restored UB share has new device numbers) */
+  onStale?(containerId: string, reason: string): void;
+  /** delays between attempts of a failed eviction (default 1 s, 2 s, 4 s, 8 s) */
+  evictionRetryDelaysMs?: readonly number[];
+  /** each failed attempt to evict (without it: onError) */
+  onEvictionFailed?(f: EvictionFailure): void;
+  /** the evictions still failing changed (to persist them for `status`, and for a gauge) */
+  onFailedEvictions?(failing: FailedEviction[]): void;
+  /** failed evictions an earlier agent recorded: listed until the first reconcile decides */
+  failedEvictions?: readonly FailedEviction[];
 }
 
 export function memshareHandlers(d: PluginDeps): Handlers {
   const { service } = d;
   /** created while the agent was down and not started at reconcile: evicted when they start */
   const evictOnStart = new Set<string>();
-  const killInit = (containerId: string, pid: number): void => {
+  // a listener that throws must not break the handler that evicts
+  const guarded = (what: string, fn: () => void) => {
     try {
-      // kill first: an optional call would skip evaluating its arguments without a listener
-      const outcome = (d.kill ?? killContainerInit)(containerId, pid);
-      d.onEvicted?.(containerId, outcome);
+      fn();
     } catch (err) {
-      d.onError?.(`evicting container ${containerId} (pid ${pid})`, err);
+      d.onError?.(what, err);
     }
   };
+  const evictor = new Evictor({
+    kill: d.kill ?? killContainerInit,
+    retryDelaysMs: d.evictionRetryDelaysMs,
+    initial: d.failedEvictions,
+    onOutcome: (id, _pid, outcome) => guarded(`reporting the eviction of ${id}`, () => d.onEvicted?.(id, outcome)),
+    onFailure: (f) =>
+      guarded(`reporting the failed eviction of ${f.containerId}`, () =>
+        d.onEvictionFailed ? d.onEvictionFailed(f) : d.onError?.(`evicting container ${f.containerId} (pid ${f.pid})`, f.error)),
+    onChange: (failing) => guarded('recording the failed evictions', () => d.onFailedEvictions?.(failing)),
+  });
+  const killInit = (containerId: string, pid: number): void => evictor.evict(containerId, pid);
+  /** pids of live containers, for evictions decided outside reconcile (a restored share changed) */
+  const pidOf = new Map<string, number>();
+  service.onEvict((containerId, reason) => {
+    const pid = pidOf.get(containerId) ?? 0;
+    d.onStale?.(containerId, reason);
+    if (pid > 1) killInit(containerId, pid);
+    else evictOnStart.add(containerId);
+  });
   const end = (what: string) => async (_pod: PodSandbox, c: Container) => {
     evictOnStart.delete(c.id);
+    pidOf.delete(c.id);
+    evictor.forget(c.id); // a container that ended needs no eviction any more
     try {
       await service.endContainer(c.id, what);
     } catch (err) {
@@ -56,9 +87,15 @@ export function memshareHandlers(d: PluginDeps): Handlers {
     }
   };
   return {
+    configure(req) {
+      service.setRuntime({ name: req.runtimeName, version: req.runtimeVersion });
+    },
     async synchronize(pods, containers) {
+      for (const c of containers) if (c.pid > 1) pidOf.set(c.id, c.pid);
       const report = await service.reconcile(pods.map(podInfo), containers.map(containerInfo));
       d.onReconciled?.(report);
+      // failed evictions of containers this reconcile does not evict again are over
+      evictor.retain(new Set(report.evict.map((e) => e.containerId)));
       if (report.evict.length) {
         // containerd (NRI 0.6 to 0.8) ignores the evictions of a plugin's UpdateContainers: it
         // relays only the updates. So the agent evicts by SIGKILLing the container's init process
@@ -77,12 +114,13 @@ export function memshareHandlers(d: PluginDeps): Handlers {
       }
       return [];
     },
-    async createContainer(pod, container) {
-      const inj = await service.createContainer(podInfo(pod), containerInfo(container));
+    async createContainer(pod, container, ctx) {
+      const inj = await service.createContainer(podInfo(pod), containerInfo(container), ctx);
       if (!inj) return;
-      return { adjust: { mounts: inj.mounts, env: inj.env } };
+      return { adjust: adjustmentOf(inj) };
     },
     postStartContainer(pod, c) {
+      if (c.pid > 1) pidOf.set(c.id, c.pid);
       // flagged at reconcile, or never seen: created in the gap after one agent died, stored by
       // the runtime only after the next one's Synchronize had listed the containers
       const evict = evictOnStart.delete(c.id) || service.evictionReason(podInfo(pod), containerInfo(c)) !== undefined;
@@ -100,4 +138,24 @@ export function memshareHandlers(d: PluginDeps): Handlers {
       }
     },
   };
+}
+
+/** The service's injection as an NRI container adjustment (devices and CDI only when there are some). */
+export function adjustmentOf(inj: ContainerInjection): ContainerAdjustment {
+  const adjust: ContainerAdjustment = { mounts: inj.mounts, env: inj.env };
+  if (inj.devices.length) {
+    adjust.linux = {
+      devices: inj.devices.map((d) => ({
+        path: d.path,
+        type: d.type,
+        major: d.major,
+        minor: d.minor,
+        fileMode: { value: d.fileMode },
+        uid: { value: d.uid },
+        gid: { value: d.gid },
+      })),
+    };
+  }
+  if (inj.cdiDevices.length) adjust.CDIDevices = inj.cdiDevices.map((name) => ({ name }));
+  return adjust;
 }

@@ -3,26 +3,34 @@
 // Knows nothing of wire formats: the NRI adapter (plugin.ts) calls it with plain objects.
 import { parseBinding } from './annotations';
 import { authorize } from './authorize';
-import { KeyedLock } from './keyed-lock';
-import { shareKey } from './names';
 import {
+  KeyedLock,
   RefusalError,
-  type AcquiredShare,
-  type Backend,
+  messageOf,
+  shareKey,
   type ContainerInfo,
   type ContainerInjection,
   type Limits,
   type PodInfo,
-} from './types';
+  type RequestContext,
+  type ShareDeclaration,
+  type ShareHandle,
+} from '../model';
+import { RetryableError, type Backend, type BoundShare, type RuntimeInfo } from '../backends/types';
 import type { DeclarationStore } from '../declarations/store';
-import type { BindingRecord, Ledger } from '../ledger';
+import type { BindingRecord, HeldShare, Ledger } from '../ledger';
 
 export interface ServiceEvents {
   bound?(rec: BindingRecord): void;
   refused?(reason: string, message: string): void;
   released?(namespace: string, name: string, why: string): void;
+  /** a release failed; `retryAt` is when it is tried again (undefined: only at the next start) */
+  releaseFailed?(namespace: string, name: string, message: string, retryAt: number | undefined): void;
   warn?(msg: string, detail?: object): void;
 }
+
+/** Told about containers to evict outside reconcile (e.g. a restored UB share got new memids). */
+export type EvictListener = (containerId: string, reason: string) => void;
 
 export interface ReconcileReport {
   ended: number;
@@ -38,32 +46,67 @@ export interface ServiceOptions {
   limits: Limits;
   events?: ServiceEvents;
   now?: () => number;
+  /** first retry of a failed release (ms, doubled per attempt up to releaseRetryMaxMs) */
+  releaseRetryMs?: number;
+  releaseRetryMaxMs?: number;
+  /** how long a share acquired for a refused binding waits for the kubelet's retry (ms) */
+  abandonedGraceMs?: number;
 }
+
+/** What a request keeps back from its deadline for the answer to reach the runtime. */
+const ANSWER_MARGIN_MS = 150;
 
 export class MemshareService {
   private readonly lock = new KeyedLock();
   /** shares this node holds right now, by "ns/name" */
-  private readonly present = new Map<string, AcquiredShare>();
+  private readonly present = new Map<string, ShareHandle>();
+  /** acquires still running (past a request's budget, kept for the kubelet's retry) */
+  private readonly acquiring = new Map<string, Promise<ShareHandle>>();
+  private readonly retryTimers = new Map<string, NodeJS.Timeout>();
   private readonly ev: ServiceEvents;
   private readonly now: () => number;
+  private evictListener: EvictListener | undefined;
+  private closed = false;
 
   constructor(private readonly o: ServiceOptions) {
     this.ev = o.events ?? {};
     this.now = o.now ?? Date.now;
   }
 
-  /** Learns which shares are already mounted (after a restart) so limits and reuse see them. */
+  /**
+   * Learns which shares this node holds (recorded handles, then what the backend finds present),
+   * schedules the releases that were failing, and restores recorded shares in the background.
+   */
   async init(): Promise<void> {
-    for (const p of await this.o.backend.present()) {
-      const decl = this.o.declarations.get(p.namespace, p.name);
-      const usage = await this.o.backend.usage(p.namespace, p.name);
-      this.present.set(shareKey(p.namespace, p.name), {
-        namespace: p.namespace,
-        name: p.name,
-        hostPath: p.hostPath,
-        sizeBytes: usage?.sizeBytes ?? decl?.sizeBytes ?? 0,
-      });
+    for (const h of this.o.ledger.held()) {
+      if (h.releasing) this.scheduleRelease(h.handle.namespace, h.handle.name, 0);
+      else this.present.set(shareKey(h.handle.namespace, h.handle.name), h.handle);
     }
+    for (const p of await this.o.backend.present()) {
+      const key = shareKey(p.namespace, p.name);
+      if (this.o.ledger.heldShare(p.namespace, p.name)?.releasing) continue;
+      const decl = this.o.declarations.get(p.namespace, p.name);
+      const recorded = this.present.get(key);
+      // what the kernel reports wins; the declared size it was made for comes from the record
+      this.present.set(key, { ...p, sizeBytes: p.sizeBytes || recorded?.sizeBytes || decl?.sizeBytes || 0, requestedBytes: recorded?.requestedBytes ?? p.requestedBytes });
+    }
+    if (this.o.backend.restore) void this.restoreAll();
+  }
+
+  /** Who evicts containers found stale outside reconcile (the NRI plugin, which knows their pids). */
+  onEvict(listener: EvictListener): void {
+    this.evictListener = listener;
+  }
+
+  setRuntime(info: RuntimeInfo): void {
+    this.o.backend.setRuntime?.(info);
+  }
+
+  /** Stops the background retries (the records stay; the next start picks them up). */
+  close(): void {
+    this.closed = true;
+    for (const t of this.retryTimers.values()) clearTimeout(t);
+    this.retryTimers.clear();
   }
 
   /**
@@ -71,7 +114,7 @@ export class MemshareService {
    * Throws RefusalError when the binding cannot be honoured; the container then must not start.
    * Every binding is durably recorded before this returns.
    */
-  async createContainer(pod: PodInfo, ctr: ContainerInfo): Promise<ContainerInjection | undefined> {
+  async createContainer(pod: PodInfo, ctr: ContainerInfo, ctx: RequestContext = {}): Promise<ContainerInjection | undefined> {
     let authorized;
     try {
       const binding = parseBinding(pod.annotations, pod.namespace, ctr.name, { maxNameLength: this.o.limits.maxNameLength });
@@ -85,39 +128,19 @@ export class MemshareService {
         isPresent: (ns, name) => this.present.has(shareKey(ns, name)),
         nodeBytesInUse: this.nodeBytes(),
       });
+      const down = this.o.backend.unavailable?.();
+      if (down) throw new RefusalError(`${binding.annotation}: ${down}`, 'backend-unavailable');
     } catch (err) {
       if (err instanceof RefusalError) this.ev.refused?.(err.reason, err.message);
       throw err;
     }
-    const injection: ContainerInjection = { mounts: [], env: [] };
-    const done: Array<{ key: string }> = [];
+    const bound: BoundShare[] = [];
     try {
       for (const { ref, declaration } of authorized) {
-        const key = shareKey(ref.namespace, ref.name);
-        await this.lock.run(key, async () => {
-          let share = this.present.get(key);
-          if (!share || share.sizeBytes !== declaration.sizeBytes) {
-            share = await this.o.backend.acquire(declaration);
-            this.present.set(key, share);
-          }
-          const t = this.now();
-          const rec: BindingRecord = {
-            share: { namespace: ref.namespace, name: ref.name },
-            pod: { namespace: pod.namespace, name: pod.name, uid: pod.uid, sandboxId: pod.id },
-            container: { id: ctr.id, name: ctr.name },
-            readOnly: ref.readOnly,
-            state: 'bound',
-            createdAt: t,
-            updatedAt: t,
-          };
-          await this.o.ledger.bind(rec);
-          done.push({ key });
-          this.ev.bound?.(rec);
-          const inj = this.o.backend.injection(share, ref);
-          injection.mounts.push(...inj.mounts);
-          injection.env.push(...inj.env);
-        });
+        const handle = await this.bindOne(pod, ctr, ref, declaration, ctx);
+        bound.push({ handle, readOnly: ref.readOnly, ref: ref.namespace === pod.namespace ? ref.name : shareKey(ref.namespace, ref.name) });
       }
+      return this.o.backend.attach({ id: ctr.id, name: ctr.name, podNamespace: pod.namespace }, bound);
     } catch (err) {
       // nothing half-done survives a failed creation: undo this container's bindings
       await this.endContainer(ctr.id, 'creation failed').catch(() => undefined);
@@ -125,11 +148,95 @@ export class MemshareService {
         this.ev.refused?.(err.reason, err.message);
         throw err;
       }
-      const msg = `memshare: cannot bind shares for container ${ctr.name} of pod ${pod.namespace}/${pod.name}: ${(err as Error).message}`;
+      const msg = `memshare: cannot bind shares for container ${ctr.name} of pod ${pod.namespace}/${pod.name}: ${messageOf(err)}`;
       this.ev.refused?.('backend', msg);
       throw new RefusalError(msg, 'backend');
     }
-    return injection;
+  }
+
+  /** Makes one share present (within the backend's budget) and records the container's binding. */
+  private async bindOne(pod: PodInfo, ctr: ContainerInfo, ref: { namespace: string; name: string; readOnly: boolean }, decl: ShareDeclaration, ctx: RequestContext): Promise<ShareHandle> {
+    const key = shareKey(ref.namespace, ref.name);
+    let gaveUp = false;
+    const task = this.lock.run(key, async () => {
+      const handle = await this.ensurePresent(key, decl, ctx);
+      // the caller refused the binding meanwhile: keep the share for the kubelet's retry, bind nothing
+      if (gaveUp) return handle;
+      const t = this.now();
+      const rec: BindingRecord = {
+        share: { namespace: ref.namespace, name: ref.name },
+        pod: { namespace: pod.namespace, name: pod.name, uid: pod.uid, sandboxId: pod.id },
+        container: { id: ctr.id, name: ctr.name },
+        readOnly: ref.readOnly,
+        state: 'bound',
+        createdAt: t,
+        updatedAt: t,
+      };
+      await this.o.ledger.bind(rec);
+      if (gaveUp) {
+        await this.o.ledger.end(ctr.id, 'creation refused (budget)');
+        return handle;
+      }
+      this.ev.bound?.(rec);
+      return handle;
+    });
+    const budget = this.budgetMs(ctx);
+    if (budget === undefined) return task;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        gaveUp = true;
+        void task.then(() => this.releaseLaterIfUnused(ref.namespace, ref.name), () => undefined);
+        const msg = this.o.backend.pendingMessage?.(decl) ?? `share ${key} is still being made ready on this node; the kubelet will retry`;
+        reject(new RefusalError(`memshare: container ${ctr.name} of pod ${pod.namespace}/${pod.name}: ${msg}`, 'pending'));
+      }, budget);
+    });
+    try {
+      return await Promise.race([task, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The time a binding may wait for the backend in this request, or undefined for no limit. */
+  private budgetMs(ctx: RequestContext): number | undefined {
+    const own = this.o.backend.acquireBudgetMs;
+    if (own === undefined) return undefined;
+    const left = ctx.deadline === undefined ? own : ctx.deadline - Date.now() - ANSWER_MARGIN_MS;
+    return Math.max(0, Math.min(own, left));
+  }
+
+  /** Under the share's lock: the present handle, acquiring (and recording) it when needed. */
+  private async ensurePresent(key: string, decl: ShareDeclaration, ctx: RequestContext): Promise<ShareHandle> {
+    const have = this.present.get(key);
+    if (have && have.requestedBytes === decl.sizeBytes) return have;
+    let p = this.acquiring.get(key);
+    if (!p) {
+      p = (async () => {
+        const handle = await this.o.backend.acquire(decl, { deadline: undefined, signal: ctx.signal });
+        // recorded before any binding of it: a restarted agent must find what to release
+        await this.o.ledger.hold({ handle });
+        this.present.set(key, handle);
+        this.cancelRetry(key);
+        return handle;
+      })();
+      this.acquiring.set(key, p);
+      const clear = () => {
+        if (this.acquiring.get(key) === p) this.acquiring.delete(key);
+      };
+      p.then(clear, clear);
+    }
+    return p;
+  }
+
+  /** A share acquired for a refused binding: released after a grace period unless bound by then. */
+  private releaseLaterIfUnused(namespace: string, name: string): void {
+    const t = setTimeout(() => {
+      if (this.closed) return;
+      this.releaseIfUnused(namespace, name, 'acquired for a refused binding and not bound since').catch((err) =>
+        this.ev.warn?.(`releasing share ${shareKey(namespace, name)} failed`, { err: messageOf(err) }));
+    }, this.o.abandonedGraceMs ?? 120_000);
+    t.unref();
   }
 
   /** Ends every binding of a container (exit, removal, failed creation); idempotent. */
@@ -137,6 +244,7 @@ export class MemshareService {
     const recs = this.boundRecords(containerId);
     if (recs.length === 0) return 0;
     await this.o.ledger.end(containerId, why);
+    await this.o.backend.detach?.(containerId);
     for (const r of recs) await this.releaseIfUnused(r.share.namespace, r.share.name, `last user ended (${why})`);
     return recs.length;
   }
@@ -166,22 +274,32 @@ export class MemshareService {
       report.ended += recs.length;
       for (const r of recs) touched.set(shareKey(r.share.namespace, r.share.name), r.share);
     }
-    await Promise.all([...touched.values()].map((sh) => this.releaseIfUnused(sh.namespace, sh.name, 'last user gone at reconcile')));
+    const releases: Array<Promise<unknown>> = [];
+    for (const gid of gone) await this.o.backend.detach?.(gid);
+    for (const sh of touched.values()) releases.push(this.releaseIfUnused(sh.namespace, sh.name, 'last user gone at reconcile'));
 
-    // shares mounted that no binding explains (e.g. the agent died between mount and record)
+    // shares present or recorded that no binding explains (e.g. the agent died between acquire
+    // and record, or before the last user's release)
     const held = new Set(this.o.ledger.all().filter((r) => r.state === 'bound').map((r) => shareKey(r.share.namespace, r.share.name)));
-    for (const p of await this.o.backend.present()) {
-      const key = shareKey(p.namespace, p.name);
-      if (held.has(key)) continue;
-      await this.lock.run(key, async () => {
-        if (this.activeBindings(p.namespace, p.name) > 0) return;
-        this.ev.warn?.(`share ${key} is mounted at ${p.hostPath} but no record explains it; releasing it`);
-        await this.o.backend.release(p.namespace, p.name);
-        this.present.delete(key);
-        report.orphansReleased.push(key);
-        this.ev.released?.(p.namespace, p.name, 'orphan at reconcile');
-      });
+    const unexplained = new Map<string, ShareHandle>();
+    for (const h of this.o.ledger.held()) unexplained.set(shareKey(h.handle.namespace, h.handle.name), h.handle);
+    for (const p of await this.o.backend.present()) unexplained.set(shareKey(p.namespace, p.name), p);
+    for (const [key, p] of unexplained) {
+      if (held.has(key) || touched.has(key) || this.acquiring.has(key)) continue;
+      releases.push(
+        this.lock.run(key, async () => {
+          if (this.activeBindings(p.namespace, p.name) > 0 || this.acquiring.has(key)) return;
+          const where = typeof p.data.hostPath === 'string' ? ` at ${p.data.hostPath}` : '';
+          this.ev.warn?.(`share ${key} is present${where} but no binding holds it; releasing it`);
+          if (await this.releaseNow(p, 'orphan at reconcile')) report.orphansReleased.push(key);
+        }),
+      );
     }
+    // Synchronize has the runtime's request timeout in all: a slow backend goes on in the background
+    const waitMs = this.o.backend.acquireBudgetMs;
+    const all = Promise.all(releases.map((r) => r.catch((err) => this.ev.warn?.('release at reconcile failed', { err: messageOf(err) }))));
+    if (waitMs === undefined) await all;
+    else await Promise.race([all, new Promise((r) => setTimeout(r, waitMs).unref())]);
 
     const podsById = new Map(pods.map((p) => [p.id, p]));
     for (const c of live.values()) {
@@ -202,9 +320,8 @@ export class MemshareService {
       if (c.mounts && c.mounts.length > 0) {
         const has = new Set(c.mounts);
         for (const r of records) {
-          const share = { namespace: r.share.namespace, name: r.share.name, hostPath: '', sizeBytes: 0 };
-          const want = this.o.backend.injection(share, { namespace: r.share.namespace, name: r.share.name, readOnly: r.readOnly }).mounts;
-          if (want.some((m) => !has.has(m.destination))) unmounted.push(`${shareKey(r.share.namespace, r.share.name)} (${want.map((m) => m.destination).join(', ')} not among its mounts: ${[...has].join(' ')})`);
+          const want = this.expectedMounts(c, pod.namespace, r);
+          if (want.some((m) => !has.has(m))) unmounted.push(`${shareKey(r.share.namespace, r.share.name)} (${want.join(', ')} not among its mounts: ${[...has].join(' ')})`);
         }
       }
       if (missing.length) {
@@ -237,13 +354,25 @@ export class MemshareService {
     return missing.length ? createdWithout(missing) : undefined;
   }
 
+  /** The mount destinations a container bound by record `r` must show. */
+  private expectedMounts(c: ContainerInfo, podNamespace: string, r: Readonly<BindingRecord>): string[] {
+    const handle = this.present.get(shareKey(r.share.namespace, r.share.name)) ?? placeholderHandle(this.o.backend.kind, r.share.namespace, r.share.name);
+    const ref = r.share.namespace === podNamespace ? r.share.name : shareKey(r.share.namespace, r.share.name);
+    return this.o.backend.attach({ id: c.id, name: c.name, podNamespace }, [{ handle, readOnly: r.readOnly, ref }]).mounts.map((m) => m.destination);
+  }
+
   private boundRecords(containerId: string): Array<Readonly<BindingRecord>> {
     return this.o.ledger.byContainer(containerId).filter((r) => r.state === 'bound');
   }
 
   /** Shares present on this node, for status and metrics. */
-  presentShares(): AcquiredShare[] {
+  presentShares(): ShareHandle[] {
     return [...this.present.values()];
+  }
+
+  /** Shares whose release is failing, for status and metrics. */
+  pendingReleases(): Array<Readonly<HeldShare>> {
+    return this.o.ledger.held().filter((h) => h.releasing);
   }
 
   private activeBindings(namespace: string, name: string): number {
@@ -259,15 +388,113 @@ export class MemshareService {
   private releaseIfUnused(namespace: string, name: string, why: string): Promise<void> {
     const key = shareKey(namespace, name);
     return this.lock.run(key, async () => {
-      if (this.activeBindings(namespace, name) > 0) return;
-      if (!this.present.has(key)) {
-        // not known as present (e.g. the agent restarted): the backend call is idempotent anyway
-      }
-      await this.o.backend.release(namespace, name);
-      this.present.delete(key);
-      this.ev.released?.(namespace, name, why);
+      if (this.activeBindings(namespace, name) > 0 || this.acquiring.has(key)) return;
+      // not known as present (e.g. an older agent's records): the backend call is idempotent anyway
+      const handle = this.present.get(key) ?? this.o.ledger.heldShare(namespace, name)?.handle ?? placeholderHandle(this.o.backend.kind, namespace, name);
+      await this.releaseNow(handle, why);
     });
   }
+
+  /**
+   * Under the share's lock: releases it and forgets it; true when released. A failure is recorded
+   * with the handle (so it survives restarts) and retried with backoff when it may pass; a failure
+   * that will not pass by waiting is thrown after being recorded.
+   */
+  private async releaseNow(handle: ShareHandle, why: string): Promise<boolean> {
+    const { namespace, name } = handle;
+    const key = shareKey(namespace, name);
+    try {
+      await this.o.backend.release(handle);
+    } catch (err) {
+      this.present.delete(key); // half-released (UB: unmapped, not deallocated): acquire again to reuse
+      const prev = this.o.ledger.heldShare(namespace, name)?.releasing;
+      const attempts = (prev?.attempts ?? 0) + 1;
+      const retryable = err instanceof RetryableError;
+      const delay = Math.min((this.o.releaseRetryMs ?? 1000) * 2 ** (attempts - 1), this.o.releaseRetryMaxMs ?? 300_000);
+      const t = this.now();
+      await this.o.ledger.hold({
+        handle,
+        releasing: { attempts, lastError: messageOf(err), retryable, since: prev?.since ?? t, nextAttemptAt: retryable ? t + delay : 0 },
+      });
+      this.ev.releaseFailed?.(namespace, name, messageOf(err), retryable ? t + delay : undefined);
+      if (!retryable) throw err;
+      this.scheduleRelease(namespace, name, delay);
+      return false;
+    }
+    this.cancelRetry(key);
+    this.present.delete(key);
+    await this.o.ledger.drop(namespace, name);
+    this.ev.released?.(namespace, name, why);
+    return true;
+  }
+
+  private scheduleRelease(namespace: string, name: string, delayMs: number): void {
+    const key = shareKey(namespace, name);
+    if (this.closed) return;
+    clearTimeout(this.retryTimers.get(key));
+    const t = setTimeout(() => {
+      this.retryTimers.delete(key);
+      this.lock
+        .run(key, async () => {
+          const held = this.o.ledger.heldShare(namespace, name);
+          if (!held?.releasing) return; // acquired again meanwhile
+          if (this.activeBindings(namespace, name) > 0 || this.acquiring.has(key)) {
+            await this.o.ledger.hold({ handle: held.handle }); // in use again: no release pending
+            return;
+          }
+          await this.releaseNow(held.handle, `retry ${held.releasing.attempts + 1} of a failed release`);
+        })
+        .catch((err) => this.ev.warn?.(`release of share ${key} failed`, { err: messageOf(err) }));
+    }, delayMs);
+    t.unref();
+    this.retryTimers.set(key, t);
+  }
+
+  private cancelRetry(key: string): void {
+    clearTimeout(this.retryTimers.get(key));
+    this.retryTimers.delete(key);
+  }
+
+  /**
+   * After a restart: makes every recorded share usable again (UB: the last agent's mappings died
+   * with it). A share whose device numbers changed leaves its containers stale: they are evicted.
+   */
+  private async restoreAll(): Promise<void> {
+    const restore = this.o.backend.restore;
+    if (!restore) return;
+    for (const h of this.o.ledger.held()) {
+      if (h.releasing) continue;
+      const { namespace, name } = h.handle;
+      const key = shareKey(namespace, name);
+      await this.lock.run(key, async () => {
+        if (this.activeBindings(namespace, name) === 0) return; // reconcile releases it
+        let fresh: ShareHandle;
+        try {
+          fresh = await restore.call(this.o.backend, h.handle);
+        } catch (err) {
+          this.ev.warn?.(`cannot restore share ${key} after the restart; its containers are evicted`, { err: messageOf(err) });
+          for (const r of this.o.ledger.byShare(namespace, name)) this.evictListener?.(r.container.id, `memshare: share ${key} could not be restored after an agent restart (${messageOf(err)}); evicted so it is recreated with it`);
+          return;
+        }
+        this.present.set(key, fresh);
+        if (!sameData(fresh, h.handle)) {
+          await this.o.ledger.hold({ handle: fresh });
+          for (const r of this.o.ledger.byShare(namespace, name)) {
+            this.evictListener?.(r.container.id, `memshare: share ${key} came back with other device numbers after an agent restart; the container's are stale; evicted so it is recreated with the new ones`);
+          }
+        }
+      });
+    }
+  }
+}
+
+/** A handle for a share known only by name (records from before handles were kept). */
+function placeholderHandle(backend: string, namespace: string, name: string): ShareHandle {
+  return { backend, namespace, name, sizeBytes: 0, requestedBytes: 0, data: {} };
+}
+
+function sameData(a: ShareHandle, b: ShareHandle): boolean {
+  return JSON.stringify(a.data) === JSON.stringify(b.data);
 }
 
 /** The refs no record binds. */

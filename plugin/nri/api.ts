@@ -75,10 +75,23 @@ export interface KeyValue {
   value: string;
 }
 
+export interface LinuxDevice {
+  path: string;
+  type: string;
+  major: number;
+  minor: number;
+  fileMode?: { value: number };
+  uid?: { value: number };
+  gid?: { value: number };
+}
+
 export interface ContainerAdjustment {
   annotations?: Record<string, string>;
   mounts?: Mount[];
   env?: KeyValue[];
+  linux?: { devices?: LinuxDevice[] };
+  /** NRI >= 0.7 (containerd 2.x); older runtimes skip the field */
+  CDIDevices?: Array<{ name: string }>;
   args?: string[];
 }
 

@@ -4,6 +4,14 @@ import type { ConfigureRequest, Container, ContainerAdjustment, ContainerEvictio
 
 export type MaybePromise<T> = T | Promise<T>;
 
+/** A request's limits, as every handler of containerd's Go stub gets them in its ctx. */
+export interface RequestContext {
+  /** when the runtime stops waiting for the answer (epoch ms), if it said */
+  deadline?: number;
+  /** aborted when the deadline passes or the connection closes */
+  signal: AbortSignal;
+}
+
 export interface CreateContainerResult {
   adjust?: ContainerAdjustment;
   update?: ContainerUpdate[];
@@ -14,17 +22,17 @@ export interface Handlers {
   /** Called once per connection with the runtime's name, version and timeouts. */
   configure?(req: ConfigureRequest): MaybePromise<void>;
   /** The runtime's pods and containers at (re)connection; all chunks of a paged sync in one call. */
-  synchronize?(pods: PodSandbox[], containers: Container[]): MaybePromise<ContainerUpdate[] | void>;
+  synchronize?(pods: PodSandbox[], containers: Container[], ctx: RequestContext): MaybePromise<ContainerUpdate[] | void>;
   /** Throwing fails the container's creation with the error's message. */
-  createContainer?(pod: PodSandbox, container: Container): MaybePromise<CreateContainerResult | void>;
-  updateContainer?(pod: PodSandbox, container: Container, resources?: LinuxResources): MaybePromise<{ update?: ContainerUpdate[]; evict?: ContainerEviction[] } | void>;
-  stopContainer?(pod: PodSandbox, container: Container): MaybePromise<ContainerUpdate[] | void>;
-  runPodSandbox?(pod: PodSandbox): MaybePromise<void>;
-  stopPodSandbox?(pod: PodSandbox): MaybePromise<void>;
-  removePodSandbox?(pod: PodSandbox): MaybePromise<void>;
-  postCreateContainer?(pod: PodSandbox, container: Container): MaybePromise<void>;
-  startContainer?(pod: PodSandbox, container: Container): MaybePromise<void>;
-  postStartContainer?(pod: PodSandbox, container: Container): MaybePromise<void>;
-  postUpdateContainer?(pod: PodSandbox, container: Container): MaybePromise<void>;
-  removeContainer?(pod: PodSandbox, container: Container): MaybePromise<void>;
+  createContainer?(pod: PodSandbox, container: Container, ctx: RequestContext): MaybePromise<CreateContainerResult | void>;
+  updateContainer?(pod: PodSandbox, container: Container, resources: LinuxResources | undefined, ctx: RequestContext): MaybePromise<{ update?: ContainerUpdate[]; evict?: ContainerEviction[] } | void>;
+  stopContainer?(pod: PodSandbox, container: Container, ctx: RequestContext): MaybePromise<ContainerUpdate[] | void>;
+  runPodSandbox?(pod: PodSandbox, ctx: RequestContext): MaybePromise<void>;
+  stopPodSandbox?(pod: PodSandbox, ctx: RequestContext): MaybePromise<void>;
+  removePodSandbox?(pod: PodSandbox, ctx: RequestContext): MaybePromise<void>;
+  postCreateContainer?(pod: PodSandbox, container: Container, ctx: RequestContext): MaybePromise<void>;
+  startContainer?(pod: PodSandbox, container: Container, ctx: RequestContext): MaybePromise<void>;
+  postStartContainer?(pod: PodSandbox, container: Container, ctx: RequestContext): MaybePromise<void>;
+  postUpdateContainer?(pod: PodSandbox, container: Container, ctx: RequestContext): MaybePromise<void>;
+  removeContainer?(pod: PodSandbox, container: Container, ctx: RequestContext): MaybePromise<void>;
 }

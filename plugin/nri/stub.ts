@@ -15,7 +15,7 @@ import {
   type PodSandbox,
 } from './api';
 import { eventsOf, subscriptionMask } from './events';
-import type { Handlers } from './handlers';
+import type { Handlers, RequestContext } from './handlers';
 import { Mux, PLUGIN_SERVICE_CONN, RUNTIME_SERVICE_CONN } from './mux';
 
 export const DEFAULT_SOCKET = '/var/run/nri/nri.sock';
@@ -222,16 +222,16 @@ export class Stub {
 
   private pluginService(): Record<string, Method> {
     const h = this.handlers;
-    const podEvent = (fn?: (pod: PodSandbox) => unknown): Method =>
-      this.wrap(async (b) => {
+    const podEvent = (fn?: (pod: PodSandbox, ctx: RequestContext) => unknown): Method =>
+      this.wrap(async (b, ctx) => {
         const { pod } = codecs.PodSandboxEventRequest.decode(b);
-        await fn?.call(h, pod);
+        await fn?.call(h, pod, requestContext(ctx));
         return codecs.Empty.encode({});
       });
-    const ctrEvent = (fn?: (pod: PodSandbox, c: Container) => unknown): Method =>
-      this.wrap(async (b) => {
+    const ctrEvent = (fn?: (pod: PodSandbox, c: Container, ctx: RequestContext) => unknown): Method =>
+      this.wrap(async (b, ctx) => {
         const { pod, container } = codecs.ContainerEventRequest.decode(b);
-        await fn?.call(h, pod, container);
+        await fn?.call(h, pod, container, requestContext(ctx));
         return codecs.Empty.encode({});
       });
     return {
@@ -255,7 +255,7 @@ export class Stub {
         this.syncPods = [];
         this.syncContainers = [];
         this.syncChunks = 0;
-        const update = (await h.synchronize?.(pods, containers)) ?? [];
+        const update = (await h.synchronize?.(pods, containers, requestContext(ctx))) ?? [];
         if (ctx.deadline !== undefined && Date.now() > ctx.deadline) {
           // the runtime gave up on this sync: on NRI <= 0.11 we would be a zombie that gets no events
           this.log.error({ pods: pods.length, containers: containers.length }, 'nri: Synchronize finished after its deadline; reconnecting');
@@ -269,24 +269,24 @@ export class Stub {
         setImmediate(() => this.mux?.close());
         return codecs.Empty.encode({});
       }),
-      CreateContainer: this.wrap(async (b) => {
+      CreateContainer: this.wrap(async (b, ctx) => {
         const { pod, container } = codecs.CreateContainerRequest.decode(b);
-        const res = (await h.createContainer?.(pod, container)) ?? {};
+        const res = (await h.createContainer?.(pod, container, requestContext(ctx))) ?? {};
         return codecs.CreateContainerResponse.encode(res);
       }),
-      UpdateContainer: this.wrap(async (b) => {
+      UpdateContainer: this.wrap(async (b, ctx) => {
         const { pod, container, linuxResources } = codecs.UpdateContainerRequest.decode(b);
-        const res = (await h.updateContainer?.(pod, container, linuxResources)) ?? {};
+        const res = (await h.updateContainer?.(pod, container, linuxResources, requestContext(ctx))) ?? {};
         return codecs.UpdateContainerResponse.encode(res);
       }),
-      StopContainer: this.wrap(async (b) => {
+      StopContainer: this.wrap(async (b, ctx) => {
         const { pod, container } = codecs.StopContainerRequest.decode(b);
-        const update = (await h.stopContainer?.(pod, container)) ?? [];
+        const update = (await h.stopContainer?.(pod, container, requestContext(ctx))) ?? [];
         return codecs.StopContainerResponse.encode({ update });
       }),
-      StateChange: this.wrap(async (b) => {
+      StateChange: this.wrap(async (b, ctx) => {
         const ev = codecs.StateChangeEvent.decode(b);
-        await this.stateChange(ev.event, ev.pod, ev.container);
+        await this.stateChange(ev.event, requestContext(ctx), ev.pod, ev.container);
         return codecs.Empty.encode({});
       }),
       // NRI v0.12 sends each event on its own method, reaching the same handlers
@@ -305,21 +305,21 @@ export class Stub {
     };
   }
 
-  private async stateChange(event: Event, pod?: PodSandbox, container?: Container): Promise<void> {
+  private async stateChange(event: Event, ctx: RequestContext, pod?: PodSandbox, container?: Container): Promise<void> {
     const h = this.handlers;
     if (!pod) return;
     switch (event) {
-      case Event.RUN_POD_SANDBOX: return void (await h.runPodSandbox?.(pod));
-      case Event.STOP_POD_SANDBOX: return void (await h.stopPodSandbox?.(pod));
-      case Event.REMOVE_POD_SANDBOX: return void (await h.removePodSandbox?.(pod));
+      case Event.RUN_POD_SANDBOX: return void (await h.runPodSandbox?.(pod, ctx));
+      case Event.STOP_POD_SANDBOX: return void (await h.stopPodSandbox?.(pod, ctx));
+      case Event.REMOVE_POD_SANDBOX: return void (await h.removePodSandbox?.(pod, ctx));
     }
     if (!container) return;
     switch (event) {
-      case Event.POST_CREATE_CONTAINER: return void (await h.postCreateContainer?.(pod, container));
-      case Event.START_CONTAINER: return void (await h.startContainer?.(pod, container));
-      case Event.POST_START_CONTAINER: return void (await h.postStartContainer?.(pod, container));
-      case Event.POST_UPDATE_CONTAINER: return void (await h.postUpdateContainer?.(pod, container));
-      case Event.REMOVE_CONTAINER: return void (await h.removeContainer?.(pod, container));
+      case Event.POST_CREATE_CONTAINER: return void (await h.postCreateContainer?.(pod, container, ctx));
+      case Event.START_CONTAINER: return void (await h.startContainer?.(pod, container, ctx));
+      case Event.POST_START_CONTAINER: return void (await h.postStartContainer?.(pod, container, ctx));
+      case Event.POST_UPDATE_CONTAINER: return void (await h.postUpdateContainer?.(pod, container, ctx));
+      case Event.REMOVE_CONTAINER: return void (await h.removeContainer?.(pod, container, ctx));
       default: return;
     }
   }
@@ -366,6 +366,11 @@ export class Stub {
       }
     });
   }
+}
+
+/** The part of ttrpc's call context a handler sees. */
+function requestContext(ctx: CallContext): RequestContext {
+  return { deadline: ctx.deadline, get signal() { return ctx.signal; } };
 }
 
 function connectHint(err: NodeJS.ErrnoException, socket: string): string {

@@ -5,8 +5,9 @@ import { DeclarationsDirectory, KubernetesDeclarationSource, MergedDeclarationSt
 import { Ledger } from '../ledger';
 import { MemshareService } from '../memshare/service';
 import { memshareHandlers } from '../memshare/plugin';
+import { readFailedEvictions, writeFailedEvictions, type FailedEviction } from '../memshare/failed-evictions';
 import { Stub, type StubState } from '../nri';
-import { createBackend } from './backend';
+import { createBackend } from '../backends';
 import { ledgerSyncs, type Config } from './config';
 import { createLogger, type Logger } from './logger';
 import { createMemshareMetrics, startMetricsServer, type MetricsServer, type NriEventName } from './metrics';
@@ -57,7 +58,14 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
     for (const c of changes) log.info({ change: c.kind, share: `${c.declaration.namespace}/${c.declaration.name}` }, 'declarations: changed');
   });
 
-  const backend = createBackend(config);
+  // a backend that cannot be made (e.g. the UB SDK library missing) fails the start, naming why
+  const backend = createBackend(config.backend, {
+    sharesDir: config.sharesDir,
+    stateDir: config.stateDir,
+    warn: (msg, detail) => log.warn(detail ?? {}, msg),
+    info: (msg, detail) => log.info(detail ?? {}, msg),
+  });
+  backend.start?.();
 
   const service = new MemshareService({
     backend,
@@ -76,6 +84,11 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
         metrics.releases.inc();
         setImmediate(() => log.info({ share: `${ns}/${name}`, why }, 'share released'));
       },
+      releaseFailed: (ns, name, message, retryAt) => {
+        metrics.releaseFailures.inc();
+        setImmediate(() =>
+          log.error({ share: `${ns}/${name}`, retryAt: retryAt === undefined ? 'at the next start' : new Date(retryAt).toISOString() }, `release failed: ${message}`));
+      },
       warn: (msg, detail) => log.warn(detail ?? {}, msg),
     },
   });
@@ -86,12 +99,35 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
     metrics.shareSizeBytes.reset();
     metrics.shareUsedBytes.reset();
     for (const s of service.presentShares()) {
-      const u = await backend.usage(s.namespace, s.name);
+      const u = await backend.usage(s);
       if (!u) continue;
       metrics.shareSizeBytes.labels(s.namespace, s.name).set(u.sizeBytes);
-      metrics.shareUsedBytes.labels(s.namespace, s.name).set(u.usedBytes);
+      if (u.usedBytes !== null) metrics.shareUsedBytes.labels(s.namespace, s.name).set(u.usedBytes);
     }
+    metrics.releasesPending.set(service.pendingReleases().length);
   });
+
+  // failed evictions: in the state directory for `status` (written off the request path, the
+  // latest list only), and in the metrics
+  const previous = readFailedEvictions(config.stateDir);
+  for (const w of previous.warnings) log.warn({ stateDir: config.stateDir, problem: w }, 'failed evictions: damaged file');
+  metrics.evictionsFailing.set(previous.failedEvictions.length);
+  let failingToWrite: FailedEviction[] | undefined;
+  const recordFailedEvictions = (failing: FailedEviction[]) => {
+    metrics.evictionsFailing.set(failing.length);
+    const pending = failingToWrite !== undefined;
+    failingToWrite = failing;
+    if (pending) return;
+    setImmediate(() => {
+      const list = failingToWrite ?? [];
+      failingToWrite = undefined;
+      try {
+        writeFailedEvictions(config.stateDir, list);
+      } catch (err) {
+        log.error({ err: (err as Error).message, stateDir: config.stateDir }, 'failed evictions: cannot record them for status');
+      }
+    });
+  };
 
   let state: StubState = 'connecting';
   let everSynced = false;
@@ -103,6 +139,17 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
         log.info({ ended: r.ended, orphansReleased: r.orphansReleased, evicted: r.evict.map((e) => e.containerId), why: r.evict.map((e) => e.reason) }, 'reconciled with the runtime'),
       onEvicted: (containerId, outcome) =>
         log.warn({ container: containerId, outcome }, 'evicted a container created without its shares while the agent was down'),
+      failedEvictions: previous.failedEvictions,
+      onFailedEvictions: recordFailedEvictions,
+      onEvictionFailed: (f) => {
+        metrics.evictionFailures.inc();
+        const detail = { container: f.containerId, pid: f.pid, errno: f.errno, err: f.lastError, attempts: f.attempts, since: f.since };
+        // logged once the NRI reply is out: an eviction at reconcile or start runs in a handler
+        setImmediate(() => {
+          if (f.final) log.error(detail, 'eviction failed for good; the container runs without its shares until it ends or the agent reconciles again');
+          else log.error({ ...detail, retryInMs: f.retryInMs }, 'eviction failed; retrying');
+        });
+      },
       onError: (what, err) => log.error({ err: (err as Error).message }, `failed ${what}`),
     }),
     {
@@ -142,6 +189,8 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
     service,
     async stop() {
       stub.stop();
+      service.close();
+      await backend.close?.();
       await kube?.stop();
       store.close();
       declarations.stop();

@@ -280,12 +280,20 @@ export interface MemshareMetrics {
   readonly shareUsedBytes: Gauge;
   /** shares released by this node */
   readonly releases: Counter;
+  /** attempts to release a share that failed (each retry counts) */
+  readonly releaseFailures: Counter;
+  /** shares whose release is failing and waits for a retry */
+  readonly releasesPending: Gauge;
   /** bindings refused; label reason (RefusalError.reason) */
   readonly refusals: Counter;
   /** times the agent reconnected to containerd's NRI socket */
   readonly reconnects: Counter;
   /** 1 while the plugin is registered with containerd, else 0 */
   readonly pluginRegistered: Gauge;
+  /** attempts to evict a container that failed (each retry counts) */
+  readonly evictionFailures: Counter;
+  /** containers whose eviction failed and is not resolved (killed, or the container gone) */
+  readonly evictionsFailing: Gauge;
   /** cached histogram child for one event: the cheap path for the request handlers */
   timer(event: NriEventName): HistogramChild;
 }
@@ -301,9 +309,13 @@ export function createMemshareMetrics(registry = new Registry()): MemshareMetric
     shareSizeBytes: registry.gauge(`${PREFIX}share_size_bytes`, 'Size of each share present on this node.', ['namespace', 'share']),
     shareUsedBytes: registry.gauge(`${PREFIX}share_used_bytes`, 'Bytes in use in each share present on this node.', ['namespace', 'share']),
     releases: registry.counter(`${PREFIX}releases_total`, 'Shares released by this node.'),
+    releaseFailures: registry.counter(`${PREFIX}release_failures_total`, 'Attempts to release a share that failed; each retry counts.'),
+    releasesPending: registry.gauge(`${PREFIX}releases_pending`, 'Shares whose release failed and is retried in the background.'),
     refusals: registry.counter(`${PREFIX}refusals_total`, 'Bindings refused, by reason.', ['reason']),
     reconnects: registry.counter(`${PREFIX}reconnects_total`, "Reconnections to containerd's NRI socket."),
     pluginRegistered: registry.gauge(`${PREFIX}plugin_registered`, '1 while the plugin is registered with containerd.'),
+    evictionFailures: registry.counter(`${PREFIX}eviction_failures_total`, 'Attempts to evict a container (kill its init) that failed; each retry counts.'),
+    evictionsFailing: registry.gauge(`${PREFIX}evictions_failing`, 'Containers whose eviction failed and that still run without their shares.'),
     timer(event) {
       let t = timers.get(event);
       if (!t) {

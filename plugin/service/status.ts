@@ -1,10 +1,10 @@
 // `nri-memshare status`: what is shared on this node, read from the ownership records and the
 // backend (never from the running agent, so it works while the agent is down too).
 import { Ledger, type BindingRecord } from '../ledger';
-import { shareKey } from '../memshare/names';
-import { formatBytes } from '../declarations';
-import { createBackend } from './backend';
+import { formatBytes, shareKey, type ShareHandle } from '../model';
+import { LocalBackend, hostPathOf } from '../backends';
 import type { Config } from './config';
+import { readFailedEvictions, type FailedEviction } from '../memshare/failed-evictions';
 
 export interface ShareStatus {
   namespace: string;
@@ -14,6 +14,10 @@ export interface ShareStatus {
   present: boolean;
   sizeBytes: number | null;
   usedBytes: number | null;
+  /** backend facts recorded with it (ubs: SDK name, memids, device major) */
+  handle: ShareHandle['data'] | null;
+  /** set while its release is failing: retried in the background */
+  releasing: { attempts: number; lastError: string; retryable: boolean; since: string; nextAttemptAt: string | null } | null;
   holders: Array<{
     pod: BindingRecord['pod'];
     container: BindingRecord['container'];
@@ -26,27 +30,44 @@ export interface NodeStatus {
   stateDir: string;
   backend: string;
   shares: ShareStatus[];
+  /** containers the agent could not evict (they run without their shares), from the state directory */
+  failedEvictions: FailedEviction[];
   warnings: string[];
 }
 
 export async function collectStatus(config: Config): Promise<NodeStatus> {
-  const backend = createBackend(config);
-  const { records, warnings } = Ledger.read(config.stateDir);
+  const { records, held, warnings } = Ledger.read(config.stateDir);
   const shares = new Map<string, ShareStatus>();
   const entry = (namespace: string, name: string): ShareStatus => {
     const key = shareKey(namespace, name);
     let s = shares.get(key);
-    if (!s) shares.set(key, (s = { namespace, name, hostPath: '', present: false, sizeBytes: null, usedBytes: null, holders: [] }));
+    if (!s) shares.set(key, (s = { namespace, name, hostPath: '', present: false, sizeBytes: null, usedBytes: null, handle: null, releasing: null, holders: [] }));
     return s;
   };
-  for (const p of await backend.present()) {
-    const s = entry(p.namespace, p.name);
-    s.present = true;
-    s.hostPath = p.hostPath;
-    const u = await backend.usage(p.namespace, p.name);
-    if (u) {
-      s.sizeBytes = u.sizeBytes;
-      s.usedBytes = u.usedBytes;
+  // what the last agent recorded it holds (UB shares are known only from these records: status
+  // never loads the SDK, whose calls can block)
+  for (const h of held) {
+    const s = entry(h.handle.namespace, h.handle.name);
+    s.handle = h.handle.data;
+    s.sizeBytes = h.handle.sizeBytes;
+    s.present = !h.releasing && config.backend.kind !== 'local';
+    if (h.releasing) {
+      const r = h.releasing;
+      s.releasing = { attempts: r.attempts, lastError: r.lastError, retryable: r.retryable, since: new Date(r.since).toISOString(), nextAttemptAt: r.retryable ? new Date(r.nextAttemptAt).toISOString() : null };
+    }
+  }
+  if (config.backend.kind === 'local') {
+    // the mount table is the truth for tmpfs shares
+    const backend = new LocalBackend({ sharesDir: config.sharesDir });
+    for (const p of await backend.present()) {
+      const s = entry(p.namespace, p.name);
+      s.present = true;
+      s.hostPath = hostPathOf(p);
+      const u = await backend.usage(p);
+      if (u) {
+        s.sizeBytes = u.sizeBytes;
+        s.usedBytes = u.usedBytes;
+      }
     }
   }
   for (const r of records) {
@@ -60,12 +81,16 @@ export async function collectStatus(config: Config): Promise<NodeStatus> {
   }
   for (const s of shares.values()) {
     if (!s.present && s.holders.length) warnings.push(`share ${shareKey(s.namespace, s.name)} has holders on record but is not present on this node`);
-    if (s.present && !s.holders.length) warnings.push(`share ${shareKey(s.namespace, s.name)} is present at ${s.hostPath} but no record explains it (the agent releases it at its next reconcile)`);
+    if (s.present && !s.holders.length) warnings.push(`share ${shareKey(s.namespace, s.name)} is present${s.hostPath ? ` at ${s.hostPath}` : ''} but no record explains it (the agent releases it at its next reconcile)`);
+    if (s.releasing) warnings.push(`share ${shareKey(s.namespace, s.name)}: release failing after ${s.releasing.attempts} attempt(s) (${s.releasing.lastError}); ${s.releasing.nextAttemptAt ? `next attempt ${s.releasing.nextAttemptAt}` : 'retried at the next start'}`);
   }
+  const failed = readFailedEvictions(config.stateDir);
+  warnings.push(...failed.warnings);
   return {
     stateDir: config.stateDir,
-    backend: backend.kind,
+    backend: config.backend.kind,
     shares: [...shares.values()].sort((a, b) => shareKey(a.namespace, a.name).localeCompare(shareKey(b.namespace, b.name))),
+    failedEvictions: failed.failedEvictions,
     warnings,
   };
 }
@@ -85,8 +110,20 @@ export function renderStatus(st: NodeStatus): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   const lines = rows.map((r) => r.map((x, c) => x.padEnd(widths[c])).join('  ').trimEnd());
   if (st.shares.length === 0) lines.push('(no shares on this node)');
+  if (st.failedEvictions.length) lines.push('', ...renderFailedEvictions(st.failedEvictions));
   for (const w of st.warnings) lines.push(`warning: ${w}`);
   return `${lines.join('\n')}\n`;
+}
+
+/** The "failed evictions" section: containers that run without their shares because the agent could not kill them. */
+function renderFailedEvictions(list: readonly FailedEviction[]): string[] {
+  const rows: string[][] = [['CONTAINER', 'PID', 'ATTEMPTS', 'SINCE', 'RETRYING', 'LAST ERROR']];
+  for (const f of list) rows.push([f.containerId.slice(0, 12), String(f.pid), String(f.attempts), f.since, f.retrying ? 'yes' : 'no', f.lastError]);
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return [
+    `failed evictions (${list.length}): these containers run without their shares; the agent could not kill them`,
+    ...rows.map((r) => r.map((x, c) => x.padEnd(widths[c])).join('  ').trimEnd()),
+  ];
 }
 
 export async function showStatus(config: Config, json: boolean, out: NodeJS.WritableStream): Promise<number> {

@@ -7,7 +7,7 @@ import { LocalBackend } from '../../plugin/backends';
 import { MemoryDeclarationSource, MergedDeclarationStore } from '../../plugin/declarations';
 import { Ledger } from '../../plugin/ledger';
 import { MemshareService } from '../../plugin/memshare/service';
-import { DEFAULT_LIMITS, type ContainerInfo, type PodInfo, type ShareDeclaration } from '../../plugin/memshare/types';
+import { DEFAULT_LIMITS, type ContainerInfo, type PodInfo, type ShareDeclaration } from '../../plugin/model/types';
 import { percentiles, fmt, round, type Percentiles } from './stats';
 
 const r3 = (p: Percentiles) => ({ n: p.n, p50: round(p.p50), p90: round(p.p90), p99: round(p.p99) });
@@ -82,7 +82,7 @@ export async function benchLifecycle(sync: boolean, records = 10000, samples = 5
     return out;
   } finally {
     await ledger.close();
-    for (const p of await backend.present()) await backend.release(p.namespace, p.name);
+    for (const p of await backend.present()) await backend.release({ namespace: p.namespace, name: p.name });
     rmSync(dir, { recursive: true, force: true });
   }
 }

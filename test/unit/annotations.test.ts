@@ -7,7 +7,7 @@ import {
   parseRefs,
   unknownAnnotationKeys,
 } from '../../plugin/memshare/annotations';
-import { RefusalError } from '../../plugin/memshare/types';
+import { RefusalError } from '../../plugin/model/types';
 
 const CTR = 'memshare.nri.io/container.app';
 

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { MemoryDeclarationSource, MergedDeclarationStore } from '../../plugin/declarations';
 import { POD_ANNOTATION } from '../../plugin/memshare/annotations';
 import { type AuthorizeRequest, authorize } from '../../plugin/memshare/authorize';
-import { DEFAULT_LIMITS, RefusalError, type ShareDeclaration, type ShareRef } from '../../plugin/memshare/types';
+import { DEFAULT_LIMITS, RefusalError, type ShareDeclaration, type ShareRef } from '../../plugin/model/types';
 
 const Mi = 1024 ** 2;
 const Gi = 1024 ** 3;

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as native from '../../native';
 import { LocalBackend } from '../../plugin/backends';
-import type { ShareDeclaration } from '../../plugin/memshare/types';
+import type { ShareDeclaration } from '../../plugin/model/types';
 
 const isRoot = process.getuid?.() === 0;
 function needRoot(name: string): boolean {
@@ -55,98 +55,98 @@ test('acquire mounts a nosuid,nodev tmpfs of exactly the declared size, mode 177
   if (!needRoot('acquire size')) return;
   const b = new LocalBackend({ sharesDir });
   const share = await b.acquire(decl('exact', 128 * MiB));
-  assert.is(share.hostPath, join(b.pathOf('team-a', 'exact')));
+  assert.is(share.data.hostPath, join(b.pathOf('team-a', 'exact')));
   assert.is(share.sizeBytes, 128 * MiB);
-  const st = native.statfs(share.hostPath);
+  const st = native.statfs(share.data.hostPath);
   assert.is(st.type, native.TMPFS_MAGIC);
   assert.is(st.totalBytes, 128 * MiB);
-  const m = mountsAt(share.hostPath);
+  const m = mountsAt(share.data.hostPath);
   assert.is(m.length, 1);
   assert.is(m[0].fsType, 'tmpfs');
   assert.ok(m[0].mountOptions.includes('nosuid') && m[0].mountOptions.includes('nodev'), m[0].mountOptions.join(','));
-  assert.is(statSync(share.hostPath).mode & 0o7777, 0o1777);
-  assert.is(statSync(join(share.hostPath, '..')).mode & 0o7777, 0o755);
-  await b.release('team-a', 'exact');
+  assert.is(statSync(share.data.hostPath).mode & 0o7777, 0o1777);
+  assert.is(statSync(join(share.data.hostPath, '..')).mode & 0o7777, 0o755);
+  await b.release({ namespace: 'team-a', name: 'exact' });
 });
 
 test('writing past the size gives ENOSPC', async () => {
   if (!needRoot('ENOSPC')) return;
   const b = new LocalBackend({ sharesDir });
   const share = await b.acquire(decl('small', 2 * MiB));
-  const r = fill(share.hostPath, 64 * 1024);
+  const r = fill(share.data.hostPath, 64 * 1024);
   assert.is(r.code, 'ENOSPC');
   assert.ok(r.written <= 2 * MiB && r.written >= 2 * MiB - 128 * 1024, `wrote ${r.written}`);
-  const u = await b.usage('team-a', 'small');
+  const u = await b.usage({ namespace: 'team-a', name: 'small' });
   assert.ok(u);
   assert.is(u!.sizeBytes, 2 * MiB);
   assert.ok(u!.usedBytes >= r.written, `used ${u!.usedBytes} < written ${r.written}`);
-  await b.release('team-a', 'small');
+  await b.release({ namespace: 'team-a', name: 'small' });
 });
 
 test('acquire twice (and concurrently) mounts once and keeps the data', async () => {
   if (!needRoot('acquire idempotent')) return;
   const b = new LocalBackend({ sharesDir });
   const first = await b.acquire(decl('twice', 4 * MiB));
-  writeFileSync(join(first.hostPath, 'keep'), 'hello');
+  writeFileSync(join(first.data.hostPath, 'keep'), 'hello');
   const again = await b.acquire(decl('twice', 4 * MiB));
   assert.equal(again, first);
   const many = await Promise.all(Array.from({ length: 8 }, () => b.acquire(decl('twice', 4 * MiB))));
-  assert.ok(many.every((s) => s.hostPath === first.hostPath));
-  assert.is(mountsAt(first.hostPath).length, 1);
-  assert.is(readFileSync(join(first.hostPath, 'keep'), 'utf8'), 'hello');
-  await b.release('team-a', 'twice');
+  assert.ok(many.every((s) => s.data.hostPath === first.data.hostPath));
+  assert.is(mountsAt(first.data.hostPath).length, 1);
+  assert.is(readFileSync(join(first.data.hostPath, 'keep'), 'utf8'), 'hello');
+  await b.release({ namespace: 'team-a', name: 'twice' });
 });
 
 test('concurrent first acquires of one share mount once', async () => {
   if (!needRoot('concurrent acquire')) return;
   const b = new LocalBackend({ sharesDir });
   const all = await Promise.all(Array.from({ length: 8 }, () => b.acquire(decl('race', 4 * MiB))));
-  assert.is(mountsAt(all[0].hostPath).length, 1);
-  await b.release('team-a', 'race');
+  assert.is(mountsAt(all[0].data.hostPath).length, 1);
+  await b.release({ namespace: 'team-a', name: 'race' });
 });
 
 test('acquire and release of one share run one at a time, in call order', async () => {
   if (!needRoot('acquire/release order')) return;
   const b = new LocalBackend({ sharesDir });
   const d = decl('order', 4 * MiB);
-  const [s] = await Promise.all([b.acquire(d), b.release('team-a', 'order'), b.acquire(d), b.release('team-a', 'order'), b.acquire(d)]);
-  assert.is(mountsAt(s.hostPath).length, 1, 'the last call was an acquire');
-  await Promise.all([b.acquire(d), b.release('team-a', 'order')]);
-  assert.is(mountsAt(s.hostPath).length, 0, 'the last call was a release');
+  const [s] = await Promise.all([b.acquire(d), b.release({ namespace: 'team-a', name: 'order' }), b.acquire(d), b.release({ namespace: 'team-a', name: 'order' }), b.acquire(d)]);
+  assert.is(mountsAt(s.data.hostPath).length, 1, 'the last call was an acquire');
+  await Promise.all([b.acquire(d), b.release({ namespace: 'team-a', name: 'order' })]);
+  assert.is(mountsAt(s.data.hostPath).length, 0, 'the last call was a release');
 });
 
 test('a larger declaration grows the mounted share in place; a smaller one shrinks it only when the data fits', async () => {
   if (!needRoot('resize')) return;
   const b = new LocalBackend({ sharesDir });
   const s = await b.acquire(decl('resize', 4 * MiB));
-  writeFileSync(join(s.hostPath, 'data'), Buffer.alloc(3 * MiB, 1));
+  writeFileSync(join(s.data.hostPath, 'data'), Buffer.alloc(3 * MiB, 1));
   const grown = await b.acquire(decl('resize', 8 * MiB));
   assert.is(grown.sizeBytes, 8 * MiB);
-  assert.is(native.statfs(s.hostPath).totalBytes, 8 * MiB);
-  assert.is(readFileSync(join(s.hostPath, 'data')).length, 3 * MiB);
+  assert.is(native.statfs(s.data.hostPath).totalBytes, 8 * MiB);
+  assert.is(readFileSync(join(s.data.hostPath, 'data')).length, 3 * MiB);
   // 3 MiB in use: shrinking to 2 MiB cannot be done, the share stays at 8 MiB and says so
   const kept = await b.acquire(decl('resize', 2 * MiB));
   assert.is(kept.sizeBytes, 8 * MiB);
-  assert.is(mountsAt(s.hostPath).length, 1);
+  assert.is(mountsAt(s.data.hostPath).length, 1);
   // 6 MiB is enough for the data: shrink happens
   const shrunk = await b.acquire(decl('resize', 6 * MiB));
   assert.is(shrunk.sizeBytes, 6 * MiB);
-  assert.is(native.statfs(s.hostPath).totalBytes, 6 * MiB);
-  await b.release('team-a', 'resize');
+  assert.is(native.statfs(s.data.hostPath).totalBytes, 6 * MiB);
+  await b.release({ namespace: 'team-a', name: 'resize' });
 });
 
 test('release unmounts, removes the directories, and is idempotent', async () => {
   if (!needRoot('release')) return;
   const b = new LocalBackend({ sharesDir });
   const s = await b.acquire(decl('gone', 4 * MiB, 'team-r'));
-  writeFileSync(join(s.hostPath, 'x'), 'x');
-  await b.release('team-r', 'gone');
-  assert.is(mountsAt(s.hostPath).length, 0);
-  assert.not.ok(existsSync(s.hostPath));
-  assert.not.ok(existsSync(join(s.hostPath, '..')), 'empty namespace dir removed');
-  await b.release('team-r', 'gone');
-  await b.release('team-r', 'never-acquired');
-  assert.is(await b.usage('team-r', 'gone'), undefined);
+  writeFileSync(join(s.data.hostPath, 'x'), 'x');
+  await b.release({ namespace: 'team-r', name: 'gone' });
+  assert.is(mountsAt(s.data.hostPath).length, 0);
+  assert.not.ok(existsSync(s.data.hostPath));
+  assert.not.ok(existsSync(join(s.data.hostPath, '..')), 'empty namespace dir removed');
+  await b.release({ namespace: 'team-r', name: 'gone' });
+  await b.release({ namespace: 'team-r', name: 'never-acquired' });
+  assert.is(await b.usage({ namespace: 'team-r', name: 'gone' }), undefined);
 });
 
 test('release keeps the namespace dir while another share of the namespace is there', async () => {
@@ -154,22 +154,22 @@ test('release keeps the namespace dir while another share of the namespace is th
   const b = new LocalBackend({ sharesDir });
   const one = await b.acquire(decl('one', 4 * MiB, 'team-k'));
   const two = await b.acquire(decl('two', 4 * MiB, 'team-k'));
-  await b.release('team-k', 'one');
-  assert.ok(existsSync(two.hostPath));
-  assert.is(mountsAt(two.hostPath).length, 1);
-  assert.not.ok(existsSync(one.hostPath));
-  await b.release('team-k', 'two');
+  await b.release({ namespace: 'team-k', name: 'one' });
+  assert.ok(existsSync(two.data.hostPath));
+  assert.is(mountsAt(two.data.hostPath).length, 1);
+  assert.not.ok(existsSync(one.data.hostPath));
+  await b.release({ namespace: 'team-k', name: 'two' });
 });
 
 test('release of a share held open on the host detaches it', async () => {
   if (!needRoot('release busy')) return;
   const b = new LocalBackend({ sharesDir });
   const s = await b.acquire(decl('busy', 4 * MiB));
-  const fd = openSync(join(s.hostPath, 'open'), 'w');
+  const fd = openSync(join(s.data.hostPath, 'open'), 'w');
   try {
-    process.chdir(s.hostPath); // makes a plain umount fail with EBUSY
-    await b.release('team-a', 'busy');
-    assert.is(mountsAt(s.hostPath).length, 0);
+    process.chdir(s.data.hostPath); // makes a plain umount fail with EBUSY
+    await b.release({ namespace: 'team-a', name: 'busy' });
+    assert.is(mountsAt(s.data.hostPath).length, 0);
   } finally {
     process.chdir('/');
     closeSync(fd);
@@ -185,9 +185,9 @@ test('present lists the mounted shares and nothing else', async () => {
   const p = (await b.present()).map((x) => `${x.namespace}/${x.name}`).sort();
   assert.equal(p, ['team-p/p1', 'team-q/p2']);
   const p1 = (await b.present()).find((x) => x.name === 'p1');
-  assert.is(p1!.hostPath, b.pathOf('team-p', 'p1'));
-  await b.release('team-p', 'p1');
-  await b.release('team-q', 'p2');
+  assert.is(p1!.data.hostPath, b.pathOf('team-p', 'p1'));
+  await b.release({ namespace: 'team-p', name: 'p1' });
+  await b.release({ namespace: 'team-q', name: 'p2' });
   rmSync(join(sharesDir, 'team-p'), { recursive: true });
   assert.equal(await b.present(), []);
 });
@@ -196,7 +196,7 @@ test('a name or namespace with "/" or ".." is refused before any path is touched
   const b = new LocalBackend({ sharesDir: join(base, 'never-made') });
   for (const [ns, name] of [['team-a', '../x'], ['team-a', 'a/b'], ['..', 'x'], ['a/b', 'x'], ['team-a', '..'], ['team-a', '']]) {
     await rejects(b.acquire(decl(name, 4 * MiB, ns)), /not a DNS-1123 label/);
-    await rejects(b.release(ns, name), /not a DNS-1123 label/);
+    await rejects(b.release({ namespace: ns, name: name }), /not a DNS-1123 label/);
     assert.throws(() => b.pathOf(ns, name), /refusing to build a host path/);
   }
   assert.not.ok(existsSync(join(base, 'never-made')));
@@ -221,13 +221,15 @@ test('a non-tmpfs mount at the share path is refused', async () => {
 
 test('injection is one bind mount at /dev/shm/<name>, ro with :ro, and no env', () => {
   const b = new LocalBackend({ sharesDir });
-  const share = { namespace: 'team-a', name: 'inj', hostPath: '/run/x/team-a/inj', sizeBytes: 1 };
-  const rw = b.injection(share, { namespace: 'team-a', name: 'inj', readOnly: false });
+  const share = { backend: 'local', namespace: 'team-a', name: 'inj', sizeBytes: 1, requestedBytes: 1, data: { hostPath: '/run/x/team-a/inj' } };
+  const target = { id: 'c1', name: 'app', podNamespace: 'team-a' };
+  const rw = b.attach(target, [{ handle: share, readOnly: false, ref: 'inj' }]);
   assert.equal(rw.env, []);
   assert.equal(rw.mounts, [
     { destination: '/dev/shm/inj', type: 'bind', source: '/run/x/team-a/inj', options: ['rbind', 'rprivate', 'rw', 'nosuid', 'nodev'] },
   ]);
-  const ro = b.injection(share, { namespace: 'team-a', name: 'inj', readOnly: true });
+  assert.equal(rw.devices, []);
+  const ro = b.attach(target, [{ handle: share, readOnly: true, ref: 'inj' }]);
   assert.ok(ro.mounts[0].options.includes('ro'));
   assert.not.ok(ro.mounts[0].options.includes('rw'));
 });

@@ -149,16 +149,26 @@ test('kubernetes in-cluster, disabled and null', () => {
   assert.is(nul.config.kubernetes, undefined);
 });
 
-test('the ubs backend keeps its free-form settings', () => {
+test('the ubs backend reads its own keys, with the vendor recipe as defaults, and names unknown ones', () => {
   const { config, problems } = parseConfig({
-    backend: { kind: 'ubs', sdkLibrary: '/usr/local/ubs_mem/lib/libubsm_sdk.so', env: { LD_LIBRARY_PATH: '/x' }, mounts: [], extra: { a: 1 } },
+    backend: { kind: 'ubs', sdkLibrary: '/opt/ubs/libubsm_sdk.so', env: { EXTRA: '/x' }, mounts: [], socketDir: '/run/memory', groups: ['ubsmd', 4177] },
   }, 't');
   assert.equal(problems, []);
   assert.is(config.backend.kind, 'ubs');
   if (config.backend.kind !== 'ubs') return;
-  assert.is(config.backend.sdkLibrary, '/usr/local/ubs_mem/lib/libubsm_sdk.so');
-  assert.equal(config.backend.env, { LD_LIBRARY_PATH: '/x' });
-  assert.equal(config.backend.extra, { a: 1 });
+  assert.is(config.backend.sdkLibrary, '/opt/ubs/libubsm_sdk.so');
+  assert.equal(config.backend.env, { HCOM_CONNECTION_RETRY_TIMES: '2', EXTRA: '/x' });
+  assert.is(config.backend.socketDir, '/run/memory');
+  assert.equal(config.backend.groups, ['ubsmd', 4177]);
+  assert.equal(config.backend.sdkDir, { host: '/usr/local/ubs_mem', container: '/host/usr/local/ubs_mem' });
+  assert.ok(config.backend.libraries.some((l) => l.container === '/usr/lib64/libobmm.so.1'));
+  assert.is(config.backend.region, 'default');
+  assert.is(config.backend.budgetMs, 1000);
+  const bad = parseConfig({ backend: { kind: 'ubs', extra: { a: 1 }, budgetMs: 5, shareMode: 660, libraries: ['lib.so'] } }, 't').problems;
+  assert.ok(bad.includes('backend.extra: unknown key'), bad.join('; '));
+  assert.ok(bad.some((p) => p.startsWith('backend.budgetMs: must be an integer from 50')), bad.join('; '));
+  assert.ok(bad.some((p) => p.startsWith('backend.shareMode: must be an octal mode')), bad.join('; '));
+  assert.ok(bad.some((p) => p.startsWith('backend.libraries[0]: must be an absolute path')), bad.join('; '));
 });
 
 test('loadConfig reads a file and throws ConfigError listing every problem', () => {

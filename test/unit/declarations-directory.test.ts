@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DeclarationsDirectory, MergedDeclarationStore, type DeclarationChange, type DeclarationProblem } from '../../plugin/declarations';
-import { DEFAULT_LIMITS } from '../../plugin/memshare/types';
+import { DEFAULT_LIMITS } from '../../plugin/model/types';
 
 const Mi = 1024 ** 2;
 

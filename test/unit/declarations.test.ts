@@ -7,7 +7,7 @@ import {
   validateShareMemory,
   type DeclarationChange,
 } from '../../plugin/declarations';
-import { DEFAULT_LIMITS, type ShareDeclaration } from '../../plugin/memshare/types';
+import { DEFAULT_LIMITS, type ShareDeclaration } from '../../plugin/model/types';
 
 const Mi = 1024 ** 2;
 const Gi = 1024 ** 3;

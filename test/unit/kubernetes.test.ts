@@ -12,7 +12,7 @@ import {
   type DeclarationProblem,
   type KubeCredentials,
 } from '../../plugin/declarations';
-import { DEFAULT_LIMITS } from '../../plugin/memshare/types';
+import { DEFAULT_LIMITS } from '../../plugin/model/types';
 import { FakeApiServer, selfSignedCert, shareMemory } from '../support/fake-apiserver';
 import { waitFor, within } from '../support/util';
 

@@ -11,36 +11,45 @@ import { Ledger } from '../../plugin/ledger';
 import { MemshareService } from '../../plugin/memshare/service';
 import { memshareHandlers } from '../../plugin/memshare/plugin';
 import { ContainerState, type Container, type PodSandbox } from '../../plugin/nri';
-import { DEFAULT_LIMITS, RefusalError, type AcquiredShare, type Backend, type ContainerInfo, type PodInfo, type ShareDeclaration, type ShareRef } from '../../plugin/memshare/types';
+import { DEFAULT_LIMITS, RefusalError, emptyInjection, type ContainerInfo, type PodInfo, type ShareDeclaration, type ShareHandle } from '../../plugin/model';
+import type { AttachTarget, Backend, BoundShare } from '../../plugin/backends';
 
 const MiB = 1024 * 1024;
 
 class RecordingBackend implements Backend {
   readonly kind = 'recording';
+  readonly durable = false;
   mounted = new Map<string, number>();
   calls: string[] = [];
   failAcquire = false;
-  async acquire(d: ShareDeclaration): Promise<AcquiredShare> {
+  async acquire(d: ShareDeclaration): Promise<ShareHandle> {
     this.calls.push(`acquire ${d.namespace}/${d.name}`);
     if (this.failAcquire) throw new Error('mount(2) failed: ENOMEM');
     this.mounted.set(`${d.namespace}/${d.name}`, d.sizeBytes);
-    return { namespace: d.namespace, name: d.name, hostPath: `/shares/${d.namespace}/${d.name}`, sizeBytes: d.sizeBytes };
+    return handle(d.namespace, d.name, d.sizeBytes);
   }
-  async release(ns: string, name: string): Promise<void> {
-    this.calls.push(`release ${ns}/${name}`);
-    this.mounted.delete(`${ns}/${name}`);
+  async release(h: ShareHandle): Promise<void> {
+    this.calls.push(`release ${h.namespace}/${h.name}`);
+    this.mounted.delete(`${h.namespace}/${h.name}`);
   }
   async present() {
-    return [...this.mounted.keys()].map((k) => ({ namespace: k.split('/')[0], name: k.split('/')[1], hostPath: `/shares/${k}` }));
+    return [...this.mounted].map(([k, size]) => handle(k.split('/')[0], k.split('/')[1], size));
   }
-  async usage(ns: string, name: string) {
-    const s = this.mounted.get(`${ns}/${name}`);
+  async usage(h: ShareHandle) {
+    const s = this.mounted.get(`${h.namespace}/${h.name}`);
     return s === undefined ? undefined : { sizeBytes: s, usedBytes: 0 };
   }
-  injection(share: AcquiredShare, ref: ShareRef) {
-    return { mounts: [{ destination: `/dev/shm/${share.name}`, type: 'bind', source: share.hostPath, options: ['rbind', ref.readOnly ? 'ro' : 'rw'] }], env: [] };
+  attach(_t: AttachTarget, shares: readonly BoundShare[]) {
+    const inj = emptyInjection();
+    for (const { handle: h, readOnly } of shares) inj.mounts.push({ destination: `/dev/shm/${h.name}`, type: 'bind', source: `/shares/${h.namespace}/${h.name}`, options: ['rbind', readOnly ? 'ro' : 'rw'] });
+    return inj;
   }
 }
+
+const handle = (namespace: string, name: string, sizeBytes: number): ShareHandle =>
+  ({ backend: 'recording', namespace, name, sizeBytes, requestedBytes: sizeBytes, data: { hostPath: `/shares/${namespace}/${name}` } });
+/** what every handler gets from the stub */
+const ctx = { signal: new AbortController().signal };
 
 const decl = (namespace: string, name: string, sizeMiB = 128, allowedNamespaces: string[] = []): ShareDeclaration => ({
   namespace, name, sizeBytes: sizeMiB * MiB, allowedNamespaces, origin: 'test',
@@ -255,16 +264,16 @@ test('a container the agent never saw is evicted when it starts without its shar
   const h = memshareHandlers({ service: s.service, stub: () => ({ updateContainers: async () => [] }), kill: (id) => (killed.push(id), 'killed') });
   const p = pod('team', { 'memshare.nri.io/pod': 'cache' });
   const seen = ctr(p, 'seen');
-  await h.createContainer!(nriPod(p), nriCtr(seen, ContainerState.CREATED, 0));
+  await h.createContainer!(nriPod(p), nriCtr(seen, ContainerState.CREATED, 0), ctx);
   // created after one agent died and started after the next one synchronized: no CreateContainer, not in the sync
   const gap = ctr(p, 'gap');
   const optedOut = ctr(pod('team', { 'memshare.nri.io/pod': 'cache', 'memshare.nri.io/container.plain': '-' }), 'plain');
   const plainPod = pod('team', {});
   const plain = ctr(plainPod, 'plain');
-  await h.postStartContainer!(nriPod(p), nriCtr(seen, ContainerState.RUNNING, 4242));
-  await h.postStartContainer!(nriPod(p), nriCtr(gap, ContainerState.RUNNING, 4343));
-  await h.postStartContainer!(nriPod(plainPod), nriCtr(plain, ContainerState.RUNNING, 4444));
-  await h.postStartContainer!(nriPod(pod('team', { 'memshare.nri.io/pod': 'cache', 'memshare.nri.io/container.plain': '-' })), nriCtr(optedOut, ContainerState.RUNNING, 4545));
+  await h.postStartContainer!(nriPod(p), nriCtr(seen, ContainerState.RUNNING, 4242), ctx);
+  await h.postStartContainer!(nriPod(p), nriCtr(gap, ContainerState.RUNNING, 4343), ctx);
+  await h.postStartContainer!(nriPod(plainPod), nriCtr(plain, ContainerState.RUNNING, 4444), ctx);
+  await h.postStartContainer!(nriPod(pod('team', { 'memshare.nri.io/pod': 'cache', 'memshare.nri.io/container.plain': '-' })), nriCtr(optedOut, ContainerState.RUNNING, 4545), ctx);
   assert.equal(killed, [gap.id]);
   assert.match(s.service.evictionReason(p, gap) ?? '', /created without its shared memory \(team\/cache\)/);
   assert.is(s.service.evictionReason(p, seen), undefined);

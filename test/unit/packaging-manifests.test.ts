@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { validateShareMemory } from '../../plugin/declarations/sharememory';
 import { parseBinding } from '../../plugin/memshare/annotations';
-import { DEFAULT_LIMITS } from '../../plugin/memshare/types';
+import { DEFAULT_LIMITS } from '../../plugin/model/types';
 import { defaultConfig } from '../../plugin/service/config';
 
 const dir = join(__dirname, '../../../packaging');

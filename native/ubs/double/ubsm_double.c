@@ -130,15 +130,21 @@ static const char *env_or(const char *k, const char *d) {
 static const char *node_name(void) { return env_or("UBSM_DOUBLE_NODE", "local"); }
 static const char *dev_dir(void) { return env_or("UBSM_DOUBLE_DEV_DIR", "/dev"); }
 
-/* <dir>/.ubsm-double/<fmt...> */
+/* <state>/<fmt...>: the state dir is UBSM_DOUBLE_STATE, by default <dir>/.ubsm-double. Containers
+ * get the daemon's socket directory read-only (as the real one needs), so tests bind the state
+ * dir into them on its own, read-write, and name it with UBSM_DOUBLE_STATE. */
 static void spath(char *out, const char *fmt, ...) {
     char rest[PATH_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(rest, sizeof rest, fmt, ap);
     va_end(ap);
-    snprintf(out, PATH_MAX, "%s/.ubsm-double%s%s", env_or("UBSM_DOUBLE_DIR", "/run/matrix/memory"), *rest ? "/" : "",
-             rest);
+    const char *state = getenv("UBSM_DOUBLE_STATE");
+    if (state && *state)
+        snprintf(out, PATH_MAX, "%s%s%s", state, *rest ? "/" : "", rest);
+    else
+        snprintf(out, PATH_MAX, "%s/.ubsm-double%s%s", env_or("UBSM_DOUBLE_DIR", "/run/matrix/memory"), *rest ? "/" : "",
+                 rest);
 }
 
 static int mkdir_open(const char *p) {

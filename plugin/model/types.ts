@@ -1,5 +1,5 @@
-// The shapes that cross module boundaries inside the memshare plugin. Kept NRI-agnostic:
-// the NRI stub converts its wire messages into these before calling the memshare service.
+// The vocabulary every folder shares: pods, containers, shares, what a container gets. Kept
+// NRI-agnostic: the memshare plugin converts NRI's wire messages into these shapes.
 
 /** A container mount to add, in OCI/NRI terms. */
 export interface MountSpec {
@@ -15,10 +15,36 @@ export interface EnvVar {
   value: string;
 }
 
-/** What the memshare service returns for one container at creation. */
+/** A device node to create in the container (the runtime also allows it in the devices cgroup). */
+export interface DeviceSpec {
+  path: string;
+  /** 'c' (character) or 'b' (block) */
+  type: 'c' | 'b';
+  major: number;
+  minor: number;
+  fileMode: number;
+  uid: number;
+  gid: number;
+}
+
+/** Everything one container gets for its shares, computed once per container. */
 export interface ContainerInjection {
   mounts: MountSpec[];
   env: EnvVar[];
+  devices: DeviceSpec[];
+  /** fully qualified CDI device names ("vendor.io/class=name") the runtime resolves itself */
+  cdiDevices: string[];
+}
+
+export const emptyInjection = (): ContainerInjection => ({ mounts: [], env: [], devices: [], cdiDevices: [] });
+
+/**
+ * A request's time limits, as the runtime gave them: handlers finish before `deadline` (epoch ms)
+ * and stop early when `signal` aborts (the connection closed).
+ */
+export interface RequestContext {
+  deadline?: number;
+  signal?: AbortSignal;
 }
 
 /** A pod as the memshare service needs to know it. */
@@ -78,29 +104,24 @@ export const DEFAULT_LIMITS: Limits = {
   maxNameLength: 47,
 };
 
-/** A share made present on this node by a backend. */
-export interface AcquiredShare {
-  namespace: string;
-  name: string;
-  /** host path to bind into containers */
-  hostPath: string;
-  sizeBytes: number;
-}
+/** A JSON-safe value a backend keeps about a share it made present. */
+export type HandleValue = string | number | boolean | readonly number[] | readonly string[];
 
 /**
- * A memory backend: makes a share present on the node and takes it away again.
- * Both calls are idempotent; neither knows about containers or annotations.
+ * A share made present on this node by a backend: what the ledger records durably, so that a
+ * restarted agent can release exactly what the last one acquired.
  */
-export interface Backend {
-  readonly kind: string;
-  acquire(decl: ShareDeclaration): Promise<AcquiredShare>;
-  release(namespace: string, name: string): Promise<void>;
-  /** shares this backend finds present on the node right now (for reconcile) */
-  present(): Promise<Array<{ namespace: string; name: string; hostPath: string }>>;
-  /** size and bytes used of a present share, or undefined if not present */
-  usage(namespace: string, name: string): Promise<{ sizeBytes: number; usedBytes: number } | undefined>;
-  /** extra mounts and env a bound container gets besides the share itself (UBS: SDK libs, sockets) */
-  injection(share: AcquiredShare, ref: ShareRef): ContainerInjection;
+export interface ShareHandle {
+  /** the backend kind that made it ("local", "ubs") */
+  readonly backend: string;
+  readonly namespace: string;
+  readonly name: string;
+  /** the size really in force (the backend may round the declared size up) */
+  readonly sizeBytes: number;
+  /** the declared size it was acquired for: a changed declaration acquires again */
+  readonly requestedBytes: number;
+  /** backend-specific facts (local: hostPath; ubs: SDK name, memids, device major) */
+  readonly data: Readonly<Record<string, HandleValue>>;
 }
 
 /** An error that refuses a binding; its message is shown to the user through CRI. */

@@ -1,0 +1,184 @@
+// backend.* for kind "ubs": every path, library, group and budget the UBS backend uses, defaulting
+// to the vendor's pod recipe (ubs-test's matrixshm pods; see README "UB memory nodes").
+import { readFileSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
+import { describe, isObject, type ConfigReader, type MountSpec } from '../../model';
+import { namePrefixProblem } from './naming';
+
+export const UBS_KIND = 'ubs';
+/** Where the SDK looks for its daemon's socket: compiled into libubsm_sdk.so. */
+export const SDK_SOCKET_DIR = '/run/matrix/memory';
+
+export interface PathPair {
+  host: string;
+  container: string;
+}
+
+export const CDI_MODES = ['auto', 'always', 'never'] as const;
+
+export interface UbsBackendConfig {
+  kind: typeof UBS_KIND;
+  /** the SDK the agent loads */
+  sdkLibrary: string;
+  /** the SDK's directory, bound read-only into containers */
+  sdkDir: PathPair;
+  /** libraries the SDK needs, bound read-only (libobmm.so.1 must be at /usr/lib64 exactly) */
+  libraries: PathPair[];
+  /** the host directory bound at /run/matrix/memory: ubsmd's own, or a proxy's (e.g. /run/memory) */
+  socketDir: string;
+  region: string;
+  namePrefix: string;
+  /** the mode shares are allocated with; the daemon checks it on every map */
+  shareMode: number;
+  flags: number;
+  /** mode the agent gives the host's device nodes of its shares (containers get their own) */
+  hostDeviceMode: number;
+  /** groups that may reach the daemon (names or gids), added to containers through CDI */
+  groups: Array<string | number>;
+  cdi: (typeof CDI_MODES)[number];
+  cdiDir: string;
+  /** environment every UB container gets (besides LD_LIBRARY_PATH and the share names) */
+  env: Record<string, string>;
+  /** more mounts every UB container gets */
+  mounts: MountSpec[];
+  /** how long a binding waits for the SDK inside a CreateContainer (ms) */
+  budgetMs: number;
+  procDevices: string;
+  hostDevDir: string;
+}
+
+const VENDOR_LIBRARIES = [
+  '/usr/lib64/libobmm.so.1',
+  '/usr/lib64/libobmm.so.1.0.1',
+  '/usr/lib64/libnuma.so.1',
+  '/usr/lib64/libnuma.so.1.0.0',
+  '/usr/lib64/libhcom.so.0',
+  '/usr/lib64/libhcom.so.0.0.1',
+  '/usr/lib64/libboundscheck.so',
+];
+
+export function defaultUbsConfig(): UbsBackendConfig {
+  return {
+    kind: UBS_KIND,
+    sdkLibrary: '/usr/local/ubs_mem/lib/libubsm_sdk.so',
+    sdkDir: { host: '/usr/local/ubs_mem', container: '/host/usr/local/ubs_mem' },
+    libraries: VENDOR_LIBRARIES.map((p) => ({ host: p, container: p })),
+    socketDir: SDK_SOCKET_DIR,
+    region: 'default',
+    namePrefix: 'nms',
+    shareMode: 0o666,
+    flags: 0,
+    hostDeviceMode: 0o600,
+    groups: ['ubsmd'],
+    cdi: 'auto',
+    cdiDir: '/var/run/cdi',
+    // the vendor's advice: fail a lost daemon link in about 3 s, not 31 s
+    env: { HCOM_CONNECTION_RETRY_TIMES: '2' },
+    mounts: [],
+    budgetMs: 1000,
+    procDevices: '/proc/devices',
+    hostDevDir: '/dev',
+  };
+}
+
+const absolute = (v: string) => (isAbsolute(v) && !v.split('/').includes('..') ? undefined : `must be an absolute path without "..", got ${describe(v)}`);
+
+function pathPair(r: ConfigReader, k: string, v: unknown): PathPair | undefined {
+  if (typeof v === 'string') {
+    const why = absolute(v);
+    if (why) return void r.problem(k, why);
+    return { host: v, container: v };
+  }
+  if (isObject(v) && typeof v.host === 'string' && typeof v.container === 'string') {
+    const why = absolute(v.host) ?? absolute(v.container);
+    if (why) return void r.problem(k, why);
+    if (Object.keys(v).some((x) => x !== 'host' && x !== 'container')) return void r.problem(k, 'takes only "host" and "container"');
+    return { host: v.host, container: v.container };
+  }
+  return void r.problem(k, `must be a path or {"host": path, "container": path}, got ${describe(v)}`);
+}
+
+function mode(r: ConfigReader, k: string, def: number): number {
+  const v = r.raw(k);
+  if (v === undefined) return def;
+  const n = typeof v === 'string' && /^0?[0-7]{3}$/.test(v) ? parseInt(v, 8) : NaN;
+  if (Number.isNaN(n)) {
+    r.problem(k, `must be an octal mode as a string such as "0660", got ${describe(v)}`);
+    return def;
+  }
+  return n;
+}
+
+/** Reads backend.* for kind "ubs"; every problem names its key. */
+export function readUbsConfig(r: ConfigReader): UbsBackendConfig {
+  const def = defaultUbsConfig();
+  r.has('kind');
+  const out: UbsBackendConfig = {
+    ...def,
+    sdkLibrary: r.string('sdkLibrary', def.sdkLibrary, absolute),
+    socketDir: r.string('socketDir', def.socketDir, absolute),
+    region: r.string('region', def.region, (v) => (v.length >= 1 && v.length <= 47 ? undefined : 'must be 1 to 47 characters')),
+    namePrefix: r.string('namePrefix', def.namePrefix, namePrefixProblem),
+    shareMode: mode(r, 'shareMode', def.shareMode),
+    hostDeviceMode: mode(r, 'hostDeviceMode', def.hostDeviceMode),
+    flags: r.integer('flags', def.flags, 0, 0x3f),
+    cdi: r.oneOf('cdi', def.cdi, CDI_MODES),
+    cdiDir: r.string('cdiDir', def.cdiDir, absolute),
+    budgetMs: r.integer('budgetMs', def.budgetMs, 50, 60_000),
+    procDevices: r.string('procDevices', def.procDevices, absolute),
+    hostDevDir: r.string('hostDevDir', def.hostDevDir, absolute),
+  };
+  if (r.has('sdkDir')) out.sdkDir = pathPair(r, 'sdkDir', r.raw('sdkDir')) ?? def.sdkDir;
+  if (r.has('libraries')) {
+    const v = r.raw('libraries');
+    if (!Array.isArray(v)) r.problem('libraries', `must be an array of paths or {"host", "container"} pairs, got ${describe(v)}`);
+    else out.libraries = v.map((x, i) => pathPair(r, `libraries[${i}]`, x)).filter((x): x is PathPair => x !== undefined);
+  }
+  if (r.has('groups')) {
+    const v = r.raw('groups');
+    if (!Array.isArray(v) || !v.every((g) => (typeof g === 'string' && /^[a-z_][a-z0-9_-]*\$?$/.test(g)) || (Number.isInteger(g) && g >= 0 && g < 2 ** 32))) {
+      r.problem('groups', `must be an array of group names or numeric gids, got ${describe(v)}`);
+    } else out.groups = v as Array<string | number>;
+  }
+  if (r.has('env')) {
+    const v = r.raw('env');
+    if (!isObject(v) || !Object.entries(v).every(([k, x]) => typeof x === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(k))) {
+      r.problem('env', 'must be an object of string values, keyed by variable names');
+    } else out.env = { ...def.env, ...(v as Record<string, string>) };
+  }
+  if (r.has('mounts')) {
+    const v = r.raw('mounts');
+    const ok = (m: unknown): m is MountSpec =>
+      isObject(m) && typeof m.source === 'string' && typeof m.destination === 'string' && isAbsolute(m.source) && isAbsolute(m.destination) &&
+      (m.options === undefined || (Array.isArray(m.options) && m.options.every((o) => typeof o === 'string')));
+    if (!Array.isArray(v) || !v.every(ok)) r.problem('mounts', 'must be an array of {"source": path, "destination": path, "options": [..]}');
+    else out.mounts = v.map((m) => ({ source: m.source, destination: m.destination, type: 'bind', options: m.options ?? ['rbind', 'rprivate', 'ro', 'nosuid', 'nodev'] }));
+  }
+  r.done();
+  return out;
+}
+
+/** The numeric gids of configured groups: names resolved through the host's group file. */
+export function resolveGroups(groups: ReadonlyArray<string | number>, groupFile = '/etc/group'): { gids: number[]; missing: string[] } {
+  const names = new Map<string, number>();
+  if (groups.some((g) => typeof g === 'string')) {
+    let text = '';
+    try {
+      text = readFileSync(groupFile, 'utf8');
+    } catch {
+      // no group file: every name is missing
+    }
+    for (const line of text.split('\n')) {
+      const [name, , gid] = line.split(':');
+      if (name && gid && /^\d+$/.test(gid)) names.set(name, Number(gid));
+    }
+  }
+  const gids: number[] = [];
+  const missing: string[] = [];
+  for (const g of groups) {
+    if (typeof g === 'number') gids.push(g);
+    else if (names.has(g)) gids.push(names.get(g) as number);
+    else missing.push(g);
+  }
+  return { gids: [...new Set(gids)], missing };
+}

@@ -1,0 +1,136 @@
+// Reads one JSON object of a config file, collecting problems instead of throwing: every
+// problem names its key path ("limits.maxShareBytes: ..."), and keys never asked about are
+// reported as unknown. Used by the service's config and by each backend for its own keys.
+import { isAbsolute } from 'node:path';
+import { isObject, type PlainObject } from './object';
+import { parseQuantityBytes } from './quantity';
+
+/** A short description of a value for a problem message. */
+export function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'string') return JSON.stringify(v.length > 60 ? `${v.slice(0, 60)}...` : v);
+  if (typeof v === 'object') return 'an object';
+  return `${typeof v} ${String(v)}`;
+}
+
+/** Collects problems while reading one object; keys it never asked about are reported as unknown. */
+export class ConfigReader {
+  private readonly seen = new Set<string>();
+  constructor(
+    private readonly obj: PlainObject,
+    private readonly path: string,
+    private readonly problems: string[],
+  ) {}
+
+  key(k: string): string {
+    return this.path ? `${this.path}.${k}` : k;
+  }
+
+  problem(k: string, msg: string): void {
+    this.problems.push(`${this.key(k)}: ${msg}`);
+  }
+
+  has(k: string): boolean {
+    this.seen.add(k);
+    return Object.prototype.hasOwnProperty.call(this.obj, k);
+  }
+
+  /** every key present, read or not */
+  keys(): string[] {
+    return Object.keys(this.obj);
+  }
+
+  raw(k: string): unknown {
+    return this.has(k) ? this.obj[k] : undefined;
+  }
+
+  string(k: string, def: string, check?: (v: string) => string | undefined): string {
+    if (!this.has(k)) return def;
+    const v = this.obj[k];
+    if (typeof v !== 'string') {
+      this.problem(k, `must be a string, got ${describe(v)}`);
+      return def;
+    }
+    const why = check?.(v);
+    if (why) {
+      this.problem(k, why);
+      return def;
+    }
+    return v;
+  }
+
+  /** One of a fixed set of strings. */
+  oneOf<T extends string>(k: string, def: T, allowed: readonly T[]): T {
+    return this.string(k, def, (v) =>
+      (allowed as readonly string[]).includes(v) ? undefined : `must be one of ${allowed.join(', ')}, got ${describe(v)}`) as T;
+  }
+
+  path_(k: string, def: string): string {
+    return this.string(k, def, (v) => (isAbsolute(v) ? undefined : `must be an absolute path, got ${describe(v)}`));
+  }
+
+  boolean(k: string, def: boolean): boolean {
+    if (!this.has(k)) return def;
+    const v = this.obj[k];
+    if (typeof v !== 'boolean') {
+      this.problem(k, `must be true or false, got ${describe(v)}`);
+      return def;
+    }
+    return v;
+  }
+
+  /** A positive byte count: a number, or a Kubernetes quantity string such as "512Gi". */
+  bytes(k: string, def: number): number {
+    if (!this.has(k)) return def;
+    const v = this.obj[k];
+    if (typeof v === 'number') {
+      if (!Number.isSafeInteger(v) || v <= 0) {
+        this.problem(k, `must be a positive integer number of bytes or a quantity like "512Gi", got ${describe(v)}`);
+        return def;
+      }
+      return v;
+    }
+    if (typeof v === 'string') {
+      try {
+        const n = parseQuantityBytes(v);
+        if (n > 0) return n;
+        this.problem(k, `must be more than 0 bytes, got ${describe(v)}`);
+      } catch (err) {
+        this.problem(k, (err as Error).message);
+      }
+      return def;
+    }
+    this.problem(k, `must be a positive integer number of bytes or a quantity like "512Gi", got ${describe(v)}`);
+    return def;
+  }
+
+  integer(k: string, def: number, min: number, max: number): number {
+    if (!this.has(k)) return def;
+    const v = this.obj[k];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      this.problem(k, `must be an integer from ${min} to ${max}, got ${describe(v)}`);
+      return def;
+    }
+    return v;
+  }
+
+  /** A nested object; undefined (and a problem) when present but not an object. */
+  object(k: string): ConfigReader | undefined {
+    if (!this.has(k)) return undefined;
+    const v = this.obj[k];
+    if (!isObject(v)) {
+      this.problem(k, `must be an object, got ${describe(v)}`);
+      return undefined;
+    }
+    return new ConfigReader(v, this.key(k), this.problems);
+  }
+
+  /** Report every key that was not read. */
+  done(): void {
+    for (const k of Object.keys(this.obj)) {
+      if (!this.seen.has(k)) this.problems.push(`${this.key(k)}: unknown key`);
+    }
+  }
+}
+
