@@ -1,0 +1,84 @@
+// Evictions that failed and are not resolved yet (the container still runs without its shares),
+// kept in a small file in the state directory so that `nri-memshare status`, which never asks the
+// running agent, can show them. Written whole, atomically (temp file, then rename), mode 0600;
+// removed when nothing is failing.
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const FAILED_EVICTIONS_FILE = 'failed-evictions.json';
+
+export interface FailedEviction {
+  containerId: string;
+  /** the container's init process that could not be signalled */
+  pid: number;
+  /** failed attempts so far */
+  attempts: number;
+  /** the last attempt's error, e.g. "pidfd_send_signal(pidfd 22) failed: EPERM: Operation not permitted" */
+  lastError: string;
+  /** ISO time of the first failed attempt */
+  since: string;
+  /** whether another attempt is scheduled (false: the agent gave up until its next reconcile) */
+  retrying: boolean;
+}
+
+/** The file's path in `stateDir`. */
+export function failedEvictionsPath(stateDir: string): string {
+  return join(stateDir, FAILED_EVICTIONS_FILE);
+}
+
+/** Writes the list (or removes the file when it is empty). */
+export function writeFailedEvictions(stateDir: string, list: readonly FailedEviction[]): void {
+  const path = failedEvictionsPath(stateDir);
+  if (list.length === 0) {
+    try {
+      unlinkSync(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    return;
+  }
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    writeSync(fd, `${JSON.stringify({ version: 1, failedEvictions: list }, null, 2)}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+}
+
+/**
+ * The list in `stateDir` ([] when there is no file). A damaged file gives [] and a warning: the
+ * agent rewrites it at its next change, and its own log has the failures.
+ */
+export function readFailedEvictions(stateDir: string): { failedEvictions: FailedEviction[]; warnings: string[] } {
+  const path = failedEvictionsPath(stateDir);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { failedEvictions: [], warnings: [] };
+    return { failedEvictions: [], warnings: [`${path}: cannot read the failed evictions (${(err as NodeJS.ErrnoException).code ?? 'error'})`] };
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    return { failedEvictions: [], warnings: [`${path}: damaged (not JSON); the failed evictions are in the agent's log`] };
+  }
+  const list = (doc as { failedEvictions?: unknown } | null)?.failedEvictions;
+  if (!Array.isArray(list)) return { failedEvictions: [], warnings: [`${path}: damaged (no failedEvictions list)`] };
+  const out: FailedEviction[] = [];
+  const warnings: string[] = [];
+  list.forEach((e: unknown, i) => {
+    const f = e as Partial<FailedEviction> | null;
+    if (
+      f && typeof f.containerId === 'string' && typeof f.pid === 'number' && typeof f.attempts === 'number' &&
+      typeof f.lastError === 'string' && typeof f.since === 'string'
+    ) {
+      out.push({ containerId: f.containerId, pid: f.pid, attempts: f.attempts, lastError: f.lastError, since: f.since, retrying: f.retrying === true });
+    } else warnings.push(`${path}: entry ${i + 1} is damaged; skipped`);
+  });
+  return { failedEvictions: out, warnings };
+}
