@@ -206,8 +206,12 @@ export class UbsBackend implements Backend {
     this.cdi = want;
   }
 
+  /** Drops the daemon link: the daemon treats it as this process's exit (its mappings end). */
   async close(): Promise<void> {
     this.stopped = true;
+    this.mappings.clear();
+    if (this.state.kind === 'ready') await this.sdk.finalize();
+    this.state = { kind: 'failed', reason: 'the agent is stopping' };
   }
 
   private async mapAndLook(namespace: string, shareName: string, name: string, requestedBytes: number): Promise<ShareHandle> {

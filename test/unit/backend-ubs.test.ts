@@ -1,0 +1,280 @@
+// The UBS backend and the memshare service on top of it, through the C test double of
+// libubsm_sdk.so (native/ubs/double: stands in for the vendor SDK, ubsmd, UBSE and the obmm
+// driver, which cannot run here), loaded through the same koffi binding as production, with
+// ubsmd-standin as the daemon's socket. Needs root (mknod in the double), which CI always is.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { Ledger } from '../../plugin/ledger';
+import { MemoryDeclarationSource, MergedDeclarationStore } from '../../plugin/declarations';
+import { MemshareService } from '../../plugin/memshare/service';
+import { RefusalError, DEFAULT_LIMITS, type ContainerInfo, type PodInfo, type ShareDeclaration } from '../../plugin/model';
+import { UbsBackend, defaultUbsConfig, parseShmdevMajor, sdkNameOf, SDK_NAME_RE, cdiSpec, runtimeResolvesCdi, type UbsBackendConfig } from '../../plugin/backends/ubs';
+import { RetryableError } from '../../plugin/backends';
+
+const repo = join(__dirname, '..', '..', '..');
+const out = join(repo, 'dist', 'native', 'ubs');
+const libPath = join(out, 'lib', 'libubsm_sdk.so');
+const consumer = join(out, 'bin', 'ubsm-consumer');
+const MiB = 1 << 20;
+const MAJOR = 509;
+
+if (!existsSync(libPath) || !existsSync(consumer)) {
+  const r = spawnSync('bash', [join(repo, 'native', 'ubs', 'build.sh'), out], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`native/ubs/build.sh failed: ${r.stderr}`);
+}
+
+const root = mkdtempSync(join(tmpdir(), 'backend-ubs-'));
+const daemonDir = join(root, 'matrix', 'memory');
+const devDir = join(root, 'dev');
+const stateDir = join(root, 'state');
+mkdirSync(devDir);
+mkdirSync(stateDir, { mode: 0o777 });
+const procDevices = join(root, 'proc-devices');
+writeFileSync(procDevices, `Character devices:\n  1 mem\n${MAJOR} OBMM_SHMDEV\n\nBlock devices:\n  7 loop\n`);
+const control = join(stateDir, 'control');
+Object.assign(process.env, {
+  UBSM_DOUBLE_DIR: daemonDir,
+  UBSM_DOUBLE_STATE: stateDir,
+  UBSM_DOUBLE_DEV_DIR: devDir,
+  UBSM_DOUBLE_OBMM: join(out, 'lib', 'libobmm.so.1'),
+  UBSM_DOUBLE_MAJOR: String(MAJOR),
+  UBSM_DOUBLE_NODE: 'local',
+  HCOM_CONNECTION_RETRY_TIMES: '1',
+  HCOM_CONNECTION_RETRY_INTERVAL_SEC: '1',
+});
+const children: ChildProcess[] = [];
+let standin: ChildProcess | undefined;
+
+function startStandin(): Promise<void> {
+  const child = spawn(join(out, 'bin', 'ubsmd-standin'), [join(daemonDir, 'MxmAgentIpcServer'), '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(child);
+  standin = child;
+  return new Promise((resolve, reject) => {
+    child.stdout!.once('data', () => resolve());
+    child.once('exit', (c) => reject(new Error(`ubsmd-standin exited ${c}`)));
+  });
+}
+
+function config(over: Partial<UbsBackendConfig> = {}): UbsBackendConfig {
+  return { ...defaultUbsConfig(), sdkLibrary: libPath, procDevices, hostDevDir: devDir, groups: [4177], cdiDir: join(root, 'cdi'), budgetMs: 300, ...over };
+}
+
+const decl = (namespace: string, name: string, sizeMiB = 128): ShareDeclaration => ({ namespace, name, sizeBytes: sizeMiB * MiB, allowedNamespaces: [], origin: 'test' });
+let seq = 0;
+const pod = (namespace: string, refs: string): PodInfo => ({ id: `sb-${++seq}`, name: `pod-${seq}`, namespace, uid: `uid-${seq}`, annotations: { 'memshare.nri.io/pod': refs } });
+const ctr = (p: PodInfo): ContainerInfo => ({ id: `ctr-${++seq}`, podSandboxId: p.id, name: 'app', state: 'created' });
+
+function consumerInfo(sdkName: string, node = 'local'): { status: number | null; json: Record<string, unknown> } {
+  const r = spawnSync(consumer, ['--sdk-name', sdkName, 'info'], { env: { ...process.env, UBSM_DOUBLE_NODE: node }, encoding: 'utf8', timeout: 20000 });
+  let json: Record<string, unknown> = {};
+  try {
+    json = JSON.parse(r.stdout.trim().split('\n')[0]);
+  } catch {
+    json = { raw: r.stdout + r.stderr };
+  }
+  return { status: r.status, json };
+}
+
+async function ready(b: UbsBackend): Promise<void> {
+  b.start();
+  for (let i = 0; i < 200 && b.unavailable(); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.is(b.unavailable(), undefined, 'the SDK connected to the stand-in daemon');
+}
+
+async function service(b: UbsBackend, decls: ShareDeclaration[]) {
+  const dir = mkdtempSync(join(root, 'ledger-'));
+  const { ledger } = await Ledger.open(dir);
+  const svc = new MemshareService({ backend: b, ledger, declarations: new MergedDeclarationStore([new MemoryDeclarationSource('t', decls)]), limits: DEFAULT_LIMITS, abandonedGraceMs: 60_000, releaseRetryMs: 50 });
+  await svc.init();
+  return { svc, ledger, dir };
+}
+
+test('SDK names: deterministic, within the SDK rules, collision-free for long names', () => {
+  assert.is(sdkNameOf('nms', 'team-a', 'cache'), 'nms.team-a.cache');
+  const longNs = 'n'.repeat(63);
+  const a = sdkNameOf('nms', longNs, 'cache-one');
+  const b = sdkNameOf('nms', longNs, 'cache-two');
+  for (const n of [a, b]) {
+    assert.ok(SDK_NAME_RE.test(n), n);
+    assert.ok(n.length <= 47, `${n} is ${n.length} long`);
+    assert.ok(n.includes(':'), 'a long name is hashed');
+  }
+  assert.is.not(a, b);
+  assert.is(sdkNameOf('nms', longNs, 'cache-one'), a, 'same input, same name');
+});
+
+test('the OBMM_SHMDEV major is read from /proc/devices, and its absence is named', () => {
+  assert.is(parseShmdevMajor(readFileSync(procDevices, 'utf8')), MAJOR);
+  assert.is(parseShmdevMajor('Character devices:\n  1 mem\n\nBlock devices:\n509 OBMM_SHMDEV\n'), undefined, 'a block device of that name does not count');
+});
+
+test('CDI: the spec adds the groups; auto means containerd >= 2.1', () => {
+  assert.equal((cdiSpec([4177]) as { devices: Array<{ containerEdits: { additionalGids: number[] } }> }).devices[0].containerEdits.additionalGids, [4177]);
+  assert.ok(runtimeResolvesCdi('containerd', 'v2.1.9'));
+  assert.not.ok(runtimeResolvesCdi('containerd', '1.7.24'));
+  assert.not.ok(runtimeResolvesCdi('containerd', 'v2.0.5'));
+});
+
+test('a missing SDK library is an error naming its path', () => {
+  assert.throws(() => new UbsBackend(config({ sdkLibrary: join(root, 'nope', 'libubsm_sdk.so') }), { sharesDir: '', stateDir: '' }), /nope\/libubsm_sdk\.so/);
+});
+
+test('until the daemon answers, UB bindings are refused with the reason; then they work', async () => {
+  const b = new UbsBackend(config(), { sharesDir: '', stateDir: '' });
+  b.start();
+  await new Promise((r) => setTimeout(r, 300));
+  assert.match(b.unavailable() ?? '', /not connected to its daemon/);
+  const { svc } = await service(b, [decl('team', 'early')]);
+  const p = pod('team', 'early');
+  const err = await svc.createContainer(p, ctr(p)).then(() => undefined, (e: Error) => e);
+  assert.instance(err, RefusalError);
+  assert.match(err!.message, /memshare\.nri\.io\/pod: UB shares cannot be bound yet/);
+  await startStandin();
+  // initialize retries with backoff (1 s, 2 s...)
+  for (let i = 0; i < 100 && b.unavailable(); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.is(b.unavailable(), undefined);
+});
+
+test('first binding allocates, maps and looks up; the container gets exactly its devices, mounts and env', async () => {
+  const b = new UbsBackend(config(), { sharesDir: '', stateDir: '' });
+  await ready(b);
+  b.setRuntime({ name: 'containerd', version: 'v2.1.9' });
+  const { svc, ledger } = await service(b, [decl('team', 'big', 200), decl('team', 'other')]);
+  const p = pod('team', 'big');
+  const c = ctr(p);
+  const inj = await svc.createContainer(p, c);
+  assert.ok(inj);
+  const held = ledger.heldShare('team', 'big');
+  assert.ok(held, 'the handle is recorded');
+  const data = held!.handle.data as { sdkName: string; memIds: number[]; major: number };
+  assert.is(data.sdkName, 'nms.team.big');
+  assert.is(held!.handle.sizeBytes, 256 * MiB, '200 MiB rounds to 4 MiB, then to the 128 MiB block: the real size is reported');
+  assert.is(data.memIds.length, 2);
+  assert.is(data.major, MAJOR);
+  assert.equal(inj!.devices.map((d) => [d.path, d.type, d.major, d.minor, d.fileMode]), data.memIds.map((m) => [`/dev/obmm_shmdev${m}`, 'c', MAJOR, m, 0o666]));
+  assert.ok(inj!.mounts.some((m) => m.destination === '/run/matrix/memory' && m.options.includes('ro')));
+  assert.ok(inj!.mounts.some((m) => m.destination === '/usr/lib64/libobmm.so.1'));
+  assert.ok(inj!.mounts.some((m) => m.destination === '/host/usr/local/ubs_mem' && m.options.includes('ro')));
+  assert.equal(inj!.env.find((e) => e.key === 'MEMSHARE_UBS_SHARES'), { key: 'MEMSHARE_UBS_SHARES', value: 'big=nms.team.big' });
+  assert.equal(inj!.env.find((e) => e.key === 'LD_LIBRARY_PATH'), { key: 'LD_LIBRARY_PATH', value: '/usr/lib64/:/host/usr/local/ubs_mem/lib/' });
+  assert.equal(inj!.cdiDevices, ['memshare.nri.io/ubs=daemon-access']);
+  assert.ok(existsSync(join(root, 'cdi', 'memshare.nri.io-ubs.json')));
+  // the host's nodes are root's only; containers get their own
+  for (const m of data.memIds) assert.is(statSync(join(devDir, `obmm_shmdev${m}`)).mode & 0o777, 0o600);
+  // another share is not touched, and nothing of it reaches this container
+  assert.is(ledger.heldShare('team', 'other'), undefined);
+  // a second container of the same share: no new allocation, the same devices, :ro nodes read-only
+  const p2 = pod('team', 'big:ro');
+  const inj2 = await svc.createContainer(p2, ctr(p2));
+  assert.equal(inj2!.devices.map((d) => [d.minor, d.fileMode]), data.memIds.map((m) => [m, 0o444]));
+  await svc.endPod(p.id, 'test');
+  assert.is(consumerInfo('nms.team.big').status, 0, 'still attached while the :ro container holds it');
+  await svc.endPod(p2.id, 'test');
+  assert.is(ledger.heldShare('team', 'big'), undefined, 'released: the record goes');
+  const after = consumerInfo('nms.team.big');
+  assert.is(after.json.code, 6020, `deallocated in the pool: ${JSON.stringify(after.json)}`);
+});
+
+test('in use on another node (6024) is not an error; busy (6017) is retried in the background, durably', async () => {
+  const b = new UbsBackend(config(), { sharesDir: '', stateDir: '' });
+  await ready(b);
+  const { svc, ledger } = await service(b, [decl('team', 'wide'), decl('team', 'busy')]);
+  const p = pod('team', 'wide');
+  await svc.createContainer(p, ctr(p));
+  const other = spawn(consumer, ['--sdk-name', 'nms.team.wide', 'hold', '30'], { env: { ...process.env, UBSM_DOUBLE_NODE: 'other' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(other);
+  await new Promise((r) => other.stdout!.once('data', r));
+  await svc.endPod(p.id, 'test');
+  assert.is(ledger.heldShare('team', 'wide'), undefined, 'this node let go without an error');
+  other.kill('SIGKILL');
+  await new Promise((r) => other.once('exit', r));
+
+  const q = pod('team', 'busy');
+  await svc.createContainer(q, ctr(q));
+  writeFileSync(control, 'fail.deallocate=6017\nfail.deallocate.count=2\n');
+  await svc.endPod(q.id, 'test');
+  const pending = ledger.heldShare('team', 'busy');
+  assert.ok(pending?.releasing, 'the failing release is recorded');
+  assert.is(pending!.releasing!.retryable, true);
+  assert.match(pending!.releasing!.lastError, /deallocate failed with 6017 UBSM_ERR_BUSY/);
+  assert.is(svc.pendingReleases().length, 1);
+  for (let i = 0; i < 100 && ledger.heldShare('team', 'busy'); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.is(ledger.heldShare('team', 'busy'), undefined, 'retried with backoff until the daemon let it go');
+  assert.is(consumerInfo('nms.team.busy').json.code, 6020);
+  rmSync(control, { force: true });
+});
+
+test('an SDK error fails the binding with its reason; a slow SDK is refused within the budget, then the retry binds', async () => {
+  const b = new UbsBackend(config({ budgetMs: 300 }), { sharesDir: '', stateDir: '' });
+  await ready(b);
+  const { svc, ledger } = await service(b, [decl('team', 'full'), decl('team', 'slow')]);
+  writeFileSync(control, 'fail.allocate=6022\n');
+  const p = pod('team', 'full');
+  const err = await svc.createContainer(p, ctr(p)).then(() => undefined, (e: Error) => e);
+  assert.instance(err, RefusalError);
+  assert.match(err!.message, /UB share team\/full \(SDK name nms\.team\.full\): allocate failed with 6022 UBSM_ERR_MALLOC_FAIL/);
+  assert.equal(ledger.all(), [], 'nothing recorded');
+
+  writeFileSync(control, 'delay_ms=700\n');
+  const q = pod('team', 'slow');
+  const c1 = ctr(q);
+  const t0 = Date.now();
+  const slow = await svc.createContainer(q, c1, { deadline: Date.now() + 2000 }).then(() => undefined, (e: Error) => e);
+  const took = Date.now() - t0;
+  assert.instance(slow, RefusalError);
+  assert.match(slow!.message, /UB share team\/slow is still being attached on this node .*the kubelet will retry/);
+  assert.ok(took < 600, `refused within the budget (${took} ms)`);
+  assert.equal(ledger.byContainer(c1.id), [], 'the refused container holds nothing');
+  rmSync(control, { force: true });
+  // the acquire went on; the kubelet's retry finds it done (or waits for it within the budget)
+  for (let i = 0; i < 100 && !ledger.heldShare('team', 'slow'); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(ledger.heldShare('team', 'slow'), 'the late outcome was recorded');
+  const c2 = ctr(q);
+  const inj = await svc.createContainer(q, c2, { deadline: Date.now() + 2000 });
+  assert.ok(inj && inj.devices.length === 1);
+  await svc.endPod(q.id, 'test');
+});
+
+test('after an agent restart, a recorded share is mapped again; new memids evict its containers', async () => {
+  const b1 = new UbsBackend(config(), { sharesDir: '', stateDir: '' });
+  await ready(b1);
+  const s1 = await service(b1, [decl('team', 'again')]);
+  const p = pod('team', 'again');
+  const c = ctr(p);
+  await s1.svc.createContainer(p, c);
+  const before = (s1.ledger.heldShare('team', 'again')!.handle.data.memIds as number[]).slice();
+  // the agent dies: its mapping with it (the double sees the link and the map lock go)
+  const dead = spawnSync(process.execPath, ['-e', `
+    const { loadUbsSdk } = require(${JSON.stringify(join(repo, 'dist', 'native', 'ubs-sdk.js'))});
+    const sdk = loadUbsSdk(${JSON.stringify(libPath)});
+    (async () => { await sdk.initialize(); const r = await sdk.lookup('nms.team.again'); console.log(r.code); })();`], { encoding: 'utf8' });
+  assert.is(dead.stdout.trim(), '0', 'attached while the first agent maps it');
+  await s1.ledger.close();
+  await b1.close();
+  const b2 = new UbsBackend(config(), { sharesDir: '', stateDir: '' });
+  await ready(b2);
+  const { ledger } = await Ledger.open(s1.dir);
+  const evicted: string[] = [];
+  const svc2 = new MemshareService({ backend: b2, ledger, declarations: new MergedDeclarationStore([new MemoryDeclarationSource('t', [decl('team', 'again')])]), limits: DEFAULT_LIMITS });
+  svc2.onEvict((id) => evicted.push(id));
+  await svc2.init();
+  for (let i = 0; i < 100 && !evicted.length; i++) await new Promise((r) => setTimeout(r, 30));
+  const after = ledger.heldShare('team', 'again')!.handle.data.memIds as number[];
+  assert.not.equal(after, before, 'the re-attach gave other memids');
+  assert.equal(evicted, [c.id], 'the container with the old device numbers is evicted');
+  await svc2.endContainer(c.id, 'test');
+  assert.is(ledger.heldShare('team', 'again'), undefined);
+});
+
+test.after(() => {
+  for (const ch of children) ch.kill('SIGKILL');
+  void standin;
+  rmSync(root, { recursive: true, force: true });
+});
+
+void RetryableError;
+test.run();
