@@ -174,6 +174,37 @@ test('CreateContainer reaches the handler and its adjustment comes back', async 
   assert.is(res.evict?.[0].containerId, 'other');
 });
 
+test('each handler gets the request deadline and an abort signal; devices and CDI devices reach the wire', async () => {
+  const rt = await runtime({ auto: { runtimeVersion: 'v2.1.9' } });
+  const got: Array<{ left: number; aborted: boolean }> = [];
+  const stub = makeStub(
+    {
+      createContainer(_p, _c, ctx) {
+        got.push({ left: (ctx.deadline ?? 0) - Date.now(), aborted: ctx.signal.aborted });
+        return {
+          adjust: {
+            linux: { devices: [{ path: '/dev/obmm_shmdev77', type: 'c', major: 509, minor: 77, fileMode: { value: 0o666 }, uid: { value: 0 }, gid: { value: 0 } }] },
+            CDIDevices: [{ name: 'memshare.nri.io/ubs=daemon-access' }],
+          },
+        };
+      },
+    },
+    rt.path,
+  );
+  await within(stub.start(), 'sync');
+  const conn = await rt.conn(0);
+  const res = await conn.createContainer(pod('p1'), container('c1', 'p1'));
+  assert.is(got.length, 1);
+  assert.ok(got[0].left > 1000 && got[0].left <= 5000, `the call's 5 s timeout reached the handler as a deadline (${got[0].left} ms left)`);
+  assert.is(got[0].aborted, false);
+  const dev = (res.adjust as { linux?: { devices?: Array<{ path: string; major: unknown; minor: unknown; fileMode?: { value: number } }> } }).linux?.devices?.[0];
+  assert.is(dev?.path, '/dev/obmm_shmdev77');
+  assert.is(Number(dev?.major), 509);
+  assert.is(Number(dev?.minor), 77);
+  assert.is(dev?.fileMode?.value, 0o666);
+  assert.equal((res.adjust as { CDIDevices?: Array<{ name: string }> }).CDIDevices?.map((d) => d.name), ['memshare.nri.io/ubs=daemon-access']);
+});
+
 test('a throwing createContainer fails that call with its message; the connection stays', async () => {
   const rt = await runtime({ auto: { runtimeVersion: 'v1.7.24' } });
   let n = 0;
