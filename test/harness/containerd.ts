@@ -22,6 +22,8 @@ export interface ContainerdOptions {
   startTimeoutMs?: number;
   /** where the instance's private dir is made (default /tmp); e.g. a tmpfs for benchmarks */
   baseDir?: string;
+  /** set: CRI enable_cdi = true with these cdi_spec_dirs (unset: the version's defaults) */
+  cdiSpecDirs?: string[];
 }
 
 export interface ContainerdInstance {
@@ -133,7 +135,7 @@ state = ${q(join(this.dir, 'state'))}
   enable_selinux = false
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
-  [plugins."io.containerd.grpc.v1.cri".containerd]
+${this.opts.cdiSpecDirs ? `  enable_cdi = true\n  cdi_spec_dirs = [${this.opts.cdiSpecDirs.map(q).join(', ')}]\n` : ''}  [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "native"
     default_runtime_name = "runc"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]

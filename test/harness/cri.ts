@@ -51,6 +51,7 @@ export interface ContainerConfig {
       namespace_options: NamespaceOption;
       run_as_user?: { value: number };
       run_as_group?: { value: number };
+      supplemental_groups?: number[];
     };
   };
 }
@@ -130,6 +131,8 @@ export interface ContainerSpec {
   runAsUser?: number;
   /** gid they run as (CRI run_as_group; only with runAsUser) */
   runAsGroup?: number;
+  /** extra groups of its processes (CRI supplemental_groups, what kubelet passes from the pod's supplementalGroups) */
+  supplementalGroups?: number[];
 }
 
 /** A CRI call failed; message carries the method and the gRPC status message (the plugin's text). */
@@ -252,6 +255,7 @@ export class CriClient {
     };
     if (spec.runAsUser !== undefined) config.linux.security_context.run_as_user = { value: spec.runAsUser };
     if (spec.runAsGroup !== undefined) config.linux.security_context.run_as_group = { value: spec.runAsGroup };
+    if (spec.supplementalGroups?.length) config.linux.security_context.supplemental_groups = [...spec.supplementalGroups];
     const res = await this.call<{ container_id: string }>(this.runtime, 'CreateContainer', {
       pod_sandbox_id: podId,
       config,

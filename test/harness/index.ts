@@ -112,3 +112,5 @@ export function forEachContainerd(
     s.run();
   }
 }
+export { buildImage, importImage } from './image';
+export type { ImageFile, ImageSpec } from './image';

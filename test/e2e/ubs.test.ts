@@ -1,0 +1,320 @@
+// Issue 10 section 7: the UB memory backend end to end, beside real containerd 1.7 and 2.1. The agent
+// runs with backend kind "ubs" over the C double of libubsm_sdk.so (native/ubs), ubsmd-standin as the
+// daemon's socket, and containers of a glibc image run ubsm-consumer as uid 4178 through what the
+// agent injected: device nodes, the SDK and its libraries, the socket dir, the environment, and on 2.1
+// the daemon's group through CDI (on 1.7 the pod carries it as supplementalGroups, as the README says).
+import { spawnSync } from 'node:child_process';
+import * as assert from 'uvu/assert';
+import { forEachContainerd, selectedVersions, uniqueName, type E2eEnv, type RunningPod } from '../harness';
+import { CLI, rejection, waitUntil } from './agent';
+import { BLOCK, DAEMON_GID, NATIVE, UBS_IMAGE, UbsNode, importUbsImage, ociSpec, parseConsumer, type ConsumerResult } from './ubs-env';
+import { join } from 'node:path';
+
+const POD_KEY = 'memshare.nri.io/pod';
+const USER = 4178;
+const sdkNameOf = (ns: string, share: string) => `nms.${ns}.${share}`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+for (const version of selectedVersions()) {
+  // made before containerd starts: 2.1's config names its CDI dir
+  const node = new UbsNode();
+  const cdi = version === '2.1';
+  forEachContainerd(
+    'ubs backend',
+    (test, env) => registerUbsTests(test, env, node, cdi),
+    { versions: [version], ...(cdi ? { cdiSpecDirs: [node.cdiDir] } : {}) },
+  );
+}
+
+function registerUbsTests(test: (name: string, fn: () => unknown) => void, env: E2eEnv, node: UbsNode, cdi: boolean): void {
+  const ns = 'team-ub';
+  const pod = (annotations: Record<string, string>, prefix = 'ub'): Promise<RunningPod> =>
+    env.cri.runPod({ name: uniqueName(prefix), namespace: ns, annotations });
+  const spec = (name = 'main') => ({
+    name,
+    image: UBS_IMAGE,
+    runAsUser: USER,
+    runAsGroup: USER,
+    // containerd 1.7 (NRI 0.6.1) cannot add groups: the operator puts the daemon group on the pod
+    ...(cdi ? {} : { supplementalGroups: [DAEMON_GID] }),
+  });
+  const run = (p: RunningPod, name = 'main') => env.cri.runContainer(p, spec(name));
+  const exec = (id: string, script: string) => env.cri.execSync(id, ['/bin/sh', '-c', script], 30);
+  const consume = async (id: string, args: string[]): Promise<ConsumerResult> => {
+    const r = await env.cri.execSync(id, ['/usr/local/bin/ubsm-consumer', ...args], 30);
+    return parseConsumer(r.exitCode, r.stdout, r.stderr);
+  };
+  const removePod = async (p: RunningPod) => {
+    await env.cri.stopPod(p.id);
+    await env.cri.removePod(p.id);
+  };
+  const agent = () => node.agent!;
+  /** waits until the agent has released the share: nothing of it left in the double */
+  const waitGone = (sdk: string) =>
+    waitUntil(() => !node.shares().includes(sdk) && node.maps(sdk).length === 0, 15000, () =>
+      `share ${sdk} still in the double: shares ${node.shares().join(' ')}, maps ${node.maps(sdk).join(' ')}; agent log tail:\n${agent().output().slice(-3000)}`);
+  const declare = async (share: string, storage = '128Mi') => agent().declare(ns, share, storage);
+
+  test('UB node: stand-in daemon, agent with the ubs backend, the glibc image', async () => {
+    importUbsImage(env.containerd);
+    await node.start();
+    await node.startAgent(env.containerd.nriSocket);
+    assert.match(agent().output(), /ubs: connected to the UB memory daemon/);
+    if (cdi) assert.match(agent().output(), /ubs: CDI spec for the daemon group written/);
+    else assert.not.match(agent().output(), /CDI spec for the daemon group written/);
+  });
+
+  test('a bound pod gets exactly its injection set (runtime spec and inside); another share\'s nodes are not there', async () => {
+    const share = uniqueName('inj');
+    const other = uniqueName('oth');
+    await declare(share, '256Mi'); // two blocks: two device nodes
+    await declare(other, '128Mi');
+    const sdk = sdkNameOf(ns, share);
+    const osdk = sdkNameOf(ns, other);
+    // the other share exists on the node too (bound by another pod)
+    const po = await pod({ [POD_KEY]: other }, 'oth');
+    await run(po);
+    const p = await pod({ [POD_KEY]: share });
+    const id = await run(p);
+
+    const info = node.consumer(['--sdk-name', sdk, 'info']);
+    assert.is(info.status, 0, info.out);
+    const memids = (info.json.memids as number[]).slice().sort((a, b) => a - b);
+    assert.is(memids.length, 2, `256Mi = 2 blocks of 128 MiB: ${info.out}`);
+    assert.is(info.json.size, 2 * BLOCK);
+    const oinfo = node.consumer(['--sdk-name', osdk, 'info']);
+    assert.is(oinfo.status, 0, oinfo.out);
+    const omemids = oinfo.json.memids as number[];
+    assert.is(omemids.length, 1);
+
+    // --- the runtime spec containerd wrote
+    const s = ociSpec(env.containerd, id);
+    const devs = (s.linux.devices ?? []).filter((d) => d.path.startsWith('/dev/obmm_shmdev'));
+    assert.equal(
+      devs.map((d) => ({ path: d.path, type: d.type, major: d.major, minor: d.minor, fileMode: d.fileMode, uid: d.uid, gid: d.gid })).sort((a, b) => a.minor - b.minor),
+      memids.map((m) => ({ path: `/dev/obmm_shmdev${m}`, type: 'c', major: node.major, minor: m, fileMode: 0o666, uid: 0, gid: 0 })),
+      'one device per memid, major from /proc/devices, minor = memid',
+    );
+    const allowed = (s.linux.resources?.devices ?? []).filter((r) => r.allow && r.major === node.major);
+    assert.equal(allowed.map((r) => r.minor).sort((a, b) => a! - b!), memids, 'a devices-cgroup rule per node, and only those');
+    const mount = (dest: string) => s.mounts.find((m) => m.destination === dest);
+    const ro = (dest: string) => {
+      const m = mount(dest);
+      assert.ok(m, `mount ${dest} in the spec`);
+      assert.ok(m!.options?.includes('ro'), `${dest} read-only: ${m!.options}`);
+      return m!;
+    };
+    assert.is(ro('/host/usr/local/ubs_mem').source, node.sdkDir);
+    for (const l of ['libobmm.so.1', 'libnuma.so.1', 'libhcom.so.0', 'libboundscheck.so']) assert.is(ro(`/usr/lib64/${l}`).source, join(NATIVE, 'lib', l));
+    const sockMount = ro('/run/matrix/memory');
+    assert.is(sockMount.source, node.socketDir);
+    assert.ok(sockMount.options?.includes('noexec'));
+    const st = mount('/run/ubsm-double');
+    assert.is(st?.source, node.stateDir);
+    assert.ok(st?.options?.includes('rw'));
+    const envs = new Map(s.process.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+    assert.is(envs.get('LD_LIBRARY_PATH'), '/usr/lib64/:/host/usr/local/ubs_mem/lib/');
+    assert.is(envs.get('HCOM_CONNECTION_RETRY_TIMES'), '1');
+    assert.is(envs.get('UBSM_DOUBLE_STATE'), '/run/ubsm-double');
+    assert.is(envs.get('MEMSHARE_UBS_SHARES'), `${share}=${sdk}`);
+    assert.is(s.process.user.uid, USER);
+    assert.ok(s.process.user.additionalGids?.includes(DAEMON_GID), `daemon gid in additionalGids: ${JSON.stringify(s.process.user)}`);
+    if (cdi) assert.is(envs.get('MEMSHARE_UBS_DAEMON_ACCESS'), '1', 'the CDI device was applied');
+    else assert.is(envs.get('MEMSHARE_UBS_DAEMON_ACCESS'), undefined, 'no CDI on 1.7');
+
+    // --- inside the container
+    const stat = await exec(id, 'stat -c "%n %t %T %u %g %a" /dev/obmm_shmdev*');
+    assert.is(stat.exitCode, 0, stat.stderr);
+    const want = memids.map((m) => `/dev/obmm_shmdev${m} ${node.major.toString(16)} ${m.toString(16)} 0 0 666`).sort();
+    assert.equal(stat.stdout.trim().split('\n').sort(), want, 'device nodes: hex major/minor, root-owned, 0666; none of the other share');
+    for (const m of omemids) {
+      const t = await exec(id, `test -e /dev/obmm_shmdev${m} && echo present || echo absent`);
+      assert.is(t.stdout.trim(), 'absent', `node ${m} of ${other} is not in this container`);
+    }
+    const mounts = (await exec(id, 'cat /proc/self/mounts')).stdout;
+    const line = (dest: string) => mounts.split('\n').find((l) => l.split(' ')[1] === dest);
+    for (const d of ['/host/usr/local/ubs_mem', '/usr/lib64/libobmm.so.1', '/usr/lib64/libnuma.so.1', '/usr/lib64/libhcom.so.0', '/usr/lib64/libboundscheck.so', '/run/matrix/memory']) {
+      const l = line(d);
+      assert.ok(l, `${d} mounted in the container:\n${mounts}`);
+      assert.match(l!.split(' ')[3], /(^|,)ro(,|$)/, `${d} read-only: ${l}`);
+    }
+    assert.match(line('/run/matrix/memory')!.split(' ')[3], 'noexec');
+    assert.match(line('/run/ubsm-double')!.split(' ')[3], /(^|,)rw(,|$)/);
+    const e = (await exec(id, 'env')).stdout;
+    assert.match(e, `MEMSHARE_UBS_SHARES=${share}=${sdk}\n`);
+    assert.match(e, 'LD_LIBRARY_PATH=/usr/lib64/:/host/usr/local/ubs_mem/lib/\n');
+    assert.match(e, 'HCOM_CONNECTION_RETRY_TIMES=1\n');
+    const groups = (await exec(id, 'grep -E "^(Uid|Gid|Groups):" /proc/1/status')).stdout;
+    assert.match(groups, new RegExp(`^Uid:\\s+${USER}\\s`, 'm'));
+    assert.match(groups, new RegExp(`^Groups:.*\\b${DAEMON_GID}\\b`, 'm'), `daemon group ${cdi ? 'through CDI' : 'from supplementalGroups'}:\n${groups}`);
+    // and the set is enough: the consumer maps the share through it
+    const w = await consume(id, ['write', share, '0', 'probe']);
+    assert.is(w.status, 0, w.out);
+    await removePod(p);
+    await removePod(po);
+    await waitGone(sdk);
+    await waitGone(osdk);
+  });
+
+  test('two pods exchange data through the consumer; a :ro binding cannot write', async () => {
+    const share = uniqueName('xchg');
+    await declare(share);
+    const sdk = sdkNameOf(ns, share);
+    const pa = await pod({ [POD_KEY]: share }, 'wr');
+    const pb = await pod({ [POD_KEY]: share }, 'rd');
+    const pr = await pod({ [POD_KEY]: `${share}:ro` }, 'ro');
+    const a = await run(pa);
+    const b = await run(pb);
+    const r = await run(pr);
+    const token = uniqueName('bytes');
+    const w = await consume(a, ['write', share, '4096', token]);
+    assert.is(w.status, 0, w.out);
+    const rd = await consume(b, ['read', share, '4096', String(token.length)]);
+    assert.is(rd.status, 0, rd.out);
+    assert.is(rd.json.text, token, 'pod B reads what pod A wrote');
+    // :ro: its device nodes open read-only, a write mapping fails, a read mapping cannot write
+    const stat = await exec(r, 'stat -c "%a" /dev/obmm_shmdev*');
+    assert.is(stat.stdout.trim(), '444', stat.stdout + stat.stderr);
+    const rr = await consume(r, ['read', `${share}:ro`, '4096', String(token.length)]);
+    assert.is(rr.status, 0, rr.out);
+    assert.is(rr.json.text, token);
+    const rw = await consume(r, ['write', `${share}:ro`, '0', 'nope']);
+    assert.is.not(rw.status, 0, `a :ro container cannot map for writing: ${rw.out}`);
+    const mro = await consume(r, ['map-ro', `${share}:ro`]);
+    assert.is(mro.status, 0, mro.out);
+    assert.is(mro.json.writeFaulted, true, mro.out);
+    const again = await consume(b, ['read', share, '0', '4']);
+    assert.is.not(again.json.text, 'nope', 'nothing was written by the :ro pod');
+    for (const p of [pa, pb, pr]) await removePod(p);
+    await waitGone(sdk);
+  });
+
+  test('the last exit unmaps and deallocates in the double', async () => {
+    const share = uniqueName('last');
+    await declare(share);
+    const sdk = sdkNameOf(ns, share);
+    const pa = await pod({ [POD_KEY]: share }, 'a');
+    const pb = await pod({ [POD_KEY]: share }, 'b');
+    await run(pa);
+    await run(pb);
+    assert.ok(node.shares().includes(sdk), 'allocated');
+    assert.ok(node.maps(sdk).length >= 1, 'mapped by the agent');
+    assert.ok(node.devNodes().length >= 1, 'attached: host device nodes');
+    await removePod(pa);
+    await sleep(1000);
+    assert.ok(node.shares().includes(sdk), 'one holder left: still allocated');
+    assert.ok(node.maps(sdk).length >= 1, 'still mapped by the agent');
+    await removePod(pb);
+    await waitGone(sdk);
+    const info = node.consumer(['--sdk-name', sdk, 'info']);
+    assert.is(info.json.code, 6020, `gone in the double: ${info.out}`);
+    assert.equal(node.devNodes(), [], 'detached: no host device nodes left');
+    assert.is(agent().shareStatus(ns, share), undefined, 'status: no share');
+  });
+
+  test('6024 from another node is not an error; that node deletes the share when it lets go', async () => {
+    const share = uniqueName('far');
+    await declare(share);
+    const sdk = sdkNameOf(ns, share);
+    const p = await pod({ [POD_KEY]: share });
+    const id = await run(p);
+    assert.is((await consume(id, ['write', share, '0', 'kept'])).status, 0);
+    const far = await node.hold(sdk, 60, 'other');
+    assert.is(far.line.ok, true, JSON.stringify(far.line));
+    const before = agent().proc!.count(/still in use on another node/);
+    await removePod(p);
+    await agent().proc!.waitFor(/still in use on another node/, before + 1, 15000);
+    const logLine = agent().output().split('\n').find((l) => l.includes('still in use on another node') && l.includes(sdk));
+    assert.ok(logLine, 'the log names the share');
+    assert.match(logLine!, /"level":"info"/);
+    await waitUntil(() => node.maps(sdk).every((m) => m.includes('@other@')), 10000, () => `agent still maps: ${node.maps(sdk)}`);
+    assert.ok(node.shares().includes(sdk), 'the share still exists: the other node uses it');
+    const st = agent().status();
+    assert.is(st.shares.find((s) => s.name === share), undefined, `no failing release in status: ${JSON.stringify(st)}`);
+    assert.equal(st.warnings.filter((w) => w.includes(share)), []);
+    assert.equal(agent().errorLines(), []);
+    // the other node still reads what the pod wrote, then lets go and deletes it
+    const rd = node.consumer(['--sdk-name', sdk, 'read', '0', '4'], 'other');
+    assert.is(rd.json.text, 'kept', rd.out);
+    assert.is(await node.stopHolder(far.child), 0);
+    const del = node.consumer(['deallocate', sdk], 'other');
+    assert.is(del.status, 0, del.out);
+    await waitGone(sdk);
+  });
+
+  test('a slow SDK (5 s per call): CreateContainer fails fast with the message, the kubelet-style retry succeeds', async () => {
+    const share = uniqueName('slow');
+    await declare(share);
+    const sdk = sdkNameOf(ns, share);
+    const p = await pod({ [POD_KEY]: share });
+    node.control('delay_ms=5000\n');
+    let elapsed = 0;
+    try {
+      const t0 = Date.now();
+      const err = await rejection(env.cri.createContainer(p.id, p.config, spec()), 'CreateContainer with a slow SDK');
+      elapsed = Date.now() - t0;
+      process.stdout.write(`  [ubs] containerd ${env.version}: CreateContainer refused after ${elapsed} ms (budget 1000 ms)\n`);
+      assert.ok(elapsed < 2000, `fails fast: ${elapsed} ms`);
+      assert.match(err.message, `UB share ${ns}/${share} is still being attached`);
+      assert.match(err.message, 'the kubelet will retry');
+      assert.equal(await env.cri.listContainers({ podId: p.id }), [], 'nothing created');
+    } finally {
+      node.control('');
+    }
+    await sleep(6000);
+    const t1 = Date.now();
+    const id = await env.cri.createContainer(p.id, p.config, spec());
+    process.stdout.write(`  [ubs] containerd ${env.version}: retry CreateContainer took ${Date.now() - t1} ms\n`);
+    await env.cri.startContainer(id);
+    const w = await consume(id, ['write', share, '0', 'late']);
+    assert.is(w.status, 0, w.out);
+    await removePod(p);
+    await waitGone(sdk);
+  });
+
+  test('an SDK error during a binding fails that container\'s creation with the SDK\'s reason', async () => {
+    const share = uniqueName('err');
+    await declare(share);
+    const sdk = sdkNameOf(ns, share);
+    const p = await pod({ [POD_KEY]: share });
+    node.control('fail.allocate=6022\n');
+    try {
+      const err = await rejection(env.cri.createContainer(p.id, p.config, spec()), 'CreateContainer with allocate failing');
+      assert.match(err.message, '6022');
+      assert.match(err.message, 'UBSM_ERR_MALLOC_FAIL');
+      assert.match(err.message, `${ns}/${share}`);
+      assert.match(err.message, 'allocate');
+      assert.equal(await env.cri.listContainers({ podId: p.id }), []);
+    } finally {
+      node.control('');
+    }
+    assert.not.ok(node.shares().includes(sdk), 'nothing allocated');
+    // the SDK recovers: the next attempt binds
+    const id = await env.cri.createContainer(p.id, p.config, spec());
+    await env.cri.startContainer(id);
+    await removePod(p);
+    await waitGone(sdk);
+  });
+
+  test('no errors in the agent log; everything cleaned up', async () => {
+    assert.equal(agent().errorLines(), []);
+    await env.cri.cleanupAll();
+    await sleep(500);
+    assert.equal(node.shares(), [], 'no share left in the double');
+    assert.equal(node.maps(), [], 'nothing mapped');
+    await node.cleanup();
+  });
+
+  test('a missing SDK library: the agent exits non-zero naming the path', async () => {
+    const missing = join(node.dir, 'nope', 'libubsm_sdk.so');
+    const a = node.makeAgent(env.containerd.nriSocket, { sdkLibrary: missing });
+    try {
+      const r = spawnSync(process.execPath, [CLI, 'run', '--config', a.configPath], { encoding: 'utf8', timeout: 20000 });
+      assert.is.not(r.status, 0, `exit code: ${r.status} ${r.signal}`);
+      assert.is(r.signal, null, 'exits by itself');
+      assert.match(r.stdout + r.stderr, missing);
+    } finally {
+      a.cleanupSync();
+    }
+  });
+}
