@@ -97,6 +97,8 @@ function registerUbsTests(test: (name: string, fn: () => unknown) => void, env: 
     );
     const allowed = (s.linux.resources?.devices ?? []).filter((r) => r.allow && r.major === node.major);
     assert.equal(allowed.map((r) => r.minor).sort((a, b) => a! - b!), memids, 'a devices-cgroup rule per node, and only those');
+    assert.not.ok(s.mounts.some((m) => m.source === '/dev' || m.source === node.devDir), 'never the host\'s /dev (or the node\'s device dir)');
+    assert.equal((s.linux.devices ?? []).filter((d) => d.major === node.major).length, memids.length, 'no other UB device in the spec');
     const mount = (dest: string) => s.mounts.find((m) => m.destination === dest);
     const ro = (dest: string) => {
       const m = mount(dest);
@@ -180,6 +182,8 @@ function registerUbsTests(test: (name: string, fn: () => unknown) => void, env: 
     assert.is(rr.json.text, token);
     const rw = await consume(r, ['write', `${share}:ro`, '0', 'nope']);
     assert.is.not(rw.status, 0, `a :ro container cannot map for writing: ${rw.out}`);
+    assert.is(rw.json.code, 6051, `the read-only device node refuses a write open (6051): ${rw.out}`);
+    process.stdout.write(`  [ubs] containerd ${env.version}: write through a :ro binding -> ${rw.out.trim()}\n`);
     const mro = await consume(r, ['map-ro', `${share}:ro`]);
     assert.is(mro.status, 0, mro.out);
     assert.is(mro.json.writeFaulted, true, mro.out);
