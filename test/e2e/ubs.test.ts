@@ -149,6 +149,15 @@ function registerUbsTests(test: (name: string, fn: () => unknown) => void, env: 
     const groups = (await exec(id, 'grep -E "^(Uid|Gid|Groups):" /proc/1/status')).stdout;
     assert.match(groups, new RegExp(`^Uid:\\s+${USER}\\s`, 'm'));
     assert.match(groups, new RegExp(`^Groups:.*\\b${DAEMON_GID}\\b`, 'm'), `daemon group ${cdi ? 'through CDI' : 'from supplementalGroups'}:\n${groups}`);
+    // a pod bound to no share gets none of it
+    const plain = await pod({}, 'plain');
+    const pid = await run(plain);
+    const ps = ociSpec(env.containerd, pid);
+    assert.equal((ps.linux.devices ?? []).filter((d) => d.major === node.major), [], 'an unbound pod: no UB devices');
+    assert.not.ok(ps.mounts.some((m) => m.destination === '/run/matrix/memory' || m.destination === '/host/usr/local/ubs_mem'), 'an unbound pod: no SDK, no socket dir');
+    assert.not.ok(ps.process.env.some((e) => e.startsWith('MEMSHARE_UBS_SHARES=')));
+    assert.is((await exec(pid, 'ls /dev | grep -c obmm_shmdev || true')).stdout.trim(), '0');
+    await removePod(plain);
     // and the set is enough: the consumer maps the share through it
     const w = await consume(id, ['write', share, '0', 'probe']);
     assert.is(w.status, 0, w.out);
