@@ -56,4 +56,4 @@ export function createBackend(config: BackendConfig, env: BackendEnv): Backend {
 
 export { LocalBackend, CONTAINER_SHM_DIR, DEFAULT_SHARES_DIR, hostPathOf, type LocalBackendOptions, type LocalShareHandle, type MountOps } from './local';
 export { UbsBackend, type UbsBackendConfig } from './ubs';
-export { RetryableError, StillAcquiringError, type AttachTarget, type Backend, type BoundShare, type RuntimeInfo } from './types';
+export { RetryableError, type AttachTarget, type Backend, type BoundShare, type RuntimeInfo } from './types';

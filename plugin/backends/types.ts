@@ -31,14 +31,6 @@ export class RetryableError extends Error {
   }
 }
 
-/** An acquire still running past its budget: the binding is refused now and retried later. */
-export class StillAcquiringError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'StillAcquiringError';
-  }
-}
-
 export interface Backend {
   readonly kind: string;
   /** true when its memory outlives the node's kernel, so its records must reach the disk */

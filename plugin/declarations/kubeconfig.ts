@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { isObject, type PlainObject } from '../model';
 
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
@@ -46,8 +47,6 @@ export interface KubeCredentials {
   connection(): KubeConnection;
 }
 
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function readFile(source: string, field: string, path: string): Buffer {
   try {
@@ -137,7 +136,7 @@ export function parseKubeconfig(text: string, path: string, options: KubeconfigO
   } catch (err) {
     return fail('', `not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
-  if (!isObj(doc)) return fail('', 'expected a kubeconfig (a YAML mapping with clusters, users and contexts)');
+  if (!isObject(doc)) return fail('', 'expected a kubeconfig (a YAML mapping with clusters, users and contexts)');
   const base = dirname(path);
   const rel = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
 
@@ -172,7 +171,7 @@ export function parseKubeconfig(text: string, path: string, options: KubeconfigO
   const caPath = caFile !== undefined ? rel(caFile) : undefined;
 
   // user (a context without a user means anonymous)
-  let user: Obj = {};
+  let user: PlainObject = {};
   const uf = `users[name=${userName}].user`;
   if (userName !== undefined) user = named(doc, 'users', 'user', userName, fail);
   if (user.exec !== undefined) {
@@ -223,17 +222,17 @@ export function parseKubeconfig(text: string, path: string, options: KubeconfigO
 }
 
 /** The entry `name` of the list `doc[list]` (entries {name, [inner]: {...}}). */
-function named(doc: Obj, list: string, inner: string, name: string, fail: (f: string, r: string) => never): Obj {
+function named(doc: PlainObject, list: string, inner: string, name: string, fail: (f: string, r: string) => never): PlainObject {
   const entries = doc[list];
   if (entries !== undefined && entries !== null && !Array.isArray(entries)) fail(list, 'must be a list');
-  const found = ((entries as unknown[] | undefined) ?? []).find((e) => isObj(e) && e.name === name);
+  const found = ((entries as unknown[] | undefined) ?? []).find((e) => isObject(e) && e.name === name);
   if (!found) return fail(list, `has no entry named ${JSON.stringify(name)}`);
-  const body = (found as Obj)[inner];
-  if (!isObj(body)) return fail(`${list}[name=${name}].${inner}`, 'is missing or not a mapping');
+  const body = (found as PlainObject)[inner];
+  if (!isObject(body)) return fail(`${list}[name=${name}].${inner}`, 'is missing or not a mapping');
   return body;
 }
 
-function optString(obj: Obj, key: string, at: string, fail: (f: string, r: string) => never): string | undefined {
+function optString(obj: PlainObject, key: string, at: string, fail: (f: string, r: string) => never): string | undefined {
   const v = obj[key];
   if (v === undefined || v === null || v === '') return undefined;
   if (typeof v !== 'string') return fail(`${at}.${key}`, 'must be a string');

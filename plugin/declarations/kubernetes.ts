@@ -16,6 +16,7 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { Limits, ShareDeclaration } from '../model/types';
+import { isObject, type PlainObject } from '../model';
 import type { KubeCredentials } from './kubeconfig';
 import { DeclarationError, SHARE_MEMORY_API_VERSION, SHARE_MEMORY_KIND, validateShareMemory } from './sharememory';
 import {
@@ -72,11 +73,9 @@ interface WatchEvent {
   object: unknown;
 }
 
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-function metaOf(obj: unknown): Obj {
-  return isObj(obj) && isObj(obj.metadata) ? obj.metadata : {};
+function metaOf(obj: unknown): PlainObject {
+  return isObject(obj) && isObject(obj.metadata) ? obj.metadata : {};
 }
 
 /** "namespace/name" as the object says, for keying and messages even when invalid. */
@@ -256,7 +255,7 @@ export class KubernetesDeclarationSource implements DeclarationSource {
       } catch {
         throw new ApiError(`${this.where()}: list: the response is not JSON`);
       }
-      if (!isObj(page) || !Array.isArray(page.items)) throw new ApiError(`${this.where()}: list: the response has no items`);
+      if (!isObject(page) || !Array.isArray(page.items)) throw new ApiError(`${this.where()}: list: the response has no items`);
       const meta = metaOf(page);
       if (typeof meta.resourceVersion !== 'string' || !meta.resourceVersion) {
         throw new ApiError(`${this.where()}: list: the response has no metadata.resourceVersion`);
@@ -271,7 +270,7 @@ export class KubernetesDeclarationSource implements DeclarationSource {
     const invalid = new Map<string, string>();
     for (const raw of items) {
       // list items of a custom resource carry apiVersion and kind; fill them in if a server omits them
-      const obj = isObj(raw) ? { apiVersion: SHARE_MEMORY_API_VERSION, kind: SHARE_MEMORY_KIND, ...raw } : raw;
+      const obj = isObject(raw) ? { apiVersion: SHARE_MEMORY_API_VERSION, kind: SHARE_MEMORY_KIND, ...raw } : raw;
       const key = objectKey(obj);
       const r = this.validate(obj);
       if (typeof r === 'string') invalid.set(key, r);
@@ -356,10 +355,10 @@ export class KubernetesDeclarationSource implements DeclarationSource {
 
   /** Applies one event; returns 'gone' or an Error to end the stream. */
   private onEvent(ev: WatchEvent): 'gone' | Error | undefined {
-    if (!isObj(ev) || typeof ev.type !== 'string') return new ApiError(`${this.where()}: watch: an event has no type`);
+    if (!isObject(ev) || typeof ev.type !== 'string') return new ApiError(`${this.where()}: watch: an event has no type`);
     const obj = ev.object;
     if (ev.type === 'ERROR') {
-      const status = isObj(obj) ? obj : {};
+      const status = isObject(obj) ? obj : {};
       if (status.code === 410) return 'gone';
       return new ApiError(`${this.where()}: watch: the server sent an error: ${String(status.message ?? JSON.stringify(status))}${status.code ? ` (${String(status.code)})` : ''}`);
     }
@@ -457,10 +456,10 @@ export class KubernetesDeclarationSource implements DeclarationSource {
 
   private httpError(res: http.IncomingMessage, body: string, what: string): Error {
     const code = res.statusCode ?? 0;
-    let status: Obj = {};
+    let status: PlainObject = {};
     try {
       const parsed: unknown = JSON.parse(body);
-      if (isObj(parsed)) status = parsed;
+      if (isObject(parsed)) status = parsed;
     } catch {
       /* not a Status: e.g. "404 page not found" */
     }

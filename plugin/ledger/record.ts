@@ -1,5 +1,5 @@
 // The ownership record: which container of which pod holds which share on this node.
-import type { HandleValue, ShareHandle } from '../model';
+import { isObject, type HandleValue, type ShareHandle } from '../model';
 
 export type BindingState = 'bound' | 'released';
 
@@ -18,19 +18,18 @@ export interface BindingRecord {
 }
 
 const isStr = (v: unknown): v is string => typeof v === 'string';
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Why `v` is not a well-formed BindingRecord, or undefined if it is. */
 export function recordProblem(v: unknown): string | undefined {
-  if (!isObj(v)) return 'is not an object';
+  if (!isObject(v)) return 'is not an object';
   const { share, pod, container } = v;
-  if (!isObj(share) || !isStr(share.namespace) || !isStr(share.name) || !share.namespace || !share.name) {
+  if (!isObject(share) || !isStr(share.namespace) || !isStr(share.name) || !share.namespace || !share.name) {
     return 'share must have non-empty string namespace and name';
   }
-  if (!isObj(pod) || !isStr(pod.namespace) || !isStr(pod.name) || !isStr(pod.uid) || !isStr(pod.sandboxId)) {
+  if (!isObject(pod) || !isStr(pod.namespace) || !isStr(pod.name) || !isStr(pod.uid) || !isStr(pod.sandboxId)) {
     return 'pod must have string namespace, name, uid and sandboxId';
   }
-  if (!isObj(container) || !isStr(container.id) || !isStr(container.name) || !container.id) {
+  if (!isObject(container) || !isStr(container.id) || !isStr(container.name) || !container.id) {
     return 'container must have a non-empty string id and a string name';
   }
   if (typeof v.readOnly !== 'boolean') return 'readOnly must be a boolean';
@@ -80,16 +79,16 @@ const isHandleValue = (v: unknown): boolean =>
 
 /** Why `v` is not a well-formed HeldShare, or undefined if it is. */
 export function heldProblem(v: unknown): string | undefined {
-  if (!isObj(v)) return 'is not an object';
+  if (!isObject(v)) return 'is not an object';
   const h = v.handle;
-  if (!isObj(h)) return 'handle must be an object';
+  if (!isObject(h)) return 'handle must be an object';
   if (!isStr(h.backend) || !h.backend) return 'handle.backend must be a non-empty string';
   if (!isStr(h.namespace) || !isStr(h.name) || !h.namespace || !h.name) return 'handle must have non-empty string namespace and name';
   if (!Number.isSafeInteger(h.sizeBytes) || !Number.isSafeInteger(h.requestedBytes)) return 'handle.sizeBytes and requestedBytes must be integers';
-  if (!isObj(h.data) || !Object.values(h.data).every(isHandleValue)) return 'handle.data must be an object of strings, numbers, booleans or arrays of them';
+  if (!isObject(h.data) || !Object.values(h.data).every(isHandleValue)) return 'handle.data must be an object of strings, numbers, booleans or arrays of them';
   const r = v.releasing;
   if (r !== undefined) {
-    if (!isObj(r) || !Number.isSafeInteger(r.attempts) || !isStr(r.lastError) || typeof r.retryable !== 'boolean' ||
+    if (!isObject(r) || !Number.isSafeInteger(r.attempts) || !isStr(r.lastError) || typeof r.retryable !== 'boolean' ||
         !Number.isFinite(r.since) || !Number.isFinite(r.nextAttemptAt)) {
       return 'releasing must have attempts, lastError, retryable, since and nextAttemptAt';
     }

@@ -275,7 +275,7 @@ export class MemshareService {
       for (const r of recs) touched.set(shareKey(r.share.namespace, r.share.name), r.share);
     }
     const releases: Array<Promise<unknown>> = [];
-    for (const gid of gone) await this.o.backend.detach?.(gid);
+    if (this.o.backend.detach) for (const gid of gone) await this.o.backend.detach(gid);
     for (const sh of touched.values()) releases.push(this.releaseIfUnused(sh.namespace, sh.name, 'last user gone at reconcile'));
 
     // shares present or recorded that no binding explains (e.g. the agent died between acquire

@@ -3,6 +3,7 @@
 // host's mounts and the agent's status, and to clean up. The agent leaves shares mounted when it
 // stops (running containers still use them), so cleanup() unmounts whatever is left under its
 // sharesDir; a process exit hook does the same for a test file that dies.
+import type { FailedEviction } from '../../plugin/memshare/failed-evictions';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -40,14 +41,8 @@ export interface ShareStatusJson {
   }>;
 }
 
-export interface FailedEvictionJson {
-  containerId: string;
-  pid: number;
-  attempts: number;
-  lastError: string;
-  since: string;
-  retrying: boolean;
-}
+/** as `status --json` writes it */
+export type FailedEvictionJson = FailedEviction;
 
 export interface StatusJson {
   stateDir: string;

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { forEachContainerd, uniqueName, type RunningPod } from '../harness';
 import { Agent, RECONCILED, waitUntil } from './agent';
+import { unitSection } from '../support/unit-file';
 
 const POD_KEY = 'memshare.nri.io/pod';
 const USER = 4178;
@@ -30,28 +31,18 @@ const CAP_NUMBERS: Record<string, number> = {
 
 /** CapabilityBoundingSet (all its lines, an allow-list) and NoNewPrivileges of the unit's [Service]. */
 function unitPrivileges(): { caps: string[]; noNewPrivs: boolean } {
-  let section = '';
+  const service = unitSection(UNIT, 'Service');
   const caps = new Set<string>();
-  let noNewPrivs = false;
-  for (const raw of readFileSync(UNIT, 'utf8').split('\n')) {
-    const line = raw.trim();
-    if (!line || line.startsWith('#') || line.startsWith(';')) continue;
-    const h = /^\[(.+)\]$/.exec(line);
-    if (h) {
-      section = h[1];
-      continue;
+  for (const raw of service.get('CapabilityBoundingSet') ?? []) {
+    const v = raw.trim();
+    if (v.startsWith('~')) throw new Error('the unit uses a deny-list CapabilityBoundingSet; this test reads an allow-list');
+    if (v === '') caps.clear();
+    for (const c of v.split(/\s+/).filter(Boolean)) {
+      if (!(c in CAP_NUMBERS)) throw new Error(`unknown capability ${c} in the unit`);
+      caps.add(c);
     }
-    if (section !== 'Service') continue;
-    const [k, v] = [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1).trim()];
-    if (k === 'CapabilityBoundingSet') {
-      if (v.startsWith('~')) throw new Error('the unit uses a deny-list CapabilityBoundingSet; this test reads an allow-list');
-      if (v === '') caps.clear();
-      for (const c of v.split(/\s+/).filter(Boolean)) {
-        if (!(c in CAP_NUMBERS)) throw new Error(`unknown capability ${c} in the unit`);
-        caps.add(c);
-      }
-    } else if (k === 'NoNewPrivileges') noNewPrivs = /^(yes|true|1|on)$/.test(v);
   }
+  const noNewPrivs = /^(yes|true|1|on)$/.test((service.get('NoNewPrivileges') ?? []).at(-1)?.trim() ?? '');
   if (caps.size === 0) throw new Error(`no CapabilityBoundingSet in ${UNIT}`);
   return { caps: [...caps].sort(), noNewPrivs };
 }

@@ -6,29 +6,12 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { unitSection } from '../support/unit-file';
 
 const UNIT = join(__dirname, '../../../systemd/nri-memshare.service');
-const text = readFileSync(UNIT, 'utf8');
 
-/** key -> values of the assignments in one section (comments ignored). */
-function section(name: string): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  let current = '';
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (!line || line.startsWith('#') || line.startsWith(';')) continue;
-    const h = /^\[(.+)\]$/.exec(line);
-    if (h) {
-      current = h[1];
-      continue;
-    }
-    if (current !== name) continue;
-    const eq = line.indexOf('=');
-    const k = line.slice(0, eq);
-    out.set(k, [...(out.get(k) ?? []), line.slice(eq + 1)]);
-  }
-  return out;
-}
+const text = readFileSync(UNIT, 'utf8');
+const section = (name: string): Map<string, string[]> => unitSection(UNIT, name);
 
 function haveTool(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;

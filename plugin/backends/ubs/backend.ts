@@ -158,7 +158,7 @@ export class UbsBackend implements Backend {
     throw this.error('deallocate', code, key, name);
   }
 
-  attach(target: AttachTarget, shares: readonly BoundShare[]): ContainerInjection {
+  attach(_target: AttachTarget, shares: readonly BoundShare[]): ContainerInjection {
     const inj = emptyInjection();
     const ro = ['rbind', 'rprivate', 'ro', 'nosuid', 'nodev'];
     inj.mounts.push({ destination: this.c.sdkDir.container, type: 'bind', source: this.c.sdkDir.host, options: ro });
@@ -177,7 +177,6 @@ export class UbsBackend implements Backend {
     for (const [key, value] of Object.entries(this.c.env)) inj.env.push({ key, value });
     inj.env.push({ key: SHARES_ENV, value: names.join(',') });
     if (this.cdi && this.gids.length) inj.cdiDevices.push(CDI_DEVICE_NAME);
-    void target;
     return inj;
   }
 
