@@ -12,7 +12,8 @@ import { Ledger } from '../../plugin/ledger';
 import { MemoryDeclarationSource, MergedDeclarationStore } from '../../plugin/declarations';
 import { MemshareService } from '../../plugin/memshare/service';
 import { RefusalError, DEFAULT_LIMITS, type ContainerInfo, type PodInfo, type ShareDeclaration } from '../../plugin/model';
-import { UbsBackend, defaultUbsConfig, parseShmdevMajor, sdkNameOf, SDK_NAME_RE, cdiSpec, runtimeResolvesCdi, type UbsBackendConfig } from '../../plugin/backends/ubs';
+import { UbsBackend, defaultUbsConfig, lookupProblem, parseShmdevMajor, readShmdevMajor, sdkNameOf, SDK_NAME_RE, cdiSpec, runtimeResolvesCdi, type UbsBackendConfig } from '../../plugin/backends/ubs';
+import type { ShmemInfo, UbsSdk } from '../../native/ubs-sdk';
 import { RetryableError } from '../../plugin/backends';
 
 const repo = join(__dirname, '..', '..', '..');
@@ -117,6 +118,53 @@ test('CDI: the spec adds the groups; auto means containerd >= 2.1', () => {
   assert.ok(runtimeResolvesCdi('containerd', 'v2.1.9'));
   assert.not.ok(runtimeResolvesCdi('containerd', '1.7.24'));
   assert.not.ok(runtimeResolvesCdi('containerd', 'v2.0.5'));
+});
+
+test('broken input is refused with its reason: /proc/devices, runtime versions, lookup answers', () => {
+  assert.throws(() => readShmdevMajor(join(root, 'no-proc-devices')), /cannot read .*no-proc-devices for the OBMM_SHMDEV device major/);
+  const noObmm = join(root, 'proc-devices-plain');
+  writeFileSync(noObmm, 'Character devices:\n  1 mem\nBlock devices:\n');
+  assert.throws(() => readShmdevMajor(noObmm), /has no OBMM_SHMDEV character device: is the obmm kernel module loaded\?/);
+  assert.is(parseShmdevMajor('\u0000\u0001garbage\n509'), undefined);
+  for (const v of ['', 'garbage', '2', 'vx.y']) assert.not.ok(runtimeResolvesCdi('containerd', v), v);
+  assert.not.ok(runtimeResolvesCdi('cri-o', 'v1.30.0'));
+  assert.is(lookupProblem(256 * MiB, 128 * MiB, [7, 90001]), undefined);
+  assert.match(lookupProblem(256 * MiB, 128 * MiB, [0, 5]) ?? '', /memid 0, which is not a device minor/);
+  assert.match(lookupProblem(128 * MiB, 128 * MiB, [2 ** 20]) ?? '', /memid 1048576/);
+  assert.match(lookupProblem(256 * MiB, 128 * MiB, [5, 5]) ?? '', /the same memid twice/);
+  assert.match(lookupProblem(256 * MiB, 128 * MiB, [5]) ?? '', /1 memids for 268435456 bytes/);
+  assert.match(lookupProblem(0, 128 * MiB, [5]) ?? '', /size 0/);
+  assert.match(lookupProblem(128 * MiB, 128 * MiB, []) ?? '', /no memids/);
+});
+
+test('an SDK whose lookup answers nonsense: the binding is refused naming it, nothing is kept or leaked', async () => {
+  // stands in for a broken SDK build or daemon: answers in the ABI's shapes with impossible values
+  const calls: string[] = [];
+  const mapping = { name: 'nms.team.odd', lengthBytes: 128 * MiB };
+  const info: ShmemInfo = { name: 'nms.team.odd', sizeBytes: 128 * MiB, memNum: 1, unitBytes: 128 * MiB, memIds: [2 ** 40] };
+  const broken: UbsSdk = {
+    libraryPath: '/broken/libubsm_sdk.so',
+    initialize: async () => 0,
+    finalize: async () => 0,
+    allocate: async (_r, n) => (calls.push(`allocate ${n}`), 0),
+    deallocate: async (n) => (calls.push(`deallocate ${n}`), 0),
+    map: async (n) => (calls.push(`map ${n}`), { code: 0, mapping }),
+    unmap: async (m) => (calls.push(`unmap ${m.name}`), 0),
+    lookup: async () => ({ code: 0, info }),
+    listLookup: async () => ({ code: 0, shares: [{ name: 'nms.team.odd', sizeBytes: 128 * MiB }] }),
+  };
+  const b = new UbsBackend(config(), { sharesDir: '', stateDir: '' }, broken);
+  await ready(b);
+  const { svc, ledger } = await service(b, [decl('team', 'odd')]);
+  const p = pod('team', 'odd');
+  const t0 = Date.now();
+  const err = await svc.createContainer(p, ctr(p), { deadline: Date.now() + 2000 }).then(() => undefined, (e: Error) => e);
+  assert.ok(Date.now() - t0 < 1000, 'refused at once');
+  assert.instance(err, RefusalError);
+  assert.match(err!.message, /UB share team\/odd \(SDK name nms\.team\.odd\): lookup returned memid 1099511627776, which is not a device minor/);
+  assert.equal(calls, ['allocate nms.team.odd', 'map nms.team.odd', 'unmap nms.team.odd', 'deallocate nms.team.odd'], 'mapped and allocated by this call, so both are undone');
+  assert.equal(ledger.all(), []);
+  assert.equal(ledger.held(), []);
 });
 
 test('a missing SDK library is an error naming its path', () => {

@@ -244,6 +244,50 @@ test('a damaged snapshot line loses only that record', async () => {
   await b.ledger.close();
 });
 
+const handle = (name: string, data: Record<string, string | number | number[]> = { sdkName: `nms.team-a.${name}`, memIds: [7, 90001] }) =>
+  ({ backend: 'ubs', namespace: 'team-a', name, sizeBytes: 128 << 20, requestedBytes: 128 << 20, data });
+
+test('held shares: recorded, replaced by a failing release, dropped; they survive reopen and compaction', async () => {
+  const dir = freshDir();
+  const { ledger } = await Ledger.open(dir);
+  await ledger.hold({ handle: handle('a') });
+  await ledger.hold({ handle: handle('b') });
+  await ledger.hold({ handle: handle('b'), releasing: { attempts: 2, lastError: 'deallocate failed with 6017', retryable: true, since: 1, nextAttemptAt: 2 } });
+  await ledger.drop('team-a', 'a');
+  await ledger.drop('team-a', 'never-held'); // idempotent, no write
+  await ledger.close();
+  const b = await Ledger.open(dir);
+  assert.equal(b.warnings, []);
+  assert.equal(b.ledger.held().map((h) => [h.handle.name, h.releasing?.attempts]), [['b', 2]]);
+  assert.equal(b.ledger.heldShare('team-a', 'b')!.handle.data.memIds, [7, 90001]);
+  await b.ledger.compact();
+  await b.ledger.close();
+  const c = await Ledger.open(dir);
+  assert.equal(c.ledger.held().map((h) => h.handle.name), ['b']);
+  await c.ledger.close();
+});
+
+test('a malformed held share is refused at hold(); a well-framed bad hold line is skipped by line, the rest kept', async () => {
+  const dir = freshDir();
+  const { ledger } = await Ledger.open(dir);
+  await rejects(ledger.hold({ handle: { ...handle('x'), sizeBytes: -0.5 } }), /refusing a held share .*sizeBytes and requestedBytes must be integers/);
+  await rejects(ledger.hold({ handle: handle('y', { nested: { a: 1 } as unknown as number }) }), /handle\.data must be an object of strings/);
+  await ledger.bind(rec('c1'));
+  await ledger.close();
+  // lines with valid checksums but hostile contents, between good ones
+  const journal = join(dir, 'ledger.journal');
+  appendFileSync(journal, encodeLine({ seq: 50, op: 'hold', held: { handle: { backend: 'ubs', namespace: 'team-a', name: 'z', sizeBytes: 'big', requestedBytes: 1, data: {} } } }));
+  appendFileSync(journal, encodeLine({ seq: 51, op: 'drop', namespace: 7, name: null }));
+  appendFileSync(journal, encodeLine({ seq: 52, op: 'hold', held: { handle: handle('ok') } }));
+  appendFileSync(journal, encodeLine({ seq: 53, op: 'bind', rec: rec('c2') }));
+  const b = await Ledger.open(dir);
+  assert.ok(b.warnings.some((w) => /line 2: hold entry: handle\.sizeBytes and requestedBytes must be integers; skipped/.test(w)), b.warnings.join('\n'));
+  assert.ok(b.warnings.some((w) => /line 3: drop entry: needs namespace and name; skipped/.test(w)), b.warnings.join('\n'));
+  assert.equal(b.ledger.held().map((h) => h.handle.name), ['ok']);
+  assert.equal(ids(b.ledger.all()), ['c1:team-a/data', 'c2:team-a/data']);
+  await b.ledger.close();
+});
+
 test('a second open of the same state dir is refused while the first holds it', async () => {
   const dir = freshDir();
   const { ledger } = await Ledger.open(dir);

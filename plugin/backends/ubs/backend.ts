@@ -50,6 +50,20 @@ export class UbsSdkError extends Error {
 
 type SdkState = { kind: 'starting'; reason: string } | { kind: 'ready' } | { kind: 'failed'; reason: string };
 
+/** The largest minor number Linux has (MINORMASK): a memid is a device minor. */
+const MAX_MINOR = (1 << 20) - 1;
+
+/** Why a lookup's answer cannot describe a share's device nodes, or undefined when it can. */
+export function lookupProblem(sizeBytes: number, unitBytes: number, memIds: readonly number[]): string | undefined {
+  if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) return `size ${sizeBytes}`;
+  if (memIds.length === 0) return 'no memids';
+  const bad = memIds.find((m) => !Number.isInteger(m) || m < 1 || m > MAX_MINOR);
+  if (bad !== undefined) return `memid ${bad}, which is not a device minor (1 to ${MAX_MINOR})`;
+  if (new Set(memIds).size !== memIds.length) return 'the same memid twice';
+  if (unitBytes > 0 && memIds.length !== Math.ceil(sizeBytes / unitBytes)) return `${memIds.length} memids for ${sizeBytes} bytes in units of ${unitBytes}`;
+  return undefined;
+}
+
 export class UbsBackend implements Backend {
   readonly kind = UBS_KIND;
   // pooled memory outlives this node's kernel: its records must reach the disk
@@ -225,8 +239,10 @@ export class UbsBackend implements Backend {
     try {
       const looked = await this.sdk.lookup(name);
       if (looked.code !== 0 || !looked.info) throw this.error('lookup', looked.code, key, name);
-      const major = readShmdevMajor(this.c.procDevices);
       const memIds = looked.info.memIds;
+      const bad = lookupProblem(looked.info.sizeBytes, looked.info.unitBytes, memIds);
+      if (bad) throw new Error(`UB share ${key} (SDK name ${name}): lookup returned ${bad}; refusing to make device nodes from it`);
+      const major = readShmdevMajor(this.c.procDevices);
       this.tightenHostNodes(key, memIds);
       const data: UbsHandleData = { sdkName: name, memIds, major, unitBytes: looked.info.unitBytes };
       const handle: ShareHandle = { backend: UBS_KIND, namespace, name: shareName, sizeBytes: looked.info.sizeBytes, requestedBytes, data: { ...data } };
