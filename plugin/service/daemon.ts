@@ -137,6 +137,8 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
       stub: () => stub,
       onReconciled: (r) =>
         log.info({ ended: r.ended, orphansReleased: r.orphansReleased, evicted: r.evict.map((e) => e.containerId), why: r.evict.map((e) => e.reason) }, 'reconciled with the runtime'),
+      // the reason is the service's, written for the user (e.g. a UB share came back with new memids)
+      onStale: (containerId, reason) => log.warn({ container: containerId }, reason),
       onEvicted: (containerId, outcome) =>
         log.warn({ container: containerId, outcome }, 'evicted a container created without its shares while the agent was down'),
       failedEvictions: previous.failedEvictions,
