@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as native from '../../native';
-import { wrapError } from '../model';
+import { isDnsLabel, wrapError } from '../model';
 import { decodeLines, encodeLine } from './framing';
 import { freezeHeld, freezeRecord, heldProblem, recordProblem, type BindingRecord, type HeldShare } from './record';
 
@@ -317,7 +317,8 @@ export class Ledger {
     let heldCount = 0;
     for (const { value, line } of dec.values) {
       if (line === 1 && isHeader(value)) {
-        header = value;
+        if (value.seq <= MAX_SEQ) header = value;
+        else warnings.push(`${path}: line 1: sequence number ${value.seq} leaves no headroom (at most ${MAX_SEQ}); header ignored`);
         continue;
       }
       const held = (value as { held?: unknown } | null)?.held;
@@ -524,6 +525,12 @@ function shareKeyOf(namespace: string, name: string): string {
   return `${namespace}/${name}`;
 }
 
+/**
+ * The largest sequence number accepted from disk: 2^32 below the last safe integer, so that a
+ * ledger read back can go on counting for billions of entries without losing precision.
+ */
+export const MAX_SEQ = Number.MAX_SAFE_INTEGER - 2 ** 32;
+
 function isHeader(v: unknown): v is SnapshotHeader {
   const h = v as SnapshotHeader | null;
   return typeof h === 'object' && h !== null && h.kind === SNAPSHOT_KIND && Number.isSafeInteger(h.seq) && Number.isSafeInteger(h.count);
@@ -533,6 +540,7 @@ function entryProblem(v: unknown): string | undefined {
   const e = v as Partial<JournalEntry> & Record<string, unknown>;
   if (typeof e !== 'object' || e === null) return 'entry is not an object';
   if (!Number.isSafeInteger(e.seq) || (e.seq as number) <= 0) return 'entry has no valid sequence number';
+  if ((e.seq as number) > MAX_SEQ) return `sequence number ${e.seq} leaves no headroom (at most ${MAX_SEQ})`;
   if (e.op === 'bind') {
     const p = recordProblem(e.rec);
     if (p) return `bind entry: record ${p}`;
@@ -548,6 +556,7 @@ function entryProblem(v: unknown): string | undefined {
   }
   if (e.op === 'drop') {
     if (typeof e.namespace !== 'string' || typeof e.name !== 'string') return 'drop entry: needs namespace and name';
+    if (!isDnsLabel(e.namespace) || !isDnsLabel(e.name)) return 'drop entry: namespace and name must be DNS labels';
     return undefined;
   }
   return `unknown operation ${JSON.stringify(e.op)}`;

@@ -1,5 +1,5 @@
 // The ownership record: which container of which pod holds which share on this node.
-import { isObject, type HandleValue, type ShareHandle } from '../model';
+import { dnsLabelProblem, isObject, type HandleValue, type ShareHandle } from '../model';
 
 export type BindingState = 'bound' | 'released';
 
@@ -19,6 +19,18 @@ export interface BindingRecord {
 
 const isStr = (v: unknown): v is string => typeof v === 'string';
 
+/**
+ * Why a share's namespace or name read back from disk is not usable, or undefined. Host paths and
+ * SDK names are built from these, so a record edited (or damaged) into "../x" must never reach them.
+ */
+function shareNamesProblem(what: string, namespace: string, name: string): string | undefined {
+  const ns = dnsLabelProblem(namespace);
+  if (ns) return `${what} namespace ${JSON.stringify(namespace.slice(0, 80))} ${ns}`;
+  const n = dnsLabelProblem(name);
+  if (n) return `${what} name ${JSON.stringify(name.slice(0, 80))} ${n}`;
+  return undefined;
+}
+
 /** Why `v` is not a well-formed BindingRecord, or undefined if it is. */
 export function recordProblem(v: unknown): string | undefined {
   if (!isObject(v)) return 'is not an object';
@@ -26,6 +38,8 @@ export function recordProblem(v: unknown): string | undefined {
   if (!isObject(share) || !isStr(share.namespace) || !isStr(share.name) || !share.namespace || !share.name) {
     return 'share must have non-empty string namespace and name';
   }
+  const names = shareNamesProblem('share', share.namespace, share.name);
+  if (names) return names;
   if (!isObject(pod) || !isStr(pod.namespace) || !isStr(pod.name) || !isStr(pod.uid) || !isStr(pod.sandboxId)) {
     return 'pod must have string namespace, name, uid and sandboxId';
   }
@@ -84,6 +98,8 @@ export function heldProblem(v: unknown): string | undefined {
   if (!isObject(h)) return 'handle must be an object';
   if (!isStr(h.backend) || !h.backend) return 'handle.backend must be a non-empty string';
   if (!isStr(h.namespace) || !isStr(h.name) || !h.namespace || !h.name) return 'handle must have non-empty string namespace and name';
+  const names = shareNamesProblem('handle', h.namespace, h.name);
+  if (names) return names;
   if (!Number.isSafeInteger(h.sizeBytes) || !Number.isSafeInteger(h.requestedBytes)) return 'handle.sizeBytes and requestedBytes must be integers';
   if (!isObject(h.data) || !Object.values(h.data).every(isHandleValue)) return 'handle.data must be an object of strings, numbers, booleans or arrays of them';
   const r = v.releasing;

@@ -288,6 +288,53 @@ test('a malformed held share is refused at hold(); a well-framed bad hold line i
   await b.ledger.close();
 });
 
+test('records read back with names that are not DNS labels, or sequence numbers without headroom, are skipped by line; the rest kept', async () => {
+  const dir = freshDir();
+  const { ledger } = await Ledger.open(dir);
+  await ledger.bind(rec('c1'));
+  await ledger.close();
+  const journal = join(dir, 'ledger.journal');
+  // well framed (valid checksums) but hostile: a path-like share name, an upper-case namespace,
+  // a held share named "..", a sequence number at the end of the safe integers; good lines between
+  appendFileSync(journal, encodeLine({ seq: 10, op: 'bind', rec: rec('c2', '../../etc') }));
+  appendFileSync(journal, encodeLine({ seq: 11, op: 'bind', rec: rec('c3', 'data', 'Team_A') }));
+  appendFileSync(journal, encodeLine({ seq: 12, op: 'bind', rec: rec('c4', 'ok') }));
+  appendFileSync(journal, encodeLine({ seq: 13, op: 'hold', held: { handle: { ...handle('x'), name: '..' } } }));
+  appendFileSync(journal, encodeLine({ seq: Number.MAX_SAFE_INTEGER - 1, op: 'bind', rec: rec('c5') }));
+  appendFileSync(journal, encodeLine({ seq: 14, op: 'drop', namespace: 'team-a', name: 'a/b' }));
+  appendFileSync(journal, encodeLine({ seq: 15, op: 'bind', rec: rec('c6') }));
+  const b = await Ledger.open(dir);
+  const w = b.warnings.join('\n');
+  assert.match(w, /line 2: bind entry: record share name "\.\.\/\.\.\/etc" is not a DNS-1123 label.*; skipped/);
+  assert.match(w, /line 3: bind entry: record share namespace "Team_A" is not a DNS-1123 label/);
+  assert.match(w, /line 5: hold entry: handle name "\.\." is not a DNS-1123 label/);
+  assert.match(w, /line 6: sequence number 9007199254740990 leaves no headroom/);
+  assert.match(w, /line 7: drop entry: namespace and name must be DNS labels/);
+  assert.equal(ids(b.ledger.all()), ['c1:team-a/data', 'c4:team-a/ok', 'c6:team-a/data']);
+  // the ledger goes on counting from the last good sequence number, and the next write lands
+  await b.ledger.bind(rec('c7'));
+  await b.ledger.close();
+  const c = await Ledger.open(dir);
+  assert.equal(ids(c.ledger.all()), ['c1:team-a/data', 'c4:team-a/ok', 'c6:team-a/data', 'c7:team-a/data']);
+  assert.is(c.ledger.stats().seq < 100, true, `sequence ${c.ledger.stats().seq} continues from the good entries`);
+  await c.ledger.close();
+  // a snapshot whose header claims a sequence number without headroom is not trusted to skip the journal
+  const d = freshDir();
+  const l = await Ledger.open(d);
+  await l.ledger.bind(rec('s1'));
+  await l.ledger.compact();
+  await l.ledger.bind(rec('s2'));
+  await l.ledger.close();
+  const snap = join(d, 'ledger.snapshot');
+  const lines = readFileSync(snap, 'utf8').split('\n');
+  const header = JSON.parse(lines[0].slice(lines[0].indexOf(' ') + 1));
+  writeFileSync(snap, [encodeLine({ ...header, seq: Number.MAX_SAFE_INTEGER }).toString().trimEnd(), ...lines.slice(1)].join('\n'));
+  const e = await Ledger.open(d);
+  assert.match(e.warnings.join('\n'), /ledger\.snapshot: line 1: sequence number 9007199254740991 leaves no headroom/);
+  assert.equal(ids(e.ledger.all()), ['s1:team-a/data', 's2:team-a/data']);
+  await e.ledger.close();
+});
+
 test('a second open of the same state dir is refused while the first holds it', async () => {
   const dir = freshDir();
   const { ledger } = await Ledger.open(dir);
