@@ -1,38 +1,34 @@
 #!/usr/bin/env node
 // nri-memshare: the one executable. `run` is the daemon; `status` and `check-config` are for people.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { buildInfo } from './service/build-info';
+import { LOG_LEVELS, type LogLevel } from './service/logger';
 
 const USAGE = `usage: nri-memshare <command> [options]
 
 commands:
   run           run the agent (the NRI plugin daemon)
-  status        show the shares on this node, their size, usage and holders
+  status        whether the agent runs and is registered, and the shares on this node
   check-config  list every problem in the config file
+  version       print the version (--json: also the NRI protocol and Node.js versions)
+  help          this text
 
 options:
-  --config FILE  config file (default /etc/nri-memshare/config.json)
-  --socket PATH  (run) the NRI socket to connect to, instead of the config's nri.socket
-  --json         (status) print JSON instead of a table
-  --version      print the version
-  --help         this text
+  --config FILE      config file (default /etc/nri-memshare/config.json)
+  --socket PATH      (run) the NRI socket to connect to, instead of the config's nri.socket
+  --log-level LEVEL  (run) log level instead of the config's log.level:
+                     trace, debug, info, warn, error, fatal, silent
+  --json             (status, version) print JSON instead of text
+  --version          print the version
+  --help, -h         this text
 `;
 
-function version(): string {
-  for (const up of ['..', join('..', '..')]) {
-    try {
-      return (JSON.parse(readFileSync(join(__dirname, up, 'package.json'), 'utf8')) as { version: string }).version;
-    } catch {
-      // try the next candidate: dist/plugin/ in the tree, or beside the package
-    }
-  }
-  return 'unknown';
-}
+const COMMANDS = ['run', 'status', 'check-config', 'version', 'help'];
 
 interface Args {
   command?: string;
   config?: string;
   socket?: string;
+  logLevel?: LogLevel;
   json: boolean;
   help: boolean;
   version: boolean;
@@ -40,15 +36,24 @@ interface Args {
 
 function parseArgs(argv: string[]): Args {
   const a: Args = { json: false, help: false, version: false };
+  const value = (i: number, flag: string, what: string): string => {
+    const v = argv[i];
+    if (v === undefined || v === '' || v.startsWith('--')) throw new Error(`${flag} needs ${what}`);
+    return v;
+  };
   for (let i = 0; i < argv.length; i++) {
     const x = argv[i];
-    if (x === '--config') {
-      a.config = argv[++i];
-      if (!a.config) throw new Error('--config needs a file');
-    } else if (x.startsWith('--config=')) a.config = x.slice(9);
-    else if (x === '--socket') {
-      a.socket = argv[++i];
-      if (!a.socket || !a.socket.startsWith('/')) throw new Error('--socket needs an absolute path');
+    const eq = x.startsWith('--') ? x.indexOf('=') : -1;
+    const flag = eq > 0 ? x.slice(0, eq) : x;
+    const inline = eq > 0 ? x.slice(eq + 1) : undefined;
+    if (flag === '--config') a.config = inline ?? value(++i, flag, 'a file');
+    else if (flag === '--socket') {
+      a.socket = inline ?? value(++i, flag, 'an absolute path');
+      if (!a.socket.startsWith('/')) throw new Error('--socket needs an absolute path');
+    } else if (flag === '--log-level') {
+      const l = inline ?? value(++i, flag, `a level (${LOG_LEVELS.join(', ')})`);
+      if (!(LOG_LEVELS as readonly string[]).includes(l)) throw new Error(`--log-level ${JSON.stringify(l)}: not one of ${LOG_LEVELS.join(', ')}`);
+      a.logLevel = l as LogLevel;
     } else if (x === '--json') a.json = true;
     else if (x === '--help' || x === '-h') a.help = true;
     else if (x === '--version') a.version = true;
@@ -66,13 +71,20 @@ async function main(): Promise<number> {
     process.stderr.write(`nri-memshare: ${(err as Error).message}\n${USAGE}`);
     return 2;
   }
-  if (args.version) {
-    process.stdout.write(`nri-memshare ${version()}\n`);
+  if (args.version || args.command === 'version') {
+    const b = buildInfo();
+    if (args.json) process.stdout.write(`${JSON.stringify(b)}\n`);
+    else if (args.version) process.stdout.write(`nri-memshare ${b.version}\n`); // one line: scripts compare it
+    else process.stdout.write(`nri-memshare ${b.version}\nNRI protocol ${b.nriVersion}\nNode.js ${b.node}\n`);
     return 0;
   }
-  if (args.help || !args.command) {
+  if (args.help || args.command === 'help' || !args.command) {
     process.stdout.write(USAGE);
     return args.command || args.help ? 0 : 2;
+  }
+  if (!COMMANDS.includes(args.command)) {
+    process.stderr.write(`nri-memshare: unknown command ${JSON.stringify(args.command)}\n${USAGE}`);
+    return 2;
   }
   const { DEFAULT_CONFIG_PATH, checkConfig, loadConfig } = await import('./service/config');
   const configPath = args.config ?? DEFAULT_CONFIG_PATH;
@@ -91,22 +103,35 @@ async function main(): Promise<number> {
       return showStatus(loadConfig(configPath), args.json, process.stdout);
     }
     case 'run': {
-      const { startDaemon } = await import('./service/daemon');
       const { createLogger } = await import('./service/logger');
-      const config = loadConfig(configPath);
-      if (args.socket) config.nri.socket = args.socket;
-      const log = createLogger({ level: config.log.level });
-      const daemon = await startDaemon(config, log);
-      const stop = (sig: string) => {
-        log.info({ signal: sig }, 'stopping');
-        daemon.stop().then(
-          () => process.exit(0),
-          () => process.exit(1),
-        );
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
-      return -1; // keep running
+      // the logger exists before the config is read: a start that fails is a log line like any
+      // other (with its journald priority), not plain text on stderr
+      const log = createLogger({ level: args.logLevel ?? 'info' });
+      try {
+        const config = loadConfig(configPath);
+        if (args.socket) config.nri.socket = args.socket;
+        if (args.logLevel) config.log.level = args.logLevel;
+        log.level = config.log.level;
+        const { startDaemon } = await import('./service/daemon');
+        const daemon = await startDaemon(config, log);
+        const stop = (sig: string) => {
+          log.info({ signal: sig }, 'stopping');
+          daemon.stop().then(
+            () => process.exit(0),
+            (err: unknown) => {
+              log.error({ err: err instanceof Error ? err.message : String(err) }, 'stop failed');
+              process.exit(1);
+            },
+          );
+        };
+        process.on('SIGTERM', () => stop('SIGTERM'));
+        process.on('SIGINT', () => stop('SIGINT'));
+        return -1; // keep running
+      } catch (err) {
+        log.level = 'info';
+        log.fatal({ config: configPath }, `start failed: ${err instanceof Error ? err.message : String(err)}`);
+        return 1;
+      }
     }
     default:
       process.stderr.write(`nri-memshare: unknown command ${JSON.stringify(args.command)}\n${USAGE}`);

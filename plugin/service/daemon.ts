@@ -10,6 +10,7 @@ import { Stub, type StubState } from '../nri';
 import { createBackend } from '../backends';
 import { ledgerSyncs, type Config } from './config';
 import { createLogger, type Logger } from './logger';
+import { packageVersion } from './build-info';
 import { createMemshareMetrics, startMetricsServer, type MetricsServer, type NriEventName } from './metrics';
 
 export interface Daemon {
@@ -184,7 +185,7 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
     });
     log.info({ address: metricsServer.address }, 'metrics: listening');
   }
-  log.info({ socket: config.nri.socket, name: config.nri.name, index: config.nri.index, backend: backend.kind }, 'nri-memshare started');
+  log.info({ socket: config.nri.socket, plugin: config.nri.name, index: config.nri.index, backend: backend.kind, version: packageVersion() }, 'nri-memshare started');
 
   return {
     stub,
