@@ -13,6 +13,7 @@
 // - No JS logger callback is registered: the SDK would call it from its own HCOM threads (A.3).
 // - Structs are anonymous koffi types (no global type names to collide), created on first use so importing
 //   this module costs nothing.
+import { readFileSync } from 'node:fs';
 import type * as KoffiModule from 'koffi';
 
 type Koffi = typeof KoffiModule;
@@ -206,6 +207,49 @@ function checkSize(what: string, n: number): void {
   if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`${what} must be a non-negative safe integer, got ${n}`);
 }
 
+const PT_LOAD = 1;
+
+/**
+ * Why the file at path cannot be a loadable ELF object, or undefined when dlopen may try it. glibc's
+ * loader maps PT_LOAD segments without checking them against the file's size, so a truncated library
+ * kills the process with SIGBUS instead of failing dlopen: that case must be caught before it.
+ * Other defects (wrong class or machine, bad dynamic section) are left to dlopen's own message.
+ */
+export function elfProblem(path: string): string | undefined {
+  let buf: Buffer;
+  try {
+    buf = readFileSync(path);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    return e.code === 'ENOENT' ? undefined : e.message; // missing: dlopen says so in its words
+  }
+  if (buf.length < 4 || buf.readUInt32BE(0) !== 0x7f454c46) return `not an ELF file (${buf.length} bytes, no ELF magic)`;
+  const cls = buf[4]; // 1: 32-bit, 2: 64-bit
+  const le = buf[5] === 1;
+  if ((cls !== 1 && cls !== 2) || (buf[5] !== 1 && buf[5] !== 2)) return undefined;
+  const is64 = cls === 2;
+  const u16 = (o: number) => (le ? buf.readUInt16LE(o) : buf.readUInt16BE(o));
+  const u32 = (o: number) => (le ? buf.readUInt32LE(o) : buf.readUInt32BE(o));
+  const word = (o: number) => (is64 ? Number(le ? buf.readBigUInt64LE(o) : buf.readBigUInt64BE(o)) : u32(o));
+  const headerSize = is64 ? 64 : 52;
+  const truncated = (need: number) => `truncated: ${buf.length} bytes, but its segments need ${need}`;
+  if (buf.length < headerSize) return truncated(headerSize);
+  const phoff = word(is64 ? 32 : 28);
+  const phentsize = u16(is64 ? 54 : 42);
+  const phnum = u16(is64 ? 56 : 44);
+  const phEnd = phoff + phentsize * phnum;
+  if (phEnd > buf.length) return truncated(phEnd);
+  let need = 0;
+  for (let i = 0; i < phnum; i++) {
+    const ph = phoff + i * phentsize;
+    if (u32(ph) !== PT_LOAD) continue;
+    const offset = word(ph + (is64 ? 8 : 4));
+    const filesz = word(ph + (is64 ? 32 : 16));
+    need = Math.max(need, offset + filesz);
+  }
+  return need > buf.length ? truncated(need) : undefined;
+}
+
 /** Load the SDK (or its test double) from an absolute path. Throws UbsSdkLoadError naming the path. */
 export function loadUbsSdk(path: string): UbsSdk {
   let k: Koffi;
@@ -215,6 +259,8 @@ export function loadUbsSdk(path: string): UbsSdk {
     throw new UbsSdkLoadError(path, `koffi is not available: ${(err as Error).message}`, { cause: err });
   }
   const t = types();
+  const bad = elfProblem(path);
+  if (bad) throw new UbsSdkLoadError(path, bad);
   let lib: ReturnType<Koffi['load']>;
   try {
     lib = k.load(path);

@@ -116,6 +116,54 @@ test('a missing library gives UbsSdkLoadError naming the path', () => {
   }
 });
 
+const loadError = (p: string): Error => {
+  try {
+    loadUbsSdk(p);
+  } catch (err) {
+    assert.instance(err, UbsSdkLoadError);
+    assert.match((err as Error).message, `cannot load the UB memory SDK ${p}: `);
+    return err as Error;
+  }
+  return assert.unreachable(`loading ${p} should fail`) as never;
+};
+
+test('a file that is not a shared object gives UbsSdkLoadError naming the path and the reason', () => {
+  const text = join(root, 'text.so');
+  writeFileSync(text, 'not an ELF file\n'.repeat(100));
+  assert.match(loadError(text).message, /not an ELF file|invalid ELF header/);
+  const tiny = join(root, 'tiny.so');
+  writeFileSync(tiny, 'x');
+  assert.match(loadError(tiny).message, /not an ELF file|file too short/);
+});
+
+test('a truncated ELF (the loader would die of SIGBUS mapping past its end) gives UbsSdkLoadError, not a crash', () => {
+  const whole = readFileSync(libPath);
+  // where the last PT_LOAD segment ends, by binutils (a second reader of the same headers)
+  const loads = spawnSync('readelf', ['-lW', libPath], { encoding: 'utf8' }).stdout.split('\n').filter((l) => /^\s*LOAD\s/.test(l));
+  assert.ok(loads.length > 0, 'readelf lists LOAD segments');
+  const end = Math.max(...loads.map((l) => {
+    const f = l.trim().split(/\s+/);
+    return parseInt(f[1], 16) + parseInt(f[4], 16);
+  }));
+  for (const n of [4096, end - 1]) {
+    const p = join(root, `trunc-${n}.so`);
+    writeFileSync(p, whole.subarray(0, n));
+    assert.match(loadError(p).message, `truncated: ${n} bytes, but its segments need`);
+  }
+  const head = join(root, 'head.so');
+  writeFileSync(head, whole.subarray(0, 40)); // cut inside the ELF header
+  assert.match(loadError(head).message, 'truncated');
+});
+
+test('a library without the SDK\'s functions gives UbsSdkLoadError naming the symbol', () => {
+  const src = join(root, 'empty.c');
+  writeFileSync(src, 'int not_the_sdk(void) { return 0; }\n');
+  const so = join(root, 'libempty.so');
+  const r = spawnSync('gcc', ['-shared', '-fPIC', '-o', so, src], { encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr);
+  assert.match(loadError(so).message, "symbol ubsmem_initialize: Cannot find function 'ubsmem_initialize'");
+});
+
 test('shm calls before initialize return 6040', async () => {
   assert.is((await sdk.lookup('x')).code, UbsmCode.NET);
   assert.is(await sdk.allocate('default', 'x', 4 * MiB, 0o600, 0), UbsmCode.NET);
