@@ -1,11 +1,12 @@
 // The benchmark: prints figures and writes them to test/bench/results/bench.json (committed).
 // Never run by the test command; timings are measured here, not asserted anywhere.
 //
-//   node dist/test/bench/bench.js [--only ttrpc,nribench,rss,containerd] [-n 200]
+//   node dist/test/bench/bench.js [--only ttrpc,nribench,nribench-stub,nribench-ubs,rss,containerd] [-n 200]
 //
 // - ttrpc: in-process round trip of the project's ttrpc over a unix socket
 // - nribench: the bare NRI round trip beside containerd's own Go stub, through
-//   ../shared/tools/nribench/compare.sh (NRI 0.6.1 runtime code), and the agent's RSS there
+//   ../shared/tools/nribench/compare.sh (NRI 0.6.1 runtime code), and the agent's RSS there;
+//   nribench-ubs: the same with the agent on the ubs backend over the SDK double (zero delay)
 // - rss: the agent's RSS idle and after 10,000 events (nribench, one long run)
 // - containerd: added CreateContainer latency through CRI on real containerd 1.7 and 2.1, with
 //   the agent versus none, interleaved in one run; first binding of a share versus later ones
@@ -96,15 +97,21 @@ export const agentCmd = (cfg: string) => [process.execPath, '--max-semi-space-si
  * here, since nribench runs one container at a time); `stub` is the project's stub with the
  * minimal fixture plugin, the like-for-like match for the Go reference (a mount, no other work).
  */
-function benchNribench(kind: 'agent' | 'stub'): void {
+function benchNribench(kind: 'agent' | 'stub', ub?: UbBench): void {
   const dir = mkdtempSync(join(tmpdir(), 'nribench-agent-'));
   const cfg = agentConfig(dir, join(dir, 'unused.sock'), [{ ns: 'default', name: 'bench', size: '128Mi' }]);
+  if (ub) {
+    const c = JSON.parse(readFileSync(cfg, 'utf8')) as Record<string, unknown>;
+    c.backend = ub.backend;
+    writeFileSync(cfg, JSON.stringify(c, null, 2));
+  }
   const out = join(dir, 'out');
   const cmd = kind === 'agent'
-    ? ['-a', 'memshare.nri.io/pod=bench', '--', ...agentCmd(cfg), '--socket', '{SOCKET}']
+    // a UB binding adds no /dev/shm mount: its socket dir mount at /run/matrix/memory is the one counted
+    ? ['-a', 'memshare.nri.io/pod=bench', ...(ub ? ['-p', '/run/matrix/memory'] : []), '--', ...agentCmd(cfg), '--socket', '{SOCKET}']
     : ['-a', 'test.memshare/mount=bench', '--', process.execPath, '--max-semi-space-size=1', join(repo, 'dist', 'test', 'fixtures', 'echo-plugin.js'), '{SOCKET}'];
   const r = spawnSync('bash', [join(shared, 'tools', 'nribench', 'compare.sh'), '-n', '2000', '-r', '5', ...cmd], {
-    encoding: 'utf8', env: { ...process.env, OUT: out }, maxBuffer: 64 << 20,
+    encoding: 'utf8', env: { ...process.env, ...ub?.env, OUT: out }, maxBuffer: 64 << 20,
   });
   process.stdout.write(r.stdout);
   if (r.status !== 0) {
@@ -118,10 +125,54 @@ function benchNribench(kind: 'agent' | 'stub'): void {
     if (m) (rows[m[1]] ??= {})[m[2]] = [Number(m[3]), Number(m[4]), Number(m[5])];
   }
   const rss = [...r.stdout.matchAll(/^(go|yours)\s+CreateContainer.*?(\d+) -> (\d+)\s*$/gm)].map((m) => ({ plugin: m[1], idleKB: Number(m[2]), afterKB: Number(m[3]) }));
-  results[kind === 'agent' ? 'nribench' : 'nribenchStub'] = { plugin: kind, medianOverRounds: 5, callsPerRound: 2000, p50p90p99us: rows, rss, createP50RatioYoursOverGo: ratio ? Number(ratio[1]) : null, rounds: ratio?.[2].trim().split(/\s+/).map(Number), machine: machine() };
-  save();
+  const key = ub ? 'nribenchUbs' : kind === 'agent' ? 'nribench' : 'nribenchStub';
+    // p99 of the medians over rounds (compare.sh prints a per-round ratio for p50 only)
+  const p99Ratio = rows.yours?.CreateContainer && rows.go?.CreateContainer ? round(rows.yours.CreateContainer[2] / rows.go.CreateContainer[2], 2) : null;
+  const entry = { plugin: kind, ...(ub ? { backend: 'ubs', note: ub.note } : {}), medianOverRounds: 5, callsPerRound: 2000, p50p90p99us: rows, rss, createP50RatioYoursOverGo: ratio ? Number(ratio[1]) : null, createP99RatioOfMedians: p99Ratio, rounds: ratio?.[2].trim().split(/\s+/).map(Number), machine: machine() };
+  console.log(`${key}: CreateContainer ratio agent/Go reference: p50 ${ratio?.[1] ?? '?'} (median of rounds), p99 ${p99Ratio ?? '?'} (of the medians)`);
+  results[key] = entry;
+  if (ub) {
+    // re-read: other figures may have been written since this process started
+    const now = existsSync(resultsFile) ? (JSON.parse(readFileSync(resultsFile, 'utf8')) as Results) : {};
+    writeFileSync(resultsFile, `${JSON.stringify({ ...now, [key]: entry }, null, 2)}\n`);
+  } else save();
   unmountUnder(dir);
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** The agent's environment and backend config for nribench in UB mode. */
+interface UbBench {
+  env: Record<string, string>;
+  backend: Record<string, unknown>;
+  note: string;
+}
+
+/**
+ * nribench with the agent on the ubs backend: the SDK double at zero delay behind the daemon
+ * stand-in, the share "bench" declared, ledger.sync "auto" (always, for ubs). nribench's readiness
+ * probe container is never stopped: it makes the node's first binding (allocate, map, lookup)
+ * and holds the share, so the measured CreateContainers are later bindings (the injection and a
+ * record with fdatasync) and StopContainers end a record without a release.
+ */
+async function benchNribenchUbs(): Promise<void> {
+  const { UbsNode } = await import('../e2e/ubs-env');
+  const node = new UbsNode();
+  try {
+    await node.start();
+    node.control('');
+    // the agent's environment as the e2e tests give it (no node name: "local")
+    const env = Object.fromEntries(Object.entries(node.hostEnv()).filter(([k]) => k !== 'UBSM_DOUBLE_NODE' && k !== 'HCOM_CONNECTION_RETRY_INTERVAL_SEC'));
+    benchNribench('agent', {
+      env,
+      backend: node.backendConfig(),
+      note: 'agent with backend kind ubs over the SDK test double (zero delay) and ubsmd-standin, ledger with fdatasync; nribench\'s probe container holds the share, so measured calls are later bindings (injection + record) and ends without release',
+    });
+    // the last round's probe binding is still on record (the agent was stopped, not the container)
+    const left = node.shares().filter((s) => s !== 'nms.default.bench');
+    if (left.length) throw new Error(`nribench UB: unexpected shares left in the double: ${left.join(' ')}`);
+  } finally {
+    await node.cleanup();
+  }
 }
 
 function benchRss(): void {
@@ -162,6 +213,7 @@ async function main(): Promise<void> {
   if (want('rss')) benchRss();
   if (want('nribench')) benchNribench('agent');
   if (want('nribench-stub')) benchNribench('stub');
+  if (want('nribench-ubs')) await benchNribenchUbs();
   if (want('containerd')) {
     const { benchContainerd } = await import('./containerd-latency');
     results.containerd = await benchContainerd(N, agentConfig, agentCmd);
