@@ -312,27 +312,10 @@ export class MemshareService {
         continue; // a bad annotation could never have been created with us present; nothing to restore
       }
       if (refs.length === 0) continue;
-      const records = this.boundRecords(c.id);
-      const missing = unbound(records, refs);
-      const unmounted: string[] = [];
-      // recorded, but the mount never reached the container: the agent died after recording and
-      // before answering, and the runtime went on without it (NRI fails open)
-      if (c.mounts && c.mounts.length > 0) {
-        const has = new Set(c.mounts);
-        for (const r of records) {
-          const want = this.expectedMounts(c, pod.namespace, r);
-          if (want.some((m) => !has.has(m))) unmounted.push(`${shareKey(r.share.namespace, r.share.name)} (${want.join(', ')} not among its mounts: ${[...has].join(' ')})`);
-        }
-      }
-      if (missing.length) {
-        report.evict.push({ containerId: c.id, pid: c.pid ?? 0, reason: createdWithout(missing) });
-      } else if (unmounted.length) {
-        report.evict.push({
-          containerId: c.id,
-          pid: c.pid ?? 0,
-          reason: `memshare: recorded as bound to ${unmounted.join('; ')}: the agent stopped before its answer reached the runtime; evicted so it is recreated with it`,
-        });
-      }
+      const missing = unbound(this.boundRecords(c.id), refs);
+      const lost = missing.length ? undefined : this.lostInjection(c, pod.namespace);
+      if (missing.length) report.evict.push({ containerId: c.id, pid: c.pid ?? 0, reason: createdWithout(missing) });
+      else if (lost) report.evict.push({ containerId: c.id, pid: c.pid ?? 0, reason: lost });
     }
     return report;
   }
@@ -342,8 +325,9 @@ export class MemshareService {
    * holds no binding of; undefined when it has them all (or asks for none). For a container the
    * agent never saw: created after one agent died and started after the next one's Synchronize,
    * which does not list it because the runtime stores a container only once its creation is done.
+   * Also when it holds its bindings but its mounts show they never reached it (see lostInjection).
    */
-  evictionReason(pod: PodInfo, ctr: Pick<ContainerInfo, 'id' | 'name'>): string | undefined {
+  evictionReason(pod: PodInfo, ctr: Pick<ContainerInfo, 'id' | 'name' | 'mounts'>): string | undefined {
     let refs;
     try {
       refs = parseBinding(pod.annotations, pod.namespace, ctr.name, { maxNameLength: this.o.limits.maxNameLength }).refs;
@@ -351,11 +335,30 @@ export class MemshareService {
       return undefined; // a bad annotation could never have been created with us present
     }
     const missing = unbound(this.boundRecords(ctr.id), refs);
-    return missing.length ? createdWithout(missing) : undefined;
+    return missing.length ? createdWithout(missing) : this.lostInjection(ctr, pod.namespace);
+  }
+
+  /**
+   * Why a container recorded as bound does not show what its bindings add, from its mounts as the
+   * runtime reports them, or undefined. This is the trace of an answer that never reached the
+   * runtime or reached it after its deadline: NRI then fails open, and the container runs without
+   * the share while the binding is on record. (A runtime that reports no mounts at all is not
+   * judged: every real container has some.)
+   */
+  private lostInjection(c: Pick<ContainerInfo, 'id' | 'name' | 'mounts'>, podNamespace: string): string | undefined {
+    if (!c.mounts || c.mounts.length === 0) return undefined;
+    const has = new Set(c.mounts);
+    const lost: string[] = [];
+    for (const r of this.boundRecords(c.id)) {
+      const want = this.expectedMounts(c, podNamespace, r);
+      if (want.some((m) => !has.has(m))) lost.push(`${shareKey(r.share.namespace, r.share.name)} (${want.filter((m) => !has.has(m)).join(', ')} not among its mounts)`);
+    }
+    if (!lost.length) return undefined;
+    return `memshare: recorded as bound to ${lost.join('; ')}: the agent's answer did not reach the runtime in time, so the container was created without it; evicted so it is recreated with it`;
   }
 
   /** The mount destinations a container bound by record `r` must show. */
-  private expectedMounts(c: ContainerInfo, podNamespace: string, r: Readonly<BindingRecord>): string[] {
+  private expectedMounts(c: Pick<ContainerInfo, 'id' | 'name'>, podNamespace: string, r: Readonly<BindingRecord>): string[] {
     const handle = this.present.get(shareKey(r.share.namespace, r.share.name)) ?? placeholderHandle(this.o.backend.kind, r.share.namespace, r.share.name);
     const ref = r.share.namespace === podNamespace ? r.share.name : shareKey(r.share.namespace, r.share.name);
     return this.o.backend.attach({ id: c.id, name: c.name, podNamespace }, [{ handle, readOnly: r.readOnly, ref }]).mounts.map((m) => m.destination);

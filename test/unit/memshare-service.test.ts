@@ -280,4 +280,27 @@ test('a container the agent never saw is evicted when it starts without its shar
   await s.done();
 });
 
+test('a bound container whose mounts lack its share at PostStartContainer (the answer came too late) is evicted; one that has it is not', async () => {
+  const s = await setup([decl('team', 'cache')]);
+  const killed: string[] = [];
+  const h = memshareHandlers({ service: s.service, stub: () => ({ updateContainers: async () => [] }), kill: (id) => (killed.push(id), 'killed') });
+  const p = pod('team', { 'memshare.nri.io/pod': 'cache' });
+  const late = ctr(p, 'late');
+  const served = ctr(p, 'served');
+  await h.createContainer!(nriPod(p), nriCtr(late, ContainerState.CREATED, 0), ctx);
+  await h.createContainer!(nriPod(p), nriCtr(served, ContainerState.CREATED, 0), ctx);
+  assert.is(s.ledger.byContainer(late.id).length, 1, 'the late binding is on record');
+  // as the runtime reports them: containerd gave up waiting and created "late" without the adjustment
+  const base = ['/proc', '/dev', '/dev/pts', '/dev/shm', '/sys'];
+  const withMounts = (c: Container, dests: string[]): Container => ({ ...c, mounts: dests.map((destination) => ({ destination, type: 'bind', source: '/x', options: [] })) });
+  await h.postStartContainer!(nriPod(p), withMounts(nriCtr(late, ContainerState.RUNNING, 5151), base), ctx);
+  await h.postStartContainer!(nriPod(p), withMounts(nriCtr(served, ContainerState.RUNNING, 5252), [...base, '/dev/shm/cache']), ctx);
+  assert.equal(killed, [late.id]);
+  assert.match(s.service.evictionReason(p, { ...late, mounts: base }) ?? '', /recorded as bound to team\/cache \(\/dev\/shm\/cache not among its mounts\).*did not reach the runtime in time/);
+  // the same check at reconcile (the agent reconnects after containerd dropped it)
+  const report = await s.service.reconcile([p], [{ ...late, state: 'running', pid: 5151, mounts: base }, { ...served, state: 'running', pid: 5252, mounts: [...base, '/dev/shm/cache'] }]);
+  assert.equal(report.evict.map((e) => e.containerId), [late.id]);
+  await s.done();
+});
+
 test.run();
