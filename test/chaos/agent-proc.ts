@@ -15,7 +15,7 @@ export interface Share {
 }
 
 /** Writes the agent's config and declarations under dir; returns the config path and dirs. */
-export function writeAgentConfig(dir: string, nriSocket: string, shares: Share[]): { config: string; sharesDir: string; stateDir: string } {
+export function writeAgentConfig(dir: string, nriSocket: string, shares: Share[], backend?: Record<string, unknown>): { config: string; sharesDir: string; stateDir: string } {
   const decl = join(dir, 'shares.d');
   const sharesDir = join(dir, 'shares');
   const stateDir = join(dir, 'state');
@@ -42,9 +42,20 @@ export function writeAgentConfig(dir: string, nriSocket: string, shares: Share[]
       declarationsDir: decl,
       metrics: { address: '' },
       log: { level: 'info' },
+      ...(backend ? { backend } : {}),
     }),
   );
   return { config, sharesDir, stateDir };
+}
+
+export interface AgentSlotOptions {
+  /** added to the agent's environment (the UB SDK double's variables) */
+  env?: Record<string, string>;
+  /**
+   * a run counts as synchronized only once it has also logged a line matching this (the ubs
+   * backend connects to its daemon in the background: until then it refuses UB bindings)
+   */
+  readyLog?: RegExp;
 }
 
 export interface ReconcileSeen {
@@ -69,12 +80,20 @@ export class AgentSlot {
   private exited: Promise<void> = Promise.resolve();
   private readonly log: WriteStream;
   private waiters = new Set<() => void>();
+  private nriSynced = false;
+  private readySeen = true;
 
   constructor(
     private readonly configPath: string,
     readonly logPath: string,
+    private readonly opts: AgentSlotOptions = {},
   ) {
     this.log = createWriteStream(logPath, { flags: 'a' });
+  }
+
+  /** the current process's pid (undefined when none runs) */
+  get pid(): number | undefined {
+    return this.running ? this.child!.pid : undefined;
   }
 
   get running(): boolean {
@@ -85,10 +104,12 @@ export class AgentSlot {
     if (this.running) throw new Error('agent already running');
     const epoch = ++this.epoch;
     this.synced = false;
+    this.nriSynced = false;
+    this.readySeen = !this.opts.readyLog;
     this.log.write(`---- chaos: agent run ${epoch} ----\n`);
     const child = spawn(process.execPath, [CLI, 'run', '--config', this.configPath], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, MALLOC_ARENA_MAX: '2' },
+      env: { ...process.env, ...this.opts.env, MALLOC_ARENA_MAX: '2' },
     });
     this.child = child;
     let partial = '';
@@ -120,8 +141,12 @@ export class AgentSlot {
     }
     const msg = String(j.msg ?? '');
     if (msg === 'nri: synchronized' && epoch === this.epoch) {
-      this.synced = true;
+      this.nriSynced = true;
+      this.synced = this.readySeen;
       this.syncCount++;
+    } else if (this.opts.readyLog && this.opts.readyLog.test(msg) && epoch === this.epoch) {
+      this.readySeen = true;
+      this.synced = this.nriSynced;
     } else if (msg === 'reconciled with the runtime') {
       this.reconciles.push({
         epoch,
@@ -133,6 +158,7 @@ export class AgentSlot {
     } else if (/disconnect|closed|lost/i.test(msg) && epoch === this.epoch) {
       // the connection to containerd went (e.g. containerd restarts): not synchronized until it says so again
       this.synced = false;
+      this.nriSynced = false;
     }
     if (j.level === 'error' || j.level === 'fatal' || (typeof j.level === 'number' && j.level >= 50)) this.errors.push(`run ${epoch}: ${l.slice(0, 400)}`);
     this.wake();
@@ -145,6 +171,7 @@ export class AgentSlot {
   /** Marks the current run as not synchronized (e.g. containerd goes away) until it logs it again. */
   unsync(): void {
     this.synced = false;
+    this.nriSynced = false;
   }
 
   /** Resolves once the current run is synchronized; rejects if it exits first or after timeoutMs. */

@@ -14,9 +14,20 @@
 //      ro/rw), except containers created while the agent was down (or dying), which the agent must
 //      evict once it is back: EXITED within EVICT_BOUND_MS and at least two reconciles.
 //
+//
+// UB mode (backend "ubs"): the agent runs the ubs backend over the SDK double (native/ubs) with the
+// daemon stand-in, the double slowed per call (DELAYS) so that kills land inside attach (allocate,
+// map) and release (unmap, deallocate); some kills wait for an SDK call in flight. (c) and (d)
+// then read the runtime spec containerd wrote instead of mounts: each running bound container's
+// LinuxDevices must name exactly the memids its shares have in the double now, attached by the
+// live agent; one with other (stale) or no device numbers must be evicted (every agent death
+// detaches the shares: the restarted agent re-maps them under new memids). (b) reads the double:
+// every share in it is held by a container on record, and after every pod is removed the double
+// holds no share and no mapping.
+//
 // Used by test/e2e/chaos.test.ts (short form) and test/chaos/run.ts (long form).
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   CriError,
@@ -29,6 +40,7 @@ import {
   type PodInfo,
   type PodSandboxConfig,
 } from '../harness';
+import { UBS_IMAGE, UbsNode, importUbsImage, ociSpec, sdkNameOf } from '../e2e/ubs-env';
 import { AgentSlot, agentStatus, writeAgentConfig, type Share } from './agent-proc';
 import { chooseSeed, makeRng, type Rng } from './prng';
 
@@ -45,9 +57,19 @@ const POD_VALUES: Array<string | undefined> = ['alpha', 'beta', 'alpha,beta:ro',
 const MAX_PODS = 6;
 /** a container created without its shares must be EXITED (evicted) this long after it was seen so */
 export const EVICT_BOUND_MS = 30_000;
+/**
+ * UB mode: the double's delay per SDK call (ms), to widen the windows that kills aim at; the sum
+ * for a first binding (allocate + list + map + lookup) stays well inside the agent's budget
+ */
+const DELAYS: Record<string, number> = { allocate: 150, map: 250, unmap: 250, deallocate: 150 };
+/** UB mode: the agent's SDK budget per request (ms); containerd gives NRI 2 s */
+const UB_BUDGET_MS = 1500;
+export type ChaosBackend = 'local' | 'ubs';
 
 export interface ChaosOptions {
   version: ContainerdVersion;
+  /** the agent's backend: tmpfs shares (default), or UB shares over the SDK double */
+  backend?: ChaosBackend;
   /** SIGKILLs of the agent */
   kills: number;
   /** containerd restarts, spread over the run (some are SIGKILL + start) */
@@ -83,10 +105,27 @@ export interface ChaosCounts {
   hostChecks: number;
   /** violations of (a) and (b): records or mounts that do not match the runtime */
   leaks: number;
+  /** UB mode: kills while a CreateContainer waited on an SDK call (allocate, map, ...) */
+  killsDuringAttach: number;
+  /** UB mode: kills while a StopContainer waited on an SDK call (unmap, deallocate) */
+  killsDuringRelease: number;
+  /** UB mode: running containers whose device numbers were compared with the double's */
+  deviceChecks: number;
+  /** UB mode: running containers seen with stale device numbers (the share re-attached since) */
+  staleSeen: number;
+  /** UB mode: CreateContainer refused because an SDK call outlived the budget (injected delays) */
+  pendingRefusals: number;
+  /** UB mode: shares in the double at the end of the churn / after every pod was removed */
+  ubSharesAtEnd: number;
+  ubSharesLeft: number;
+  ubMapsLeft: number;
+  /** UB mode: running containers with stale or missing device numbers at the end */
+  staleRunningAtEnd: number;
 }
 
 export interface ChaosResult {
   version: ContainerdVersion;
+  backend: ChaosBackend;
   containerdVersion: string;
   seed: number;
   durationMs: number;
@@ -131,6 +170,10 @@ interface CtrM {
   evicted: boolean;
   /** when the driver learnt of it (a listing taken before that cannot know it) */
   addedAt: number;
+  /** agent run when its creation began (UB: a later run re-attached its shares); 0 if adopted */
+  createdEpoch: number;
+  /** UB: the agent pid whose mappings carried the memids it was verified with */
+  verifiedPid?: number;
 }
 
 /** The shares a container asks for (same rules as the product's annotation contract). */
@@ -174,6 +217,26 @@ function parseMountinfo(text: string): Map<string, string[]> {
   return m;
 }
 
+/**
+ * Whether a thread of the process sleeps in (clock_)nanosleep: in the agent that is the SDK
+ * double's injected delay, i.e. an SDK call in flight (node's own threads wait in epoll/futex).
+ */
+function inSdkCall(pid: number | undefined): boolean {
+  if (pid === undefined) return false;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const nr = Number(readFileSync(`/proc/${pid}/task/${tid}/syscall`, 'utf8').split(' ')[0]);
+      if (nr === SYS_CLOCK_NANOSLEEP || nr === SYS_NANOSLEEP) return true;
+    }
+  } catch {
+    // the process or a thread went meanwhile
+  }
+  return false;
+}
+// x86_64 syscall numbers
+const SYS_NANOSLEEP = 35;
+const SYS_CLOCK_NANOSLEEP = 230;
+
 function shortError(e: unknown): string {
   const msg = e instanceof CriError ? `${e.method}: ${e.details}` : (e as Error).message ?? String(e);
   return msg
@@ -190,12 +253,15 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   const log = opts.log ?? ((l: string) => process.stdout.write(`${l}\n`));
   const started = Date.now();
   const limit = opts.durationLimitMs ?? Number.POSITIVE_INFINITY;
-  log(`chaos: containerd ${opts.version}, seed ${seed} (CHAOS_SEED=${seed} replays the choices), ${opts.kills} kills, ${opts.containerdRestarts} containerd restarts`);
+  const ub = opts.backend === 'ubs';
+  log(`chaos: containerd ${opts.version}${ub ? ', UB mode' : ''}, seed ${seed} (CHAOS_SEED=${seed} replays the choices), ${opts.kills} kills, ${opts.containerdRestarts} containerd restarts`);
 
   const counts: ChaosCounts = {
     kills: 0, killsBeforeSync: 0, killsDuringCreate: 0, containerdRestarts: 0, agentSyncs: 0, reconciles: 0,
     pods: 0, podsRemoved: 0, containers: 0, containersStarted: 0, containersStopped: 0, containersRemoved: 0,
     createFailures: 0, createdWithoutShares: 0, evictions: 0, mountChecks: 0, markerChecks: 0, hostChecks: 0, leaks: 0,
+    killsDuringAttach: 0, killsDuringRelease: 0, deviceChecks: 0, staleSeen: 0, pendingRefusals: 0,
+    ubSharesAtEnd: 0, ubSharesLeft: 0, ubMapsLeft: 0, staleRunningAtEnd: 0,
   };
   const violations: string[] = [];
   const createFailureKinds: Record<string, number> = {};
@@ -215,6 +281,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   let cdEpoch = 0; // bumped at the start and the end of each containerd restart
   let cdRestarting = false;
   let createsInFlight = 0;
+  let stopsInFlight = 0;
+  let node: UbsNode | undefined;
   // containerd 2.1.9 deadlocks when a plugin registers while a RemovePodSandbox is in flight (its
   // forced stop takes NRI's plugin-sync read lock a second time behind the waiting sync): pod
   // removals therefore run only while the agent is synchronized and no kill is pending.
@@ -229,12 +297,20 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   const markerName = (id: string) => `.chaos-${id.slice(0, 16)}`;
 
   try {
-    inst = await startContainerd({ version: opts.version });
+    // a UB node is made before containerd starts: 2.1's config names its CDI dir
+    if (ub) node = new UbsNode();
+    inst = await startContainerd({ version: opts.version, ...(node && opts.version === '2.1' ? { cdiSpecDirs: [node.cdiDir] } : {}) });
     const cri = inst.cri;
-    log(`chaos: containerd ${inst.version} in ${inst.dir}; work dir ${dir}`);
-    cfg = writeAgentConfig(dir, inst.nriSocket, SHARES);
-    agent = new AgentSlot(cfg.config, join(dir, 'agent.log'));
+    log(`chaos: containerd ${inst.version} in ${inst.dir}; work dir ${dir}${node ? `; UB node ${node.dir}` : ''}`);
+    if (node) {
+      await node.start();
+      importUbsImage(inst);
+      node.control(Object.entries(DELAYS).map(([op, ms]) => `delay_ms.${op}=${ms}\n`).join(''));
+    }
+    cfg = writeAgentConfig(dir, inst.nriSocket, SHARES, node?.backendConfig({ backend: { budgetMs: UB_BUDGET_MS } }));
+    agent = new AgentSlot(cfg.config, join(dir, 'agent.log'), node ? { env: node.agentEnv(), readyLog: /^ubs: connected to the UB memory daemon/ } : {});
     const ag = agent;
+    const image = ub ? UBS_IMAGE : undefined;
     ag.start();
     await ag.waitSynced();
 
@@ -257,7 +333,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
         m = {
           id: c.id, podId: c.pod_sandbox_id, name: c.metadata.name,
           wants: pod ? wantedShares(pod.annotations, NAMESPACE, c.metadata.name) : [],
-          clean: false, adopted: true, stopRequested: pod?.stopRequested ?? false, verified: false, evicted: false, addedAt: Date.now(),
+          clean: false, adopted: true, stopRequested: pod?.stopRequested ?? false, verified: false, evicted: false, addedAt: Date.now(), createdEpoch: 0,
         };
         ctrs.set(c.id, m);
       }
@@ -312,13 +388,16 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
             createsInFlight++;
             let id: string;
             try {
-              id = await cri.createContainer(p.id, pm.config!, { name });
+              id = await cri.createContainer(p.id, pm.config!, { name, image });
             } catch (e) {
               counts.createFailures++;
               const kind = shortError(e);
               createFailureKinds[kind] = (createFailureKinds[kind] ?? 0) + 1;
+              // UB: an SDK call slower than the budget (the delays are injected; the machine is
+              // shared) is refused for the kubelet's retry, as documented: not a fault
+              if (ub && /is still being attached/.test(kind)) counts.pendingRefusals++;
               // the agent refusing while it was up the whole time is not chaos, it is a bug
-              if (stillClean(w) && /memshare/.test(kind)) violation(`CreateContainer ${name} in pod ${pm.name} refused while the agent was up: ${kind}`);
+              else if (stillClean(w) && /memshare/.test(kind)) violation(`CreateContainer ${name} in pod ${pm.name} refused while the agent was up: ${kind}`);
               break;
             } finally {
               createsInFlight--;
@@ -329,7 +408,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
               id, podId: p.id, name, wants: wantedShares(pm.annotations, NAMESPACE, name), clean, adopted: false,
               stopRequested: existing?.stopRequested ?? false, verified: existing?.verified ?? false,
               lackingSince: existing?.lackingSince, lackingSyncs: existing?.lackingSyncs, evicted: existing?.evicted ?? false,
-              addedAt: existing?.addedAt ?? Date.now(),
+              addedAt: existing?.addedAt ?? Date.now(), createdEpoch: w.epoch, verifiedPid: existing?.verifiedPid,
             });
             counts.containers++;
             if (rng.chance(0.85)) {
@@ -347,7 +426,12 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
           case 'stop': {
             const c = rng.pick(running);
             ctrs.get(c.id)!.stopRequested = true;
-            await cri.stopContainer(c.id, 1);
+            stopsInFlight++;
+            try {
+              await cri.stopContainer(c.id, 1);
+            } finally {
+              stopsInFlight--;
+            }
             counts.containersStopped++;
             break;
           }
@@ -412,7 +496,96 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       return undefined;
     };
 
+    // ---- UB mode: device numbers in the runtime spec against the double
+    type DevState = { kind: 'ok'; pid: number } | { kind: 'none' } | { kind: 'stale' | 'mode'; detail: string } | { kind: 'unknown' };
+    /** what the runtime spec of a started container says, against the memids the live agent keeps attached now */
+    const deviceState = (c: CtrM): DevState => {
+      let devs;
+      try {
+        devs = (ociSpec(inst!, c.id).linux.devices ?? []).filter((d) => d.major === node!.major);
+      } catch {
+        return { kind: 'unknown' }; // not started yet, or gone
+      }
+      if (devs.length === 0) return { kind: 'none' };
+      const pid = ag.pid;
+      if (pid === undefined) return { kind: 'stale', detail: 'no agent runs: nothing keeps its shares attached' };
+      const want = new Map<number, Ref>();
+      for (const r of c.wants) {
+        const a = node!.attachment(sdkNameOf(r.ns, r.name));
+        if (!a || !a.pids.includes(pid)) return { kind: 'stale', detail: `${r.ns}/${r.name} is not attached by the running agent (pid ${pid})` };
+        for (const m of a.memids) want.set(m, r);
+      }
+      const have = devs.map((d) => d.minor).sort((x, y) => x - y);
+      const expect = [...want.keys()].sort((x, y) => x - y);
+      if (have.join(' ') !== expect.join(' ')) return { kind: 'stale', detail: `spec minors [${have.join(' ')}], the double's memids now [${expect.join(' ')}]` };
+      for (const d of devs) {
+        const r = want.get(d.minor)!;
+        if (d.fileMode !== (r.ro ? 0o444 : 0o666)) return { kind: 'mode', detail: `/dev/obmm_shmdev${d.minor} of ${r.ns}/${r.name} has mode ${d.fileMode?.toString(8)}, asked ${r.ro ? 'ro' : 'rw'}` };
+      }
+      return { kind: 'ok', pid };
+    };
+
+    const lacking = (c: CtrM): void => {
+      c.lackingSince = Date.now();
+      c.lackingSyncs = ag.syncCount;
+    };
+
+    /** (d), UB: a new running container's device numbers */
+    const verifyDevices = async (c: CtrM): Promise<void> => {
+      const st = deviceState(c);
+      if (st.kind === 'unknown' || c.stopRequested) return;
+      counts.deviceChecks++;
+      if (st.kind === 'ok') {
+        c.verified = true;
+        c.verifiedPid = st.pid;
+        return;
+      }
+      if (!(await confirmRunning(c))) return;
+      const what = `container ${c.id.slice(0, 12)} (${c.name}, pod ${pods.get(c.podId)?.name})`;
+      if (st.kind === 'mode') {
+        violation(`(d) ${what}: ${st.detail}`);
+        c.lackingReported = true;
+        return;
+      }
+      const sameRun = c.clean && c.createdEpoch === ag.epoch && ag.running;
+      if (st.kind === 'none') {
+        if (sameRun) {
+          violation(`(d) ${what} runs without device nodes, though it was created while the agent was up and synchronized`);
+          c.lackingReported = true;
+        } else {
+          log(`chaos: ${t()} ${what} runs without device nodes: created while the agent was down or dying; it must be evicted`);
+          counts.createdWithoutShares++;
+        }
+      } else if (sameRun) {
+        // the agent that created it is still the one running: nothing re-attached its shares
+        violation(`(d) ${what} was created by the running agent with device numbers the double does not have: ${st.detail}`);
+        c.lackingReported = true;
+      } else {
+        log(`chaos: ${t()} ${what} runs with stale device numbers (${st.detail}); it must be evicted`);
+        counts.staleSeen++;
+      }
+      lacking(c);
+    };
+
+    /** (c), UB: a verified container's device numbers stay valid while the agent that made them runs */
+    const recheckDevices = async (c: CtrM): Promise<void> => {
+      counts.hostChecks++;
+      const st = deviceState(c);
+      if (st.kind === 'ok' || st.kind === 'unknown' || st.kind === 'mode') return;
+      if (!(await confirmRunning(c))) return;
+      c.verified = false;
+      if (ag.running && ag.pid === c.verifiedPid) {
+        violation(`(c) container ${c.id.slice(0, 12)} (${c.name}) runs bound, and its share was released or re-attached under it by the same agent (pid ${c.verifiedPid}): ${st.kind === 'none' ? 'no devices' : st.detail}`);
+        c.stopRequested = true; // report once
+        return;
+      }
+      log(`chaos: ${t()} container ${c.id.slice(0, 12)} (${c.name}) now has stale device numbers (${st.kind === 'none' ? 'none' : st.detail}); it must be evicted`);
+      counts.staleSeen++;
+      lacking(c);
+    };
+
     const verifyMounts = async (c: CtrM): Promise<void> => {
+      if (ub) return verifyDevices(c);
       let out;
       try {
         out = await cri.execSync(c.id, ['/bin/cat', '/proc/self/mountinfo'], 5);
@@ -494,7 +667,12 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
         if (s === 'CONTAINER_EXITED' && !c.stopRequested && !c.evicted) {
           c.evicted = true;
           counts.evictions++;
-          if (c.verified) violation(`container ${c.id.slice(0, 12)} (${c.name}) had its shares and was evicted (stopped without a CRI stop)`);
+          // UB: every agent death detaches the shares, so each restart legitimately evicts the
+          // containers made before it; one evicted by the agent run that created it is a fault
+          if (ub) {
+            if (c.wants.length === 0) violation(`container ${c.id.slice(0, 12)} (${c.name}) asks for no share and was stopped without a CRI stop`);
+            else if (!c.adopted && c.clean && c.createdEpoch === ag.epoch) violation(`container ${c.id.slice(0, 12)} (${c.name}) created while the agent was up was evicted by that same agent run ${ag.epoch}`);
+          } else if (c.verified) violation(`container ${c.id.slice(0, 12)} (${c.name}) had its shares and was evicted (stopped without a CRI stop)`);
           else if (c.clean && c.wants.length) violation(`container ${c.id.slice(0, 12)} (${c.name}) created while the agent was up was evicted`);
           else if (c.wants.length === 0) violation(`container ${c.id.slice(0, 12)} (${c.name}) asks for no share and was stopped without a CRI stop`);
         }
@@ -502,7 +680,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       const running = [...ctrs.values()].filter((c) => state.get(c.id) === 'CONTAINER_RUNNING' && !c.stopRequested && c.wants.length > 0);
       // (d): new running containers: are their shares there?
       const unverified = running.filter((c) => !c.verified && c.lackingSince === undefined);
-      for (const c of final ? unverified : unverified.slice(0, 3)) await verifyMounts(c);
+      // device checks read files: all of them every round; mount checks exec into containers: a few
+      for (const c of final || ub ? unverified : unverified.slice(0, 3)) await verifyMounts(c);
       // (d): containers without their shares must go
       for (const c of running) {
         if (c.lackingSince === undefined || c.lackingReported) continue;
@@ -513,6 +692,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       }
       // (c): host side for every verified container, container side for a few
       const verified = running.filter((c) => c.verified);
+      if (ub) {
+        for (const c of verified) await recheckDevices(c);
+        return;
+      }
       for (const c of verified) {
         counts.hostChecks++;
         const p = hostProblem(c);
@@ -556,8 +739,26 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
           break;
         }
         if (restartAt.has(k)) await restartContainerd();
-        const mode = rng.weighted({ afterSync: 6, beforeSync: 2, duringCreate: 2 })!;
-        if (mode === 'beforeSync') {
+        const mode = ub
+          ? rng.weighted({ afterSync: 3, beforeSync: 1.5, duringAttach: 3, duringRelease: 2.5 })!
+          : rng.weighted({ afterSync: 6, beforeSync: 2, duringCreate: 2 })!;
+        if (mode === 'duringAttach' || mode === 'duringRelease') {
+          // UB: wait for a CreateContainer (attach) or StopContainer (release) blocked in an SDK call
+          try {
+            await ag.waitSynced(30_000);
+          } catch (e) {
+            violation(`agent run ${ag.epoch} did not synchronize: ${(e as Error).message}`);
+          }
+          const inWindow = (): boolean =>
+            (mode === 'duringAttach' ? createsInFlight > 0 && stopsInFlight === 0 : stopsInFlight > 0 && createsInFlight === 0) && inSdkCall(ag.pid);
+          const until = Date.now() + 4000;
+          while (!inWindow() && Date.now() < until) await sleep(3);
+          if (inWindow()) {
+            await sleep(rng.int(0, 40)); // inside the call's delay (150 to 250 ms)
+            if (mode === 'duringAttach') counts.killsDuringAttach++;
+            else counts.killsDuringRelease++;
+          }
+        } else if (mode === 'beforeSync') {
           await sleep(rng.int(0, 500));
           if (ag.synced) {
             await sleep(rng.int(0, 300));
@@ -626,6 +827,45 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       await sleep(250);
     }
 
+    // UB: no running bound container may be left with stale or missing device numbers
+    if (ub) {
+      for (const c of await cri.listContainers()) {
+        const m = ctrs.get(c.id);
+        if (!m || c.state !== 'CONTAINER_RUNNING' || m.wants.length === 0 || m.stopRequested) continue;
+        const st = deviceState(m);
+        if (st.kind !== 'ok' && (await confirmRunning(m))) {
+          counts.staleRunningAtEnd++;
+          if (!m.lackingReported) violation(`(d) container ${c.id.slice(0, 12)} (${c.metadata.name}) runs at the end with ${st.kind === 'none' ? 'no device nodes' : `stale device numbers: ${st.kind === 'unknown' ? 'no runtime spec' : st.detail}`}`);
+        }
+      }
+    }
+
+    /**
+     * (b), UB: every share in the double is held by a container on record and every held share is
+     * in the double; with expectEmpty, no share and no mapping is left. Releases (their SDK calls
+     * delayed) may still be under way: agreement is waited for, bounded.
+     */
+    const ubCheck = async (phase: string, expectEmpty: boolean): Promise<void> => {
+      const until = Date.now() + 30_000;
+      let problems: string[];
+      for (;;) {
+        problems = [];
+        const st = agentStatus(cfg!.config);
+        const heldBy = new Set(st.shares.filter((s) => s.holders.length).map((s) => sdkNameOf(s.namespace, s.name)));
+        const inDouble = node!.shares();
+        for (const n of inDouble) if (!heldBy.has(n)) problems.push(`share ${n} is in the double but no container on record holds it`);
+        for (const n of heldBy) if (!inDouble.includes(n)) problems.push(`share ${n} is held on record but is not in the double`);
+        if (expectEmpty) for (const m of node!.maps()) problems.push(`mapping ${m} is left in the double`);
+        if (problems.length === 0 || Date.now() > until) break;
+        await sleep(500);
+      }
+      for (const p of problems) violation(`(b) ${phase}: ${p}`, true);
+      if (expectEmpty) {
+        counts.ubSharesLeft = node!.shares().length;
+        counts.ubMapsLeft = node!.maps().length;
+      } else counts.ubSharesAtEnd = node!.shares().length;
+    };
+
     // (a) and (b)
     const finalCheck = async (phase: string, expectEmpty: boolean): Promise<void> => {
       const st = agentStatus(cfg!.config);
@@ -643,6 +883,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
           if (!set) held.set(h.container.id, (set = new Set()));
           set.add(`${s.namespace}/${s.name}`);
         }
+        if (ub) continue; // (b) for UB shares: ubCheck, from the double
         if (!s.present && s.holders.length) violation(`(b) ${phase}: share ${s.namespace}/${s.name} has ${s.holders.length} holder(s) on record but is not mounted`, true);
         if (s.present && s.holders.length === 0) violation(`(b) ${phase}: share ${s.namespace}/${s.name} is mounted at ${s.hostPath} without a user on record`, true);
       }
@@ -658,11 +899,12 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
           if (!held.get(c.id)?.has(`${r.ns}/${r.name}`)) violation(`(a) ${phase}: ${c.state} container ${c.id.slice(0, 12)} (${c.metadata.name}) asks for ${r.ns}/${r.name} but holds no record of it and was not evicted`, true);
         }
       }
-      // (b) from the host's own mount table, independent of the status command
+      // (b) from the host's own mount table, independent of the status command (UB: nothing is mounted there)
       const recorded = new Set(st.shares.filter((s) => s.holders.length).map((s) => join(cfg!.sharesDir, s.namespace, s.name)));
       for (const m of mountsUnder(cfg!.sharesDir)) {
         if (!recorded.has(m)) violation(`(b) ${phase}: ${m} is mounted on the host without a user on record`, true);
       }
+      if (ub) await ubCheck(phase, expectEmpty);
       if (expectEmpty) {
         const holders = st.shares.reduce((n, s) => n + s.holders.length, 0);
         if (holders) violation(`(a) ${phase}: ${holders} binding(s) still on record after every pod was removed`, true);
@@ -685,6 +927,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
 
     return {
       version: opts.version,
+      backend: ub ? 'ubs' : 'local',
       containerdVersion: inst.version,
       seed,
       durationMs: Date.now() - started,
@@ -701,6 +944,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     await agent?.stop().catch(() => undefined);
     agent?.close();
     await inst?.stop().catch((e: unknown) => log(`chaos: containerd stop: ${(e as Error).message}`));
+    await node?.cleanup().catch((e: unknown) => log(`chaos: UB node cleanup: ${(e as Error).message}`));
     // the agent leaves shares mounted when it stops; whatever is left is ours to take down
     if (cfg) for (const m of mountsUnder(cfg.sharesDir).sort((a, b) => b.length - a.length)) spawnSync('umount', ['-l', m]);
     if (existsSync(dir) && mountsUnder(dir).length === 0) spawnSync('rm', ['-rf', '--one-file-system', dir]);
@@ -721,10 +965,15 @@ function keepLog(path: string, to: string, seed: number, version: string): strin
 export function summary(r: ChaosResult): string {
   const c = r.counts;
   return (
-    `containerd ${r.version} (${r.containerdVersion}) seed ${r.seed}: ${(r.durationMs / 1000).toFixed(1)} s, ` +
+    `${r.backend === 'ubs' ? 'UB mode, ' : ''}containerd ${r.version} (${r.containerdVersion}) seed ${r.seed}: ${(r.durationMs / 1000).toFixed(1)} s, ` +
     `kills ${c.kills} (before sync ${c.killsBeforeSync}, during CreateContainer ${c.killsDuringCreate}), containerd restarts ${c.containerdRestarts}, ` +
     `agent syncs ${c.agentSyncs}, pods ${c.pods} (removed ${c.podsRemoved}), containers ${c.containers} (started ${c.containersStarted}, stopped ${c.containersStopped}, removed ${c.containersRemoved}, create failures ${c.createFailures}), ` +
     `created without shares ${c.createdWithoutShares}, evictions ${c.evictions}, checks: mounts ${c.mountChecks} markers ${c.markerChecks} host ${c.hostChecks}, ` +
+    (r.backend === 'ubs'
+      ? `UB: kills during attach ${c.killsDuringAttach}, during release ${c.killsDuringRelease}, device checks ${c.deviceChecks}, stale seen ${c.staleSeen}, ` +
+        `refused as still attaching ${c.pendingRefusals}, shares in the double at the end ${c.ubSharesAtEnd}, after removing every pod: ${c.ubSharesLeft} shares ${c.ubMapsLeft} maps, ` +
+        `running with stale device numbers at the end ${c.staleRunningAtEnd}, `
+      : '') +
     `leaks found ${c.leaks}, violations ${r.violations.length}${r.timedOut ? ' (DURATION LIMIT HIT)' : ''}`
   );
 }

@@ -1,10 +1,10 @@
 // The long form of the chaos test, as a script:
-//   node dist/test/chaos/run.js [--kills N] [--version 1.7|2.1] [--restarts N] [--seed S] [--limit-min M] [--save]
+//   node dist/test/chaos/run.js [--kills N] [--version 1.7|2.1] [--backend local|ubs] [--restarts N] [--seed S] [--limit-min M] [--save]
 // Prints the counts and every violation; --save writes them into test/chaos/results.json (keyed by
-// containerd version). Exit status 1 when a violation was found. Needs root (a real containerd).
+// containerd version, and backend for ubs). Exit status 1 when a violation was found. Needs root (a real containerd).
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { runChaos, summary, type ChaosResult } from './chaos';
+import { runChaos, summary, type ChaosBackend, type ChaosResult } from './chaos';
 import type { ContainerdVersion } from '../harness';
 
 interface Args {
@@ -14,10 +14,11 @@ interface Args {
   seed?: number;
   limitMin: number;
   save: boolean;
+  backend: ChaosBackend;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { kills: 500, versions: ['2.1'], limitMin: 60, save: false };
+  const a: Args = { kills: 500, versions: ['2.1'], limitMin: 60, save: false, backend: 'local' };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = (): string => {
@@ -37,6 +38,12 @@ function parseArgs(argv: string[]): Args {
       case '--seed': a.seed = num(); break;
       case '--limit-min': a.limitMin = num(); break;
       case '--save': a.save = true; break;
+      case '--backend': {
+        const b = v();
+        if (b !== 'local' && b !== 'ubs') throw new Error(`--backend must be local or ubs, got ${b}`);
+        a.backend = b;
+        break;
+      }
       case '--version': {
         const s = v();
         const vs = s === 'all' ? ['1.7', '2.1'] : s.split(',');
@@ -46,7 +53,7 @@ function parseArgs(argv: string[]): Args {
       }
       case '--help':
       case '-h':
-        process.stdout.write('usage: node dist/test/chaos/run.js [--kills N] [--version 1.7|2.1|all] [--restarts N] [--seed S] [--limit-min M] [--save]\n');
+        process.stdout.write('usage: node dist/test/chaos/run.js [--kills N] [--version 1.7|2.1|all] [--backend local|ubs] [--restarts N] [--seed S] [--limit-min M] [--save]\n');
         process.exit(0);
       // eslint-disable-next-line no-fallthrough
       default:
@@ -63,6 +70,7 @@ async function main(): Promise<void> {
   for (const version of args.versions) {
     const r = await runChaos({
       version,
+      backend: args.backend,
       kills: args.kills,
       containerdRestarts: args.restarts ?? Math.max(3, Math.round(args.kills / 100)),
       seed: args.seed,
@@ -82,7 +90,7 @@ async function main(): Promise<void> {
     const file = join(__dirname, '..', '..', '..', 'test', 'chaos', 'results.json');
     const all = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) : {};
     for (const r of results) {
-      all[`containerd-${r.version}`] = {
+      all[`containerd-${r.version}${r.backend === 'ubs' ? '-ubs' : ''}`] = {
         date: new Date().toISOString(),
         containerd: r.containerdVersion,
         seed: r.seed,

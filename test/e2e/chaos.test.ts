@@ -2,7 +2,8 @@
 // at random moments (>= 100 kills in all) and containerd restarts a few times; no share may leak,
 // vanish under a running container, or be missing from one (see test/chaos/chaos.ts for the
 // invariants). Seeded: the seed is printed, CHAOS_SEED=<n> replays the choices.
-// Long form: node dist/test/chaos/run.js --kills N --version 1.7|2.1 [--seed S] [--save].
+// UB mode (backend ubs over the SDK double) too, 30 kills per version aimed at attach and release.
+// Long form: node dist/test/chaos/run.js --kills N --version 1.7|2.1 [--backend ubs] [--seed S] [--save].
 import * as assert from 'uvu/assert';
 import { suite } from 'uvu';
 import { requireRoot, selectedVersions, type ContainerdVersion } from '../harness';
@@ -43,8 +44,33 @@ if (root) {
       assert.equal(r.violations, [], `violations (agent log: ${r.agentLog ?? '-'})`);
     });
   }
+  // UB mode: the agent on the ubs backend over the SDK double, kills aimed at attach and release;
+  // 30 kills per version (each restart evicts every bound container: the churn is slower)
+  for (const version of versions) {
+    const kills = 30;
+    test(`UB mode, containerd ${version}: ${kills} agent kills during attach and release, no share left in the double, no stale device numbers`, async () => {
+      const r = await runChaos({ version, backend: 'ubs', kills, containerdRestarts: 1, durationLimitMs: 2.5 * 60_000, log: (l) => process.stdout.write(`  ${l}\n`) });
+      process.stdout.write(`  ${summary(r)}\n`);
+      const c = r.counts;
+      process.stdout.write(
+        `  UB chaos counts, containerd ${version}: kills ${c.kills} (during attach ${c.killsDuringAttach}, during release ${c.killsDuringRelease}), ` +
+          `shares in the double that no container holds: ${r.violations.filter((v) => v.includes('no container on record holds')).length}, ` +
+          `after removing every pod: ${c.ubSharesLeft} shares, ${c.ubMapsLeft} maps; running with stale device numbers at the end: ${c.staleRunningAtEnd} ` +
+          `(stale seen along the way ${c.staleSeen}, evictions ${c.evictions})\n`,
+      );
+      assert.not.ok(r.timedOut, `the kill loop hit its duration limit after ${c.kills} kills`);
+      assert.is(c.kills, kills);
+      assert.ok(c.containers > 0 && c.pods > 0, 'the churn created pods and containers');
+      assert.ok(c.deviceChecks > 0 && c.hostChecks > 0, 'the device numbers were sampled');
+      assert.ok(c.killsDuringAttach + c.killsDuringRelease > 0, 'some kills landed inside an SDK call');
+      assert.is(c.ubSharesLeft, 0, 'no share left in the double');
+      assert.is(c.ubMapsLeft, 0, 'no mapping left in the double');
+      assert.is(c.staleRunningAtEnd, 0, 'no container running with stale device numbers');
+      assert.equal(r.violations, [], `violations (agent log: ${r.agentLog ?? '-'})`);
+    });
+  }
   test('in all: at least 100 kills, no violation', () => {
-    const kills = results.reduce((n, r) => n + r.counts.kills, 0);
+    const kills = results.reduce((n, r) => n + r.counts.kills, 0); // the local-backend runs
     const sum = (k: keyof ChaosResult['counts']) => results.reduce((n, r) => n + r.counts[k], 0);
     process.stdout.write(
       `  chaos totals: kills ${kills}, containerd restarts ${sum('containerdRestarts')}, pods ${sum('pods')}, containers ${sum('containers')}, ` +

@@ -18,6 +18,8 @@ export const STAND_IN_LIBS = ['libobmm.so.1', 'libnuma.so.1', 'libhcom.so.0', 'l
 /** the daemon's group (socket root:GID 0660) */
 export const DAEMON_GID = 4242;
 export const BLOCK = 128 * 1024 * 1024;
+/** The SDK name the agent gives the Kubernetes share <ns>/<share> (default prefix "nms"). */
+export const sdkNameOf = (ns: string, share: string): string => `nms.${ns}.${share}`;
 
 /** Builds the native parts if missing (npm run build does it too). */
 export function ensureNative(): void {
@@ -201,9 +203,14 @@ export class UbsNode {
     });
   }
 
+  /** The agent's own environment: the double's, without a node name (it is node "local"). */
+  agentEnv(): Record<string, string> {
+    return Object.fromEntries(Object.entries(this.hostEnv()).filter(([k]) => k !== 'UBSM_DOUBLE_NODE' && k !== 'HCOM_CONNECTION_RETRY_INTERVAL_SEC'));
+  }
+
   /** An Agent (not started) with the ubs backend and the double's environment. */
   makeAgent(nriSocket: string, opts: UbsNodeOptions = {}): Agent {
-    const env = Object.entries(this.hostEnv()).filter(([k]) => k !== 'UBSM_DOUBLE_NODE' && k !== 'HCOM_CONNECTION_RETRY_INTERVAL_SEC').map(([k, v]) => `${k}=${v}`);
+    const env = Object.entries(this.agentEnv()).map(([k, v]) => `${k}=${v}`);
     const agent = new Agent({ nriSocket, launcher: ['env', ...env] });
     const cfg = JSON.parse(readFileSync(agent.configPath, 'utf8')) as Record<string, unknown>;
     cfg.backend = this.backendConfig(opts);
@@ -236,6 +243,27 @@ export class UbsNode {
   /** Map entries in the double (<state>/maps/<name>@<node>@<id>), optionally of one share. */
   maps(name?: string): string[] {
     return safeReaddir(join(this.stateDir, 'maps')).filter((m) => !name || m.startsWith(`${name}@`));
+  }
+
+  /**
+   * The memids of a share attached on a node as the double records them, and the pids whose
+   * mappings keep it attached (<state>/attach/<name>@<node>, <state>/maps/<name>@<node>@<pid>.<seq>.<t>);
+   * undefined when it is not attached there. An entry of a dead process stays until the next SDK call.
+   */
+  attachment(sdkName: string, node = 'local'): { memids: number[]; pids: number[] } | undefined {
+    let text: string;
+    try {
+      text = readFileSync(join(this.stateDir, 'attach', `${sdkName}@${node}`), 'utf8');
+    } catch {
+      return undefined;
+    }
+    const line = text.split('\n').find((l) => l.startsWith('memids='));
+    const memids = (line ?? '').slice('memids='.length).trim().split(/\s+/).filter(Boolean).map(Number);
+    const pids = this.maps(sdkName)
+      .map((m) => m.split('@'))
+      .filter((f) => f.length === 3 && f[1] === node)
+      .map((f) => Number(f[2].split('.')[0]));
+    return { memids, pids };
   }
 
   devNodes(dir = this.devDir): string[] {
