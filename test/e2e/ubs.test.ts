@@ -3,11 +3,12 @@
 // daemon's socket, and containers of a glibc image run ubsm-consumer as uid 4178 through what the
 // agent injected: device nodes, the SDK and its libraries, the socket dir, the environment, and on 2.1
 // the daemon's group through CDI (on 1.7 the pod carries it as supplementalGroups, as the README says).
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as assert from 'uvu/assert';
 import { forEachContainerd, selectedVersions, uniqueName, type E2eEnv, type RunningPod } from '../harness';
 import { CLI, rejection, waitUntil } from './agent';
-import { BLOCK, DAEMON_GID, NATIVE, UBS_IMAGE, UbsNode, importUbsImage, ociSpec, parseConsumer, type ConsumerResult } from './ubs-env';
+import { BLOCK, DAEMON_GID, NATIVE, UBS_IMAGE, UbsNode, SDK_LIB, importUbsImage, ociSpec, parseConsumer, type ConsumerResult } from './ubs-env';
 import { join } from 'node:path';
 
 const POD_KEY = 'memshare.nri.io/pod';
@@ -309,6 +310,91 @@ function registerUbsTests(test: (name: string, fn: () => unknown) => void, env: 
     await waitGone(sdk);
   });
 
+  test('security: a container bound to A that reaches the daemon cannot open B\'s memory (its own mknod of B\'s node: EPERM); A\'s own node opens', async () => {
+    const a = uniqueName('seca');
+    const b = uniqueName('secb');
+    await declare(a);
+    await declare(b);
+    const asdk = sdkNameOf(ns, a);
+    const bsdk = sdkNameOf(ns, b);
+    // B's pod (the usual non-root user) holds B and writes into it
+    const pb = await pod({ [POD_KEY]: b }, 'secb');
+    const bid = await run(pb);
+    const token = uniqueName('secret');
+    assert.is((await consume(bid, ['write', b, '0', token])).status, 0);
+    // A's container runs as root with the runtime's default capabilities (CAP_MKNOD, CAP_DAC_OVERRIDE):
+    // the strongest container the model has to hold, short of privileged
+    const pa = await pod({ [POD_KEY]: a }, 'seca');
+    const aid = await env.cri.runContainer(pa, { name: 'main', image: UBS_IMAGE });
+    const caps = (await exec(aid, 'grep CapEff /proc/self/status')).stdout;
+    const capEff = BigInt(`0x${caps.trim().split(/\s+/)[1]}`);
+    assert.ok((capEff >> 27n) & 1n, `CAP_MKNOD in the container: ${caps}`);
+
+    const bInfo = node.consumer(['--sdk-name', bsdk, 'info']);
+    const aInfo = node.consumer(['--sdk-name', asdk, 'info']);
+    assert.is(bInfo.status, 0, bInfo.out);
+    assert.is(aInfo.status, 0, aInfo.out);
+    const bMemid = (bInfo.json.memids as number[])[0];
+    const aMemid = (aInfo.json.memids as number[])[0];
+    const bNode = `/dev/obmm_shmdev${bMemid}`;
+    const aNode = `/dev/obmm_shmdev${aMemid}`;
+    assert.is((await exec(aid, `test -e ${bNode} && echo present || echo absent`)).stdout.trim(), 'absent', 'B\'s node is not given to A');
+
+    // A makes B's node itself; the runtime's devices cgroup admits only A's major:minor pairs
+    const mk = await exec(aid, `busybox mknod ${bNode} c ${node.major} ${bMemid} && busybox chmod 0666 ${bNode} && echo made`);
+    assert.is(mk.stdout.trim(), 'made', `root in the container can mknod: ${mk.stdout}${mk.stderr}`);
+    const openB = await exec(aid, `cat ${bNode}; echo x > ${bNode}`);
+    assert.match(openB.stderr, `can't open '${bNode}': Operation not permitted`, `read open of B's node: EPERM:\n${openB.stderr}`);
+    assert.match(openB.stderr, `can't create ${bNode}: Operation not permitted`, `write open of B's node: EPERM:\n${openB.stderr}`);
+    // A's own node passes DAC and the devices cgroup; ENXIO is the stand-in major having no driver
+    const openA = await exec(aid, `cat ${aNode}`);
+    assert.match(openA.stderr, `can't open '${aNode}': No such device or address`, `A's node is admitted:\n${openA.stderr}`);
+    // through the SDK: the daemon lets root map B by name (mode check passes), the device open does not
+    const mapB = await consume(aid, ['--sdk-name', bsdk, 'write', '0', 'stolen']);
+    assert.is(mapB.json.code, 6051, `mapping B from A fails at the device open: ${mapB.out}`);
+    assert.match(mapB.out, 'Operation not permitted');
+    const mapA = await consume(aid, ['write', a, '0', 'mine']);
+    assert.is(mapA.status, 0, `A maps its own share: ${mapA.out}`);
+    const still = await consume(bid, ['read', b, '0', String(token.length)]);
+    assert.is(still.json.text, token, 'B\'s bytes unchanged');
+    process.stdout.write(`  [ubs] containerd ${env.version}: open of another share's node from a bound root container -> ${openB.stderr.trim().split('\n')[0]}\n`);
+
+    // the socket directory is read-only: root in A cannot replace or add to what other containers connect to
+    const sock = await exec(aid, 'busybox rm -f /run/matrix/memory/MxmAgentIpcServer; echo x > /run/matrix/memory/planted');
+    assert.match(sock.stderr, 'Read-only file system', sock.stderr);
+    assert.ok(existsSync(join(node.socketDir, 'MxmAgentIpcServer')), 'the daemon socket is still there');
+    assert.not.ok(existsSync(join(node.socketDir, 'planted')));
+    // deallocate: the daemon wants the owner's uid and gid (the agent: 0, 0), and refuses while mapped
+    const delUser = await consume(bid, ['deallocate', bsdk]);
+    assert.is(delUser.json.code, 6011, `uid ${USER} cannot deallocate the agent's share: ${delUser.out}`);
+    const delRoot = await consume(aid, ['deallocate', bsdk]);
+    assert.is(delRoot.json.code, 6024, `uid 0 cannot while the agent maps it: ${delRoot.out}`);
+    assert.ok(node.shares().includes(bsdk), 'B still exists');
+    // what nri-memshare cannot stop: a container with the socket allocates shares of its own
+    const rogue = `rogue.${uniqueName('x')}`;
+    const al = await consume(bid, ['allocate', rogue, String(BLOCK), '0600']);
+    assert.is(al.status, 0, `the daemon's quota applies, not nri-memshare's: ${al.out}`);
+    assert.is((await consume(bid, ['deallocate', rogue])).status, 0);
+
+    // the share as the agent made it: mode shareMode, owner root; the host's nodes 0600 root
+    const rec = readFileSync(join(node.stateDir, 'shares', bsdk), 'utf8');
+    assert.match(rec, /^mode=666$/m, rec);
+    assert.match(rec, /^uid=0$/m, rec);
+    assert.match(rec, /^gid=0$/m, rec);
+    for (const m of [...(aInfo.json.memids as number[]), ...(bInfo.json.memids as number[])]) {
+      const host = join(node.devDir, `obmm_shmdev${m}`);
+      const st = statSync(host);
+      assert.is(st.mode & 0o7777, 0o600, `host node ${host}`);
+      assert.is(st.uid, 0);
+      const r = spawnSync('setpriv', ['--reuid', String(USER), '--regid', String(USER), '--clear-groups', 'cat', host], { encoding: 'utf8' });
+      assert.match(r.stderr, 'Permission denied', `a host user cannot open it: ${r.stderr}`);
+    }
+    await removePod(pa);
+    await removePod(pb);
+    await waitGone(asdk);
+    await waitGone(bsdk);
+  });
+
   test('no errors in the agent log; everything cleaned up', async () => {
     assert.equal(agent().errorLines(), []);
     await env.cri.cleanupAll();
@@ -318,16 +404,66 @@ function registerUbsTests(test: (name: string, fn: () => unknown) => void, env: 
     await node.cleanup();
   });
 
-  test('a missing SDK library: the agent exits non-zero naming the path', async () => {
-    const missing = join(node.dir, 'nope', 'libubsm_sdk.so');
-    const a = node.makeAgent(env.containerd.nriSocket, { sdkLibrary: missing });
+  /** `run` with this sdkLibrary: it must end by itself, non-zero, saying why and naming the path. */
+  const runWithLibrary = (sdkLibrary: string): { status: number | null; out: string } => {
+    const a = node.makeAgent(env.containerd.nriSocket, { sdkLibrary });
     try {
       const r = spawnSync(process.execPath, [CLI, 'run', '--config', a.configPath], { encoding: 'utf8', timeout: 20000 });
-      assert.is.not(r.status, 0, `exit code: ${r.status} ${r.signal}`);
-      assert.is(r.signal, null, 'exits by itself');
-      assert.match(r.stdout + r.stderr, missing);
+      assert.is(r.signal, null, `exits by itself (not killed by the 20 s guard): ${r.stdout}${r.stderr}`);
+      assert.is.not(r.status, 0, `exit code: ${r.status}`);
+      const out = `${r.stdout}${r.stderr}`;
+      assert.match(out, `cannot load the UB memory SDK ${sdkLibrary}: `, 'names the path');
+      return { status: r.status, out };
     } finally {
       a.cleanupSync();
     }
+  };
+
+  test('a missing SDK library: the agent exits non-zero naming the path', async () => {
+    const missing = join(node.dir, 'nope', 'libubsm_sdk.so');
+    runWithLibrary(missing);
+  });
+
+  test('an SDK library that is not a shared object (text, truncated ELF): the agent exits non-zero naming the path and the reason', async () => {
+    const dir = mkdtempSync('/tmp/nrims-badlib-');
+    try {
+      const text = join(dir, 'libubsm_sdk.so');
+      writeFileSync(text, 'this is a text file, not an ELF shared object\n'.repeat(20));
+      const r1 = runWithLibrary(text);
+      // the loader's reason (dlerror), not only "cannot load"
+      assert.match(r1.out, 'not an ELF file', r1.out);
+      const trunc = join(dir, 'truncated.so');
+      writeFileSync(trunc, readFileSync(SDK_LIB).subarray(0, 4096));
+      const r2 = runWithLibrary(trunc);
+      // glibc's loader would map past the end and die of SIGBUS: no message, a signal
+      assert.match(r2.out, 'truncated: 4096 bytes, but its segments need', r2.out);
+      process.stdout.write(`  [ubs] containerd ${env.version}: text file -> ${firstLine(r1.out, text)}\n  [ubs] truncated ELF -> ${firstLine(r2.out, trunc)}\n`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a library that loads but lacks the SDK\'s symbols: the agent exits non-zero naming the path and the symbol', async () => {
+    const dir = mkdtempSync('/tmp/nrims-badlib-');
+    try {
+      const src = join(dir, 'empty.c');
+      writeFileSync(src, 'int not_the_sdk(void) { return 0; }\n');
+      const empty = join(dir, 'libempty.so');
+      execFileSync('gcc', ['-shared', '-fPIC', '-o', empty, src]);
+      const r1 = runWithLibrary(empty);
+      assert.match(r1.out, /symbol ubsmem_\w+/, `names the missing symbol: ${r1.out}`);
+      // a library with all but the last function the agent binds: still refused, naming that one
+      const part = join(dir, 'part.c');
+      writeFileSync(part, ['ubsmem_initialize', 'ubsmem_finalize', 'ubsmem_shmem_allocate', 'ubsmem_shmem_deallocate', 'ubsmem_shmem_map', 'ubsmem_shmem_unmap', 'ubsmem_shmem_lookup'].map((f) => `int ${f}(void) { return 0; }\n`).join(''));
+      const partial = join(dir, 'libpartial.so');
+      execFileSync('gcc', ['-shared', '-fPIC', '-o', partial, part]);
+      const r2 = runWithLibrary(partial);
+      assert.match(r2.out, 'symbol ubsmem_shmem_list_lookup', r2.out);
+      process.stdout.write(`  [ubs] containerd ${env.version}: no SDK symbols -> ${firstLine(r1.out, empty)}\n`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 }
+
+const firstLine = (out: string, needle: string) => out.split('\n').find((l) => l.includes(needle))?.trim() ?? out.trim();
