@@ -2,6 +2,7 @@
 // statfs(2) and flock(2). libc is loaded on first use, so importing this module costs nothing and
 // platforms without it (e.g. a macOS dev box running pure unit tests) only fail when a call is made.
 // Calls are synchronous: each is a single short syscall, and errno must be read on the same thread.
+import { closeSync, openSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import type * as KoffiModule from 'koffi';
 
@@ -176,6 +177,25 @@ export function flock(fd: number, op: number, what: string): void {
   if (fns.flock(fd, op) !== 0) fail(fns, 'flock', what);
 }
 
+/**
+ * Opens `path` (created 0600 if missing) and takes an exclusive flock(2) on it without waiting.
+ * Returns the descriptor, which holds the lock until it is closed (also by the process's death),
+ * or undefined when another open file holds the lock (another process, or another open in this
+ * one). Other failures throw. The one way the agent keeps a directory to itself.
+ */
+export function tryLockFile(path: string): number | undefined {
+  const fd = openSync(path, 'a', 0o600);
+  try {
+    flock(fd, LOCK_EX | LOCK_NB, path);
+    return fd;
+  } catch (err) {
+    closeSync(fd);
+    const code = (err as SyscallError).code;
+    if (code === 'EAGAIN' || code === 'EWOULDBLOCK') return undefined;
+    throw err;
+  }
+}
+
 function hasBit(v: unknown, bit: number): boolean {
   return typeof v === 'bigint' ? (v & BigInt(bit)) !== 0n : (Number(v) & bit) !== 0;
 }
@@ -214,4 +234,103 @@ export function pidfdSendSignal(pidfd: number, signal: number): void {
   if (Number(fns.syscall(SYS_PIDFD_SEND_SIGNAL, 'int', pidfd, 'int', signal, 'void *', null, 'unsigned int', 0)) !== 0) {
     fail(fns, 'pidfd_send_signal', `pidfd ${pidfd}`);
   }
+}
+
+// Unix datagram sockets, for sd_notify(3): node's dgram module has no AF_UNIX. Bound on first
+// use, apart from the calls above, so this section only ever adds to the module.
+const AF_UNIX = 1;
+const SOCK_DGRAM = 2;
+const SOCK_CLOEXEC = 0o2000000;
+const SOCK_NONBLOCK = 0o4000;
+const MSG_DONTWAIT = 0x40;
+const MSG_NOSIGNAL = 0x4000;
+/** sizeof(sun_path) in struct sockaddr_un */
+const SUN_PATH_MAX = 108;
+
+interface SocketFns {
+  socket: (domain: number, type: number, protocol: number) => number;
+  bind: (fd: number, addr: Buffer, len: number) => number;
+  sendto: (fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: number) => number;
+  recv: (fd: number, buf: Buffer, len: number, flags: number) => number;
+  close: (fd: number) => number;
+}
+
+let socketFns: SocketFns | undefined;
+
+function loadSocketFns(): { fns: LibcFns; sock: SocketFns } {
+  const fns = load();
+  if (!socketFns) {
+    const lib = fns.koffi.load('libc.so.6');
+    socketFns = {
+      socket: lib.func('int socket(int domain, int type, int protocol)'),
+      bind: lib.func('int bind(int fd, const void *addr, uint32_t len)'),
+      sendto: lib.func('intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t addrlen)'),
+      recv: lib.func('intptr_t recv(int fd, _Out_ void *buf, size_t len, int flags)'),
+      close: lib.func('int close(int fd)'),
+    };
+  }
+  return { fns, sock: socketFns };
+}
+
+/**
+ * struct sockaddr_un for `path` and its length. A leading "@" means the abstract namespace
+ * (sun_path starts with NUL, the length counts the name exactly, no terminator), as systemd
+ * writes such addresses in NOTIFY_SOCKET.
+ */
+export function sockaddrUn(path: string): { addr: Buffer; len: number } {
+  const abstract = path.startsWith('@');
+  const name = Buffer.from(abstract ? path.slice(1) : path, 'utf8');
+  if (!abstract && !path.startsWith('/')) throw new Error(`unix socket address ${JSON.stringify(path)}: neither an absolute path nor "@abstract"`);
+  const pathLen = name.length + 1; // a leading NUL (abstract) or a trailing one (path)
+  if (pathLen > SUN_PATH_MAX) throw new Error(`unix socket address ${JSON.stringify(path)}: longer than ${SUN_PATH_MAX - 1} bytes`);
+  const addr = Buffer.alloc(2 + SUN_PATH_MAX);
+  addr.writeUInt16LE(AF_UNIX, 0); // sa_family_t is host order; every supported arch is little-endian
+  name.copy(addr, abstract ? 3 : 2);
+  return { addr, len: abstract ? 2 + 1 + name.length : 2 + name.length + 1 };
+}
+
+/** A new AF_UNIX SOCK_DGRAM socket (close-on-exec, non-blocking); returns its fd. */
+export function unixDgramSocket(): number {
+  const { fns, sock } = loadSocketFns();
+  fns.koffi.errno(0);
+  const fd = sock.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) fail(fns, 'socket', 'AF_UNIX SOCK_DGRAM');
+  return fd;
+}
+
+/** bind(2) a unix socket to a path or "@abstract" name. */
+export function unixBind(fd: number, path: string): void {
+  const { fns, sock } = loadSocketFns();
+  const { addr, len } = sockaddrUn(path);
+  fns.koffi.errno(0);
+  if (sock.bind(fd, addr, len) !== 0) fail(fns, 'bind', path);
+}
+
+/** One datagram to the socket at `path` (never blocks: a full receiver fails with EAGAIN). */
+export function unixSendTo(fd: number, data: Buffer, path: string): void {
+  const { fns, sock } = loadSocketFns();
+  const { addr, len } = sockaddrUn(path);
+  fns.koffi.errno(0);
+  if (Number(sock.sendto(fd, data, data.length, MSG_DONTWAIT | MSG_NOSIGNAL, addr, len)) < 0) fail(fns, 'sendto', path);
+}
+
+/** The next datagram waiting on `fd` (at most `max` bytes), or undefined when none is queued. */
+export function recvDatagram(fd: number, max = 4096): Buffer | undefined {
+  const { fns, sock } = loadSocketFns();
+  const buf = Buffer.alloc(max);
+  fns.koffi.errno(0);
+  const n = Number(sock.recv(fd, buf, max, MSG_DONTWAIT));
+  if (n < 0) {
+    const errno = fns.koffi.errno();
+    if (errno === osConstants.errno.EAGAIN) return undefined;
+    fail(fns, 'recv', `fd ${fd}`);
+  }
+  return buf.subarray(0, n);
+}
+
+/** close(2) a descriptor made above. */
+export function closeFd(fd: number): void {
+  const { fns, sock } = loadSocketFns();
+  fns.koffi.errno(0);
+  if (sock.close(fd) !== 0) fail(fns, 'close', `fd ${fd}`);
 }

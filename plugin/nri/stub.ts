@@ -19,6 +19,8 @@ import type { Handlers, RequestContext } from './handlers';
 import { Mux, PLUGIN_SERVICE_CONN, RUNTIME_SERVICE_CONN } from './mux';
 
 export const DEFAULT_SOCKET = '/var/run/nri/nri.sock';
+/** where the RPM installs the containerd snippet that enables NRI (named in the missing-socket hint) */
+export const DEFAULT_NRI_SNIPPET = '/usr/share/nri-memshare/containerd/nri.toml';
 
 /** pino-compatible subset. */
 export interface Logger {
@@ -34,6 +36,8 @@ export interface StubObserver {
   /** every Plugin-service request: its method, how long the handler took, and whether it failed */
   request?(method: string, ms: number, ok: boolean): void;
   state?(state: StubState, detail?: string): void;
+  /** a connection attempt failed and the stub will retry; `reason` is the (unthrottled) warning text */
+  retrying?(reason: string): void;
 }
 
 export interface StubOptions {
@@ -51,6 +55,10 @@ export interface StubOptions {
   env?: NodeJS.ProcessEnv;
   /** what to do when a pre-launched plugin loses its connection (default: exit the process) */
   onPrelaunchedClose?: () => void;
+  /** the containerd snippet named in the missing-socket hint (default DEFAULT_NRI_SNIPPET) */
+  nriSnippetPath?: string;
+  /** a connection warning with an unchanged reason is repeated at most this often (default 60 s) */
+  retryWarnEveryMs?: number;
 }
 
 const silent: Logger = { debug() {}, info() {}, warn() {}, error() {} };
@@ -82,6 +90,8 @@ export class Stub {
   private retryTimer?: NodeJS.Timeout;
   private delay: number;
   private readonly firstSync: Promise<void>;
+  /** retry-warning throttle: the last reason warned about, when, and the attempts since */
+  private lastRetryWarning?: { reason: string; at: number; suppressed: number };
   private resolveFirstSync!: () => void;
   /** the runtime as it introduced itself in the last Configure */
   runtime?: ConfigureRequest;
@@ -157,14 +167,30 @@ export class Stub {
     let established = this.prelaunchedFd !== undefined;
     socket.once('connect', () => {
       established = true;
+      this.lastRetryWarning = undefined; // the next failure is news again
       void this.session(socket);
     });
     socket.once('error', (err: NodeJS.ErrnoException) => {
       if (established) return; // the session's own close handling takes over
-      this.log.warn({ socket: this.socketPath, err: err.message }, connectHint(err, this.socketPath));
+      const reason = connectHint(err, this.socketPath, this.opts.nriSnippetPath ?? DEFAULT_NRI_SNIPPET);
+      this.observer.retrying?.(reason);
+      this.warnRetry(reason, err.message);
       this.scheduleReconnect();
     });
     if (this.prelaunchedFd !== undefined) void this.session(socket);
+  }
+
+  /** Warns about a failed attempt when the reason is new, else at most once per retryWarnEveryMs. */
+  private warnRetry(reason: string, err: string): void {
+    const now = Date.now();
+    const last = this.lastRetryWarning;
+    if (last && last.reason === reason && now - last.at < (this.opts.retryWarnEveryMs ?? 60_000)) {
+      last.suppressed++;
+      return;
+    }
+    const repeated = last && last.reason === reason ? { failedAttemptsSinceLastWarning: last.suppressed + 1 } : {};
+    this.lastRetryWarning = { reason, at: now, suppressed: 0 };
+    this.log.warn({ socket: this.socketPath, err, ...repeated }, reason);
   }
 
   private scheduleReconnect(): void {
@@ -373,10 +399,10 @@ function requestContext(ctx: CallContext): RequestContext {
   return { deadline: ctx.deadline, get signal() { return ctx.signal; } };
 }
 
-function connectHint(err: NodeJS.ErrnoException, socket: string): string {
+function connectHint(err: NodeJS.ErrnoException, socket: string, snippet: string): string {
   switch (err.code) {
     case 'ENOENT':
-      return `nri: socket ${socket} does not exist: is containerd running with NRI enabled? (containerd 1.7 has NRI disabled by default; see packaging/containerd/nri.toml). Retrying`;
+      return `nri: socket ${socket} does not exist: is containerd running with NRI enabled? (containerd 1.7 has NRI disabled by default; see ${snippet}). Retrying`;
     case 'ECONNREFUSED':
       return `nri: nobody listens on ${socket}: containerd is not running or NRI connections are disabled (disable_connections). Retrying`;
     case 'EACCES':

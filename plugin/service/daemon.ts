@@ -11,6 +11,7 @@ import { createBackend } from '../backends';
 import { ledgerSyncs, type Config } from './config';
 import { createLogger, type Logger } from './logger';
 import { packageVersion } from './build-info';
+import { notifierFromEnv, watchdogIntervalMs } from './notify';
 import { createMemshareMetrics, startMetricsServer, type MetricsServer, type NriEventName } from './metrics';
 
 export interface Daemon {
@@ -19,7 +20,30 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-export async function startDaemon(config: Config, log: Logger = createLogger({ level: config.log.level })): Promise<Daemon> {
+export interface DaemonOptions {
+  /** where NOTIFY_SOCKET and WATCHDOG_USEC come from (default process.env) */
+  env?: NodeJS.ProcessEnv;
+}
+
+export async function startDaemon(config: Config, log: Logger = createLogger({ level: config.log.level }), opts: DaemonOptions = {}): Promise<Daemon> {
+  const env = opts.env ?? process.env;
+  // systemd (Type=notify): READY=1 once serving containerd, STATUS= lines, the watchdog
+  let notifyFailedAt = 0;
+  const notifier = notifierFromEnv(env, (err) => {
+    // a lost notify socket must not flood the log: once a minute at most
+    if (Date.now() - notifyFailedAt < 60_000) return;
+    notifyFailedAt = Date.now();
+    log.warn({ err: err.message }, 'systemd: cannot notify');
+  });
+  let lastStatus = '';
+  let stopping = false;
+  const status = (text: string, extra: Record<string, string> = {}) => {
+    // after STOPPING=1 the stub's own teardown (disconnected, stopped) is no news
+    if (!notifier || stopping || (text === lastStatus && Object.keys(extra).length === 0)) return;
+    lastStatus = text;
+    notifier.send({ ...extra, STATUS: text });
+  };
+  status(`starting: opening the ledger in ${config.stateDir}`);
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   // first: the ledger's lock keeps a second agent on this state directory from starting at all
   const { ledger, warnings } = await Ledger.open(config.stateDir, {
@@ -132,6 +156,8 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
 
   let state: StubState = 'connecting';
   let everSynced = false;
+  let readySent = false;
+  let registeredSince: Date | undefined;
   const stub: Stub = new Stub(
     memshareHandlers({
       service,
@@ -160,16 +186,29 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
       index: config.nri.index,
       socketPath: config.nri.socket,
       logger: log,
+      env,
       observer: {
         request: (method, ms) => metrics.timer(method as NriEventName).observe(ms / 1000),
-        state: (s) => {
+        state: (s, detail) => {
           state = s;
           metrics.pluginRegistered.set(s === 'synchronized' ? 1 : 0);
           if (s === 'synchronized') {
             if (everSynced) metrics.reconnects.inc();
             everSynced = true;
+            registeredSince = new Date();
+            const rt = stub.runtime;
+            const who = rt ? `${rt.runtimeName || 'runtime'} ${rt.runtimeVersion || '(version unknown)'}` : 'the runtime';
+            // READY once: systemd's start job completes when containerd can use the plugin
+            status(`registered with ${who} since ${registeredSince.toISOString()}`, readySent ? {} : { READY: '1' });
+            readySent = true;
+          } else if (s === 'registered') {
+            status('registered with containerd; synchronizing');
+          } else if (s === 'disconnected') {
+            registeredSince = undefined;
+            status(`disconnected from containerd${detail ? ` (${detail})` : ''}; reconnecting`);
           }
         },
+        retrying: (reason) => status(`retrying: ${reason.replace(/^nri: /, '').replace(/\. Retrying$/, '')}`),
       },
     },
   );
@@ -185,12 +224,22 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
     });
     log.info({ address: metricsServer.address }, 'metrics: listening');
   }
+  // the watchdog: a timer on the event loop, so a stalled loop stops feeding it and systemd
+  // restarts the agent (WatchdogSec= in the unit)
+  const watchdogMs = notifier ? watchdogIntervalMs(env) : undefined;
+  const watchdog = watchdogMs === undefined ? undefined : setInterval(() => notifier?.send({ WATCHDOG: '1' }), watchdogMs);
+  watchdog?.unref();
+  if (watchdogMs !== undefined) log.info({ everyMs: watchdogMs }, 'systemd: watchdog on');
+  if (lastStatus.startsWith('starting')) status(`connecting to containerd at ${config.nri.socket}`);
   log.info({ socket: config.nri.socket, plugin: config.nri.name, index: config.nri.index, backend: backend.kind, version: packageVersion() }, 'nri-memshare started');
 
   return {
     stub,
     service,
     async stop() {
+      if (watchdog) clearInterval(watchdog);
+      status('stopping', { STOPPING: '1' });
+      stopping = true;
       stub.stop();
       service.close();
       await backend.close?.();
@@ -199,6 +248,7 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
       declarations.stop();
       await metricsServer?.close();
       await ledger.close();
+      notifier?.close();
     },
   };
 }
