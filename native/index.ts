@@ -4,6 +4,7 @@ export {
   umount2,
   statfs,
   flock,
+  tryLockFile,
   isMountRoot,
   pidfdOpen,
   pidfdSendSignal,
@@ -26,4 +27,4 @@ export {
   LOCK_UN,
   TMPFS_MAGIC,
 } from './libc';
-export { parseMountInfo, readMountInfo, type MountInfo } from './mountinfo';
+export { parseMountInfo, readMountInfo, topMountAt, type MountInfo } from './mountinfo';

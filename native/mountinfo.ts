@@ -52,3 +52,13 @@ export function parseMountInfo(text: string): MountInfo[] {
 export function readMountInfo(path = '/proc/self/mountinfo'): MountInfo[] {
   return parseMountInfo(readFileSync(path, 'utf8'));
 }
+
+/**
+ * The mount a path lookup of `mountPoint` reaches: of the mounts there, the one nothing else at
+ * that point is stacked on (a mount over a mount has the lower one as its parent). undefined when
+ * nothing is mounted there.
+ */
+export function topMountAt(mounts: readonly MountInfo[], mountPoint: string): MountInfo | undefined {
+  const here = mounts.filter((m) => m.mountPoint === mountPoint);
+  return here.find((m) => !here.some((o) => o.parentId === m.mountId)) ?? here.at(-1);
+}

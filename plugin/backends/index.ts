@@ -25,7 +25,7 @@ interface BackendModule<C extends BackendConfig> {
 }
 
 const modules: { [K in BackendConfig['kind']]: BackendModule<Extract<BackendConfig, { kind: K }>> } = {
-  [LOCAL_KIND]: { durable: false, readConfig: readLocalConfig, create: (_c, env) => new LocalBackend({ sharesDir: env.sharesDir }) },
+  [LOCAL_KIND]: { durable: false, readConfig: readLocalConfig, create: (_c, env) => new LocalBackend({ sharesDir: env.sharesDir, stateDir: env.stateDir, warn: env.warn }) },
   [UBS_KIND]: { durable: true, readConfig: readUbsConfig, create: (c, env) => new UbsBackend(c, env) },
 };
 
@@ -54,6 +54,6 @@ export function createBackend(config: BackendConfig, env: BackendEnv): Backend {
   return (modules[config.kind] as BackendModule<BackendConfig>).create(config, env);
 }
 
-export { LocalBackend, CONTAINER_SHM_DIR, DEFAULT_SHARES_DIR, hostPathOf, type LocalBackendOptions, type LocalShareHandle, type MountOps } from './local';
+export { LocalBackend, CONTAINER_SHM_DIR, DEFAULT_SHARES_DIR, MOUNT_SOURCE_PREFIX, SHARES_LOCK_FILE, hostPathOf, mountSourceFor, type LocalBackendOptions, type LocalShareHandle, type MountOps } from './local';
 export { UbsBackend, type UbsBackendConfig } from './ubs';
 export { RetryableError, type AttachTarget, type Backend, type BoundShare, type RuntimeInfo } from './types';

@@ -1,14 +1,23 @@
 // The local backend: each share is a size-limited tmpfs at <sharesDir>/<namespace>/<name> on the
 // host, bound into containers at /dev/shm/<name>. The kernel enforces the size (ENOSPC).
 // Self-contained: its kind, its config keys (none besides "kind"), its factory.
-import { promises as fsp, realpathSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+//
+// Only root and the bound containers reach a share: sharesDir and the namespace directories are
+// 0700 root (runc resolves a bind source as root, so containers need no traversal there), and a
+// share is noexec unless its declaration has allowExec. The tmpfs root stays 1777, which is what
+// the container sees. Every tmpfs the agent mounts carries its mark as the mount source
+// (mountSourceFor), so reconcile and release touch only the agent's own mounts; a lock file in
+// sharesDir keeps a second agent out.
+import { createHash } from 'node:crypto';
+import { chmodSync, closeSync, existsSync, ftruncateSync, mkdirSync, promises as fsp, readdirSync, readFileSync, realpathSync, writeSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import * as native from '../../native';
 import {
   DEFAULT_SHARES_DIR,
   KeyedLock,
   emptyInjection,
   isDnsLabel,
+  isObject,
   quote,
   shareKey,
   wrapError,
@@ -34,8 +43,11 @@ export function readLocalConfig(r: ConfigReader): LocalBackendConfig {
   return { kind: LOCAL_KIND };
 }
 
-/** A local share's handle: where its tmpfs is mounted on the host. */
-export type LocalShareHandle = ShareHandle & { readonly data: { readonly hostPath: string } };
+/**
+ * A local share's handle: where its tmpfs is mounted on the host, the mount source it was made
+ * with (absent in handles recorded by agents from before the mark), and whether it allows exec.
+ */
+export type LocalShareHandle = ShareHandle & { readonly data: { readonly hostPath: string; readonly source: string; readonly exec: boolean } };
 
 /** The host path of a local share's handle. */
 export const hostPathOf = (h: ShareHandle): string => String(h.data.hostPath ?? '');
@@ -45,6 +57,35 @@ export const CONTAINER_SHM_DIR = '/dev/shm';
 
 export interface LocalBackendOptions {
   sharesDir?: string;
+  /**
+   * The agent's stateDir: its shares are the tmpfs mounts whose source is mountSourceFor(stateDir).
+   * Absent (read-only users such as status): any agent's mark counts.
+   */
+  stateDir?: string;
+  /** told about foreign mounts under sharesDir (once each) */
+  warn?(msg: string, detail?: object): void;
+}
+
+/** Every mount source the agent uses starts with this. */
+export const MOUNT_SOURCE_PREFIX = 'nri-memshare:';
+/** The mount source tmpfs shares had before they were marked; accepted only for such handles. */
+const LEGACY_SOURCE = 'tmpfs';
+/** In sharesDir: held (flock) by the agent using it; says who that is. */
+export const SHARES_LOCK_FILE = '.nri-memshare.lock';
+
+/**
+ * The mount source of the tmpfs shares of the agent with this stateDir, as mountinfo shows it:
+ * "nri-memshare:" and 16 hex digits of the state directory's real path. Stable across restarts
+ * (the records and the mounts belong together), distinct for agents with distinct state.
+ */
+export function mountSourceFor(stateDir: string): string {
+  let path = resolve(stateDir);
+  try {
+    path = realpathSync(path);
+  } catch {
+    // not made yet: its path as written
+  }
+  return `${MOUNT_SOURCE_PREFIX}${createHash('sha256').update(path).digest('hex').slice(0, 16)}`;
 }
 
 /** What the local backend needs from the kernel; a seam so tests can count or fail calls. */
@@ -81,14 +122,62 @@ export class LocalBackend implements Backend {
   readonly durable = false;
   readonly sharesDir: string;
   private resolvedDir: string | undefined;
+  /** the mount source of this agent's shares; undefined: any agent's mark is recognised */
+  readonly source: string | undefined;
   // One operation at a time per share; different shares proceed in parallel.
   private readonly lock = new KeyedLock();
+  private readonly stateDir: string | undefined;
+  private readonly warn: LocalBackendOptions['warn'];
+  /** foreign mounts already reported, by mount id and point */
+  private readonly reported = new Set<string>();
+  private lockFd: number | undefined;
 
   constructor(
     options: LocalBackendOptions = {},
     private readonly ops: MountOps = realOps,
   ) {
     this.sharesDir = options.sharesDir ?? DEFAULT_SHARES_DIR;
+    this.stateDir = options.stateDir;
+    this.source = options.stateDir === undefined ? undefined : mountSourceFor(options.stateDir);
+    this.warn = options.warn;
+  }
+
+  /**
+   * For the agent (not for status): closes sharesDir and its namespace directories to everyone
+   * but root (older versions made them 0755), and locks sharesDir for this agent, or throws
+   * naming the agent that holds it.
+   */
+  start(): void {
+    const base = this.baseDir();
+    const lockPath = join(base, SHARES_LOCK_FILE);
+    let fd: number | undefined;
+    try {
+      fd = native.tryLockFile(lockPath);
+    } catch (err) {
+      throw wrapError(`local backend: sharesDir ${this.sharesDir}: cannot lock ${lockPath}`, err);
+    }
+    if (fd === undefined) {
+      throw new Error(`local backend: sharesDir ${this.sharesDir} is in use by another agent (${lockHolder(lockPath)}): ${lockPath} is locked; give each agent a sharesDir of its own`);
+    }
+    try {
+      ftruncateSync(fd, 0);
+      writeSync(fd, `${JSON.stringify({ pid: process.pid, stateDir: this.stateDir ?? null })}\n`, 0);
+      chmodSync(base, 0o700);
+      for (const e of readdirSync(base, { withFileTypes: true })) {
+        if (e.isDirectory() && isDnsLabel(e.name)) chmodSync(join(base, e.name), 0o700);
+      }
+    } catch (err) {
+      closeSync(fd);
+      throw wrapError(`local backend: sharesDir ${this.sharesDir}: cannot prepare it`, err);
+    }
+    this.lockFd = fd;
+  }
+
+  /** Drops the sharesDir lock (the shares stay mounted). */
+  async close(): Promise<void> {
+    if (this.lockFd === undefined) return;
+    closeSync(this.lockFd);
+    this.lockFd = undefined;
   }
 
   /** The host path of a share; refuses names that could leave sharesDir. */
@@ -106,25 +195,32 @@ export class LocalBackend implements Backend {
     return this.lock.run(shareKey(decl.namespace, decl.name), () => this.doAcquire(decl, path));
   }
 
-  async release(handle: Pick<ShareHandle, 'namespace' | 'name'>): Promise<void> {
+  async release(handle: Pick<ShareHandle, 'namespace' | 'name'> & Partial<ShareHandle>): Promise<void> {
     const path = this.pathOf(handle.namespace, handle.name);
-    return this.lock.run(shareKey(handle.namespace, handle.name), () => this.doRelease(handle.namespace, path));
+    // a handle without a source was recorded before shares were marked: its tmpfs has the old one
+    const legacyOk = typeof handle.data?.source !== 'string';
+    return this.lock.run(shareKey(handle.namespace, handle.name), () => this.doRelease(handle.namespace, path, legacyOk));
   }
 
+  /** The agent's own shares present; foreign mounts where a share could be are reported once. */
   async present(): Promise<LocalShareHandle[]> {
     const base = this.baseDir();
     const out = new Map<string, LocalShareHandle>();
     for (const m of this.ops.readMountInfo()) {
-      if (m.fsType !== 'tmpfs' || !m.mountPoint.startsWith(`${base}/`)) continue;
+      if (!m.mountPoint.startsWith(`${base}/`)) continue;
       const rest = m.mountPoint.slice(base.length + 1).split('/');
       if (rest.length !== 2 || !isDnsLabel(rest[0]) || !isDnsLabel(rest[1])) continue;
+      if (!this.owns(m, false)) {
+        this.reportForeign(m);
+        continue;
+      }
       let sizeBytes = 0;
       try {
         sizeBytes = this.ops.statfs(m.mountPoint).totalBytes;
       } catch {
         // gone since mountinfo was read; still listed so reconcile can tidy it
       }
-      out.set(m.mountPoint, handleOf(rest[0], rest[1], m.mountPoint, sizeBytes, sizeBytes));
+      out.set(m.mountPoint, handleOf(rest[0], rest[1], m.mountPoint, sizeBytes, sizeBytes, m.source, !m.mountOptions.includes('noexec')));
     }
     return [...out.values()];
   }
@@ -140,13 +236,16 @@ export class LocalBackend implements Backend {
     const inj = emptyInjection();
     for (const { handle, readOnly } of shares) {
       checkComponent('share name', handle.name);
+      const options = ['rbind', 'rprivate', readOnly ? 'ro' : 'rw', 'nosuid', 'nodev'];
+      // said here too: the runtime's bind remount sets the flags it is given, not the source's
+      if (handle.data.exec !== true) options.push('noexec');
       inj.mounts.push({
         destination: `${CONTAINER_SHM_DIR}/${handle.name}`,
         type: 'bind',
         source: hostPathOf(handle) || this.pathOf(handle.namespace, handle.name),
         // rprivate: the container's copy must not receive later host mount events under the
         // share nor send its own back; it matches what kubelet asks for (propagation None).
-        options: ['rbind', 'rprivate', readOnly ? 'ro' : 'rw', 'nosuid', 'nodev'],
+        options,
       });
     }
     return inj;
@@ -155,9 +254,36 @@ export class LocalBackend implements Backend {
   private baseDir(): string {
     if (this.resolvedDir) return this.resolvedDir;
     // mountinfo shows real paths, so compare against the real one (/var/run -> /run).
-    mkdirSync(this.sharesDir, { recursive: true, mode: 0o755 });
+    mkdirSync(this.sharesDir, { recursive: true, mode: 0o700 });
     this.resolvedDir = realpathSync(this.sharesDir);
     return this.resolvedDir;
+  }
+
+  /**
+   * Whether a mount is one of this agent's shares: its mark as the source. `legacyOk`: also a
+   * tmpfs with the source unmarked agents used, for handles recorded by such an agent.
+   */
+  private owns(m: native.MountInfo, legacyOk: boolean): boolean {
+    if (m.fsType !== 'tmpfs') return false;
+    if (this.source === undefined ? m.source.startsWith(MOUNT_SOURCE_PREFIX) : m.source === this.source) return true;
+    return legacyOk && m.source === LEGACY_SOURCE;
+  }
+
+  private reportForeign(m: native.MountInfo): void {
+    const key = `${m.mountId} ${m.mountPoint}`;
+    if (this.reported.has(key)) return;
+    this.reported.add(key);
+    this.warn?.(`local backend: ${m.mountPoint} has a ${m.fsType} mount not made by this agent (source ${quote(m.source)}); leaving it alone`, {
+      mountPoint: m.mountPoint,
+      fsType: m.fsType,
+      source: m.source,
+    });
+  }
+
+  /** The mount a lookup of `path` reaches, or undefined when `path` is no mount point. */
+  private async topMount(path: string): Promise<native.MountInfo | undefined> {
+    if (!(await this.isMountPoint(path))) return undefined;
+    return native.topMountAt(this.ops.readMountInfo(), path);
   }
 
   private async doAcquire(decl: ShareDeclaration, path: string): Promise<LocalShareHandle> {
@@ -173,23 +299,34 @@ export class LocalBackend implements Backend {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 3) throw err;
       }
     }
+    const exec = decl.allowExec === true;
+    const flags = native.MS_NOSUID | native.MS_NODEV | (exec ? 0 : native.MS_NOEXEC);
+    const source = this.source ?? `${MOUNT_SOURCE_PREFIX}unknown`;
     let st = await this.mountedTmpfs(path);
+    let inForce = { source, exec };
     if (!st) {
       const data = `size=${decl.sizeBytes},mode=1777`;
       try {
-        this.ops.mount('tmpfs', path, 'tmpfs', native.MS_NOSUID | native.MS_NODEV, data);
+        this.ops.mount(source, path, 'tmpfs', flags, data);
       } catch (err) {
         throw wrapError(`local backend: cannot mount tmpfs for share ${key} at ${path}`, err);
       }
       st = this.ops.statfs(path);
     } else {
+      const top = await this.topMount(path);
+      if (!top || !this.owns(top, false)) {
+        throw new Error(`local backend: share ${key}: ${path} has a tmpfs not made by this agent (source ${quote(top?.source ?? '?')}); refusing to hand it out`);
+      }
+      inForce = { source: top.source, exec: !top.mountOptions.includes('noexec') };
       const want = roundUp(decl.sizeBytes, st.blockSize);
       // A shrink below what is in use cannot work; do not even ask.
-      if (st.totalBytes !== want && (want > st.totalBytes || st.usedBytes <= want)) {
-        const flags = native.MS_REMOUNT | native.MS_NOSUID | native.MS_NODEV;
+      const resize = st.totalBytes !== want && (want > st.totalBytes || st.usedBytes <= want);
+      // a remount sets the mount's flags as given, so it also carries the exec setting
+      if (resize || inForce.exec !== exec) {
         try {
-          this.ops.mount('tmpfs', path, 'tmpfs', flags, `size=${decl.sizeBytes}`);
+          this.ops.mount(source, path, 'tmpfs', native.MS_REMOUNT | flags, resize ? `size=${decl.sizeBytes}` : null);
           st = this.ops.statfs(path);
+          inForce = { source: top.source, exec };
         } catch (err) {
           // A grow that fails is a real error; a shrink refused because the data does not fit
           // leaves the share at its current size (see the class comment).
@@ -201,11 +338,16 @@ export class LocalBackend implements Backend {
         }
       }
     }
-    return handleOf(decl.namespace, decl.name, path, st.totalBytes, decl.sizeBytes);
+    return handleOf(decl.namespace, decl.name, path, st.totalBytes, decl.sizeBytes, inForce.source, inForce.exec);
   }
 
-  private async doRelease(namespace: string, path: string): Promise<void> {
-    for (let i = 0; i < MAX_STACKED_MOUNTS && (await this.isMountPoint(path)); i++) {
+  private async doRelease(namespace: string, path: string, legacyOk: boolean): Promise<void> {
+    for (let i = 0; i < MAX_STACKED_MOUNTS; i++) {
+      const top = await this.topMount(path);
+      if (!top) break;
+      if (!this.owns(top, legacyOk)) {
+        throw new Error(`local backend: cannot release the share at ${path}: the mount there was not made by this agent (${top.fsType}, source ${quote(top.source)}); leaving it alone`);
+      }
       try {
         this.ops.umount2(path, native.UMOUNT_NOFOLLOW);
       } catch (err) {
@@ -250,8 +392,22 @@ export class LocalBackend implements Backend {
   }
 }
 
-function handleOf(namespace: string, name: string, hostPath: string, sizeBytes: number, requestedBytes: number): LocalShareHandle {
-  return { backend: LOCAL_KIND, namespace, name, sizeBytes, requestedBytes, data: { hostPath } };
+function handleOf(namespace: string, name: string, hostPath: string, sizeBytes: number, requestedBytes: number, source: string, exec: boolean): LocalShareHandle {
+  return { backend: LOCAL_KIND, namespace, name, sizeBytes, requestedBytes, data: { hostPath, source, exec } };
+}
+
+/** Who holds a sharesDir lock, from what the holder wrote into the file (root-only). */
+function lockHolder(lockPath: string): string {
+  try {
+    const v: unknown = JSON.parse(readFileSync(lockPath, 'utf8'));
+    if (isObject(v) && Number.isSafeInteger(v.pid)) {
+      const alive = existsSync(`/proc/${String(v.pid)}`) ? '' : ', no longer running';
+      return `pid ${String(v.pid)}${alive}, stateDir ${typeof v.stateDir === 'string' ? v.stateDir : 'unknown'}`;
+    }
+  } catch {
+    // written by something else, or being written: say so below
+  }
+  return 'holder unknown';
 }
 
 function checkComponent(what: string, value: string): void {
@@ -263,7 +419,7 @@ function checkComponent(what: string, value: string): void {
 
 async function ensureDir(path: string): Promise<void> {
   try {
-    await fsp.mkdir(path, { mode: 0o755 });
+    await fsp.mkdir(path, { mode: 0o700 });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }

@@ -79,7 +79,8 @@ export function validateShareMemory(obj: unknown, origin: string, limits: Limits
       if (!allowedNamespaces.includes(v)) allowedNamespaces.push(v);
     });
   }
-  return { namespace, name, sizeBytes, allowedNamespaces, origin };
+  const allowExec = exec(spec.allowExec, (reason) => fail('spec.allowExec', reason, id));
+  return { namespace, name, sizeBytes, allowedNamespaces, allowExec, origin };
 }
 
 function describe(v: unknown): string {
@@ -91,6 +92,13 @@ function label(v: unknown, field: string, max: number, fail: (field: string, rea
   if (typeof v !== 'string') return fail(field, `must be a string, found ${typeName(v)}`);
   const problem = dnsLabelProblem(v, max);
   if (problem) return fail(field, `${quote(v)} ${problem}`);
+  return v;
+}
+
+// spec.allowExec: shares are noexec unless their owner says an application maps code from them.
+function exec(v: unknown, fail: (reason: string) => never): boolean {
+  if (v === undefined || v === null) return false;
+  if (typeof v !== 'boolean') return fail(`must be true or false, found ${describe(v)}`);
   return v;
 }
 

@@ -47,6 +47,7 @@ export function sameDeclaration(a: ShareDeclaration, b: ShareDeclaration): boole
   return (
     a.sizeBytes === b.sizeBytes &&
     a.origin === b.origin &&
+    (a.allowExec ?? false) === (b.allowExec ?? false) &&
     a.allowedNamespaces.length === b.allowedNamespaces.length &&
     a.allowedNamespaces.every((ns, i) => ns === b.allowedNamespaces[i])
   );

@@ -85,6 +85,8 @@ export interface ShareDeclaration {
   name: string;
   sizeBytes: number;
   allowedNamespaces: string[];
+  /** spec.allowExec: containers may execute files of the share (mounted without noexec); absent: false */
+  allowExec?: boolean;
   /** where it came from: a file path, or "kubernetes" */
   origin: string;
 }

@@ -1,7 +1,8 @@
 // The agent's configuration file (JSON): defaults, validation, and the resolved Config type.
 // Every problem is reported with its key path ("limits.maxShareBytes: ...") so that
 // `nri-memshare check-config` can list them all at once instead of failing on the first.
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import {
   ConfigReader,
   DEFAULT_CONFIG_PATH,
@@ -158,6 +159,64 @@ function readKubernetes(parent: ConfigReader): KubernetesConfig | undefined {
   return undefined;
 }
 
+/**
+ * Directories that are the system's, never the agent's own: the agent mounts shares two levels
+ * below sharesDir and unmounts there at reconcile, and keeps its records in stateDir.
+ */
+const SYSTEM_DIRS = new Set([
+  '/', '/bin', '/boot', '/dev', '/etc', '/home', '/lib', '/lib32', '/lib64', '/libx32', '/media', '/mnt', '/opt',
+  '/proc', '/root', '/run', '/sbin', '/srv', '/sys', '/tmp', '/usr', '/var',
+  '/usr/bin', '/usr/lib', '/usr/lib64', '/usr/libexec', '/usr/local', '/usr/sbin', '/usr/share',
+  '/var/cache', '/var/lib', '/var/log', '/var/run', '/var/spool', '/var/tmp',
+  '/run/lock', '/run/user', '/run/containerd', '/var/lib/containerd', '/var/lib/kubelet', '/etc/kubernetes',
+]);
+/** Kernel filesystems: no directory inside them is the agent's. */
+const KERNEL_TREES = ['/proc', '/sys', '/dev'];
+
+/** The path with every symlink of its existing part resolved (/var/run/x -> /run/x). */
+function canonical(path: string): string {
+  const abs = resolve(path);
+  try {
+    return realpathSync(abs);
+  } catch {
+    const parent = dirname(abs);
+    return parent === abs ? abs : join(canonical(parent), basename(abs));
+  }
+}
+
+const inside = (path: string, dir: string) => path === dir || path.startsWith(dir === '/' ? '/' : `${dir}/`);
+
+/** Why `path` cannot be the agent's `key` directory, or undefined. */
+function systemDirProblem(path: string): string | undefined {
+  const real = canonical(path);
+  const shown = real === resolve(path) ? JSON.stringify(path) : `${JSON.stringify(path)} (${real})`;
+  const tree = KERNEL_TREES.find((t) => inside(real, t));
+  if (tree) return `${shown} is inside ${tree}, a kernel filesystem; use a directory of the agent's own`;
+  if (SYSTEM_DIRS.has(real)) return `${shown} is a system directory; use a directory of the agent's own`;
+  return undefined;
+}
+
+/** sharesDir and stateDir: each the agent's own, neither inside the other. */
+function checkAgentDirs(r: ConfigReader, config: Config): void {
+  let bad = false;
+  for (const key of ['sharesDir', 'stateDir'] as const) {
+    if (!r.has(key)) continue; // the defaults are fine
+    const p = systemDirProblem(config[key]);
+    if (p) {
+      r.problem(key, `${p} (the agent ${key === 'sharesDir' ? 'mounts shares below it and unmounts them there' : 'keeps its records and lock there'})`);
+      bad = true;
+    }
+  }
+  if (bad) return;
+  const shares = canonical(config.sharesDir);
+  const state = canonical(config.stateDir);
+  if (inside(shares, state)) {
+    r.problem('sharesDir', `${JSON.stringify(config.sharesDir)} is ${shares === state ? 'the same directory as' : 'inside'} stateDir ${JSON.stringify(config.stateDir)}; they must be separate, neither inside the other`);
+  } else if (inside(state, shares)) {
+    r.problem('stateDir', `${JSON.stringify(config.stateDir)} is inside sharesDir ${JSON.stringify(config.sharesDir)}; they must be separate, neither inside the other`);
+  }
+}
+
 /** Validate a parsed JSON value; the config is always complete (defaults stand in for bad values). */
 export function parseConfig(obj: unknown, source: string): { config: Config; problems: string[] } {
   const problems: string[] = [];
@@ -177,6 +236,7 @@ export function parseConfig(obj: unknown, source: string): { config: Config; pro
     log: def.log,
     ledger: def.ledger,
   };
+  checkAgentDirs(r, config);
   const kube = readKubernetes(r);
   if (kube) config.kubernetes = kube;
 

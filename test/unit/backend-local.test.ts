@@ -1,10 +1,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync, writeFileSync, readFileSync, statSync, existsSync, mkdirSync, openSync, writeSync, closeSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync, readFileSync, statSync, existsSync, mkdirSync, openSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as native from '../../native';
-import { LocalBackend } from '../../plugin/backends';
+import { LocalBackend, SHARES_LOCK_FILE, mountSourceFor } from '../../plugin/backends';
 import type { ShareDeclaration } from '../../plugin/model/types';
 
 const isRoot = process.getuid?.() === 0;
@@ -28,9 +28,10 @@ async function rejects(p: Promise<unknown>, re: RegExp): Promise<void> {
 }
 const base = mkdtempSync(join(tmpdir(), 'backend-local-'));
 const sharesDir = join(base, 'shares');
+const stateDir = join(base, 'state');
 
-function decl(name: string, sizeBytes: number, namespace = 'team-a'): ShareDeclaration {
-  return { namespace, name, sizeBytes, allowedNamespaces: [], origin: 'test' };
+function decl(name: string, sizeBytes: number, namespace = 'team-a', allowExec?: boolean): ShareDeclaration {
+  return { namespace, name, sizeBytes, allowedNamespaces: [], origin: 'test', ...(allowExec === undefined ? {} : { allowExec }) };
 }
 
 function mountsAt(path: string): native.MountInfo[] {
@@ -51,9 +52,9 @@ function fill(dir: string, chunk = MiB): { code: string | undefined; written: nu
   }
 }
 
-test('acquire mounts a nosuid,nodev tmpfs of exactly the declared size, mode 1777', async () => {
+test('acquire mounts a nosuid,nodev,noexec tmpfs of exactly the declared size, mode 1777, marked as the agent\'s, in 0700 directories', async () => {
   if (!needRoot('acquire size')) return;
-  const b = new LocalBackend({ sharesDir });
+  const b = new LocalBackend({ sharesDir, stateDir });
   const share = await b.acquire(decl('exact', 128 * MiB));
   assert.is(share.data.hostPath, join(b.pathOf('team-a', 'exact')));
   assert.is(share.sizeBytes, 128 * MiB);
@@ -63,9 +64,14 @@ test('acquire mounts a nosuid,nodev tmpfs of exactly the declared size, mode 177
   const m = mountsAt(share.data.hostPath);
   assert.is(m.length, 1);
   assert.is(m[0].fsType, 'tmpfs');
-  assert.ok(m[0].mountOptions.includes('nosuid') && m[0].mountOptions.includes('nodev'), m[0].mountOptions.join(','));
+  for (const o of ['nosuid', 'nodev', 'noexec']) assert.ok(m[0].mountOptions.includes(o), m[0].mountOptions.join(','));
+  assert.is(m[0].source, mountSourceFor(stateDir));
+  assert.match(m[0].source, /^nri-memshare:[0-9a-f]{16}$/);
+  assert.is(share.data.source, m[0].source);
+  assert.is(share.data.exec, false);
   assert.is(statSync(share.data.hostPath).mode & 0o7777, 0o1777);
-  assert.is(statSync(join(share.data.hostPath, '..')).mode & 0o7777, 0o755);
+  assert.is(statSync(join(share.data.hostPath, '..')).mode & 0o7777, 0o700);
+  assert.is(statSync(sharesDir).mode & 0o7777, 0o700);
   await b.release({ namespace: 'team-a', name: 'exact' });
 });
 
@@ -226,12 +232,116 @@ test('injection is one bind mount at /dev/shm/<name>, ro with :ro, and no env', 
   const rw = b.attach(target, [{ handle: share, readOnly: false, ref: 'inj' }]);
   assert.equal(rw.env, []);
   assert.equal(rw.mounts, [
-    { destination: '/dev/shm/inj', type: 'bind', source: '/run/x/team-a/inj', options: ['rbind', 'rprivate', 'rw', 'nosuid', 'nodev'] },
+    { destination: '/dev/shm/inj', type: 'bind', source: '/run/x/team-a/inj', options: ['rbind', 'rprivate', 'rw', 'nosuid', 'nodev', 'noexec'] },
   ]);
   assert.equal(rw.devices, []);
   const ro = b.attach(target, [{ handle: share, readOnly: true, ref: 'inj' }]);
   assert.ok(ro.mounts[0].options.includes('ro'));
   assert.not.ok(ro.mounts[0].options.includes('rw'));
+  // a share that allows exec is bound without noexec (nosuid, nodev stay)
+  const ex = b.attach(target, [{ handle: { ...share, data: { ...share.data, exec: true } }, readOnly: false, ref: 'inj' }]);
+  assert.equal(ex.mounts[0].options, ['rbind', 'rprivate', 'rw', 'nosuid', 'nodev']);
+});
+
+test('allowExec mounts without noexec; a changed declaration remounts with the new setting and keeps the data and size', async () => {
+  if (!needRoot('allowExec')) return;
+  const b = new LocalBackend({ sharesDir, stateDir });
+  const s = await b.acquire(decl('exec', 4 * MiB, 'team-a', true));
+  assert.is(s.data.exec, true);
+  const opts = () => mountsAt(s.data.hostPath)[0].mountOptions;
+  assert.not.ok(opts().includes('noexec'), opts().join(','));
+  writeFileSync(join(s.data.hostPath, 'keep'), 'data');
+  const off = await b.acquire(decl('exec', 4 * MiB, 'team-a', false));
+  assert.is(off.data.exec, false);
+  assert.ok(opts().includes('noexec'), opts().join(','));
+  // a resize keeps noexec (a remount sets every flag it is given, and only those)
+  const grown = await b.acquire(decl('exec', 8 * MiB, 'team-a'));
+  assert.is(grown.sizeBytes, 8 * MiB);
+  assert.ok(opts().includes('noexec') && opts().includes('nosuid') && opts().includes('nodev'), opts().join(','));
+  const on = await b.acquire(decl('exec', 8 * MiB, 'team-a', true));
+  assert.is(on.data.exec, true);
+  assert.not.ok(opts().includes('noexec'), opts().join(','));
+  assert.is(readFileSync(join(s.data.hostPath, 'keep'), 'utf8'), 'data');
+  assert.is(mountsAt(s.data.hostPath).length, 1);
+  assert.equal((await b.present()).find((p) => p.name === 'exec')?.data.exec, true);
+  await b.release({ namespace: 'team-a', name: 'exec' });
+});
+
+/** Mounts somebody else's tmpfs at <sharesDir>/<ns>/<name>. */
+function foreignTmpfs(ns: string, name: string, source = 'tmpfs'): string {
+  const path = join(sharesDir, ns, name);
+  mkdirSync(path, { recursive: true });
+  native.mount(source, path, 'tmpfs', 0, 'size=1048576');
+  writeFileSync(join(path, 'theirs'), 'x');
+  return path;
+}
+
+test('a foreign tmpfs under sharesDir is not present, is reported once, and is never acquired nor released', async () => {
+  if (!needRoot('foreign tmpfs')) return;
+  const warnings: string[] = [];
+  const b = new LocalBackend({ sharesDir, stateDir, warn: (msg) => warnings.push(msg) });
+  const plain = foreignTmpfs('team-f', 'plain');
+  // another agent's mark (another stateDir) is foreign too
+  const other = foreignTmpfs('team-f', 'other', mountSourceFor(join(base, 'other-state')));
+  const mine = await b.acquire(decl('mine', 4 * MiB, 'team-f'));
+  try {
+    assert.equal((await b.present()).map((p) => `${p.namespace}/${p.name}`), ['team-f/mine']);
+    assert.is(warnings.length, 2, warnings.join('\n'));
+    assert.match(warnings.join('\n'), `${plain} has a tmpfs mount not made by this agent (source "tmpfs")`);
+    assert.match(warnings.join('\n'), `${other} has a tmpfs mount not made by this agent`);
+    await b.present();
+    assert.is(warnings.length, 2, 'reported once');
+
+    await rejects(b.acquire(decl('plain', 4 * MiB, 'team-f')), /team-f\/plain: .* has a tmpfs not made by this agent \(source "tmpfs"\); refusing to hand it out/);
+    // released with a handle of this agent's (it carries the mark): the foreign mount stays
+    await rejects(b.release({ ...mine, name: 'other', data: { ...mine.data, hostPath: other } }), /cannot release the share at .*other: the mount there was not made by this agent/);
+    assert.is(mountsAt(other).length, 1);
+    assert.is(mountsAt(plain).length, 1);
+    assert.is(readFileSync(join(plain, 'theirs'), 'utf8'), 'x');
+    // the agent's own goes
+    await b.release(mine);
+    assert.is(mountsAt(mine.data.hostPath).length, 0);
+  } finally {
+    native.umount2(plain, 0);
+    native.umount2(other, 0);
+    rmSync(join(sharesDir, 'team-f'), { recursive: true, force: true });
+  }
+});
+
+test('a share recorded by an agent from before the mark (handle without a source) is still released', async () => {
+  if (!needRoot('legacy release')) return;
+  const b = new LocalBackend({ sharesDir, stateDir });
+  const legacy = foreignTmpfs('team-l', 'old'); // what older agents mounted: source "tmpfs"
+  await b.release({ backend: 'local', namespace: 'team-l', name: 'old', sizeBytes: 0, requestedBytes: 0, data: { hostPath: legacy } });
+  assert.is(mountsAt(legacy).length, 0);
+  assert.not.ok(existsSync(legacy));
+});
+
+test('start() closes sharesDir and its namespace directories to all but root and locks sharesDir against a second agent', async () => {
+  if (!needRoot('sharesDir lock')) return;
+  const dir = join(base, 'locked');
+  mkdirSync(join(dir, 'team-old'), { recursive: true, mode: 0o755 });
+  chmodSync(dir, 0o755);
+  chmodSync(join(dir, 'team-old'), 0o755);
+  const one = new LocalBackend({ sharesDir: dir, stateDir: join(base, 'state-one') });
+  one.start();
+  try {
+    assert.is(statSync(dir).mode & 0o777, 0o700);
+    assert.is(statSync(join(dir, 'team-old')).mode & 0o777, 0o700, 'a namespace dir of an older version is closed too');
+    const two = new LocalBackend({ sharesDir: dir, stateDir: join(base, 'state-two') });
+    assert.throws(
+      () => two.start(),
+      (e: Error) =>
+        e.message.includes(`sharesDir ${dir} is in use by another agent (pid ${process.pid}, stateDir ${join(base, 'state-one')})`) &&
+        e.message.includes(`${join(dir, SHARES_LOCK_FILE)} is locked`),
+    );
+  } finally {
+    await one.close();
+  }
+  // once the holder is gone, another agent may take it
+  const three = new LocalBackend({ sharesDir: dir, stateDir: join(base, 'state-three') });
+  three.start();
+  await three.close();
 });
 
 test.after(() => {

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -193,6 +193,52 @@ test('checkConfig reports unreadable and malformed files', () => {
   assert.match(checkConfig(file('broken.json', '{"nri": '))[0], /broken\.json is not valid JSON/);
   assert.equal(checkConfig(file('empty-object.json', '{}')), []);
   assert.throws(() => loadConfig(join(dir, 'absent.json')), /no such file/);
+});
+
+test('sharesDir and stateDir may not be system directories, kernel filesystems, or nested in each other', () => {
+  for (const [key, value, why] of [
+    ['sharesDir', '/sys', 'inside /sys, a kernel filesystem'],
+    ['sharesDir', '/sys/fs/cgroup', 'inside /sys, a kernel filesystem'],
+    ['sharesDir', '/proc', 'inside /proc, a kernel filesystem'],
+    ['sharesDir', '/dev/shm', 'inside /dev, a kernel filesystem'],
+    ['sharesDir', '/', 'is a system directory'],
+    ['sharesDir', '/run', 'is a system directory'],
+    ['sharesDir', '/run/', 'is a system directory'],
+    ['sharesDir', '/tmp', 'is a system directory'],
+    ['sharesDir', '/var/lib/../lib', 'is a system directory'],
+    ['stateDir', '/etc', 'is a system directory'],
+    ['stateDir', '/usr', 'is a system directory'],
+    ['stateDir', '/var', 'is a system directory'],
+    ['stateDir', '/boot', 'is a system directory'],
+  ] as const) {
+    const problems = problemsOf({ [key]: value });
+    assert.is(problems.length, 1, `${key}=${value}: ${problems.join('; ')}`);
+    assert.ok(problems[0].startsWith(`${key}: "${value}"`), problems[0]);
+    assert.match(problems[0], why);
+  }
+  // a symlink to a system directory is that directory (Debian: /var/run -> /run)
+  const link = join(dir, 'run-link');
+  symlinkSync('/run', link);
+  assert.match(problemsOf({ sharesDir: link })[0], `sharesDir: "${link}" (/run) is a system directory`);
+  // nested either way, or the same directory
+  assert.equal(problemsOf({ stateDir: '/srv/ms', sharesDir: '/srv/ms/shares' }), [
+    'sharesDir: "/srv/ms/shares" is inside stateDir "/srv/ms"; they must be separate, neither inside the other',
+  ]);
+  assert.equal(problemsOf({ stateDir: '/srv/ms/shares/state', sharesDir: '/srv/ms/shares' }), [
+    'stateDir: "/srv/ms/shares/state" is inside sharesDir "/srv/ms/shares"; they must be separate, neither inside the other',
+  ]);
+  assert.match(problemsOf({ stateDir: '/srv/ms', sharesDir: '/srv/ms/' })[0], 'sharesDir: "/srv/ms/" is the same directory as stateDir "/srv/ms"');
+  // siblings and directories below system directories are fine
+  assert.equal(problemsOf({ stateDir: '/srv/ms-state', sharesDir: '/srv/ms' }), []);
+  assert.equal(problemsOf({ stateDir: '/var/lib/x', sharesDir: '/run/x/shares' }), []);
+  assert.equal(problemsOf({ stateDir: '/tmp/a/state', sharesDir: '/tmp/a/shares' }), []);
+  // check-config reports it, naming the key
+  const bad = file('sys-shares.json', { sharesDir: '/sys', stateDir: '/etc' });
+  const found = checkConfig(bad);
+  assert.is(found.length, 2, found.join('; '));
+  assert.match(found[0], /^sharesDir: "\/sys" is inside \/sys/);
+  assert.match(found[1], /^stateDir: "\/etc" is a system directory/);
+  assert.throws(() => loadConfig(bad), /sharesDir: "\/sys"/);
 });
 
 test('a missing default config file means all defaults', () => {
