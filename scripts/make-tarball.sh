@@ -36,7 +36,7 @@ if [ "$build" = 1 ]; then
   npx --no-install tsc -p tsconfig.json
 fi
 for f in dist/plugin/cli.js package.json proto node_modules systemd/$name.service packaging/config.json \
-         packaging/$name.spec packaging/$name.sh packaging/containerd/nri.toml packaging/kubernetes; do
+         packaging/$name.spec packaging/$name.sh packaging/$name.8 packaging/containerd/nri.toml packaging/kubernetes; do
   [ -e "$f" ] || { echo "make-tarball: $f is missing (build first, or the checkout is incomplete)" >&2; exit 1; }
 done
 
@@ -66,13 +66,22 @@ done
 koffi=$top/node_modules/koffi
 find "$koffi/build/koffi" -mindepth 1 -maxdepth 1 -type d ! -name linux_x64 ! -name linux_arm64 -exec rm -rf {} +
 rm -rf "$koffi/src" "$koffi/vendor" "$koffi/lib" "$koffi/doc"
-find "$top/node_modules" -name '*.map' -type f -delete
-find "$top/node_modules" -depth -type d -name test -path '*/node_modules/*/test' -exec rm -rf {} + 2>/dev/null || true
-rm -rf "$top/node_modules/.bin" "$top/node_modules/.package-lock.json"
+# only what runs: no type declarations (with @types/node, which protobufjs lists as a dependency,
+# and its undici-types), source maps, tests, benchmarks, docs, hidden files (CI configs, git hooks),
+# the libraries' own command-line tools, or yaml's browser build
+find "$top/node_modules" -type f \( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.map' \) -delete
+find "$top/node_modules" -depth -name '.*' -exec rm -rf {} +
+# (only a package's own top-level folders: yaml's dist/doc, say, is code)
+for pkg in "$top"/node_modules/* "$top"/node_modules/@*/*; do
+  [ -d "$pkg" ] || continue
+  for d in test tests __tests__ benchmarks bench docs doc example examples; do rm -rf "${pkg:?}/$d"; done
+done
+rm -rf "$top/node_modules/@types" "$top/node_modules/undici-types" "$top/node_modules/yaml/browser"
+rm -f "$top/node_modules/pino/bin.js" "$top/node_modules/yaml/bin.mjs"
 
 mkdir -p "$top/systemd"
 cp -p systemd/$name.service "$top/systemd/"
-cp -p packaging/config.json packaging/$name.sh "$top/packaging/"
+cp -p packaging/config.json packaging/$name.sh packaging/$name.8 "$top/packaging/"
 cp -rp packaging/containerd packaging/kubernetes "$top/packaging/"
 for f in LICENSE README.md; do [ -f "$f" ] && cp -p "$f" "$top/"; done
 sed "s/@VERSION@/$version/g" packaging/$name.spec > "$top/$name.spec"

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 export NRI_MEMSHARE_CACHE=${NRI_MEMSHARE_CACHE:-/var/tmp/nri-memshare-cache}
 
 need=()
-for p in runc busybox-static rpm systemd iproute2 gcc libc6-dev; do
+for p in runc busybox-static rpm rpmlint systemd iproute2 gcc libc6-dev; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -26,11 +26,11 @@ function must(cmd: string, args: string[], opts: { cwd?: string } = {}): string 
 }
 
 // Missing tools are a loud skip on a developer machine, a failure under CI.
-const missing = ['rpmbuild', 'rpm', 'rpm2cpio', 'tar', 'gzip'].filter((t) => !have(t));
+const missing = ['rpmbuild', 'rpm', 'rpm2cpio', 'tar', 'gzip', 'rpmlint'].filter((t) => !have(t));
 if (!existsSync(join(repo, 'dist/plugin/cli.js'))) missing.push('dist/plugin/cli.js (run the build first)');
 const skip = missing.length > 0;
 if (skip) {
-  const msg = `SKIPPED packaging-rpm: missing ${missing.join(', ')} (apt-get install rpm); the RPM was NOT built or checked`;
+  const msg = `SKIPPED packaging-rpm: missing ${missing.join(', ')} (apt-get install rpm rpmlint); the RPM was NOT built or checked`;
   if (process.env.CI === 'true') {
     test('packaging prerequisites are installed', () => assert.unreachable(msg));
   } else {
@@ -79,6 +79,17 @@ if (!skip) {
       p.includes('/dist/test/') || (p.endsWith('.ts') && !p.includes('/node_modules/')) || p.includes('node_modules/typescript/') ||
       p.includes('node_modules/uvu/') || /koffi\/build\/koffi\/(?!linux_x64|linux_arm64)[^/]+\//.test(p) || p.endsWith('.js.map'));
     assert.equal(bad.slice(0, 10), [], 'no tests, sources, dev dependencies or foreign koffi builds');
+    // only what runs: no test-only packages (the CRI client's gRPC is a devDependency), no type
+    // declarations, no hidden files, no test, benchmark or doc trees of the libraries
+    const lean = list.filter((p) => {
+      const m = /\/node_modules\/(.*)$/.exec(p);
+      if (!m) return false;
+      const rel = m[1];
+      return /^@grpc\/|^@types\/|^undici-types\//.test(rel) || /\.d\.[cm]?ts$/.test(rel) || /(^|\/)\.[^/]/.test(rel) ||
+        /^(@[^/]+\/)?[^@/][^/]*\/(test|tests|__tests__|benchmarks?|docs?|examples?)\//.test(rel);
+    });
+    assert.equal(lean.slice(0, 10), [], `${lean.length} payload entries that do not run`);
+    assert.ok(list.includes(`${top}packaging/nri-memshare.8`), 'the man page source');
     assert.not.match(readFileSync(join(work, 'out', 'nri-memshare.spec'), 'utf8'), /@VERSION@/);
   });
 
@@ -103,6 +114,7 @@ if (!skip) {
       '/usr/share/nri-memshare/manifests/crd-sharememory.yaml',
       '/usr/share/nri-memshare/manifests/rbac.yaml',
       '/usr/share/nri-memshare/manifests/example-sharememory.yaml',
+      '/usr/share/man/man8/nri-memshare.8.gz',
     ]) {
       assert.ok(files.includes(p), `rpm -qlp lacks ${p}`);
     }
@@ -158,11 +170,42 @@ if (!skip) {
   });
 
   test('the packaged node_modules load on their own, koffi included', () => {
-    const code = `for (const m of ['pino', 'yaml', '@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs', 'koffi']) require(m);
+    const code = `for (const m of ['pino', 'yaml', 'protobufjs', 'protobufjs/minimal', 'koffi']) require(m);
       const k = require('koffi'); if (typeof k.load !== 'function') throw new Error('koffi.load missing'); console.log('loaded');`;
     const r = spawnSync(process.execPath, ['-e', code], { cwd: appdir, encoding: 'utf8', env: { ...process.env, NODE_PATH: join(appdir, 'node_modules') } });
     assert.is(r.status, 0, r.stderr);
     assert.is(r.stdout.trim(), 'loaded');
+  });
+
+  test('the installed agent runs from the payload alone: a full config check and the man page', () => {
+    // NODE_PATH unset and cwd elsewhere: only the packaged modules can satisfy its requires
+    const r = spawnSync(process.execPath, [join(appdir, 'dist/plugin/cli.js'), 'version', '--json'], { cwd: '/', encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+    assert.is(r.status, 0, r.stderr);
+    assert.is((JSON.parse(r.stdout) as { version: string }).version, version);
+    const man = must('sh', ['-c', `gzip -dc '${join(unpacked, 'usr/share/man/man8/nri-memshare.8.gz')}'`]);
+    assert.match(man, /^\.TH NRI-MEMSHARE 8 /);
+    for (const cmd of ['run', 'status', 'check-config', 'version']) assert.match(man, new RegExp(`^\\.B ${cmd}$`, 'm'), `man page documents ${cmd}`);
+  });
+
+  test('rpmlint: no errors that concern the project\'s own files (what remains is printed)', () => {
+    const r = run('rpmlint', [rpmFile]);
+    const lines = r.stdout.split('\n').filter((l) => /: [EW]: /.test(l));
+    // by design, each with its reason; everything else that is an error fails the test
+    const accepted: Array<[RegExp, string]> = [
+      [/E: non-standard-dir-perm \/var\/lib\/nri-memshare 700$/, 'the state dir holds the ledger: root only'],
+      [/E: no-signature$/, 'packages are signed by the distribution\'s build system, not here'],
+      [/E: no-packager-tag$/, 'Packager is set by the build system'],
+    ];
+    const errors = lines.filter((l) => / E: /.test(l) && !accepted.some(([re]) => re.test(l)));
+    process.stdout.write(`\n  rpmlint on ${rpmFile.split('/').pop()}: ${lines.length} lines remain\n`);
+    for (const l of lines) {
+      const why = accepted.find(([re]) => re.test(l));
+      process.stdout.write(`    ${l.replace(/^\S+: /, '')}${why ? `  (accepted: ${why[1]})` : ''}\n`);
+    }
+    assert.equal(errors, [], 'rpmlint errors');
+    const spec = readFileSync(join(work, 'out', 'nri-memshare.spec'), 'utf8');
+    assert.match(spec, /^URL:\s+https:\/\//m);
+    assert.not.ok(lines.some((l) => /no-url-tag|description-line-too-long|hidden-file|zero-length|env-script-interpreter/.test(l)), 'fixed warnings stay fixed');
   });
 
   test('the wrapper execs node on the installed CLI', () => {
