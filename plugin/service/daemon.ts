@@ -221,6 +221,7 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
       registry: metrics.registry,
       health: () => ({ ok: state === 'synchronized', detail: state }),
       onError: (err) => log.warn({ err: String(err) }, 'metrics: error'),
+      onWarning: (msg, detail) => log.warn(detail, msg),
     });
     log.info({ address: metricsServer.address }, 'metrics: listening');
   }

@@ -1,8 +1,10 @@
 // A small Prometheus registry (text exposition format 0.0.4) and the HTTP server that serves it.
 // Written by hand: the agent needs a handful of metrics, and observing one must stay cheap on the
 // NRI request path, so children are looked up once and then updated with plain arithmetic.
+import { readdirSync, readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { buildInfo } from './build-info';
 
 const PREFIX = 'nri_memshare_';
 const NAME_RE = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
@@ -294,14 +296,41 @@ export interface MemshareMetrics {
   readonly evictionFailures: Counter;
   /** containers whose eviction failed and is not resolved (killed, or the container gone) */
   readonly evictionsFailing: Gauge;
+  /** 1, labelled with the package version and the NRI protocol version */
+  readonly buildInfo: Gauge;
   /** cached histogram child for one event: the cheap path for the request handlers */
   timer(event: NriEventName): HistogramChild;
+}
+
+/**
+ * The process metrics every Prometheus client exports (same names and meaning), measured at
+ * scrape time: resident memory, start time, open and maximum file descriptors.
+ */
+export function registerProcessMetrics(registry: Registry): void {
+  const rss = registry.gauge('process_resident_memory_bytes', 'Resident memory size in bytes.');
+  const start = registry.gauge('process_start_time_seconds', 'Start time of the process since unix epoch in seconds.');
+  const openFds = registry.gauge('process_open_fds', 'Number of open file descriptors.');
+  const maxFds = registry.gauge('process_max_fds', 'Maximum number of open file descriptors.');
+  // process.uptime() counts from the process's start: fixed once, like /proc/self/stat's starttime
+  start.set(Math.round(Date.now() - process.uptime() * 1000) / 1000);
+  registry.onCollect(() => {
+    rss.set(process.memoryUsage.rss());
+    try {
+      // the listing includes the descriptor readdir itself holds open while it reads
+      openFds.set(readdirSync('/proc/self/fd').length - 1);
+      const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+      if (m) maxFds.set(m[1] === 'unlimited' ? Infinity : Number(m[1]));
+    } catch {
+      // not Linux (a developer's machine): the fd gauges stay 0
+    }
+  });
 }
 
 export function createMemshareMetrics(registry = new Registry()): MemshareMetrics {
   const requestDuration = registry.histogram(
     `${PREFIX}request_duration_seconds`, 'Time spent handling one NRI event.', ['event'], LATENCY_BUCKETS);
   const timers = new Map<NriEventName, HistogramChild>();
+  registerProcessMetrics(registry);
   return {
     registry,
     requestDuration,
@@ -316,6 +345,7 @@ export function createMemshareMetrics(registry = new Registry()): MemshareMetric
     pluginRegistered: registry.gauge(`${PREFIX}plugin_registered`, '1 while the plugin is registered with containerd.'),
     evictionFailures: registry.counter(`${PREFIX}eviction_failures_total`, 'Attempts to evict a container (kill its init) that failed; each retry counts.'),
     evictionsFailing: registry.gauge(`${PREFIX}evictions_failing`, 'Containers whose eviction failed and that still run without their shares.'),
+    ...buildInfoGauge(registry),
     timer(event) {
       let t = timers.get(event);
       if (!t) {
@@ -325,6 +355,14 @@ export function createMemshareMetrics(registry = new Registry()): MemshareMetric
       return t;
     },
   };
+}
+
+/** nri_memshare_build_info{version,nri_version} 1: joins any series with the agent's build. */
+function buildInfoGauge(registry: Registry): { buildInfo: Gauge } {
+  const b = buildInfo();
+  const g = registry.gauge(`${PREFIX}build_info`, 'Always 1; the labels say which build of the agent runs and the NRI protocol it speaks.', ['version', 'nri_version']);
+  g.labels(b.version, b.nriVersion).set(1);
+  return { buildInfo: g };
 }
 
 /** host and port of a metrics address: "127.0.0.1:9464", "[::1]:9464", "localhost:0". */
@@ -341,10 +379,34 @@ export interface Health {
   detail?: string;
 }
 
+/** Bounds of the listener: it serves two small GETs to a scraper, nothing more. */
+export const METRICS_LIMITS = {
+  /** concurrent connections; more are closed at once */
+  maxConnections: 16,
+  /** request line plus headers, bytes (Node's default is 16 KiB); more is answered 431 */
+  maxHeaderBytes: 8 * 1024,
+  /** until the headers are in */
+  headersTimeoutMs: 5_000,
+  /** until the whole request is in */
+  requestTimeoutMs: 10_000,
+  /** an idle keep-alive connection */
+  keepAliveTimeoutMs: 5_000,
+  /** any socket without traffic */
+  idleTimeoutMs: 15_000,
+} as const;
+
+/** Whether a bound address is reachable only from this host (127.0.0.0/8, ::1, their v4-mapped forms). */
+export function isLoopbackAddress(address: string): boolean {
+  const a = address.replace(/^\[|\]$/g, '').toLowerCase();
+  return a === '::1' || /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(a);
+}
+
 export interface MetricsServer {
   /** the address actually bound, as host:port (port resolved when 0 was asked) */
   readonly address: string;
   readonly port: number;
+  /** false when the bound address is reachable from other hosts */
+  readonly loopback: boolean;
   close(): Promise<void>;
 }
 
@@ -354,16 +416,24 @@ export interface MetricsServerOptions {
   /** /healthz answers 200 when ok, 503 otherwise; always ok when absent */
   health?: () => Health;
   onError?: (err: unknown) => void;
+  /** told once the server listens on an address other hosts can reach */
+  onWarning?: (message: string, detail: Record<string, unknown>) => void;
 }
 
 /** Serves GET /metrics and GET /healthz on the address; resolves once listening. */
 export async function startMetricsServer(opts: MetricsServerOptions): Promise<MetricsServer> {
   const addr = parseListenAddress(opts.address);
   if (!addr) throw new Error(`metrics.address: ${JSON.stringify(opts.address)} is not host:port`);
-  const server = http.createServer((req, res) => {
+  const L = METRICS_LIMITS;
+  const server = http.createServer({ maxHeaderSize: L.maxHeaderBytes, requestTimeout: L.requestTimeoutMs }, (req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { Allow: 'GET, HEAD' }).end();
+      res.writeHead(405, { Allow: 'GET, HEAD', Connection: 'close' }).end();
+      return;
+    }
+    // no bodies: a GET with one is refused and the connection closed (its body is never read)
+    if ((req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') || req.headers['transfer-encoding'] !== undefined) {
+      res.writeHead(413, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' }).end('request bodies are not accepted\n');
       return;
     }
     if (path === '/metrics') {
@@ -382,7 +452,10 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<Me
       res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('not found: try /metrics or /healthz\n');
     }
   });
-  server.keepAliveTimeout = 5000;
+  server.maxConnections = L.maxConnections;
+  server.headersTimeout = L.headersTimeoutMs;
+  server.keepAliveTimeout = L.keepAliveTimeoutMs;
+  server.timeout = L.idleTimeoutMs;
   await new Promise<void>((resolve, reject) => {
     const fail = (err: Error) => reject(new Error(`metrics.address ${opts.address}: cannot listen: ${err.message}`));
     server.once('error', fail);
@@ -394,9 +467,17 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<Me
   if (opts.onError) server.on('error', opts.onError);
   const bound = server.address() as AddressInfo;
   const host = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
+  const loopback = isLoopbackAddress(bound.address);
+  if (!loopback) {
+    opts.onWarning?.(
+      `metrics: listening on ${host}:${bound.port}, reachable from other hosts; /metrics names namespaces and shares. Set metrics.address to 127.0.0.1:${bound.port} unless a remote scraper needs it, and firewall the port`,
+      { address: `${host}:${bound.port}` },
+    );
+  }
   return {
     address: `${host}:${bound.port}`,
     port: bound.port,
+    loopback,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
