@@ -91,6 +91,11 @@ async function main(): Promise<number> {
   switch (args.command) {
     case 'check-config': {
       const problems = checkConfig(configPath);
+      // keys all valid: a ubs backend's SDK library must also load (nothing in it is called)
+      if (problems.length === 0) {
+        const { backend } = loadConfig(configPath);
+        if (backend.kind === 'ubs') problems.push(...(await import('./backends/ubs/check')).ubsConfigProblems(backend));
+      }
       if (problems.length === 0) {
         process.stdout.write(`${configPath}: ok\n`);
         return 0;
