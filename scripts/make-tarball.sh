@@ -36,7 +36,7 @@ if [ "$build" = 1 ]; then
   npx --no-install tsc -p tsconfig.json
 fi
 for f in dist/plugin/cli.js package.json proto node_modules systemd/$name.service packaging/config.json \
-         packaging/$name.spec packaging/$name.sh packaging/$name.8 packaging/containerd/nri.toml packaging/kubernetes; do
+         packaging/$name.spec packaging/$name.sh packaging/$name.8 packaging/$name.bash-completion packaging/containerd/nri.toml packaging/kubernetes; do
   [ -e "$f" ] || { echo "make-tarball: $f is missing (build first, or the checkout is incomplete)" >&2; exit 1; }
 done
 
@@ -81,7 +81,7 @@ rm -f "$top/node_modules/pino/bin.js" "$top/node_modules/yaml/bin.mjs"
 
 mkdir -p "$top/systemd"
 cp -p systemd/$name.service "$top/systemd/"
-cp -p packaging/config.json packaging/$name.sh packaging/$name.8 "$top/packaging/"
+cp -p packaging/config.json packaging/$name.sh packaging/$name.8 packaging/$name.bash-completion "$top/packaging/"
 cp -rp packaging/containerd packaging/kubernetes "$top/packaging/"
 for f in LICENSE README.md; do [ -f "$f" ] && cp -p "$f" "$top/"; done
 sed "s/@VERSION@/$version/g" packaging/$name.spec > "$top/$name.spec"

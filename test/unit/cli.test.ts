@@ -1,0 +1,99 @@
+// CLI habits: `version` (and --json), `help`, `--log-level` for `run`, and the bash completion
+// the RPM installs, which offers exactly the commands `help` lists.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startPlugin } from '../e2e/plugin-process';
+
+const ROOT = join(__dirname, '..', '..', '..');
+const CLI = join(__dirname, '..', '..', 'plugin', 'cli.js');
+const COMPLETION = join(ROOT, 'packaging', 'nri-memshare.bash-completion');
+const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+
+const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+
+test('version prints the package, NRI protocol and Node.js versions; --json as an object; --version one line', () => {
+  const t = cli('version');
+  assert.is(t.status, 0);
+  assert.equal(t.stdout.split('\n'), [`nri-memshare ${version}`, 'NRI protocol v0.12', `Node.js ${process.version}`, '']);
+  const j = cli('version', '--json');
+  assert.is(j.status, 0);
+  assert.equal(JSON.parse(j.stdout), { version, nriVersion: 'v0.12', node: process.version });
+  assert.is(cli('--version').stdout, `nri-memshare ${version}\n`);
+});
+
+test('help and --help print the usage; no command is a usage error; an unknown one names itself', () => {
+  const h = cli('help');
+  assert.is(h.status, 0);
+  for (const word of ['run', 'status', 'check-config', 'version', 'help', '--log-level LEVEL']) assert.ok(h.stdout.includes(word), `usage lacks ${word}`);
+  assert.is(cli('--help').stdout, h.stdout);
+  assert.is(cli().status, 2);
+  const u = cli('frobnicate');
+  assert.is(u.status, 2);
+  assert.match(u.stderr, /^nri-memshare: unknown command "frobnicate"/);
+  const l = cli('run', '--log-level', 'loud');
+  assert.is(l.status, 2);
+  assert.match(l.stderr, /--log-level "loud": not one of trace, debug, info, warn, error, fatal, silent/);
+});
+
+test("--log-level overrides the config's log.level for run", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'memshare-cli-'));
+  try {
+    for (const d of ['state', 'shares', 'shares.d']) mkdirSync(join(dir, d));
+    const configPath = join(dir, 'config.json');
+    writeFileSync(configPath, JSON.stringify({
+      nri: { socket: join(dir, 'absent.sock') }, stateDir: join(dir, 'state'), sharesDir: join(dir, 'shares'),
+      declarationsDir: join(dir, 'shares.d'), metrics: { address: '' }, log: { level: 'warn' },
+    }));
+    const RETRY = /"level":"warn".*does not exist/;
+    // the config says warn: the retry warning shows, the start line (info, written before it) does not
+    const quiet = startPlugin([CLI, 'run', '--config', configPath]);
+    try {
+      await quiet.waitFor(RETRY);
+      assert.not.match(quiet.output(), /"level":"info"/);
+    } finally {
+      await quiet.kill('SIGKILL');
+    }
+    const loud = startPlugin([CLI, 'run', '--config', configPath, '--log-level', 'debug']);
+    try {
+      await loud.waitFor(RETRY);
+      assert.match(loud.output(), /"level":"info".*"msg":"nri-memshare started"/);
+    } finally {
+      await loud.kill('SIGKILL');
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** What the completion offers for the words typed so far (the last one being completed). */
+function complete(...words: string[]): string[] {
+  const script = `source ${JSON.stringify(COMPLETION)}; COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _nri_memshare; printf '%s\\n' "\${COMPREPLY[@]}"`;
+  const r = spawnSync('bash', ['-c', script], { encoding: 'utf8', cwd: ROOT });
+  assert.is(r.status, 0, r.stderr);
+  return r.stdout.split('\n').filter(Boolean).sort();
+}
+
+test('bash completion: commands, options per command, log levels, and the same commands as help', () => {
+  assert.equal(complete('nri-memshare', 'st'), ['status']);
+  assert.equal(complete('nri-memshare', 'run', '--'), ['--config', '--log-level', '--socket']);
+  assert.equal(complete('nri-memshare', 'run', '--log-level', 'w'), ['warn']);
+  assert.equal(complete('nri-memshare', '--config', 'x.json', 'status', '--'), ['--config', '--json']);
+  assert.equal(complete('nri-memshare', 'version', ''), ['--json']);
+  assert.equal(complete('nri-memshare', '--config', 'packagi'), ['packaging'], 'file names for --config');
+  const usage = cli('help').stdout;
+  const listed = [...usage.slice(usage.indexOf('commands:'), usage.indexOf('options:')).matchAll(/^ {2}([a-z-]+) /gm)].map((m) => m[1]).sort();
+  assert.equal(listed, ['check-config', 'help', 'run', 'status', 'version']);
+  assert.equal(complete('nri-memshare', '').filter((w) => !w.startsWith('-')), listed);
+});
+
+test('the RPM spec installs the completion where bash-completion looks, and lists it', () => {
+  const spec = readFileSync(join(ROOT, 'packaging', 'nri-memshare.spec'), 'utf8');
+  assert.match(spec, /^install -D -m 0644 packaging\/nri-memshare\.bash-completion %\{buildroot\}%\{_datadir\}\/bash-completion\/completions\/nri-memshare$/m);
+  assert.match(spec, /^%\{_datadir\}\/bash-completion\/completions\/nri-memshare$/m);
+});
+
+test.run();
