@@ -12,6 +12,7 @@ import { ledgerSyncs, type Config } from './config';
 import { createLogger, type Logger } from './logger';
 import { packageVersion } from './build-info';
 import { notifierFromEnv, watchdogIntervalMs } from './notify';
+import { inferNriVersion, processStartTicks, writeAgentState, type AgentState, type DeclarationSourceState } from './agent-state';
 import { createMemshareMetrics, startMetricsServer, type MetricsServer, type NriEventName } from './metrics';
 
 export interface Daemon {
@@ -61,10 +62,19 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
   declarations.start();
   const store = new MergedDeclarationStore([declarations]);
   let kube: KubernetesDeclarationSource | undefined;
+  let kubeWhere = '';
+  let kubeTlsVerify: boolean | undefined;
   if (config.kubernetes) {
     // unusable credentials throw (naming the kubeconfig field): the start fails with that message
+    const credentials = loadKubeCredentials(config.kubernetes);
+    kubeWhere = `${credentials.description} (${credentials.server.origin})`;
+    try {
+      kubeTlsVerify = credentials.server.protocol === 'https:' ? credentials.connection().tls.rejectUnauthorized : false;
+    } catch {
+      kubeTlsVerify = undefined; // the source reports unreadable credentials itself, on each attempt
+    }
     kube = new KubernetesDeclarationSource({
-      credentials: loadKubeCredentials(config.kubernetes),
+      credentials,
       limits: config.limits,
       log,
       onListenerError: (err) => log.error({ err: String(err) }, 'declarations: listener failed'),
@@ -158,6 +168,61 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
   let everSynced = false;
   let readySent = false;
   let registeredSince: Date | undefined;
+  let lastNriError: string | null = null;
+
+  // agent-state.json for `status`: rewritten on changes (coalesced, off the request path) and
+  // every 5 s, so the Kubernetes watch's state and the counts stay current
+  const startedAt = new Date().toISOString();
+  const pidStartTicks = processStartTicks('self') ?? '';
+  let metricsAddress: string | null = null;
+  let stateWritePending = false;
+  let stateWriteFailedAt = 0;
+  const agentState = (lifecycle: AgentState['lifecycle']): AgentState => {
+    const rt = stub.runtime;
+    const reported = rt?.nriVersion ? rt.nriVersion : null;
+    const inferred = rt && !reported ? inferNriVersion(rt.runtimeName, rt.runtimeVersion) : null;
+    const sources: DeclarationSourceState[] = [];
+    const dirProblems = declarations.errors().map((p) => p.message);
+    sources.push({ kind: 'directory', location: config.declarationsDir, state: dirProblems.length ? 'problems' : 'ok', declarations: declarations.list().length, problems: dirProblems });
+    if (kube) {
+      const problems = kube.errors().map((p) => p.message);
+      sources.push({
+        kind: 'kubernetes', location: kubeWhere, state: kube.connected ? 'connected' : problems.length ? 'failing' : 'connecting',
+        declarations: kube.list().length, problems, ...(kubeTlsVerify === undefined ? {} : { tlsVerify: kubeTlsVerify }),
+      });
+    }
+    return {
+      version: 1, pid: process.pid, pidStartTicks, agentVersion: packageVersion(), startedAt, updatedAt: new Date().toISOString(), lifecycle,
+      nri: {
+        socket: config.nri.socket, state, registeredSince: registeredSince?.toISOString() ?? null,
+        runtime: rt ? { name: rt.runtimeName, version: rt.runtimeVersion, nriVersion: reported ?? inferred, nriVersionSource: reported ? 'reported' : inferred ? 'inferred' : null } : null,
+        lastError: state === 'synchronized' ? null : lastNriError,
+      },
+      declarations: sources,
+      pendingReleases: service.pendingReleases().length,
+      failedEvictions: metrics.evictionsFailing.labels().value,
+      metricsAddress,
+    };
+  };
+  const writeState = (lifecycle: AgentState['lifecycle'] = 'running') => {
+    try {
+      writeAgentState(config.stateDir, agentState(lifecycle));
+    } catch (err) {
+      if (Date.now() - stateWriteFailedAt < 60_000) return;
+      stateWriteFailedAt = Date.now();
+      log.error({ err: (err as Error).message, stateDir: config.stateDir }, 'agent state: cannot record it for status');
+    }
+  };
+  const stateChanged = () => {
+    if (stateWritePending) return;
+    stateWritePending = true;
+    setImmediate(() => {
+      stateWritePending = false;
+      if (!stopping) writeState();
+    });
+  };
+  declarations.onProblem(stateChanged);
+  store.onChange(stateChanged);
   const stub: Stub = new Stub(
     memshareHandlers({
       service,
@@ -191,6 +256,8 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
         request: (method, ms) => metrics.timer(method as NriEventName).observe(ms / 1000),
         state: (s, detail) => {
           state = s;
+          if (s === 'disconnected' && detail) lastNriError = `connection closed: ${detail}`;
+          stateChanged();
           metrics.pluginRegistered.set(s === 'synchronized' ? 1 : 0);
           if (s === 'synchronized') {
             if (everSynced) metrics.reconnects.inc();
@@ -208,7 +275,11 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
             status(`disconnected from containerd${detail ? ` (${detail})` : ''}; reconnecting`);
           }
         },
-        retrying: (reason) => status(`retrying: ${reason.replace(/^nri: /, '').replace(/\. Retrying$/, '')}`),
+        retrying: (reason) => {
+          lastNriError = reason.replace(/^nri: /, '').replace(/\. Retrying$/, '');
+          status(`retrying: ${lastNriError}`);
+          stateChanged();
+        },
       },
     },
   );
@@ -224,7 +295,11 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
       onWarning: (msg, detail) => log.warn(detail, msg),
     });
     log.info({ address: metricsServer.address }, 'metrics: listening');
+    metricsAddress = metricsServer.address;
   }
+  writeState();
+  const stateTimer = setInterval(() => writeState(), 5_000);
+  stateTimer.unref();
   // the watchdog: a timer on the event loop, so a stalled loop stops feeding it and systemd
   // restarts the agent (WatchdogSec= in the unit)
   const watchdogMs = notifier ? watchdogIntervalMs(env) : undefined;
@@ -239,6 +314,7 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
     service,
     async stop() {
       if (watchdog) clearInterval(watchdog);
+      clearInterval(stateTimer);
       status('stopping', { STOPPING: '1' });
       stopping = true;
       stub.stop();
@@ -248,6 +324,7 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
       store.close();
       declarations.stop();
       await metricsServer?.close();
+      writeState('stopped'); // before the ledger closes: the counts read it
       await ledger.close();
       notifier?.close();
     },

@@ -5,6 +5,7 @@ import { formatBytes, shareKey, type ShareHandle } from '../model';
 import { LocalBackend, hostPathOf } from '../backends';
 import type { Config } from './config';
 import { readFailedEvictions, type FailedEviction } from '../memshare/failed-evictions';
+import { readAgentState, type AgentState } from './agent-state';
 
 export interface ShareStatus {
   namespace: string;
@@ -26,7 +27,13 @@ export interface ShareStatus {
   }>;
 }
 
+/** Whether the agent runs, and what it said about itself (agent-state.json in stateDir). */
+export type AgentStatus =
+  | ({ running: true } & Omit<AgentState, 'version' | 'pidStartTicks' | 'lifecycle'>)
+  | { running: false; reason: string; last: Omit<AgentState, 'version' | 'pidStartTicks'> | null };
+
 export interface NodeStatus {
+  agent: AgentStatus;
   stateDir: string;
   backend: string;
   shares: ShareStatus[];
@@ -86,7 +93,18 @@ export async function collectStatus(config: Config): Promise<NodeStatus> {
   }
   const failed = readFailedEvictions(config.stateDir);
   warnings.push(...failed.warnings);
+  const live = readAgentState(config.stateDir);
+  const strip = ({ version: _v, pidStartTicks: _t, ...rest }: AgentState) => rest;
+  const agent: AgentStatus = live.running
+    ? (({ lifecycle: _l, ...rest }) => ({ running: true as const, ...rest }))(strip(live.state))
+    : { running: false, reason: live.reason, last: live.last ? strip(live.last) : null };
+  if (agent.running) {
+    for (const d of agent.declarations) {
+      if (d.tlsVerify === false) warnings.push(`${d.kind} ${d.location}: TLS verification of the API server is off (insecure-skip-tls-verify, or plain http); its ShareMemory objects could come from anyone on the path`);
+    }
+  }
   return {
+    agent,
     stateDir: config.stateDir,
     backend: config.backend.kind,
     shares: [...shares.values()].sort((a, b) => shareKey(a.namespace, a.name).localeCompare(shareKey(b.namespace, b.name))),
@@ -95,7 +113,37 @@ export async function collectStatus(config: Config): Promise<NodeStatus> {
   };
 }
 
+/** The lines above the shares: the agent, its registration, its declaration sources. */
+function renderAgent(a: AgentStatus): string[] {
+  if (!a.running) {
+    const out = [`agent: NOT RUNNING: ${a.reason}`, 'nri: not registered (no agent); containers that ask for shares fail or start without them'];
+    out.push('(the shares below are what the records and mounts show)');
+    return out;
+  }
+  const out = [`agent: running (pid ${a.pid}, version ${a.agentVersion}, since ${a.startedAt}; reported ${a.updatedAt})`];
+  const n = a.nri;
+  if (n.state === 'synchronized' && n.registeredSince) {
+    const rt = n.runtime;
+    const nri = rt?.nriVersion ? `, NRI ${rt.nriVersion}${rt.nriVersionSource === 'inferred' ? ' (inferred from its version)' : ''}` : '';
+    out.push(`nri: registered with ${rt ? `${rt.name} ${rt.version}` : 'the runtime'}${nri} since ${n.registeredSince}, on ${n.socket}`);
+  } else {
+    out.push(`nri: NOT REGISTERED (${n.state}) on ${n.socket}${n.lastError ? `: ${n.lastError}` : ''}; retrying`);
+  }
+  for (const d of a.declarations) {
+    const what = `${d.declarations} declaration${d.declarations === 1 ? '' : 's'}`;
+    out.push(`declarations: ${d.kind} ${d.location}: ${d.state}, ${what}${d.tlsVerify === false ? ', TLS VERIFICATION OFF' : ''}`);
+    for (const p of d.problems) out.push(`  problem: ${p}`);
+  }
+  const retries: string[] = [];
+  if (a.pendingReleases) retries.push(`${a.pendingReleases} release(s) retrying`);
+  if (a.failedEvictions) retries.push(`${a.failedEvictions} failed eviction(s)`);
+  out.push(`retries: ${retries.length ? retries.join(', ') : 'none pending'}`);
+  if (a.metricsAddress) out.push(`metrics: http://${a.metricsAddress}/metrics`);
+  return out;
+}
+
 export function renderStatus(st: NodeStatus): string {
+  const head = [...renderAgent(st.agent), ''];
   const rows: string[][] = [['SHARE', 'SIZE', 'USED', 'HOLDERS', 'POD', 'CONTAINER', 'MODE']];
   for (const s of st.shares) {
     const size = s.sizeBytes === null ? '-' : formatBytes(s.sizeBytes);
@@ -110,6 +158,7 @@ export function renderStatus(st: NodeStatus): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   const lines = rows.map((r) => r.map((x, c) => x.padEnd(widths[c])).join('  ').trimEnd());
   if (st.shares.length === 0) lines.push('(no shares on this node)');
+  lines.unshift(...head);
   if (st.failedEvictions.length) lines.push('', ...renderFailedEvictions(st.failedEvictions));
   for (const w of st.warnings) lines.push(`warning: ${w}`);
   return `${lines.join('\n')}\n`;

@@ -59,7 +59,7 @@ test('a damaged file gives a warning, and the intact entries', () => {
   }
 });
 
-const base: NodeStatus = { stateDir: '/var/lib/nri-memshare', backend: 'local', shares: [], failedEvictions: [], warnings: [] };
+const base: NodeStatus = { agent: { running: false, reason: 'no agent in this test', last: null }, stateDir: '/var/lib/nri-memshare', backend: 'local', shares: [], failedEvictions: [], warnings: [] };
 
 test('the table has no failed-evictions section when nothing fails', () => {
   const out = renderStatus(base);
