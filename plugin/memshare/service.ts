@@ -213,7 +213,18 @@ export class MemshareService {
     let p = this.acquiring.get(key);
     if (!p) {
       p = (async () => {
-        const handle = await this.o.backend.acquire(decl, { deadline: undefined, signal: ctx.signal });
+        // a durable backend's share outlives the agent: recorded (by name) before it is made, so
+        // that an agent killed between making and recording it finds it to release at reconcile
+        const intent = this.o.backend.durable && !this.o.ledger.heldShare(decl.namespace, decl.name);
+        if (intent) await this.o.ledger.hold({ handle: placeholderHandle(this.o.backend.kind, decl.namespace, decl.name) });
+        let handle: ShareHandle;
+        try {
+          handle = await this.o.backend.acquire(decl, { deadline: undefined, signal: ctx.signal });
+        } catch (err) {
+          // the backend undid what this call made: the intent goes (unless a release took it over)
+          if (intent && !this.o.ledger.heldShare(decl.namespace, decl.name)?.releasing) await this.o.ledger.drop(decl.namespace, decl.name).catch(() => undefined);
+          throw err;
+        }
         // recorded before any binding of it: a restarted agent must find what to release
         await this.o.ledger.hold({ handle });
         this.present.set(key, handle);
