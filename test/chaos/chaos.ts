@@ -50,6 +50,8 @@ export const SHARES: Share[] = [
   { ns: NAMESPACE, name: 'beta', size: '128Mi' },
   { ns: NAMESPACE, name: 'gamma', size: '128Mi' },
 ];
+/** UB mode: a share no churn pod uses, for the last kill (between allocate and the record) */
+const LONE: Share = { ns: NAMESPACE, name: 'lone', size: '128Mi' };
 const POD_KEY = 'memshare.nri.io/pod';
 const CTR_KEY = 'memshare.nri.io/container.';
 const CONTAINER_NAMES = ['app', 'side', 'tool'] as const;
@@ -121,6 +123,8 @@ export interface ChaosCounts {
   ubMapsLeft: number;
   /** UB mode: running containers with stale or missing device numbers at the end */
   staleRunningAtEnd: number;
+  /** UB mode: 1 when the last kill (not in kills) landed after the SDK allocated a share and before the agent had mapped it */
+  lastAttachKill: number;
 }
 
 export interface ChaosResult {
@@ -261,7 +265,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     pods: 0, podsRemoved: 0, containers: 0, containersStarted: 0, containersStopped: 0, containersRemoved: 0,
     createFailures: 0, createdWithoutShares: 0, evictions: 0, mountChecks: 0, markerChecks: 0, hostChecks: 0, leaks: 0,
     killsDuringAttach: 0, killsDuringRelease: 0, deviceChecks: 0, staleSeen: 0, pendingRefusals: 0,
-    ubSharesAtEnd: 0, ubSharesLeft: 0, ubMapsLeft: 0, staleRunningAtEnd: 0,
+    ubSharesAtEnd: 0, ubSharesLeft: 0, ubMapsLeft: 0, staleRunningAtEnd: 0, lastAttachKill: 0,
   };
   const violations: string[] = [];
   const createFailureKinds: Record<string, number> = {};
@@ -307,7 +311,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       importUbsImage(inst);
       node.control(Object.entries(DELAYS).map(([op, ms]) => `delay_ms.${op}=${ms}\n`).join(''));
     }
-    cfg = writeAgentConfig(dir, inst.nriSocket, SHARES, node?.backendConfig({ backend: { budgetMs: UB_BUDGET_MS } }));
+    cfg = writeAgentConfig(dir, inst.nriSocket, ub ? [...SHARES, LONE] : SHARES, node?.backendConfig({ backend: { budgetMs: UB_BUDGET_MS } }));
     agent = new AgentSlot(cfg.config, join(dir, 'agent.log'), node ? { env: node.agentEnv(), readyLog: /^ubs: connected to the UB memory daemon/ } : {});
     const ag = agent;
     const image = ub ? UBS_IMAGE : undefined;
@@ -913,6 +917,24 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     };
     await finalCheck('end of chaos', false);
 
+    // UB: one more kill, aimed after the SDK allocated a share that no other pod uses and before
+    // the agent mapped it (in the map's delay): a restarted agent must still release it
+    if (ub) {
+      const sdk = sdkNameOf(LONE.ns, LONE.name);
+      const lone = await cri.runPod({ name: uniqueName('chaos-lone'), namespace: NAMESPACE, annotations: { [POD_KEY]: LONE.name } });
+      const created = cri.createContainer(lone.id, lone.config, { name: 'app', image }).then(() => 'created', (e: unknown) => `refused: ${shortError(e)}`);
+      const inWindow = (): boolean => node!.shares().includes(sdk) && inSdkCall(ag.pid);
+      const until = Date.now() + 10_000;
+      while (!inWindow() && Date.now() < until) await sleep(2);
+      if (inWindow()) {
+        await ag.kill('SIGKILL');
+        counts.lastAttachKill = 1;
+        ag.start();
+      }
+      log(`chaos: ${t()} last kill ${counts.lastAttachKill ? 'after allocate, before map' : 'found no window (not done)'}; CreateContainer ${await created}`);
+      await ag.waitSynced(30_000).catch((e: Error) => violation(`agent not synchronized after the last kill: ${e.message}`));
+    }
+
     // every pod goes (agent up, no kills): the last user of each share ends, so everything is released
     log(`chaos: ${t()} removing every pod`);
     for (const p of await cri.listPods()) {
@@ -972,7 +994,7 @@ export function summary(r: ChaosResult): string {
     (r.backend === 'ubs'
       ? `UB: kills during attach ${c.killsDuringAttach}, during release ${c.killsDuringRelease}, device checks ${c.deviceChecks}, stale seen ${c.staleSeen}, ` +
         `refused as still attaching ${c.pendingRefusals}, shares in the double at the end ${c.ubSharesAtEnd}, after removing every pod: ${c.ubSharesLeft} shares ${c.ubMapsLeft} maps, ` +
-        `running with stale device numbers at the end ${c.staleRunningAtEnd}, `
+        `running with stale device numbers at the end ${c.staleRunningAtEnd}, last kill between allocate and map ${c.lastAttachKill ? 'done' : 'NOT DONE'}, `
       : '') +
     `leaks found ${c.leaks}, violations ${r.violations.length}${r.timedOut ? ' (DURATION LIMIT HIT)' : ''}`
   );

@@ -63,6 +63,7 @@ if (root) {
       assert.ok(c.containers > 0 && c.pods > 0, 'the churn created pods and containers');
       assert.ok(c.deviceChecks > 0 && c.hostChecks > 0, 'the device numbers were sampled');
       assert.ok(c.killsDuringAttach + c.killsDuringRelease > 0, 'some kills landed inside an SDK call');
+      assert.is(c.lastAttachKill, 1, 'the last kill landed between allocate and map');
       assert.is(c.ubSharesLeft, 0, 'no share left in the double');
       assert.is(c.ubMapsLeft, 0, 'no mapping left in the double');
       assert.is(c.staleRunningAtEnd, 0, 'no container running with stale device numbers');
