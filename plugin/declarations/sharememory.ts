@@ -7,7 +7,7 @@ import { QuantityError, formatBytes, parseQuantityBytes } from '../model/quantit
 
 export const SHARE_MEMORY_API_VERSION = 'resource.ubsvirt.huawei.com/v1';
 export const SHARE_MEMORY_KIND = 'ShareMemory';
-/** Most entries accepted in spec.allowedNamespaces; a guard against absurd objects. */
+/** Most entries accepted in spec.allowedNamespaces (and in spec.readOnlyNamespaces); a guard against absurd objects. */
 export const MAX_ALLOWED_NAMESPACES = 1024;
 
 /** A declaration that cannot be used: names where (file), what (field) and why. */
@@ -42,8 +42,8 @@ function typeName(v: unknown): string {
  * `origin` names where it came from (a file path, with the document number for multi-document
  * files) and becomes the declaration's origin.
  *
- * spec.allowedNamespaces must list namespaces explicitly: "*" or any other wildcard is refused,
- * because crossing tenants is meant to be a deliberate, reviewable list.
+ * spec.allowedNamespaces lists the other namespaces that may bind the share (read-write, or
+ * read-only with ":ro"); spec.readOnlyNamespaces those that may bind it only read-only.
  */
 export function validateShareMemory(obj: unknown, origin: string, limits: Limits): ShareDeclaration {
   const fail = (field: string, reason: string, object?: string): never => {
@@ -65,22 +65,38 @@ export function validateShareMemory(obj: unknown, origin: string, limits: Limits
   if (!isRecord(spec)) return fail('spec', spec === undefined ? 'is missing' : `must be an object, found ${typeName(spec)}`, id);
   const sizeBytes = storage(spec.storage, limits, (reason) => fail('spec.storage', reason, id));
 
-  const allowed = spec.allowedNamespaces;
-  const allowedNamespaces: string[] = [];
-  if (allowed !== undefined && allowed !== null) {
-    if (!Array.isArray(allowed)) return fail('spec.allowedNamespaces', `must be a list of namespaces, found ${typeName(allowed)}`, id);
-    if (allowed.length > MAX_ALLOWED_NAMESPACES) {
-      fail('spec.allowedNamespaces', `has ${allowed.length} entries, at most ${MAX_ALLOWED_NAMESPACES} allowed`, id);
-    }
-    allowed.forEach((ns: unknown, i: number) => {
-      const field = `spec.allowedNamespaces[${i}]`;
-      if (ns === '*') fail(field, 'wildcards are not supported; list each namespace explicitly', id);
-      const v = label(ns, field, DNS_LABEL_MAX, (f, r) => fail(f, r, id));
-      if (!allowedNamespaces.includes(v)) allowedNamespaces.push(v);
-    });
-  }
+  const allowedNamespaces = namespaceList(spec.allowedNamespaces, 'spec.allowedNamespaces', id, fail);
+  const readOnlyNamespaces = namespaceList(spec.readOnlyNamespaces, 'spec.readOnlyNamespaces', id, fail);
+  readOnlyNamespaces.forEach((ns) => {
+    const field = `spec.readOnlyNamespaces[${(spec.readOnlyNamespaces as unknown[]).indexOf(ns)}]`;
+    if (ns === namespace) fail(field, `${quote(ns)} is the share's own namespace, which always has read-write access`, id);
+    if (allowedNamespaces.includes(ns)) fail(field, `${quote(ns)} is also in spec.allowedNamespaces; list a namespace in one of the two (read-only here, read-write there)`, id);
+  });
   const allowExec = exec(spec.allowExec, (reason) => fail('spec.allowExec', reason, id));
-  return { namespace, name, sizeBytes, allowedNamespaces, allowExec, origin };
+  // optional fields only when set: a declaration written before them reads back as it was
+  const decl: ShareDeclaration = { namespace, name, sizeBytes, allowedNamespaces, origin };
+  if (readOnlyNamespaces.length) decl.readOnlyNamespaces = readOnlyNamespaces;
+  if (allowExec) decl.allowExec = true;
+  return decl;
+}
+
+/**
+ * A list of namespaces (spec.allowedNamespaces or spec.readOnlyNamespaces), duplicates folded.
+ * Listed explicitly: "*" or any other wildcard is refused, because crossing tenants is meant to be
+ * a deliberate, reviewable list.
+ */
+function namespaceList(v: unknown, field: string, id: string, fail: (field: string, reason: string, object?: string) => never): string[] {
+  const out: string[] = [];
+  if (v === undefined || v === null) return out;
+  if (!Array.isArray(v)) return fail(field, `must be a list of namespaces, found ${typeName(v)}`, id);
+  if (v.length > MAX_ALLOWED_NAMESPACES) fail(field, `has ${v.length} entries, at most ${MAX_ALLOWED_NAMESPACES} allowed`, id);
+  v.forEach((ns: unknown, i: number) => {
+    const f = `${field}[${i}]`;
+    if (ns === '*') fail(f, 'wildcards are not supported; list each namespace explicitly', id);
+    const n = label(ns, f, DNS_LABEL_MAX, (ff, r) => fail(ff, r, id));
+    if (!out.includes(n)) out.push(n);
+  });
+  return out;
 }
 
 function describe(v: unknown): string {

@@ -48,10 +48,12 @@ export function sameDeclaration(a: ShareDeclaration, b: ShareDeclaration): boole
     a.sizeBytes === b.sizeBytes &&
     a.origin === b.origin &&
     (a.allowExec ?? false) === (b.allowExec ?? false) &&
-    a.allowedNamespaces.length === b.allowedNamespaces.length &&
-    a.allowedNamespaces.every((ns, i) => ns === b.allowedNamespaces[i])
+    sameList(a.allowedNamespaces, b.allowedNamespaces) &&
+    sameList(a.readOnlyNamespaces ?? [], b.readOnlyNamespaces ?? [])
   );
 }
+
+const sameList = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
 
 /** The changes that turn `before` into `after` (maps keyed by "namespace/name"). */
 export function diffDeclarations(

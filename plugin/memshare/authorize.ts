@@ -1,5 +1,6 @@
 // Decide whether a container may have the shares it asks for: each ref must be declared, be
-// the pod's own or shared with its namespace, fit the limits, and fit on the node.
+// the pod's own or shared with its namespace (read-only where only that is granted), fit the
+// limits, and fit on the node.
 import { type Limits, type ShareDeclaration, type ShareRef, RefusalError } from '../model/types';
 import { shareKey } from '../model/names';
 import { formatBytes } from '../model/quantity';
@@ -11,6 +12,7 @@ export type RefusalReason =
   | 'unknown-share'
   | 'declaration-removed'
   | 'forbidden-namespace'
+  | 'read-only-grant'
   | 'size-limit'
   | 'node-limit';
 
@@ -52,10 +54,19 @@ export function authorize(req: AuthorizeRequest): AuthorizedRef[] {
       throw refusal('unknown-share', `not declared (no ShareMemory ${key} on this node)`);
     }
     if (ref.namespace !== podNamespace && !decl.allowedNamespaces.includes(podNamespace)) {
-      throw refusal(
-        'forbidden-namespace',
-        `belongs to namespace "${ref.namespace}" and its ShareMemory does not list "${podNamespace}" in spec.allowedNamespaces`,
-      );
+      const readOnlyGrant = decl.readOnlyNamespaces?.includes(podNamespace) ?? false;
+      if (!readOnlyGrant) {
+        throw refusal(
+          'forbidden-namespace',
+          `belongs to namespace "${ref.namespace}" and its ShareMemory does not list "${podNamespace}" in spec.allowedNamespaces`,
+        );
+      }
+      if (!ref.readOnly) {
+        throw refusal(
+          'read-only-grant',
+          `belongs to namespace "${ref.namespace}", whose ShareMemory grants "${podNamespace}" read-only access (spec.readOnlyNamespaces); bind it as "${key}:ro"`,
+        );
+      }
     }
     if (decl.sizeBytes < limits.minShareBytes || decl.sizeBytes > limits.maxShareBytes) {
       throw refusal(

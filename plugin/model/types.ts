@@ -84,7 +84,10 @@ export interface ShareDeclaration {
   namespace: string;
   name: string;
   sizeBytes: number;
+  /** spec.allowedNamespaces: other namespaces that may bind it, read-write or read-only */
   allowedNamespaces: string[];
+  /** spec.readOnlyNamespaces: other namespaces that may bind it read-only only; absent: none */
+  readOnlyNamespaces?: string[];
   /** spec.allowExec: containers may execute files of the share (mounted without noexec); absent: false */
   allowExec?: boolean;
   /** where it came from: a file path, or "kubernetes" */

@@ -81,6 +81,22 @@ test("another tenant's share is refused unless it lists the pod namespace", () =
   assert.is(authorize(req([ref('team-b', 'model')])).length, 1);
 });
 
+test('spec.readOnlyNamespaces: a namespace granted read-only binds with ":ro" only; read-write grants and other namespaces unchanged', () => {
+  const grants = new MergedDeclarationStore([
+    new MemoryDeclarationSource('test', [{ ...decl('team-b', 'feed', 1 * Gi, ['team-rw']), readOnlyNamespaces: ['team-a'] }]),
+  ]);
+  assert.is(authorize(req([ref('team-b', 'feed', true)], { store: grants })).length, 1, 'read-only grant, read-only binding');
+  refused(
+    req([ref('team-b', 'feed')], { store: grants }),
+    'read-only-grant',
+    'memshare.nri.io/pod: share "team-b/feed": belongs to namespace "team-b", whose ShareMemory grants "team-a" read-only access (spec.readOnlyNamespaces); bind it as "team-b/feed:ro"',
+  );
+  assert.is(authorize(req([ref('team-b', 'feed')], { store: grants, podNamespace: 'team-rw' })).length, 1, 'allowedNamespaces still grants read-write');
+  assert.is(authorize(req([ref('team-b', 'feed', true)], { store: grants, podNamespace: 'team-rw' })).length, 1);
+  assert.is(authorize(req([ref('team-b', 'feed')], { store: grants, podNamespace: 'team-b' })).length, 1, 'the owner writes');
+  refused(req([ref('team-b', 'feed', true)], { store: grants, podNamespace: 'team-c' }), 'forbidden-namespace', /does not list "team-c"/);
+});
+
 test('the annotation key in messages is the one the refs came from', () => {
   refused(req([ref('team-a', 'nope')], { annotation: 'memshare.nri.io/container.app' }), 'unknown-share', /^memshare\.nri\.io\/container\.app: share "team-a\/nope"/);
 });

@@ -104,6 +104,19 @@ test('the error names the object once its identity is known', () => {
   assert.match(err.message, /^\/etc\/shares\.d\/a\.yaml: ShareMemory team-a\/cache: spec\.storage: "1Ki"/);
 });
 
+test('spec.readOnlyNamespaces: read-only grants beside spec.allowedNamespaces; a namespace in one list only, never the owner', () => {
+  const d = validateShareMemory(obj({ spec: { allowedNamespaces: ['team-b'], readOnlyNamespaces: ['team-c', 'team-d', 'team-c'] } }), 'f.yaml', DEFAULT_LIMITS);
+  assert.equal(d.allowedNamespaces, ['team-b']);
+  assert.equal(d.readOnlyNamespaces, ['team-c', 'team-d']);
+  // old declarations keep their meaning: no read-only list, nothing added
+  assert.is(validateShareMemory(obj({ spec: { allowedNamespaces: ['team-b'] } }), 'f.yaml', DEFAULT_LIMITS).readOnlyNamespaces, undefined);
+  invalid(obj({ spec: { allowedNamespaces: ['team-b'], readOnlyNamespaces: ['team-b'] } }), 'spec.readOnlyNamespaces[0]', /"team-b" is also in spec\.allowedNamespaces/);
+  invalid(obj({ spec: { readOnlyNamespaces: ['team-a'] } }), 'spec.readOnlyNamespaces[0]', /the share's own namespace, which always has read-write access/);
+  invalid(obj({ spec: { readOnlyNamespaces: ['*'] } }), 'spec.readOnlyNamespaces[0]', /wildcards are not supported/);
+  invalid(obj({ spec: { readOnlyNamespaces: 'team-b' } }), 'spec.readOnlyNamespaces', /must be a list/);
+  invalid(obj({ spec: { readOnlyNamespaces: ['Team'] } }), 'spec.readOnlyNamespaces[0]', /not a DNS-1123 label/);
+});
+
 test('spec.allowedNamespaces must list DNS-1123 labels, no wildcard', () => {
   invalid(obj({ spec: { allowedNamespaces: 'team-b' } }), 'spec.allowedNamespaces', /must be a list/);
   invalid(obj({ spec: { allowedNamespaces: ['team-b', '*'] } }), 'spec.allowedNamespaces[1]', /wildcards are not supported/);
