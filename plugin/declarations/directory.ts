@@ -12,11 +12,20 @@
 //   the other is reported.
 // - A missing directory is reported and counts as empty; it is picked up once created.
 // - Changes are seen through fs.watch (debounced) and, as a fallback for filesystems where watch
-//   misses events, a periodic rescan. Scans are synchronous: the directory is small, and a scan
-//   never interleaves with a lookup.
+//   misses events, a periodic rescan.
+// - No file can stall the agent (the files are input from whoever may write the directory):
+//   only regular files are read, never opened blocking, never from /proc or /sys, at most
+//   maxFileBytes of them (model/regular-file.ts); parsing has a budget (parse.ts). A FIFO, device
+//   or dangling link in place of a file is reported and the file keeps its last good declarations.
+// - Scans are off the request path: the first one (in start(), before the agent serves) is
+//   synchronous; later ones read through the thread pool and parse in a worker thread, and swap
+//   the merged set in at the end, so a lookup never waits for a scan and never sees half of one.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { Worker } from 'node:worker_threads';
+import { FileReadError, readRegularFile, readRegularFileSync } from '../model/regular-file';
+import { DEFAULT_PARSE_BUDGET, parseDeclarationText, type ParseBudget } from './parse';
+import type { ParseReply, ParseRequest } from './parse-worker';
 import type { Limits, ShareDeclaration } from '../model/types';
 import { shareKey } from '../model/names';
 import { DeclarationError, validateShareMemory } from './sharememory';
@@ -39,8 +48,12 @@ export interface DirectoryOptions {
   watch?: boolean;
   /** wait this long after a watch event before scanning, to let writes settle (default 200) */
   debounceMs?: number;
-  /** larger files are refused (default 1 MiB) */
+  /** larger files are refused, counted on what is read (default 1 MiB) */
   maxFileBytes?: number;
+  /** the parser's budget per file (default DEFAULT_PARSE_BUDGET) */
+  parseBudget?: Partial<ParseBudget>;
+  /** a file whose parse takes longer than this in the worker is refused (default 10000 ms) */
+  parseTimeoutMs?: number;
   /** where a throwing listener's error goes (default: process.emitWarning) */
   onListenerError?: (err: unknown) => void;
 }
@@ -76,6 +89,11 @@ export class DeclarationsDirectory implements DeclarationSource {
   private debounce: NodeJS.Timeout | undefined;
   private interval: NodeJS.Timeout | undefined;
   private running = false;
+  private readonly budget: ParseBudget;
+  private readonly worker: ParseWorker;
+  /** the scan in progress, and one queued behind it (shared by everyone asking meanwhile) */
+  private active: Promise<unknown> = Promise.resolve();
+  private queued: Promise<DeclarationChange[]> | undefined;
 
   constructor(readonly dir: string, options: DirectoryOptions) {
     this.name = `files:${dir}`;
@@ -85,15 +103,17 @@ export class DeclarationsDirectory implements DeclarationSource {
     this.watch = options.watch ?? true;
     this.maxFileBytes = options.maxFileBytes ?? 1024 * 1024;
     this.listeners = new ListenerSet(options.onListenerError);
+    this.budget = { ...DEFAULT_PARSE_BUDGET, ...options.parseBudget };
+    this.worker = new ParseWorker(options.parseTimeoutMs ?? 10000);
   }
 
-  /** Scan once now, then keep watching until stop(). */
+  /** Scan once now (synchronously: the agent serves nothing yet), then keep watching until stop(). */
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.rescan();
+    this.scanSync();
     if (this.rescanIntervalMs > 0) {
-      this.interval = setInterval(() => this.rescan(), this.rescanIntervalMs);
+      this.interval = setInterval(() => void this.rescan(), this.rescanIntervalMs);
       this.interval.unref();
     }
   }
@@ -104,6 +124,7 @@ export class DeclarationsDirectory implements DeclarationSource {
     if (this.debounce) clearTimeout(this.debounce);
     this.interval = this.debounce = undefined;
     this.closeWatcher();
+    this.worker.close();
   }
 
   list(): ShareDeclaration[] {
@@ -129,18 +150,78 @@ export class DeclarationsDirectory implements DeclarationSource {
     return () => void this.problemListeners.delete(entry);
   }
 
-  /** Read the directory now; emits and returns the changes. */
-  rescan(): DeclarationChange[] {
-    const names = this.readDir();
+  /**
+   * Read the directory now, off the event loop; resolves with the changes (also emitted). A call
+   * during a scan queues one more scan after it (shared by all callers meanwhile), so a change
+   * made during a scan is never missed.
+   */
+  rescan(): Promise<DeclarationChange[]> {
+    if (this.queued) return this.queued;
+    const run = async (): Promise<DeclarationChange[]> => {
+      await this.active;
+      this.queued = undefined;
+      const scan = this.scanAsync();
+      this.active = scan.catch(() => undefined);
+      return scan;
+    };
+    this.queued = run();
+    return this.queued;
+  }
+
+  /** The same, synchronous and in this thread: for the first scan, before any lookup is served. */
+  scanSync(): DeclarationChange[] {
+    const names = this.readDir(() => fs.readdirSync(this.dir));
     if (names !== undefined) {
       const next = new Map<string, FileState>();
       for (const name of names) {
         const file = path.join(this.dir, name);
-        const state = this.loadFile(file, this.files.get(file));
+        const prev = this.files.get(file);
+        let state: FileState | undefined;
+        try {
+          state = this.parsed(file, prev, readRegularFileSync(file, this.maxFileBytes).toString('utf8'), (text) =>
+            parseDeclarationText(file, text, this.budget));
+        } catch (err) {
+          state = this.unread(file, prev, err);
+        }
         if (state) next.set(file, state);
       }
       this.files = next;
     }
+    return this.finishScan();
+  }
+
+  private async scanAsync(): Promise<DeclarationChange[]> {
+    let entries: string[] = [];
+    let listErr: unknown;
+    try {
+      entries = await fs.promises.readdir(this.dir);
+    } catch (err) {
+      listErr = err ?? new Error('readdir failed');
+    }
+    const names = this.readDir(() => {
+      if (listErr !== undefined) throw listErr;
+      return entries;
+    });
+    if (names !== undefined) {
+      const next = new Map<string, FileState>();
+      for (const name of names) {
+        const file = path.join(this.dir, name);
+        const prev = this.files.get(file);
+        let state: FileState | undefined;
+        try {
+          const text = (await readRegularFile(file, this.maxFileBytes)).toString('utf8');
+          state = prev && prev.content === text ? prev : await this.parsedAsync(file, prev, text);
+        } catch (err) {
+          state = this.unread(file, prev, err);
+        }
+        if (state) next.set(file, state);
+      }
+      this.files = next;
+    }
+    return this.finishScan();
+  }
+
+  private finishScan(): DeclarationChange[] {
     const changes = this.merge();
     this.reportNewProblems();
     this.listeners.emit(changes);
@@ -149,10 +230,10 @@ export class DeclarationsDirectory implements DeclarationSource {
   }
 
   /** Candidate file names, sorted; undefined if the directory could not be read (keep state). */
-  private readDir(): string[] | undefined {
+  private readDir(list: () => string[]): string[] | undefined {
     let entries: string[];
     try {
-      entries = fs.readdirSync(this.dir);
+      entries = list();
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') {
@@ -173,33 +254,40 @@ export class DeclarationsDirectory implements DeclarationSource {
       .sort();
   }
 
-  /** The new state of one file, or undefined if it is gone or not a regular file. */
-  private loadFile(file: string, prev: FileState | undefined): FileState | undefined {
-    const broken = (error: string): FileState => ({ content: undefined, decls: prev?.decls ?? [], error });
-    let content: string;
-    try {
-      const st = fs.statSync(file);
-      if (!st.isFile()) return undefined;
-      if (st.size > this.maxFileBytes) {
-        return broken(`${file}: file is ${st.size} bytes, larger than the ${this.maxFileBytes} bytes allowed`);
-      }
-      content = fs.readFileSync(file, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined; // removed while scanning
-      return broken(`${file}: cannot read (${errText(e)})`);
+  /** A file that could not be read: gone, ignored (a directory), or broken keeping its last good version. */
+  private unread(file: string, prev: FileState | undefined, err: unknown): FileState | undefined {
+    if (err instanceof FileReadError) {
+      if (err.refusal === 'missing') return undefined; // removed (also while scanning)
+      if (err.refusal === 'not-regular' && isDirectory(file)) return undefined; // "x.yaml/" is not a file
     }
+    const reason = err instanceof FileReadError ? err.message : `${file}: cannot read (${errText(err)})`;
+    return { content: undefined, decls: prev?.decls ?? [], error: `${reason}${keptText(prev)}` };
+  }
+
+  /** The new state of a file read as `content`. */
+  private parsed(file: string, prev: FileState | undefined, content: string, parse: (text: string) => unknown[]): FileState {
     if (prev && prev.content === content) return prev;
     try {
-      return { content, decls: this.parseFile(file, content) };
+      return { content, decls: this.validate(file, parse(content)) };
     } catch (e) {
-      const reason = e instanceof DeclarationError ? e.message : `${file}: ${errText(e)}`;
-      const kept = prev?.decls.length ? ` (keeping its last good version: ${prev.decls.map((d) => shareKey(d.namespace, d.name)).join(', ')})` : '';
-      return { content, decls: prev?.decls ?? [], error: `${reason}${kept}` };
+      return this.parseFailed(file, prev, content, e);
     }
   }
 
-  private parseFile(file: string, content: string): ShareDeclaration[] {
-    const objects = file.endsWith('.json') ? parseJson(file, content) : parseYaml(file, content);
+  private async parsedAsync(file: string, prev: FileState | undefined, content: string): Promise<FileState> {
+    try {
+      return { content, decls: this.validate(file, await this.worker.parse({ file, text: content, budget: this.budget })) };
+    } catch (e) {
+      return this.parseFailed(file, prev, content, e);
+    }
+  }
+
+  private parseFailed(file: string, prev: FileState | undefined, content: string, e: unknown): FileState {
+    const reason = e instanceof DeclarationError ? e.message : `${file}: ${errText(e)}`;
+    return { content, decls: prev?.decls ?? [], error: `${reason}${keptText(prev)}` };
+  }
+
+  private validate(file: string, objects: unknown[]): ShareDeclaration[] {
     if (objects.length === 0) {
       throw new DeclarationError(file, '', 'contains no ShareMemory objects (delete the file to remove its declarations)');
     }
@@ -254,7 +342,7 @@ export class DeclarationsDirectory implements DeclarationSource {
     if (this.debounce) clearTimeout(this.debounce);
     this.debounce = setTimeout(() => {
       this.debounce = undefined;
-      this.rescan();
+      void this.rescan();
     }, this.debounceMs);
     this.debounce.unref();
   }
@@ -292,42 +380,87 @@ export class DeclarationsDirectory implements DeclarationSource {
   }
 }
 
-/** One object, an array of objects, or a List ({"kind": "...List", "items": [...]}). */
-function unwrapList(v: unknown): unknown[] {
-  if (Array.isArray(v)) return v;
-  if (typeof v === 'object' && v !== null) {
-    const o = v as Record<string, unknown>;
-    if (typeof o.kind === 'string' && o.kind.endsWith('List') && Array.isArray(o.items)) return o.items;
-  }
-  return [v];
+function keptText(prev: FileState | undefined): string {
+  return prev?.decls.length ? ` (keeping its last good version: ${prev.decls.map((d) => shareKey(d.namespace, d.name)).join(', ')})` : '';
 }
 
-function parseJson(file: string, content: string): unknown[] {
-  if (content.trim() === '') return [];
-  let v: unknown;
+function isDirectory(file: string): boolean {
   try {
-    v = JSON.parse(content);
-  } catch (e) {
-    throw new DeclarationError(file, '', `not valid JSON: ${errText(e)}`);
+    return fs.statSync(file).isDirectory();
+  } catch {
+    return false;
   }
-  return unwrapList(v);
-}
-
-function parseYaml(file: string, content: string): unknown[] {
-  const docs = parseAllDocuments(content);
-  if (!Array.isArray(docs)) return []; // an empty stream
-  const out: unknown[] = [];
-  docs.forEach((doc, i) => {
-    if (doc.errors.length > 0) {
-      const where = docs.length > 1 ? ` (document ${i + 1})` : '';
-      throw new DeclarationError(file, '', `not valid YAML${where}: ${doc.errors[0].message.split('\n')[0]}`);
-    }
-    const v: unknown = doc.toJS({ maxAliasCount: 100 });
-    if (v !== null && v !== undefined) out.push(...unwrapList(v)); // "---" with nothing after it
-  });
-  return out;
 }
 
 function errText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * One worker thread that parses files, started on first use and not keeping the process alive.
+ * A parse that does not answer within timeoutMs ends the worker (a new one starts for the next
+ * file) and the file is refused: the budget should make that impossible, this is the backstop.
+ */
+class ParseWorker {
+  private worker: Worker | undefined;
+  private nextId = 1;
+  private readonly pending = new Map<number, { file: string; resolve: (v: unknown[]) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+
+  constructor(private readonly timeoutMs: number) {}
+
+  parse(req: Omit<ParseRequest, 'id'>): Promise<unknown[]> {
+    const worker = this.ensure();
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => this.failAll(new Error(`parsing did not finish within ${this.timeoutMs} ms; the file is refused`)), this.timeoutMs);
+      timer.unref();
+      this.pending.set(id, { file: req.file, resolve, reject, timer });
+      worker.ref(); // a parse being awaited keeps the process alive; an idle worker does not
+      worker.postMessage({ id, ...req } satisfies ParseRequest);
+    });
+  }
+
+  close(): void {
+    const w = this.worker;
+    this.worker = undefined;
+    this.failAll(new Error('the declarations directory was stopped'));
+    if (w) void w.terminate();
+  }
+
+  private ensure(): Worker {
+    if (this.worker) return this.worker;
+    const w = new Worker(path.join(__dirname, 'parse-worker.js'));
+    w.on('message', (reply: ParseReply) => {
+      const p = this.pending.get(reply.id);
+      if (!p) return;
+      this.pending.delete(reply.id);
+      if (this.pending.size === 0) w.unref();
+      clearTimeout(p.timer);
+      if ('objects' in reply) p.resolve(reply.objects);
+      else if ('origin' in reply.error) p.reject(new DeclarationError(reply.error.origin, reply.error.field, reply.error.reason));
+      else p.reject(new Error(reply.error.message));
+    });
+    const gone = (err: Error) => {
+      if (this.worker === w) this.worker = undefined;
+      this.failAll(err);
+    };
+    w.on('error', (err) => gone(new Error(`the parse worker failed: ${err.message}`, { cause: err })));
+    w.on('exit', (code) => gone(new Error(`the parse worker exited (code ${code})`)));
+    w.unref(); // after the listeners: adding a 'message' listener refs the worker again
+    this.worker = w;
+    return w;
+  }
+
+  private failAll(err: Error): void {
+    for (const [id, p] of this.pending) {
+      this.pending.delete(id);
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+    if (this.worker) {
+      const w = this.worker;
+      this.worker = undefined;
+      void w.terminate();
+    }
+  }
 }
