@@ -36,9 +36,18 @@ test('the CRD defines ShareMemory as in the product contract', () => {
   assert.ok(v.served && v.storage);
   const spec = v.schema.openAPIV3Schema.properties.spec;
   assert.equal(spec.required, ['storage']);
-  assert.is(spec.properties.storage.type, 'string');
-  assert.is(spec.properties.allowedNamespaces.type, 'array');
-  assert.is(spec.properties.allowedNamespaces.items.type, 'string');
+  // int-or-string with the quantity pattern, as Kubernetes' own quantities (the files accept both too)
+  const storage = spec.properties.storage;
+  assert.equal(storage.anyOf, [{ type: 'integer' }, { type: 'string' }]);
+  assert.is(storage['x-kubernetes-int-or-string'], true);
+  assert.is(storage.type, undefined, 'no type beside anyOf in a structural schema');
+  for (const list of ['allowedNamespaces', 'readOnlyNamespaces']) {
+    assert.is(spec.properties[list].type, 'array', list);
+    assert.is(spec.properties[list]['x-kubernetes-list-type'], 'set', `${list} declares its list type`);
+    assert.is(spec.properties[list].items.type, 'string', list);
+    assert.is(spec.properties[list].maxItems, 1024, list);
+  }
+  assert.is(spec.properties.allowExec.type, 'boolean');
 });
 
 test('the CRD storage pattern accepts quantities and rejects junk', () => {
@@ -46,6 +55,12 @@ test('the CRD storage pattern accepts quantities and rejects junk', () => {
   const re = new RegExp(crd.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.storage.pattern);
   for (const ok of ['5120Mi', '1Gi', '512Gi', '134217728', '1.5Gi', '500M', '1e9']) assert.ok(re.test(ok), ok);
   for (const bad of ['', '5 Gi', 'lots', '-1Gi', '5GB', '/etc/passwd']) assert.not.ok(re.test(bad), bad);
+});
+
+test('what the CRD admits for spec.storage, the agent accepts: an integer of bytes or a quantity string', () => {
+  const sm = (storage: unknown) => ({ apiVersion: 'resource.ubsvirt.huawei.com/v1', kind: 'ShareMemory', metadata: { name: 'x', namespace: 'team-a' }, spec: { storage } });
+  assert.is(validateShareMemory(sm(268435456), 'int', DEFAULT_LIMITS).sizeBytes, 256 * 2 ** 20);
+  assert.is(validateShareMemory(sm('256Mi'), 'string', DEFAULT_LIMITS).sizeBytes, 256 * 2 ** 20);
 });
 
 test('RBAC lets the watcher get, list and watch sharememories cluster-wide, nothing more', () => {
