@@ -8,6 +8,7 @@ export {
   MAX_ALLOWED_NAMESPACES,
 } from './sharememory';
 export { DeclarationsDirectory, DECLARATION_EXTENSIONS, type DirectoryOptions } from './directory';
+export { parseDeclarationText, DEFAULT_PARSE_BUDGET, type ParseBudget } from './parse';
 export {
   MergedDeclarationStore,
   diffDeclarations,
@@ -27,6 +28,8 @@ export {
   parseKubeconfig,
   loadKubeCredentials,
   SERVICE_ACCOUNT_DIR,
+  MAX_CREDENTIAL_FILE_BYTES,
+  type KubeTransport,
   type KubeConnection,
   type KubeCredentials,
   type InClusterOptions,
@@ -37,6 +40,9 @@ export {
   SHARE_MEMORY_GROUP,
   SHARE_MEMORY_PLURAL,
   SHARE_MEMORY_LIST_PATH,
+  MAX_WATCH_EVENT_BYTES,
+  MAX_LIST_BODY_BYTES,
   type KubernetesSourceOptions,
+  type KubernetesSourceSecurity,
   type SourceLog,
 } from './kubernetes';

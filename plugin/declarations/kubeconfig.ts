@@ -3,10 +3,18 @@
 // (projected tokens are refreshed about hourly), token files, and client certificate files (the
 // kubelet's kubeconfig points at kubelet-client-current.pem, which the kubelet rotates).
 // Exec and auth-provider plugins are refused: this agent runs no external programs for credentials.
-import { readFileSync } from 'node:fs';
+// Credentials (a token, a token file, basic auth) only go to an https:// server: over http:// they
+// are refused, naming the server. A server reached without verifying its certificate
+// (insecure-skip-tls-verify, or anonymous http://) is allowed but marked in `transport`, so the
+// agent warns at start and shows it in status. Every file is read as untrusted input: regular
+// files only, bounded, and errors give line and column, never the file's content.
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { isObject, type PlainObject } from '../model';
+import { FileReadError, readRegularFileSync } from '../model/regular-file';
+import { YamlTextError, parseYamlDocuments } from './parse';
+
+/** The largest kubeconfig, token, certificate or key file read (a CA bundle is some 200 KiB). */
+export const MAX_CREDENTIAL_FILE_BYTES = 1024 * 1024;
 
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
@@ -18,8 +26,9 @@ export class KubeconfigError extends Error {
     /** the field, e.g. "users[name=admin].user.token", or "" */
     readonly field: string,
     readonly reason: string,
+    options?: { cause?: unknown },
   ) {
-    super(`${source}: ${field ? `${field}: ` : ''}${reason}`);
+    super(`${source}: ${field ? `${field}: ` : ''}${reason}`, options);
     this.name = 'KubeconfigError';
   }
 }
@@ -38,9 +47,19 @@ export interface KubeConnection {
   };
 }
 
+/**
+ * How the API server is reached: "verified" (https, certificate checked), "unverified-tls"
+ * (https with insecure-skip-tls-verify: anyone on the path can pose as the server and read the
+ * credentials), "plain-http" (http://, anonymous: declarations can be forged on the way).
+ */
+export type KubeTransport = 'verified' | 'unverified-tls' | 'plain-http';
+
 export interface KubeCredentials {
   /** the API server's base URL (may carry a path prefix, e.g. behind a proxy) */
   readonly server: URL;
+  readonly transport: KubeTransport;
+  /** for transports other than "verified": what is unsafe and which field makes it so */
+  readonly transportWarning?: string;
   /** for messages: "in-cluster service account" or "kubeconfig /etc/kubernetes/kubelet.conf (context default)" */
   readonly description: string;
   /** reads rotating material now (token and certificate files); throws KubeconfigError */
@@ -50,10 +69,10 @@ export interface KubeCredentials {
 
 function readFile(source: string, field: string, path: string): Buffer {
   try {
-    return readFileSync(path);
+    return readRegularFileSync(path, MAX_CREDENTIAL_FILE_BYTES);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new KubeconfigError(source, field, `cannot read ${path}: ${code ?? (err as Error).message}`);
+    const reason = err instanceof FileReadError ? err.message : `${path}: ${(err as Error).message}`;
+    throw new KubeconfigError(source, field, `cannot read ${reason}`, { cause: err });
   }
 }
 
@@ -109,7 +128,7 @@ export function loadInCluster(options: InClusterOptions = {}): KubeCredentials {
     tls: { ca: readFile(source, 'ca.crt', caPath), rejectUnauthorized: true },
   });
   connection(); // fail now, with the reason, rather than at the first request
-  return { server, description: `in-cluster service account (${dir})`, connection };
+  return { server, transport: 'verified', description: `in-cluster service account (${dir})`, connection };
 }
 
 export interface KubeconfigOptions {
@@ -132,9 +151,13 @@ export function parseKubeconfig(text: string, path: string, options: KubeconfigO
   };
   let doc: unknown;
   try {
-    doc = parseYaml(text);
+    const docs = parseYamlDocuments(text);
+    if (docs.length > 1) return fail('', `has ${docs.length} YAML documents; a kubeconfig is one`);
+    doc = docs[0];
   } catch (err) {
-    return fail('', `not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+    // the parser's own messages can quote the text (a token, a key): only place and reason here
+    if (err instanceof YamlTextError) return fail('', err.message);
+    throw err;
   }
   if (!isObject(doc)) return fail('', 'expected a kubeconfig (a YAML mapping with clusters, users and contexts)');
   const base = dirname(path);
@@ -199,6 +222,20 @@ export function parseKubeconfig(text: string, path: string, options: KubeconfigO
   const cert = certData !== undefined ? base64(certData, `${uf}.client-certificate-data`, fail) : undefined;
   const key = keyData !== undefined ? base64(keyData, `${uf}.client-key-data`, fail) : undefined;
   if (server.protocol === 'http:' && hasCert) fail(`${kf}.server`, 'client certificates need an https:// server');
+  const secret = token !== undefined ? 'token' : tokenFile !== undefined ? 'tokenFile' : username !== undefined ? 'username and password' : undefined;
+  if (server.protocol === 'http:' && secret) {
+    fail(
+      `${kf}.server`,
+      `${server.origin} is plain http: the ${secret} of ${uf} would cross the network readable by anyone on the path; credentials go only to an https:// server`,
+    );
+  }
+  const transport: KubeTransport = server.protocol === 'http:' ? 'plain-http' : insecure ? 'unverified-tls' : 'verified';
+  const transportWarning =
+    transport === 'plain-http'
+      ? `${kf}.server is ${server.origin} (plain http, anonymous): ShareMemory objects arrive unauthenticated and can be forged on the way`
+      : transport === 'unverified-tls'
+        ? `${kf}.insecure-skip-tls-verify is true: the API server's certificate is not checked, so anyone on the path to ${server.origin} can pose as it${secret ? `, read the ${secret}` : ''} and forge ShareMemory objects`
+        : undefined;
 
   const connection = (): KubeConnection => {
     const headers: Record<string, string> = {};
@@ -218,7 +255,7 @@ export function parseKubeconfig(text: string, path: string, options: KubeconfigO
     };
   };
   connection(); // every referenced file must be readable now
-  return { server, description: `${source} (context ${contextName})`, connection };
+  return { server, transport, ...(transportWarning ? { transportWarning } : {}), description: `${source} (context ${contextName})`, connection };
 }
 
 /** The entry `name` of the list `doc[list]` (entries {name, [inner]: {...}}). */

@@ -33,6 +33,20 @@ export const SHARE_MEMORY_GROUP = 'resource.ubsvirt.huawei.com';
 export const SHARE_MEMORY_PLURAL = 'sharememories';
 export const SHARE_MEMORY_LIST_PATH = `/apis/${SHARE_MEMORY_API_VERSION}/${SHARE_MEMORY_PLURAL}`;
 
+// The largest watch event line accepted. No object can be bigger than what the API server lets a
+// client write: kube-apiserver refuses request bodies over 3 MiB, and etcd refuses values over
+// 1.5 MiB by default (--max-request-bytes); an event is the object plus a few bytes of wrapper and
+// the fields the server adds (managedFields, status). 8 MiB leaves room for clusters that raise
+// those limits and still bounds what a broken or hostile server (or a proxy in between) can make
+// the agent hold: a longer line ends the stream with an error and the watch reconnects.
+export const MAX_WATCH_EVENT_BYTES = 8 * 1024 * 1024;
+// The largest list page accepted: a page holds pageSize (500) objects; a ShareMemory with the
+// most allowedNamespaces (1024) is about 70 KiB of JSON, so a full page of the largest is some
+// 35 MiB. Past the cap the list fails, naming it (lower pageSize, or raise the cap).
+export const MAX_LIST_BODY_BYTES = 64 * 1024 * 1024;
+// Error bodies are only read for their Status message.
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+
 /** The subset of a pino logger this source writes to. */
 export interface SourceLog {
   info(detail: object, msg: string): void;
@@ -52,6 +66,10 @@ export interface KubernetesSourceOptions {
   backoff?: { initialMs: number; maxMs: number };
   /** a list (or a watch's headers) taking longer than this fails (default 60000 ms) */
   requestTimeoutMs?: number;
+  /** a watch event line longer than this ends the stream with an error (default MAX_WATCH_EVENT_BYTES) */
+  maxEventBytes?: number;
+  /** a list page larger than this fails (default MAX_LIST_BODY_BYTES) */
+  maxListBytes?: number;
   /** called once for each new problem (a connection failure or an invalid object) */
   onProblem?: (problem: DeclarationProblem) => void;
   onListenerError?: (err: unknown) => void;
@@ -72,6 +90,21 @@ interface WatchEvent {
   type: string;
   object: unknown;
 }
+
+/** How the API server is reached, for the start-up warning and for status. */
+export interface KubernetesSourceSecurity {
+  /** the server's origin, e.g. "https://10.0.0.1:6443" */
+  server: string;
+  /** "verified", "unverified-tls" (insecure-skip-tls-verify) or "plain-http" (anonymous http://) */
+  transport: KubeCredentials['transport'];
+  /** false unless the server's certificate is checked */
+  tlsVerified: boolean;
+  /** what is unsafe and which kubeconfig field makes it so; absent when verified */
+  warning?: string;
+}
+
+/** A body larger than the cap: the request fails naming it. */
+class BodyTooLargeError extends Error {}
 
 
 function metaOf(obj: unknown): PlainObject {
@@ -106,6 +139,8 @@ export class KubernetesDeclarationSource implements DeclarationSource {
   private readonly watchTimeoutSeconds: number;
   private readonly pageSize: number;
   private readonly requestTimeoutMs: number;
+  private readonly maxEventBytes: number;
+  private readonly maxListBytes: number;
   private running: Promise<void> | undefined;
 
   constructor(private readonly options: KubernetesSourceOptions) {
@@ -115,6 +150,8 @@ export class KubernetesDeclarationSource implements DeclarationSource {
     this.watchTimeoutSeconds = options.watchTimeoutSeconds ?? 300;
     this.pageSize = options.pageSize ?? 500;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 60000;
+    this.maxEventBytes = options.maxEventBytes ?? MAX_WATCH_EVENT_BYTES;
+    this.maxListBytes = options.maxListBytes ?? MAX_LIST_BODY_BYTES;
     this.readyPromise = new Promise<void>((res, rej) => {
       this.resolveReady = res;
       this.rejectReady = rej;
@@ -147,6 +184,17 @@ export class KubernetesDeclarationSource implements DeclarationSource {
     return this.isConnected;
   }
 
+  /** How the API server is reached; `warning` set when its certificate is not verified. */
+  get security(): KubernetesSourceSecurity {
+    const c = this.options.credentials;
+    return {
+      server: c.server.origin,
+      transport: c.transport,
+      tlsVerified: c.transport === 'verified',
+      ...(c.transportWarning ? { warning: c.transportWarning } : {}),
+    };
+  }
+
   /** Resolves after the first successful list; rejects if stopped before that. */
   ready(): Promise<void> {
     return this.readyPromise;
@@ -156,6 +204,14 @@ export class KubernetesDeclarationSource implements DeclarationSource {
   start(): this {
     if (!this.started && !this.stopped) {
       this.started = true;
+      const sec = this.security;
+      if (sec.warning) {
+        // loud and once: the operator chose this, but must not be able to miss it
+        this.options.log?.warn(
+          { source: this.name, server: sec.server, transport: sec.transport, problem: sec.warning },
+          'kubernetes: the API server is NOT verified; ShareMemory objects from it can be forged',
+        );
+      }
       this.running = this.run();
     }
     return this;
@@ -247,8 +303,16 @@ export class KubernetesDeclarationSource implements DeclarationSource {
       if (this.pageSize > 0) q.set('limit', String(this.pageSize));
       if (cont) q.set('continue', cont);
       const res = await this.request(q);
-      const body = await readBody(res, this.requestTimeoutMs);
-      if (res.statusCode !== 200) throw this.httpError(res, body, 'list');
+      const ok = res.statusCode === 200;
+      let body: string;
+      try {
+        body = await readBody(res, this.requestTimeoutMs, ok ? this.maxListBytes : MAX_ERROR_BODY_BYTES);
+      } catch (err) {
+        if (!(err instanceof BodyTooLargeError)) throw err;
+        if (!ok) body = ''; // a Status is small; past the cap only the code counts
+        else throw new ApiError(`${this.where()}: list: ${err.message} (a page of ${this.pageSize || 'all'} objects; lower pageSize)`);
+      }
+      if (!ok) throw this.httpError(res, body, 'list');
       let page: unknown;
       try {
         page = JSON.parse(body);
@@ -300,12 +364,18 @@ export class KubernetesDeclarationSource implements DeclarationSource {
     const started = Date.now();
     const res = await this.request(q);
     if (res.statusCode !== 200) {
-      const body = await readBody(res, this.requestTimeoutMs);
+      const body = await readBody(res, this.requestTimeoutMs, MAX_ERROR_BODY_BYTES).catch((err: unknown) => {
+        if (err instanceof BodyTooLargeError) return '';
+        throw err;
+      });
       throw this.httpError(res, body, 'watch');
     }
     this.connectedNow();
     return new Promise((resolve, reject) => {
-      let buf = '';
+      // the line so far, as chunks: each byte is looked at once for a newline (scanning the whole
+      // buffer again on every chunk made a long line quadratic: 66 MiB cost 40 s of CPU)
+      let pending: Buffer[] = [];
+      let pendingBytes = 0;
       let events = 0;
       let settled = false;
       // the server ends the stream after timeoutSeconds; one that stays silent well beyond that
@@ -317,31 +387,44 @@ export class KubernetesDeclarationSource implements DeclarationSource {
         if (settled) return;
         settled = true;
         clearTimeout(guard);
+        pending = [];
         res.removeAllListeners('data');
         if (outcome !== 'ended' && outcome !== 'idle') res.destroy();
         if (outcome instanceof Error) reject(outcome);
         else resolve(outcome);
       };
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        buf += chunk;
-        let nl: number;
-        while (!settled && (nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl).trim();
-          buf = buf.slice(nl + 1);
-          if (!line) continue;
-          events++;
-          let ev: WatchEvent;
-          try {
-            ev = JSON.parse(line) as WatchEvent;
-          } catch {
-            finish(new ApiError(`${this.where()}: watch: an event is not JSON: ${line.slice(0, 200)}`));
-            return;
-          }
-          const r = this.onEvent(ev);
-          if (r) finish(r);
+      const onLine = (line: string) => {
+        line = line.trim();
+        if (!line) return;
+        events++;
+        let ev: WatchEvent;
+        try {
+          ev = JSON.parse(line) as WatchEvent;
+        } catch {
+          finish(new ApiError(`${this.where()}: watch: event ${events} is not JSON (${Buffer.byteLength(line)} bytes); reconnecting`));
+          return;
         }
-        if (buf.length > 64 * 1024 * 1024) finish(new ApiError(`${this.where()}: watch: an event is larger than 64 MiB`));
+        const r = this.onEvent(ev);
+        if (r) finish(r);
+      };
+      res.on('data', (chunk: Buffer) => {
+        let start = 0;
+        let nl: number;
+        while (!settled && (nl = chunk.indexOf(0x0a, start)) >= 0) {
+          const part = chunk.subarray(start, nl);
+          if (pendingBytes + part.length > this.maxEventBytes) return finish(this.tooLong());
+          // utf8 is decoded per whole line, so a character split across chunks stays whole
+          const line = pendingBytes ? Buffer.concat([...pending, part], pendingBytes + part.length) : part;
+          pending = [];
+          pendingBytes = 0;
+          onLine(line.toString('utf8'));
+          start = nl + 1;
+        }
+        if (settled || start >= chunk.length) return;
+        const rest = chunk.subarray(start);
+        if (pendingBytes + rest.length > this.maxEventBytes) return finish(this.tooLong());
+        pending.push(rest);
+        pendingBytes += rest.length;
       });
       res.on('end', () => {
         if (this.stopped) return finish('ended');
@@ -351,6 +434,12 @@ export class KubernetesDeclarationSource implements DeclarationSource {
       res.on('error', (err) => finish(new ApiError(`${this.where()}: watch: ${err.message}`)));
       res.on('close', () => finish(this.stopped ? 'ended' : new ApiError(`${this.where()}: watch: the connection closed mid-stream`)));
     });
+  }
+
+  private tooLong(): ApiError {
+    return new ApiError(
+      `${this.where()}: watch: an event is longer than ${this.maxEventBytes} bytes without a newline (no ShareMemory is that large); the stream is cut off and the watch reconnects`,
+    );
   }
 
   /** Applies one event; returns 'gone' or an Error to end the stream. */
@@ -487,12 +576,24 @@ export class KubernetesDeclarationSource implements DeclarationSource {
   }
 }
 
-/** The whole body; a failure rejects with a plain Error (the caller names the server). */
-function readBody(res: http.IncomingMessage, timeoutMs: number): Promise<string> {
+/** The whole body, at most maxBytes; a failure rejects with a plain Error (the caller names the server). */
+function readBody(res: http.IncomingMessage, timeoutMs: number, maxBytes: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
+    let total = 0;
+    const tooLarge = () => {
+      clearTimeout(timer);
+      reject(new BodyTooLargeError(`the response is larger than the ${maxBytes} bytes allowed`));
+      res.destroy();
+    };
     const timer = setTimeout(() => res.destroy(new Error(`the response did not complete within ${timeoutMs} ms`)), timeoutMs);
-    res.on('data', (c: Buffer) => chunks.push(c));
+    // a declared length over the cap fails before any of it is read
+    if (Number(res.headers['content-length']) > maxBytes) return tooLarge();
+    res.on('data', (c: Buffer) => {
+      total += c.length;
+      if (total > maxBytes) return tooLarge();
+      chunks.push(c);
+    });
     res.on('end', () => {
       clearTimeout(timer);
       resolve(Buffer.concat(chunks).toString('utf8'));

@@ -57,26 +57,35 @@ function lineCol(text: string, offset: number): string {
   return `line ${line}, column ${offset - start + 1}`;
 }
 
-function yamlError(file: string, text: string, offset: number, reason: string, doc?: number): DeclarationError {
+/** A YAML text that is refused: where and why, never its content. */
+export class YamlTextError extends Error {
+  constructor(readonly detail: string) {
+    super(`not valid YAML${detail}`);
+    this.name = 'YamlTextError';
+  }
+}
+
+// the file is named by the caller (DeclarationError, KubeconfigError); here only place and reason
+function yamlError(text: string, offset: number, reason: string, doc?: number): YamlTextError {
   const where = doc !== undefined ? ` (document ${doc})` : '';
-  return new DeclarationError(file, '', `not valid YAML${where} at ${lineCol(text, offset)}: ${reason}`);
+  return new YamlTextError(`${where} at ${lineCol(text, offset)}: ${reason}`);
 }
 
 /** Refuses a text past the budget before the expensive stages see it. */
-function lexWithinBudget(file: string, text: string, budget: ParseBudget): void {
+function lexWithinBudget(text: string, budget: ParseBudget): void {
   let tokens = 0;
   let flowDepth = 0;
   let offset = 0;
   for (const tok of new Lexer().lex(text)) {
     const type = CST.tokenType(tok);
     if (type === 'flow-map-start' || type === 'flow-seq-start') {
-      if (++flowDepth > budget.maxDepth) throw yamlError(file, text, offset, `nested deeper than ${budget.maxDepth} levels`);
+      if (++flowDepth > budget.maxDepth) throw yamlError(text, offset, `nested deeper than ${budget.maxDepth} levels`);
     } else if (type === 'flow-map-end' || type === 'flow-seq-end') {
       flowDepth = Math.max(0, flowDepth - 1);
     }
     if (type !== 'space' && type !== 'newline' && type !== 'comment' && tok !== CST.SCALAR) {
       if (++tokens > budget.maxNodes) {
-        throw yamlError(file, text, offset, `more than ${budget.maxNodes} YAML tokens (the limit for one file; split it into several files)`);
+        throw yamlError(text, offset, `more than ${budget.maxNodes} YAML tokens (the limit for one file; split it into several files)`);
       }
     }
     if (tok !== CST.SCALAR && tok !== CST.DOCUMENT && tok !== CST.FLOW_END) offset += tok.length;
@@ -84,11 +93,11 @@ function lexWithinBudget(file: string, text: string, budget: ParseBudget): void 
 }
 
 /** Nesting of the CST (block collections included), walked without recursion. */
-function checkDepth(file: string, text: string, docs: CST.Token[], maxDepth: number): void {
+function checkDepth(text: string, docs: CST.Token[], maxDepth: number): void {
   const stack: Array<{ token: CST.Token; depth: number }> = docs.map((token) => ({ token, depth: 0 }));
   while (stack.length) {
     const { token, depth } = stack.pop()!;
-    if (depth > maxDepth) throw yamlError(file, text, token.offset, `nested deeper than ${maxDepth} levels`);
+    if (depth > maxDepth) throw yamlError(text, token.offset, `nested deeper than ${maxDepth} levels`);
     if (token.type === 'document') {
       if (token.value) stack.push({ token: token.value, depth });
     } else if (CST.isCollection(token)) {
@@ -101,7 +110,7 @@ function checkDepth(file: string, text: string, docs: CST.Token[], maxDepth: num
 }
 
 /** Duplicate and non-scalar keys, found linearly (the library's check is pairwise). */
-function checkKeys(file: string, text: string, root: Node | null, doc: number | undefined): void {
+function checkKeys(text: string, root: Node | null, doc: number | undefined): void {
   const stack: Array<Node | null> = [root];
   while (stack.length) {
     const node = stack.pop();
@@ -113,10 +122,10 @@ function checkKeys(file: string, text: string, root: Node | null, doc: number | 
       for (const pair of node.items) {
         const key = pair.key as Node | null;
         const at = key?.range?.[0] ?? node.range?.[0] ?? 0;
-        if (key !== null && !isScalar(key)) throw yamlError(file, text, at, 'a mapping key that is not a plain value (a list, mapping or alias)', doc);
+        if (key !== null && !isScalar(key)) throw yamlError(text, at, 'a mapping key that is not a plain value (a list, mapping or alias)', doc);
         // "1" and 1 become the same property of the object: a duplicate too
         const name = key === null ? '' : String(key.value);
-        if (seen.has(name)) throw yamlError(file, text, at, 'duplicate key (each key may appear once in a mapping)', doc);
+        if (seen.has(name)) throw yamlError(text, at, 'duplicate key (each key may appear once in a mapping)', doc);
         seen.add(name);
         stack.push(pair.value as Node | null);
       }
@@ -125,17 +134,27 @@ function checkKeys(file: string, text: string, root: Node | null, doc: number | 
 }
 
 function parseYaml(file: string, text: string, budget: ParseBudget): unknown[] {
-  lexWithinBudget(file, text, budget);
+  try {
+    return parseYamlDocuments(text, budget).flatMap((v) => (v === null || v === undefined ? [] : unwrapList(v))); // "---" with nothing after it
+  } catch (err) {
+    if (err instanceof YamlTextError) throw new DeclarationError(file, '', err.message);
+    throw err;
+  }
+}
+
+/** The value of each document of a YAML text, within the budget; throws YamlTextError. */
+export function parseYamlDocuments(text: string, budget: ParseBudget = DEFAULT_PARSE_BUDGET): unknown[] {
+  lexWithinBudget(text, budget);
   const cst = [...new Parser().parse(text)];
-  checkDepth(file, text, cst, budget.maxDepth);
+  checkDepth(text, cst, budget.maxDepth);
   const docs: Document.Parsed[] = [...new Composer({ uniqueKeys: false }).compose(cst)];
   const out: unknown[] = [];
   docs.forEach((doc, i) => {
     const n = docs.length > 1 ? i + 1 : undefined;
     const first = doc.errors[0];
     // the reason from the error's code: the library's messages can quote the text
-    if (first) throw yamlError(file, text, first.pos[0], first.code.toLowerCase().replace(/_/g, ' '), n);
-    checkKeys(file, text, doc.contents, n);
+    if (first) throw yamlError(text, first.pos[0], first.code.toLowerCase().replace(/_/g, ' '), n);
+    checkKeys(text, doc.contents, n);
     let v: unknown;
     try {
       v = doc.toJS({ maxAliasCount: 100 });
@@ -147,9 +166,9 @@ function parseYaml(file: string, text: string, budget: ParseBudget): unknown[] {
         : /unresolved alias/i.test(msg)
           ? 'an alias refers to an anchor not defined before it'
           : 'cannot be turned into objects';
-      throw new DeclarationError(file, '', `not valid YAML${n ? ` (document ${n})` : ''}: ${reason}`);
+      throw new YamlTextError(`${n ? ` (document ${n})` : ''}: ${reason}`);
     }
-    if (v !== null && v !== undefined) out.push(...unwrapList(v)); // "---" with nothing after it
+    out.push(v);
   });
   return out;
 }

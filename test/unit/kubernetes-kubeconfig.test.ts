@@ -4,6 +4,7 @@ import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { KubeconfigError, loadInCluster, loadKubeCredentials, loadKubeconfig, parseKubeconfig } from '../../plugin/declarations';
 
 const made: string[] = [];
@@ -90,12 +91,12 @@ test('tokenFile is relative and re-read; token takes precedence over tokenFile',
   const dir = tempDir();
   fs.writeFileSync(path.join(dir, 'tok'), 'one\n');
   const file = path.join(dir, 'config');
-  fs.writeFileSync(file, config('    server: http://127.0.0.1:8080\n', '    tokenFile: tok\n'));
+  fs.writeFileSync(file, config('    server: https://127.0.0.1:8080\n', '    tokenFile: tok\n'));
   const creds = loadKubeconfig(file);
   assert.is(creds.connection().headers.Authorization, 'Bearer one');
   fs.writeFileSync(path.join(dir, 'tok'), 'two\n');
   assert.is(creds.connection().headers.Authorization, 'Bearer two');
-  const both = parseKubeconfig(config('    server: http://127.0.0.1:8080\n', '    token: inline\n    tokenFile: tok\n'), file);
+  const both = parseKubeconfig(config('    server: https://127.0.0.1:8080\n', '    token: inline\n    tokenFile: tok\n'), file);
   assert.is(both.connection().headers.Authorization, 'Bearer inline');
 });
 
@@ -120,7 +121,7 @@ test('clear errors naming the field', () => {
     ['    server: https://h:1\n', '    client-certificate-data: QUJD\n', 'users[name=u1].user.client-key', 'is missing'],
     ['    server: https://h:1\n', '    client-certificate-data: "!!notbase64"\n    client-key-data: QUJD\n', 'users[name=u1].user.client-certificate-data', 'not valid base64'],
     ['    server: https://h:1\n    insecure-skip-tls-verify: true\n    certificate-authority-data: QUJD\n', '    token: t\n', 'clusters[name=c1].cluster.insecure-skip-tls-verify', 'cannot be combined'],
-    ['    server: https://h:1\n    certificate-authority: /nonexistent/ca.crt\n', '    token: t\n', 'clusters[name=c1].cluster.certificate-authority', 'cannot read /nonexistent/ca.crt: ENOENT'],
+    ['    server: https://h:1\n    certificate-authority: /nonexistent/ca.crt\n', '    token: t\n', 'clusters[name=c1].cluster.certificate-authority', 'cannot read /nonexistent/ca.crt: no such file'],
     ['    server: https://h:1\n    proxy-url: http://proxy:3128\n', '    token: t\n', 'clusters[name=c1].cluster.proxy-url', 'not supported'],
   ];
   for (const [cluster, user, field, reason] of cases) {
@@ -170,6 +171,51 @@ test('loadKubeCredentials follows the agent config', () => {
   fs.writeFileSync(file, config('    server: https://h:1\n', '    token: t\n'));
   assert.is(loadKubeCredentials({ kubeconfig: file, inCluster: false }).server.href, 'https://h:1/');
   assert.is(refusal(() => loadKubeCredentials({ inCluster: false })).field, 'kubeconfig');
+});
+
+// ---- credentials only over verified TLS (issue 11, point 6) --------------------------------------
+
+test('a token, token file or basic auth over http:// is refused, naming the server and why', () => {
+  for (const user of ['    token: t0ken\n', '    tokenFile: /dev/null\n', '    username: u\n    password: p4ss\n']) {
+    const e = refusal(() => parseKubeconfig(config('    server: http://10.0.0.1:8080\n', user), '/etc/k/config'));
+    assert.is(e.field, 'clusters[name=c1].cluster.server');
+    assert.match(e.message, /^kubeconfig \/etc\/k\/config: clusters\[name=c1\]\.cluster\.server: http:\/\/10\.0\.0\.1:8080 is plain http: the (token|tokenFile|username and password) of users\[name=u1\]\.user would cross the network/);
+    assert.not.match(e.message, /t0ken|p4ss/);
+  }
+  // anonymous over http (e.g. kubectl proxy on loopback) carries no credential: allowed, marked
+  const anon = parseKubeconfig(config('    server: http://127.0.0.1:8001\n', '    token: t\n', ''), '/k', { context: 'other' });
+  assert.is(anon.transport, 'plain-http');
+  assert.match(anon.transportWarning ?? '', /plain http, anonymous/);
+});
+
+test('insecure-skip-tls-verify is marked unverified with a warning naming the field; https with a CA is verified', () => {
+  const insecure = parseKubeconfig(config('    server: https://10.0.0.1:6443\n    insecure-skip-tls-verify: true\n', '    token: t\n'), '/etc/k/config');
+  assert.is(insecure.transport, 'unverified-tls');
+  assert.is(insecure.connection().tls.rejectUnauthorized, false);
+  assert.match(insecure.transportWarning ?? '', /^clusters\[name=c1\]\.cluster\.insecure-skip-tls-verify is true: the API server's certificate is not checked, so anyone on the path to https:\/\/10\.0\.0\.1:6443 can pose as it, read the token and forge ShareMemory objects/);
+  const verified = parseKubeconfig(config(`    server: https://10.0.0.1:6443\n    certificate-authority-data: ${b64('CA')}\n`, '    token: t\n'), '/etc/k/config');
+  assert.is(verified.transport, 'verified');
+  assert.is(verified.transportWarning, undefined);
+});
+
+test('kubeconfig errors never echo its content; its files must be regular and bounded', () => {
+  const dir = tempDir();
+  const file = path.join(dir, 'config');
+  fs.writeFileSync(file, 'clusters: [{name: c, cluster: {server: "https://h", token: SECRET-TOKEN\n');
+  const e = refusal(() => loadKubeconfig(file));
+  assert.match(e.message, new RegExp(`^kubeconfig ${file}: not valid YAML at line \\d+, column \\d+: `));
+  assert.not.match(e.message, /SECRET/);
+  fs.writeFileSync(file, 'current-context: a\ncurrent-context: SECRET-b\n');
+  const dup = refusal(() => loadKubeconfig(file));
+  assert.is(dup.message, `kubeconfig ${file}: not valid YAML at line 2, column 1: duplicate key (each key may appear once in a mapping)`);
+  fs.unlinkSync(file);
+  fs.symlinkSync('/proc/kmsg', file);
+  assert.match(refusal(() => loadKubeconfig(file)).message, /is on proc, whose files are not data at rest/);
+  const tok = path.join(dir, 'tok');
+  spawnSync('mkfifo', [tok]);
+  const fifo = refusal(() => parseKubeconfig(config('    server: https://h:1\n', '    tokenFile: tok\n'), path.join(dir, 'k2')));
+  assert.is(fifo.field, 'users[name=u1].user.tokenFile');
+  assert.match(fifo.message, /tok: is a FIFO, not a regular file/);
 });
 
 test.run();

@@ -19,7 +19,12 @@ import { waitFor, within } from '../support/util';
 const Mi = 1024 ** 2;
 const TOKEN = 'secret-token';
 
-function kubeconfig(server: string, user: string, cluster = ''): string {
+// credentials go only over verified https, so the fake API server serves https with this
+// certificate and the kubeconfigs trust it (openssl is a test requirement: no silent skip)
+const cert = selfSignedCert() ?? (assert.unreachable('openssl is needed to make the fake API server\'s certificate') as never);
+const CA_LINE = `    certificate-authority-data: ${cert.cert.toString('base64')}\n`;
+
+function kubeconfig(server: string, user: string, cluster = CA_LINE): string {
   return `apiVersion: v1
 kind: Config
 current-context: test
@@ -36,8 +41,8 @@ ${cluster}users:
 ${user}`;
 }
 
-const tokenCreds = (api: FakeApiServer, token = TOKEN): KubeCredentials =>
-  parseKubeconfig(kubeconfig(api.url, `    token: ${token}\n`), '/nonexistent/kubeconfig');
+const tokenCreds = (api: FakeApiServer, token = TOKEN, cluster = CA_LINE): KubeCredentials =>
+  parseKubeconfig(kubeconfig(api.url, `    token: ${token}\n`, cluster), '/nonexistent/kubeconfig');
 
 interface Harness {
   api: FakeApiServer;
@@ -55,7 +60,7 @@ async function harness(
   prepare: (api: FakeApiServer) => void = () => undefined,
   opts: { credentials?: (api: FakeApiServer) => KubeCredentials; pageSize?: number; api?: FakeApiServer; watchTimeoutSeconds?: number } = {},
 ): Promise<Harness> {
-  const api = opts.api ?? new FakeApiServer({ token: TOKEN });
+  const api = opts.api ?? new FakeApiServer({ token: TOKEN, tls: cert });
   await api.start();
   cleanups.push(() => api.stop());
   prepare(api);
@@ -389,23 +394,14 @@ test('feeds a MergedDeclarationStore like any source', async () => {
   store.close();
 });
 
-const cert = selfSignedCert();
 test('https: certificate-authority-data is trusted; an unknown certificate is refused with the reason', async () => {
-  if (!cert) {
-    console.log('openssl not found: https not exercised');
-    return;
-  }
-  const caData = cert.cert.toString('base64');
-  const api = new FakeApiServer({ token: TOKEN, tls: cert });
-  const { src } = await harness((api) => api.share('ns', 'a', '128Mi'), {
-    api,
-    credentials: (api) => parseKubeconfig(kubeconfig(api.url, `    token: ${TOKEN}\n`, `    certificate-authority-data: ${caData}\n`), '/x/kubeconfig'),
-  });
+  const { api, src } = await harness((api) => api.share('ns', 'a', '128Mi'));
   await within(src.ready(), 'ready over https');
   assert.equal(keys(src), ['ns/a:128']);
+  assert.equal(src.security, { server: api.url, transport: 'verified', tlsVerified: true });
 
   const untrusted = new KubernetesDeclarationSource({
-    credentials: tokenCreds(api),
+    credentials: tokenCreds(api, TOKEN, ''),
     limits: DEFAULT_LIMITS,
     backoff: { initialMs: 5, maxMs: 40 },
   }).start();
