@@ -60,6 +60,8 @@ export class MemshareService {
   private readonly lock = new KeyedLock();
   /** shares this node holds right now, by "ns/name" */
   private readonly present = new Map<string, ShareHandle>();
+  /** recorded by the last agent run and not restored in this one yet (UB: its memids may be gone) */
+  private readonly unrestored = new Set<string>();
   /** acquires still running (past a request's budget, kept for the kubelet's retry) */
   private readonly acquiring = new Map<string, Promise<ShareHandle>>();
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
@@ -80,7 +82,11 @@ export class MemshareService {
   async init(): Promise<void> {
     for (const h of this.o.ledger.held()) {
       if (h.releasing) this.scheduleRelease(h.handle.namespace, h.handle.name, 0);
-      else this.present.set(shareKey(h.handle.namespace, h.handle.name), h.handle);
+      else {
+        this.present.set(shareKey(h.handle.namespace, h.handle.name), h.handle);
+        // (a placeholder, recorded before its share was made, is acquired anew or released instead)
+        if (this.o.backend.restore && h.handle.requestedBytes > 0) this.unrestored.add(shareKey(h.handle.namespace, h.handle.name));
+      }
     }
     for (const p of await this.o.backend.present()) {
       const key = shareKey(p.namespace, p.name);
@@ -209,6 +215,9 @@ export class MemshareService {
   /** Under the share's lock: the present handle, acquiring (and recording) it when needed. */
   private async ensurePresent(key: string, decl: ShareDeclaration, ctx: RequestContext): Promise<ShareHandle> {
     const have = this.present.get(key);
+    // a binding made before the background restore reached this share would get the last run's
+    // device numbers: restore it first (under the share's lock, as restoreAll does)
+    if (have && this.unrestored.has(key)) return this.restoreOne(have);
     if (have && have.requestedBytes === decl.sizeBytes) return have;
     let p = this.acquiring.get(key);
     if (!p) {
@@ -228,6 +237,7 @@ export class MemshareService {
         // recorded before any binding of it: a restarted agent must find what to release
         await this.o.ledger.hold({ handle });
         this.present.set(key, handle);
+        this.unrestored.delete(key);
         this.cancelRetry(key);
         return handle;
       })();
@@ -482,23 +492,33 @@ export class MemshareService {
       const key = shareKey(namespace, name);
       await this.lock.run(key, async () => {
         if (this.activeBindings(namespace, name) === 0) return; // reconcile releases it
-        let fresh: ShareHandle;
-        try {
-          fresh = await restore.call(this.o.backend, h.handle);
-        } catch (err) {
-          this.ev.warn?.(`cannot restore share ${key} after the restart; its containers are evicted`, { err: messageOf(err) });
-          for (const r of this.o.ledger.byShare(namespace, name)) this.evictListener?.(r.container.id, `memshare: share ${key} could not be restored after an agent restart (${messageOf(err)}); evicted so it is recreated with it`);
-          return;
-        }
-        this.present.set(key, fresh);
-        if (!sameData(fresh, h.handle)) {
-          await this.o.ledger.hold({ handle: fresh });
-          for (const r of this.o.ledger.byShare(namespace, name)) {
-            this.evictListener?.(r.container.id, `memshare: share ${key} came back with other device numbers after an agent restart; the container's are stale; evicted so it is recreated with the new ones`);
-          }
-        }
+        if (!this.unrestored.has(key)) return; // a binding restored it meanwhile
+        await this.restoreOne(this.present.get(key) ?? h.handle).catch(() => undefined);
       });
     }
+  }
+
+  /** Under the share's lock: re-makes a recorded share usable, evicting holders whose device numbers went stale. */
+  private async restoreOne(handle: ShareHandle): Promise<ShareHandle> {
+    const { namespace, name } = handle;
+    const key = shareKey(namespace, name);
+    let fresh: ShareHandle;
+    try {
+      fresh = await this.o.backend.restore!.call(this.o.backend, handle);
+    } catch (err) {
+      this.ev.warn?.(`cannot restore share ${key} after the restart; its containers are evicted`, { err: messageOf(err) });
+      for (const r of this.o.ledger.byShare(namespace, name)) this.evictListener?.(r.container.id, `memshare: share ${key} could not be restored after an agent restart (${messageOf(err)}); evicted so it is recreated with it`);
+      throw err;
+    }
+    this.unrestored.delete(key);
+    this.present.set(key, fresh);
+    if (!sameData(fresh, handle)) {
+      await this.o.ledger.hold({ handle: fresh });
+      for (const r of this.o.ledger.byShare(namespace, name)) {
+        this.evictListener?.(r.container.id, `memshare: share ${key} came back with other device numbers after an agent restart; the container's are stale; evicted so it is recreated with the new ones`);
+      }
+    }
+    return fresh;
   }
 }
 
