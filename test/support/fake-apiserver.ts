@@ -18,6 +18,7 @@
 //          401 Status; `forbidden` makes every request a 403 Status naming the verb and resource;
 //          `crdInstalled = false` makes the resource path a plain-text "404 page not found".
 //  - https when given a key and certificate (selfSignedCert() makes one with openssl if present).
+//  - writeRawToWatches(): bytes no real server sends (an endless line), to test the client's limits.
 // It does NOT implement: other resources or discovery, writes through HTTP (tests mutate it through
 // methods), resourceVersionMatch, fieldSelector/labelSelector, sendInitialEvents, protobuf or
 // table output, client-certificate authentication, admission or schema validation (so invalid
@@ -200,6 +201,15 @@ export class FakeApiServer {
   releaseWatches(): void {
     this.holding = false;
     for (const go of this.held.splice(0)) go();
+  }
+
+  /**
+   * Writes raw bytes to every open watch stream, as a broken or hostile server (or a proxy in
+   * between) could; a real kube-apiserver only ever writes whole JSON events of at most a few
+   * MiB (objects are limited by its 3 MiB request bodies and etcd's 1.5 MiB values).
+   */
+  writeRawToWatches(data: string | Buffer): void {
+    for (const w of this.watchers) if (!w.res.destroyed) w.res.write(data);
   }
 
   /** Watch requests currently held. */

@@ -11,6 +11,7 @@ import {
   type DeclarationChange,
   type DeclarationProblem,
   type KubeCredentials,
+  type SourceLog,
 } from '../../plugin/declarations';
 import { DEFAULT_LIMITS } from '../../plugin/model/types';
 import { FakeApiServer, selfSignedCert, shareMemory } from '../support/fake-apiserver';
@@ -58,7 +59,15 @@ test.after.each(async () => {
 
 async function harness(
   prepare: (api: FakeApiServer) => void = () => undefined,
-  opts: { credentials?: (api: FakeApiServer) => KubeCredentials; pageSize?: number; api?: FakeApiServer; watchTimeoutSeconds?: number } = {},
+  opts: {
+    credentials?: (api: FakeApiServer) => KubeCredentials;
+    pageSize?: number;
+    api?: FakeApiServer;
+    watchTimeoutSeconds?: number;
+    maxEventBytes?: number;
+    maxListBytes?: number;
+    log?: SourceLog;
+  } = {},
 ): Promise<Harness> {
   const api = opts.api ?? new FakeApiServer({ token: TOKEN, tls: cert });
   await api.start();
@@ -72,6 +81,9 @@ async function harness(
     backoff: { initialMs: 5, maxMs: 40 },
     pageSize: opts.pageSize,
     watchTimeoutSeconds: opts.watchTimeoutSeconds,
+    maxEventBytes: opts.maxEventBytes,
+    maxListBytes: opts.maxListBytes,
+    log: opts.log,
     onProblem: (p) => problems.push(p),
   });
   src.onChange((c) => changes.push(...c));
@@ -409,6 +421,67 @@ test('https: certificate-authority-data is trusted; an unknown certificate is re
   await waitFor(() => untrusted.errors().length > 0, 'a TLS problem');
   assert.match(untrusted.errors()[0].message, /certificate/i);
   assert.equal(untrusted.list(), []);
+});
+
+// ---- hostile or broken servers, and unverified ones (issue 11, point 6) ---------------------------
+
+test('a watch line longer than the cap is cut off with an error; the watch reconnects and goes on', async () => {
+  const { api, src, problems } = await harness((api) => api.share('ns', 'a', '128Mi'), { maxEventBytes: 1024 * 1024 });
+  await within(src.ready(), 'first list');
+  await waitFor(() => api.watchCount === 1, 'a watch');
+  const before = watches(api).length;
+  // 3 MiB without a newline, in 64 KiB writes: the client must stop at 1 MiB, not buffer it all
+  const chunk = Buffer.alloc(64 * 1024, 'x');
+  for (let i = 0; i < 48 && api.watchCount > 0; i++) api.writeRawToWatches(chunk);
+  await waitFor(() => problems.some((p) => /longer than 1048576 bytes without a newline/.test(p.message)), 'the cut-off is reported');
+  assert.match(problems.find((p) => /longer than/.test(p.message))!.message, /^kubernetes https:\/\/127\.0\.0\.1:\d+: watch: an event is longer than 1048576 bytes without a newline .*the watch reconnects; keeping the last 1 known declaration\(s\) and retrying$/);
+  assert.equal(keys(src), ['ns/a:128'], 'declarations kept');
+  await waitFor(() => watches(api).length > before && api.watchCount === 1, 'a new watch');
+  api.share('ns', 'b', '256Mi');
+  await waitFor(() => src.list().length === 2, 'events flow again');
+  assert.equal(keys(src), ['ns/a:128', 'ns/b:256']);
+});
+
+test('a list page larger than the cap fails naming it; smaller pages list fine', async () => {
+  const fill = (api: FakeApiServer) => {
+    for (let i = 0; i < 40; i++) api.share('ns', `s${i}`, '128Mi');
+  };
+  const big = await harness(fill, { maxListBytes: 8 * 1024, pageSize: 0 });
+  await waitFor(() => big.problems.length > 0, 'the list fails');
+  assert.match(big.problems[0].message, /: list: the response is larger than the 8192 bytes allowed \(a page of all objects; lower pageSize\)/);
+  assert.equal(big.src.list(), []);
+  const paged = await harness(fill, { maxListBytes: 8 * 1024, pageSize: 10 });
+  await within(paged.src.ready(), 'paged list');
+  assert.is(paged.src.list().length, 40);
+});
+
+test('a token over http:// is refused before anything is sent', async () => {
+  const api = new FakeApiServer({ token: TOKEN });
+  await api.start();
+  cleanups.push(() => api.stop());
+  assert.throws(
+    () => parseKubeconfig(kubeconfig(api.url, `    token: ${TOKEN}\n`, ''), '/etc/k/config'),
+    (e: unknown) => e instanceof Error && e.message.startsWith(`kubeconfig /etc/k/config: clusters[name=c].cluster.server: ${api.url} is plain http: the token of users[name=u].user would cross the network`),
+  );
+  assert.is(api.requests.length, 0);
+});
+
+test('insecure-skip-tls-verify: connects, warns loudly once at start, and says so in security', async () => {
+  const warnings: Array<{ detail: object; msg: string }> = [];
+  const log: SourceLog = { info: () => undefined, warn: (detail, msg) => warnings.push({ detail, msg }) };
+  const { api, src } = await harness((api) => api.share('ns', 'a', '128Mi'), {
+    credentials: (api) => tokenCreds(api, TOKEN, '    insecure-skip-tls-verify: true\n'),
+    log,
+  });
+  await within(src.ready(), 'ready without verification');
+  const sec = src.security;
+  assert.is(sec.transport, 'unverified-tls');
+  assert.is(sec.tlsVerified, false);
+  assert.is(sec.server, api.url);
+  assert.match(sec.warning ?? '', /^clusters\[name=c\]\.cluster\.insecure-skip-tls-verify is true: the API server's certificate is not checked/);
+  const loud = warnings.filter((w) => /NOT verified/.test(w.msg));
+  assert.is(loud.length, 1);
+  assert.equal(loud[0].detail, { source: 'kubernetes', server: api.url, transport: 'unverified-tls', problem: sec.warning });
 });
 
 test.run();
