@@ -37,6 +37,9 @@ export {
 } from './kubeconfig';
 export {
   KubernetesDeclarationSource,
+  kubeRequest,
+  type KubeRequest,
+  type KubeResponse,
   SHARE_MEMORY_GROUP,
   SHARE_MEMORY_PLURAL,
   SHARE_MEMORY_LIST_PATH,

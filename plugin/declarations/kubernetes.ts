@@ -17,7 +17,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import type { Limits, ShareDeclaration } from '../model/types';
 import { isObject, type PlainObject } from '../model';
-import type { KubeCredentials } from './kubeconfig';
+import type { KubeConnection, KubeCredentials } from './kubeconfig';
 import { DeclarationError, SHARE_MEMORY_API_VERSION, SHARE_MEMORY_KIND, validateShareMemory } from './sharememory';
 import {
   type DeclarationChange,
@@ -509,25 +509,7 @@ export class KubernetesDeclarationSource implements DeclarationSource {
     const path = `${base}${SHARE_MEMORY_LIST_PATH}?${query.toString()}`;
     const headers = { Accept: 'application/json', 'User-Agent': 'nri-memshare', ...conn.headers };
     return new Promise((resolve, reject) => {
-      const opts: https.RequestOptions = {
-        protocol: conn.server.protocol,
-        hostname: conn.server.hostname.replace(/^\[(.*)\]$/, '$1'),
-        port: conn.server.port || (conn.server.protocol === 'https:' ? 443 : 80),
-        path,
-        method: 'GET',
-        headers,
-        agent: false, // one connection per request: a watch holds its own, and stop() ends it
-      };
-      if (conn.server.protocol === 'https:') {
-        Object.assign(opts, {
-          ca: conn.tls.ca,
-          cert: conn.tls.cert,
-          key: conn.tls.key,
-          rejectUnauthorized: conn.tls.rejectUnauthorized,
-          servername: conn.tls.servername,
-        });
-      }
-      const req = (conn.server.protocol === 'https:' ? https : http).request(opts);
+      const req = openRequest(conn, 'GET', path, headers);
       this.current = req;
       const timer = setTimeout(() => req.destroy(new Error(`no response within ${this.requestTimeoutMs} ms`)), this.requestTimeoutMs);
       req.on('response', (res) => {
@@ -607,4 +589,83 @@ function readBody(res: http.IncomingMessage, timeoutMs: number, maxBytes: number
       if (!res.complete) reject(new Error('the connection closed before the response was complete'));
     });
   });
+}
+
+/** One request to the API server with this connection's TLS material; one connection per request. */
+function openRequest(conn: KubeConnection, method: string, path: string, headers: Record<string, string>): http.ClientRequest {
+  const opts: https.RequestOptions = {
+    protocol: conn.server.protocol,
+    hostname: conn.server.hostname.replace(/^\[(.*)\]$/, '$1'),
+    port: conn.server.port || (conn.server.protocol === 'https:' ? 443 : 80),
+    path,
+    method,
+    headers,
+    agent: false, // one connection per request: a watch holds its own, and stop() ends it
+  };
+  if (conn.server.protocol === 'https:') {
+    Object.assign(opts, {
+      ca: conn.tls.ca,
+      cert: conn.tls.cert,
+      key: conn.tls.key,
+      rejectUnauthorized: conn.tls.rejectUnauthorized,
+      servername: conn.tls.servername,
+    });
+  }
+  return (conn.server.protocol === 'https:' ? https : http).request(opts);
+}
+
+export interface KubeRequest {
+  method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
+  /** below the server's base path, e.g. /apis/events.k8s.io/v1/namespaces/NS/events */
+  path: string;
+  query?: URLSearchParams;
+  contentType?: string;
+  body?: string;
+  /** no complete answer within this fails (default 30000 ms) */
+  timeoutMs?: number;
+}
+
+export interface KubeResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/**
+ * One request and its whole answer (at most MAX_LIST_BODY_BYTES), for the writers beside the
+ * watch (plugin/cluster: status, Events). Any HTTP status resolves; no answer rejects with an
+ * Error naming the server and the request (cause set).
+ */
+export async function kubeRequest(credentials: KubeCredentials, r: KubeRequest): Promise<KubeResponse> {
+  const timeoutMs = r.timeoutMs ?? 30000;
+  const where = `kubernetes ${credentials.server.origin}: ${r.method} ${r.path}`;
+  try {
+    const conn = credentials.connection(); // rotating tokens and certificates: read now
+    const base = conn.server.pathname.replace(/\/+$/, '');
+    const qs = r.query?.toString();
+    const headers: Record<string, string> = { Accept: 'application/json', 'User-Agent': 'nri-memshare', ...conn.headers };
+    if (r.body !== undefined) {
+      headers['Content-Type'] = r.contentType ?? 'application/json';
+      headers['Content-Length'] = String(Buffer.byteLength(r.body));
+    }
+    const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const req = openRequest(conn, r.method, `${base}${r.path}${qs ? `?${qs}` : ''}`, headers);
+      const timer = setTimeout(() => req.destroy(new Error(`no response within ${timeoutMs} ms`)), timeoutMs);
+      req.on('response', (resp) => {
+        clearTimeout(timer);
+        resolve(resp);
+      });
+      req.on('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      req.end(r.body);
+    });
+    const body = await readBody(res, timeoutMs, MAX_LIST_BODY_BYTES);
+    return { status: res.statusCode ?? 0, headers: res.headers, body };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const msg = (err as Error).message;
+    throw new Error(`${where}: ${code && !msg.includes(code) ? `${code} ` : ''}${msg}`, { cause: err });
+  }
 }
