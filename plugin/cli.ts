@@ -91,13 +91,17 @@ async function main(): Promise<number> {
   switch (args.command) {
     case 'check-config': {
       const problems = checkConfig(configPath);
-      // keys all valid: a ubs backend's SDK library must also load (nothing in it is called)
+      const warnings: string[] = [];
+      // keys all valid: the files and libraries they name must also open as `run` opens them
+      // (a ubs backend's SDK library loads, nothing in it is called)
       if (problems.length === 0) {
-        const { backend } = loadConfig(configPath);
-        if (backend.kind === 'ubs') problems.push(...(await import('./backends/ubs/check')).ubsConfigProblems(backend));
+        const files = await (await import('./service/config-check')).checkConfigFiles(loadConfig(configPath));
+        problems.push(...files.problems);
+        warnings.push(...files.warnings);
       }
+      for (const w of warnings) process.stderr.write(`${configPath}: warning: ${w}\n`);
       if (problems.length === 0) {
-        process.stdout.write(`${configPath}: ok\n`);
+        process.stdout.write(`${configPath}: ok${warnings.length ? ` (${warnings.length} warning${warnings.length > 1 ? 's' : ''})` : ''}\n`);
         return 0;
       }
       for (const p of problems) process.stderr.write(`${configPath}: ${p}\n`);

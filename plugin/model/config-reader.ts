@@ -126,11 +126,45 @@ export class ConfigReader {
     return new ConfigReader(v, this.key(k), this.problems);
   }
 
-  /** Report every key that was not read. */
+  /** Report every key that was not read, with the nearest known key when one is close. */
   done(): void {
     for (const k of Object.keys(this.obj)) {
-      if (!this.seen.has(k)) this.problems.push(`${this.key(k)}: unknown key`);
+      if (this.seen.has(k)) continue;
+      const near = nearest(k, [...this.seen]);
+      this.problems.push(`${this.key(k)}: unknown key${near ? ` (did you mean ${JSON.stringify(this.key(near))}?)` : ''}`);
     }
   }
+}
+
+/**
+ * The known key closest to a mistyped one, if it is close enough to be the likely intent: case
+ * ignored, at most a third of the key's letters (and at least 2) inserted, deleted or changed.
+ */
+export function nearest(typed: string, known: readonly string[]): string | undefined {
+  const t = typed.toLowerCase();
+  let best: string | undefined;
+  let bestCost = Math.max(2, Math.floor(t.length / 3)) + 1;
+  for (const k of known) {
+    const cost = editDistance(t, k.toLowerCase(), bestCost);
+    if (cost < bestCost) [best, bestCost] = [k, cost];
+  }
+  return best;
+}
+
+/** Levenshtein distance, giving up (returning `limit`) once it must reach `limit`. */
+function editDistance(a: string, b: string, limit: number): number {
+  if (Math.abs(a.length - b.length) >= limit) return limit;
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    let rowMin = i;
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      rowMin = Math.min(rowMin, cur[j]);
+    }
+    if (rowMin >= limit) return limit;
+    prev = cur;
+  }
+  return Math.min(prev[b.length], limit);
 }
 

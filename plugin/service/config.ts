@@ -1,7 +1,9 @@
 // The agent's configuration file (JSON): defaults, validation, and the resolved Config type.
 // Every problem is reported with its key path ("limits.maxShareBytes: ...") so that
 // `nri-memshare check-config` can list them all at once instead of failing on the first.
-import { readFileSync, realpathSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
+import { FileReadError, readRegularFileSync } from '../model/regular-file';
+import { JsonSyntaxError, parseStrictJson } from '../model/strict-json';
 import { basename, dirname, join, resolve } from 'node:path';
 import {
   ConfigReader,
@@ -262,21 +264,27 @@ export function parseConfig(obj: unknown, source: string): { config: Config; pro
   return { config, problems };
 }
 
-/** Read and validate a file; problems instead of exceptions. A missing default file means defaults. */
+/** Most bytes of a config file: a real one is a few hundred. */
+const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/**
+ * Read and validate a file; problems instead of exceptions. A missing default file means defaults.
+ * A regular file only (a FIFO or a device would block or never end), and no problem quotes its
+ * bytes: pointed at /etc/shadow, the message says where the JSON breaks, not what is there.
+ */
 function readConfigFile(path: string): { config: Config; problems: string[] } {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readRegularFileSync(path, MAX_CONFIG_BYTES).toString('utf8');
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' && path === DEFAULT_CONFIG_PATH) return { config: defaultConfig(), problems: [] };
-    return { config: defaultConfig(), problems: [`cannot read ${path}: ${code === 'ENOENT' ? 'no such file' : messageOf(err)}`] };
+    if (err instanceof FileReadError && err.refusal === 'missing' && path === DEFAULT_CONFIG_PATH) return { config: defaultConfig(), problems: [] };
+    return { config: defaultConfig(), problems: [`cannot read ${path}: ${err instanceof FileReadError && err.refusal === 'missing' ? 'no such file' : messageOf(err).replace(`${path}: `, '')}`] };
   }
   let obj: unknown;
   try {
-    obj = JSON.parse(text);
+    obj = parseStrictJson(text);
   } catch (err) {
-    return { config: defaultConfig(), problems: [`${path} is not valid JSON: ${messageOf(err)}`] };
+    return { config: defaultConfig(), problems: [`${path} is not valid JSON: ${err instanceof JsonSyntaxError ? err.message : 'unreadable'}`] };
   }
   return parseConfig(obj, path);
 }

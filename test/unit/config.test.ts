@@ -20,6 +20,7 @@ function file(name: string, content: unknown): string {
   return p;
 }
 const problemsOf = (obj: unknown) => parseConfig(obj, 'test').problems;
+const problemsOfConfig = problemsOf;
 
 test('an empty object gives every product default', () => {
   const { config, problems } = parseConfig({}, 'test');
@@ -84,6 +85,8 @@ test('the shipped packaging/config.json is valid and equals the defaults', () =>
 });
 
 test('unknown keys are errors naming the key, at every level', () => {
+  // a close typo also gets the nearest known key (test/unit/check-config.test.ts)
+  const problemsOf = (v: unknown) => problemsOfConfig(v).map((p) => p.replace(/ \(did you mean "[^"]+"\?\)$/, ''));
   assert.equal(problemsOf({ stateDri: '/x' }), ['stateDri: unknown key']);
   assert.equal(problemsOf({ nri: { sock: '/x' } }), ['nri.sock: unknown key']);
   assert.equal(problemsOf({ limits: { maxShare: 5 } }), ['limits.maxShare: unknown key']);

@@ -1,0 +1,43 @@
+// What check-config adds to the config's own validation: the files and libraries the config names,
+// opened as `run` would open them (kubeconfig and the files it points to, the declarations
+// directory, a UB backend's SDK library), so that "ok" means `run` gets past its start.
+import { statSync } from 'node:fs';
+import { messageOf } from '../model';
+import type { Config } from './config';
+
+export interface ConfigFileCheck {
+  /** what `run` would refuse: check-config exits non-zero */
+  problems: string[];
+  /** what `run` starts with but reports (e.g. no declarations directory yet) */
+  warnings: string[];
+}
+
+export async function checkConfigFiles(config: Config): Promise<ConfigFileCheck> {
+  const out: ConfigFileCheck = { problems: [], warnings: [] };
+  checkDeclarationsDir(config.declarationsDir, out);
+  if (config.kubernetes) {
+    const { loadKubeCredentials } = await import('../declarations/kubeconfig');
+    try {
+      // reads the kubeconfig, then the token, CA and client certificate files it names
+      loadKubeCredentials(config.kubernetes).connection();
+    } catch (err) {
+      const where = config.kubernetes.inCluster ? 'kubernetes.inCluster' : 'kubernetes.kubeconfig';
+      out.problems.push(`${where}: ${messageOf(err)}`);
+    }
+  }
+  if (config.backend.kind === 'ubs') {
+    const { ubsConfigProblems } = await import('../backends/ubs/check');
+    out.problems.push(...ubsConfigProblems(config.backend));
+  }
+  return out;
+}
+
+function checkDeclarationsDir(dir: string, out: ConfigFileCheck): void {
+  try {
+    if (!statSync(dir).isDirectory()) out.problems.push(`declarationsDir: ${JSON.stringify(dir)} is not a directory`);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') out.warnings.push(`declarationsDir: ${JSON.stringify(dir)} does not exist; no shares are declared from files until it is created`);
+    else out.problems.push(`declarationsDir: ${JSON.stringify(dir)} cannot be read: ${code ?? messageOf(err)}`);
+  }
+}
