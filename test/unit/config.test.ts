@@ -2,6 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, writeFileSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import {
   ConfigError,
@@ -258,6 +259,34 @@ test('a missing default config file means all defaults', () => {
   }
   assert.equal(loadConfig(), defaultConfig());
   assert.equal(checkConfig(), []);
+});
+
+// ---- errors never echo the file (issue 11, point 8); only regular files are read ------------------
+test('a config that is not JSON is reported by line and column, never by its content', () => {
+  const shadowLike = file('shadow-like.json', 'root:$6$SECRET-HASH:19000:0:99999:7:::\nbin:*:19000:0:99999:7:::\n');
+  const p = checkConfig(shadowLike);
+  assert.equal(p, [`${shadowLike} is not valid JSON: line 1, column 1: expected a value, found a letter`]);
+  const later = checkConfig(file('later.json', '{"log": {"level": "info"},\n  "SECRET": oops}'));
+  assert.match(later[0], /later\.json is not valid JSON: line 2, column 13: expected a value, found a letter$/);
+  assert.equal(checkConfig(file('dup.json', '{"log": {"level": "info"}, "log": {"level": "SECRET"}}')).map((x) => x.replace(dir, 'DIR')), [
+    'DIR/dup.json is not valid JSON: line 1, column 28: duplicate key (each key may appear once in an object)',
+  ]);
+  for (const m of [...p, ...later]) assert.not.match(m, /SECRET|root:/);
+  try {
+    readFileSync('/etc/shadow');
+    for (const m of checkConfig('/etc/shadow')) assert.not.match(m, /root:|\$|:\d+:/, m);
+  } catch {
+    // no /etc/shadow here (or not readable): the shadow-like file above stands in for it
+  }
+});
+
+test('a config link to /proc/kmsg or a FIFO is refused without blocking', () => {
+  const kmsg = join(dir, 'kmsg.json');
+  symlinkSync('/proc/kmsg', kmsg);
+  assert.match(checkConfig(kmsg)[0], /kmsg\.json: .*is on proc/);
+  const fifo = join(dir, 'fifo.json');
+  assert.is(spawnSync('mkfifo', [fifo]).status, 0);
+  assert.match(checkConfig(fifo)[0], /fifo\.json: .*is a FIFO, not a regular file/);
 });
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));
