@@ -19,8 +19,12 @@
 //          `crdInstalled = false` makes the resource path a plain-text "404 page not found".
 //  - https when given a key and certificate (selfSignedCert() makes one with openssl if present).
 //  - writeRawToWatches(): bytes no real server sends (an endless line), to test the client's limits.
-// It does NOT implement: other resources or discovery, writes through HTTP (tests mutate it through
-// methods), resourceVersionMatch, fieldSelector/labelSelector, sendInitialEvents, protobuf or
+//  - writes the agent makes, in fake-apiserver-writes.ts (which lists what it implements): GET of
+//          one object, server-side apply on sharememories and sharememories/status with
+//          managedFields per field manager, 404/409/415/422 answers; events.k8s.io/v1 create,
+//          list and merge patch. A status write is a MODIFIED event to watchers like any other.
+// It does NOT implement: other resources or discovery, other writes through HTTP (tests create and
+// delete objects through methods), resourceVersionMatch, fieldSelector/labelSelector, sendInitialEvents, protobuf or
 // table output, client-certificate authentication, admission or schema validation (so invalid
 // objects can be stored on purpose), a "too large resource version" wait, or watch-cache
 // windows beyond the explicit compact().
@@ -31,6 +35,7 @@ import * as https from 'node:https';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { FakeApiWrites } from './fake-apiserver-writes';
 
 export const GROUP = 'resource.ubsvirt.huawei.com';
 export const API_VERSION = `${GROUP}/v1`;
@@ -53,6 +58,7 @@ interface Watcher {
 }
 
 export interface RequestRecord {
+  method?: string;
   path: string;
   query: Record<string, string>;
   authorization?: string;
@@ -88,9 +94,22 @@ export class FakeApiServer {
   private sockets = new Set<Socket>();
   private uid = 0;
   private port = 0;
+  /** the write side: server-side apply on ShareMemory objects, Events */
+  readonly writes: FakeApiWrites = new FakeApiWrites({
+    get: (ns, name) => this.get(ns, name),
+    put: (obj, keepGeneration) => this.apply(obj, keepGeneration),
+    nextRv: () => String(++this.rv),
+    forbidden: () => this.forbidden,
+  });
 
   constructor(private readonly options: FakeApiServerOptions = {}) {
     this.token = options.token;
+  }
+
+  /** The stored object (a copy), or undefined. */
+  get(namespace: string, name: string): Obj | undefined {
+    const o = this.objects.get(`${namespace}/${name}`);
+    return o ? structuredClone(o) : undefined;
   }
 
   get url(): string {
@@ -137,7 +156,7 @@ export class FakeApiServer {
   // ---- state (what kubectl apply/delete would do) ------------------------------------------------
 
   /** Stores an object as given (no validation); metadata.namespace and name are required. */
-  apply(object: Obj): Obj {
+  apply(object: Obj, keepGeneration = false): Obj {
     const key = `${object.metadata.namespace}/${object.metadata.name}`;
     const old = this.objects.get(key);
     const rv = ++this.rv;
@@ -147,7 +166,7 @@ export class FakeApiServer {
       resourceVersion: String(rv),
       uid: old?.metadata.uid ?? `00000000-0000-4000-8000-${String(++this.uid).padStart(12, '0')}`,
       creationTimestamp: old?.metadata.creationTimestamp ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-      generation: (old?.metadata.generation ?? 0) + 1,
+      generation: (old?.metadata.generation ?? 0) + (keepGeneration && old ? 0 : 1),
     };
     this.objects.set(key, stored);
     this.record({ rv, type: old ? 'MODIFIED' : 'ADDED', object: stored });
@@ -229,17 +248,19 @@ export class FakeApiServer {
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://x');
     const query = Object.fromEntries(url.searchParams);
-    const rec: RequestRecord = { path: url.pathname, query, authorization: req.headers.authorization, status: 0 };
+    const rec: RequestRecord = { method: req.method, path: url.pathname, query, authorization: req.headers.authorization, status: 0 };
     this.requests.push(rec);
     const reply = (code: number, body: unknown, type = 'application/json') => {
       rec.status = code;
       res.writeHead(code, { 'Content-Type': type });
       res.end(typeof body === 'string' ? body : JSON.stringify(body));
     };
-    if (req.method !== 'GET') return reply(405, status(405, 'MethodNotAllowed', 'the fake API server is read-only over HTTP'));
+    const write = this.writes.handles(url.pathname);
+    if (req.method !== 'GET' && !write) return reply(405, status(405, 'MethodNotAllowed', 'the fake API server is read-only over HTTP'));
     if (this.token !== undefined && req.headers.authorization !== `Bearer ${this.token}`) {
       return reply(401, status(401, 'Unauthorized', 'Unauthorized'));
     }
+    if (write) return this.writes.handle(req, url, reply);
     const m = /^\/apis\/resource\.ubsvirt\.huawei\.com\/v1\/(?:namespaces\/([a-z0-9-]+)\/)?sharememories$/.exec(url.pathname);
     if (!m || !this.crdInstalled) return reply(404, '404 page not found\n', 'text/plain; charset=utf-8');
     const namespace = m[1];

@@ -9,6 +9,7 @@ import { validateShareMemory } from '../../plugin/declarations/sharememory';
 import { parseBinding } from '../../plugin/memshare/annotations';
 import { DEFAULT_LIMITS } from '../../plugin/model/types';
 import { defaultConfig } from '../../plugin/service/config';
+import { statusApplyBody, statusPath } from '../../plugin/cluster/apply';
 
 const dir = join(__dirname, '../../../packaging');
 // YAML documents: their shape is what the assertions check
@@ -63,15 +64,66 @@ test('what the CRD admits for spec.storage, the agent accepts: an integer of byt
   assert.is(validateShareMemory(sm('256Mi'), 'string', DEFAULT_LIMITS).sizeBytes, 256 * 2 ** 20);
 });
 
-test('RBAC lets the watcher get, list and watch sharememories cluster-wide, nothing more', () => {
+test('RBAC: one ClusterRole per feature, each with exactly what that feature uses, bound to the same subjects', () => {
   const all = docs('rbac.yaml');
-  const role = all.find((d) => d.kind === 'ClusterRole');
-  const binding = all.find((d) => d.kind === 'ClusterRoleBinding');
+  const roles = new Map(all.filter((d) => d.kind === 'ClusterRole').map((d) => [d.metadata.name as string, d.rules as Doc[]]));
   const sa = all.find((d) => d.kind === 'ServiceAccount');
-  assert.ok(role && binding && sa);
-  assert.equal(role.rules, [{ apiGroups: ['resource.ubsvirt.huawei.com'], resources: ['sharememories'], verbs: ['get', 'list', 'watch'] }]);
-  assert.equal(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role.metadata.name });
-  assert.ok(binding.subjects.some((s: Doc) => s.kind === 'ServiceAccount' && s.name === sa.metadata.name && s.namespace === sa.metadata.namespace));
+  assert.ok(sa);
+  assert.equal([...roles.keys()].sort(), ['nri-memshare-events', 'nri-memshare-status', 'nri-memshare-watcher']);
+  assert.equal(roles.get('nri-memshare-watcher'), [{ apiGroups: ['resource.ubsvirt.huawei.com'], resources: ['sharememories'], verbs: ['get', 'list', 'watch'] }]);
+  // the status writer patches /status only (server-side apply); it never creates, updates or deletes
+  assert.equal(roles.get('nri-memshare-status'), [{ apiGroups: ['resource.ubsvirt.huawei.com'], resources: ['sharememories/status'], verbs: ['patch'] }]);
+  // refusal Events: created, then their series patched; never read, listed or deleted
+  assert.equal(roles.get('nri-memshare-events'), [{ apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] }]);
+  const bindings = all.filter((d) => d.kind === 'ClusterRoleBinding');
+  assert.equal(bindings.map((b) => b.roleRef.name).sort(), [...roles.keys()].sort(), 'every role bound once');
+  for (const b of bindings) {
+    assert.equal(b.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: b.metadata.name });
+    assert.ok(b.subjects.some((s: Doc) => s.kind === 'ServiceAccount' && s.name === sa.metadata.name && s.namespace === sa.metadata.namespace), b.metadata.name);
+    assert.ok(b.subjects.some((s: Doc) => s.kind === 'Group' && s.name === 'system:nodes'), b.metadata.name);
+  }
+  assert.not.ok(all.some((d) => d.kind === 'Role' || d.kind === 'RoleBinding'), 'nothing namespaced besides the ServiceAccount');
+});
+
+test('the RBAC grants cover every request the cluster writers make, and no more', () => {
+  // the paths and verbs of plugin/cluster, as the API server's authorizer sees them
+  const rules = docs('rbac.yaml').filter((d) => d.kind === 'ClusterRole').flatMap((d) => d.rules as Doc[]);
+  const allowed = (group: string, resource: string, verb: string) =>
+    rules.some((r) => r.apiGroups.includes(group) && r.resources.includes(resource) && r.verbs.includes(verb));
+  const path = statusPath({ namespace: 'team-a', name: 'demo' });
+  assert.match(path, /^\/apis\/resource\.ubsvirt\.huawei\.com\/v1\/namespaces\/team-a\/sharememories\/demo\/status$/);
+  assert.ok(allowed('resource.ubsvirt.huawei.com', 'sharememories/status', 'patch'));
+  assert.not.ok(allowed('resource.ubsvirt.huawei.com', 'sharememories', 'patch'), 'the main resource stays read-only');
+  assert.ok(allowed('events.k8s.io', 'events', 'create') && allowed('events.k8s.io', 'events', 'patch'));
+  assert.not.ok(allowed('', 'events', 'create'), 'core v1 events are not used');
+  for (const verb of ['update', 'delete', 'deletecollection', '*']) {
+    assert.not.ok(rules.some((r) => r.verbs.includes(verb)), `no ${verb}`);
+  }
+  assert.not.ok(rules.some((r) => r.resources.includes('*') || r.apiGroups.includes('*')), 'no wildcards');
+});
+
+test('the CRD has the status subresource, status.nodes a map list keyed by nodeName, and the printer columns', () => {
+  const [crd] = docs('crd-sharememory.yaml');
+  const v = crd.spec.versions[0];
+  assert.equal(v.subresources, { status: {} });
+  const st = v.schema.openAPIV3Schema.properties.status;
+  assert.is(st['x-kubernetes-preserve-unknown-fields'], undefined, 'status has a schema, not free form');
+  const nodes = st.properties.nodes;
+  assert.is(nodes['x-kubernetes-list-type'], 'map');
+  assert.equal(nodes['x-kubernetes-list-map-keys'], ['nodeName']);
+  assert.equal(nodes.items.required, ['nodeName'], 'a map key must be required');
+  // what the writer sends is what the schema has
+  const body = statusApplyBody('node-1', { namespace: 'a', name: 'b' }, { holders: 2, bytesUsed: 10, sizeInForce: 134217728, since: '2026-01-01T00:00:00Z', backend: 'local' });
+  const sent = (body.status as Doc);
+  for (const k of Object.keys(sent)) assert.ok(st.properties[k], `status.${k} in the schema`);
+  for (const k of Object.keys(sent.nodes[0])) assert.ok(nodes.items.properties[k], `status.nodes[].${k} in the schema`);
+  for (const k of ['nodeNames', 'holdersByNode']) assert.is(st.properties[k]['x-kubernetes-list-type'], 'set', k);
+  const cols = v.additionalPrinterColumns.map((c: Doc) => [c.name, c.jsonPath]);
+  assert.equal(cols.filter((c: string[]) => !['Allowed-Namespaces', 'Read-Only-Namespaces'].includes(c[0])), [
+    ['Size', '.spec.storage'], ['Nodes', '.status.nodeNames'], ['Holders', '.status.holdersByNode'], ['Age', '.metadata.creationTimestamp'],
+  ]);
+  // a column shows the first JSONPath match only: none may select into a list's elements
+  for (const c of v.additionalPrinterColumns) assert.not.match(c.jsonPath, /\[/, c.name);
 });
 
 test('the example ShareMemory passes the agent validation', () => {
