@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # The project's one test command (README, .ci/run): installs what the tests need on a fresh
-# Debian 12 machine (as root), builds, and runs unit and end-to-end tests against real
-# containerd 1.7.24 and 2.1.9. Ends with the line "N passed, N failed".
+# Debian 12 machine (as root), builds, and runs the unit and end-to-end tests (against real
+# containerd 1.7.24 and 2.1.9) twice: under the system's Node 20 and under Node 24 (fetched from
+# Debian by test/harness/fetch-node.sh into the cache). The build output is the same JS; the
+# tests start the agent with process.execPath, so the agent runs under the Node that runs the
+# tests. Each run's lines are prefixed with its Node version; the run ends with one line
+# summing both: "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export NRI_MEMSHARE_CACHE=${NRI_MEMSHARE_CACHE:-/var/tmp/nri-memshare-cache}
 
 need=()
-for p in runc busybox-static rpm rpmlint systemd iproute2 gcc libc6-dev; do
+for p in runc busybox-static rpm rpmlint systemd iproute2 gcc libc6-dev patchelf; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -18,4 +22,49 @@ fi
 
 npm ci --no-audit --no-fund --loglevel=error
 bash test/harness/fetch-containerd.sh
-npm test
+# no Node 24, no test run: fetch-node.sh fails loudly, never skips (also outside CI)
+bash test/harness/fetch-node.sh
+npm run build
+
+# run_tests NODE: the whole suite under NODE, lines prefixed; leaves its closing line in $last
+last=
+run_tests() {
+  local node=$1 v log rc
+  v=$("$node" --version)
+  log=$(mktemp)
+  echo
+  echo "======== Node $v ($node) ========"
+  set +e
+  "$node" dist/test/run.js 2>&1 | tee "$log" | sed -u "s/^/[node $v] /"
+  rc=${PIPESTATUS[0]}
+  set -e
+  last="$v $rc $(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n1)"
+  rm -f "$log"
+}
+
+runs=()
+run_tests "$(command -v node)"; runs+=("$last")
+run_tests "$NRI_MEMSHARE_CACHE/node-24/bin/node"; runs+=("$last")
+
+passed=0 failed=0 skipped=0 status=0
+echo
+for r in "${runs[@]}"; do
+  read -r v rc line <<<"$r"
+  if [ -z "$line" ]; then
+    echo "Node $v: the runner printed no closing line (exit $rc): counted as 1 failed"
+    failed=$((failed + 1)) status=1
+    continue
+  fi
+  echo "Node $v: $line"
+  p=$(sed -E 's/^([0-9]+) passed.*/\1/' <<<"$line")
+  f=$(sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/' <<<"$line")
+  s=$(sed -nE 's/.*, ([0-9]+) skipped.*/\1/p' <<<"$line")
+  # a runner that failed with nothing counted failed (no test files, say) still counts as one
+  [ "$rc" = 0 ] || [ "$f" != 0 ] || f=1
+  passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + ${s:-0}))
+done
+[ "$failed" = 0 ] || status=1
+tail=
+[ "$skipped" = 0 ] || tail=", $skipped skipped"
+echo "$passed passed, $failed failed$tail"
+exit "$status"
