@@ -18,7 +18,7 @@ const MiB = 1024 * 1024;
 
 class RecordingBackend implements Backend {
   readonly kind = 'recording';
-  readonly durable = false;
+  readonly durable: boolean = false;
   mounted = new Map<string, number>();
   calls: string[] = [];
   failAcquire = false;
@@ -301,6 +301,88 @@ test('a bound container whose mounts lack its share at PostStartContainer (the a
   const report = await s.service.reconcile([p], [{ ...late, state: 'running', pid: 5151, mounts: base }, { ...served, state: 'running', pid: 5252, mounts: [...base, '/dev/shm/cache'] }]);
   assert.equal(report.evict.map((e) => e.containerId), [late.id]);
   await s.done();
+});
+
+/** A backend whose shares outlive the agent (as UB's do), with per-run device numbers. */
+class DurableBackend extends RecordingBackend {
+  readonly durable = true;
+  gen = 1;
+  /** acquires wait for this when set */
+  gate?: Promise<void>;
+  /** restores of these share names wait for `gate` */
+  slowRestore = new Set<string>();
+  async acquire(d: ShareDeclaration): Promise<ShareHandle> {
+    if (this.gate) await this.gate;
+    const h = await super.acquire(d);
+    return { ...h, data: { ...h.data, memIds: [this.gen * 100] } };
+  }
+  async restore(h: ShareHandle): Promise<ShareHandle> {
+    this.calls.push(`restore ${h.namespace}/${h.name}`);
+    if (this.slowRestore.has(h.name) && this.gate) await this.gate;
+    return { ...h, data: { ...h.data, memIds: [this.gen * 100] } };
+  }
+  attach(t: AttachTarget, shares: readonly BoundShare[]) {
+    const inj = super.attach(t, shares);
+    for (const { handle: h } of shares) inj.env.push({ key: `MEMIDS_${h.name}`, value: String(h.data.memIds) });
+    return inj;
+  }
+}
+
+async function durableSetup(dir: string, backend: DurableBackend, decls: ShareDeclaration[]) {
+  const { ledger } = await Ledger.open(dir);
+  const service = new MemshareService({ backend, ledger, declarations: new MergedDeclarationStore([new MemoryDeclarationSource('test', decls)]), limits: DEFAULT_LIMITS });
+  await service.init();
+  return { ledger, service };
+}
+
+test('a durable share is on record (by name) before the backend makes it, and the record goes if making it fails', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'svc-durable-'));
+  const backend = new DurableBackend();
+  let open!: () => void;
+  backend.gate = new Promise((r) => (open = r));
+  const { ledger, service } = await durableSetup(dir, backend, [decl('team', 'cache')]);
+  const p = pod('team', { 'memshare.nri.io/pod': 'cache' });
+  const binding = service.createContainer(p, ctr(p));
+  await new Promise((r) => setTimeout(r, 50));
+  // what an agent killed now leaves on disk: the share it was making, for the next reconcile
+  assert.equal(Ledger.read(dir).held.map((h) => `${h.handle.namespace}/${h.handle.name}`), ['team/cache']);
+  open();
+  await binding;
+  assert.equal(Ledger.read(dir).held.map((h) => h.handle.data.memIds), [[100]], 'then the real handle');
+  // a failing make leaves nothing recorded
+  backend.gate = undefined;
+  backend.failAcquire = true;
+  const q = pod('team', { 'memshare.nri.io/pod': 'other' });
+  await service.createContainer(q, ctr(q)).catch(() => undefined);
+  await ledger.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('after a restart, a binding made before the background restore reached its share restores it first (never the last run\'s device numbers)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'svc-restore-'));
+  const backend = new DurableBackend();
+  const decls = [decl('team', 'alpha'), decl('team', 'beta')];
+  const first = await durableSetup(dir, backend, decls);
+  const pa = pod('team', { 'memshare.nri.io/pod': 'alpha' });
+  const pb = pod('team', { 'memshare.nri.io/pod': 'beta' });
+  await first.service.createContainer(pa, ctr(pa));
+  await first.service.createContainer(pb, ctr(pb));
+  await first.ledger.close();
+  // the next run: the pool hands out other device numbers; alpha's restore (first in line) is slow
+  backend.gen = 2;
+  let open!: () => void;
+  backend.gate = new Promise((r) => (open = r));
+  backend.slowRestore.add('alpha');
+  const second = await durableSetup(dir, backend, decls);
+  const pb2 = pod('team', { 'memshare.nri.io/pod': 'beta' });
+  const inj = await second.service.createContainer(pb2, ctr(pb2));
+  assert.equal(inj?.env.find((e) => e.key === 'MEMIDS_beta')?.value, '200', `this run's device numbers: ${JSON.stringify(inj?.env)}`);
+  assert.ok(backend.calls.includes('restore team/beta'), backend.calls.join(', '));
+  open();
+  await new Promise((r) => setTimeout(r, 50));
+  assert.is(backend.calls.filter((c) => c === 'restore team/beta').length, 1, 'restored once, not again by the background pass');
+  await second.ledger.close();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 test.run();
