@@ -64,7 +64,8 @@ forEachContainerd('memshare shares', (test, env) => {
     const share = uniqueName('size');
     await agent.declare(ns, share, '128Mi');
     const id = await run(await pod(ns, { [POD_KEY]: share }));
-    const df = await exec(id, `df -k /dev/shm/${share} | tail -n 1`);
+    // -P: one line per filesystem, also with a source name longer than the column
+    const df = await exec(id, `df -Pk /dev/shm/${share} | tail -n 1`);
     assert.is(df.exitCode, 0, df.stderr);
     const fields = df.stdout.trim().split(/\s+/);
     assert.match(fields[0], /^nri-memshare:[0-9a-f]{16}$/, `the agent's tmpfs, by its mount source: ${df.stdout}`);
