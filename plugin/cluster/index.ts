@@ -4,3 +4,4 @@ export { applyNodeStatus, fieldManagerFor, listOwnEntries, statusApplyBody, stat
 export { StatusWriter, type StatusWriterOptions, type StatusWriterStats, type StatusWriterLog } from './status-writer';
 export { RefusalEvents, EVENT_REASON, REPORTING_CONTROLLER, microTime, type EventPod, type RefusalEventsOptions, type RefusalEventsStats } from './events';
 export { resolveNodeName } from './node';
+export { startClusterWriters, type ClusterWriters, type ClusterWritersOptions } from './writers';

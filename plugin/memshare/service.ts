@@ -20,9 +20,17 @@ import { RetryableError, type Backend, type BoundShare, type RuntimeInfo } from 
 import type { DeclarationStore } from '../declarations/store';
 import type { BindingRecord, HeldShare, Ledger } from '../ledger';
 
+/** Whose binding was refused (for an Event on the pod). */
+export interface RefusalSubject {
+  pod: PodInfo;
+  container: ContainerInfo;
+}
+
 export interface ServiceEvents {
   bound?(rec: BindingRecord): void;
-  refused?(reason: string, message: string): void;
+  /** a binding ended (its container ended or was removed); the share may stay for other holders */
+  unbound?(rec: Readonly<BindingRecord>, why: string): void;
+  refused?(reason: string, message: string, subject?: RefusalSubject): void;
   released?(namespace: string, name: string, why: string): void;
   /** a release failed; `retryAt` is when it is tried again (undefined: only at the next start) */
   releaseFailed?(namespace: string, name: string, message: string, retryAt: number | undefined): void;
@@ -137,7 +145,7 @@ export class MemshareService {
       const down = this.o.backend.unavailable?.();
       if (down) throw new RefusalError(`${binding.annotation}: ${down}`, 'backend-unavailable');
     } catch (err) {
-      if (err instanceof RefusalError) this.ev.refused?.(err.reason, err.message);
+      if (err instanceof RefusalError) this.ev.refused?.(err.reason, err.message, { pod, container: ctr });
       throw err;
     }
     const bound: BoundShare[] = [];
@@ -151,11 +159,11 @@ export class MemshareService {
       // nothing half-done survives a failed creation: undo this container's bindings
       await this.endContainer(ctr.id, 'creation failed').catch(() => undefined);
       if (err instanceof RefusalError) {
-        this.ev.refused?.(err.reason, err.message);
+        this.ev.refused?.(err.reason, err.message, { pod, container: ctr });
         throw err;
       }
       const msg = `memshare: cannot bind shares for container ${ctr.name} of pod ${pod.namespace}/${pod.name}: ${messageOf(err)}`;
-      this.ev.refused?.('backend', msg);
+      this.ev.refused?.('backend', msg, { pod, container: ctr });
       throw new RefusalError(msg, 'backend');
     }
   }
@@ -265,6 +273,7 @@ export class MemshareService {
     const recs = this.boundRecords(containerId);
     if (recs.length === 0) return 0;
     await this.o.ledger.end(containerId, why);
+    for (const r of recs) this.ev.unbound?.(r, why);
     await this.o.backend.detach?.(containerId);
     for (const r of recs) await this.releaseIfUnused(r.share.namespace, r.share.name, `last user ended (${why})`);
     return recs.length;
@@ -293,7 +302,10 @@ export class MemshareService {
     const touched = new Map<string, { namespace: string; name: string }>();
     for (const recs of ended) {
       report.ended += recs.length;
-      for (const r of recs) touched.set(shareKey(r.share.namespace, r.share.name), r.share);
+      for (const r of recs) {
+        touched.set(shareKey(r.share.namespace, r.share.name), r.share);
+        this.ev.unbound?.(r, 'gone at reconcile');
+      }
     }
     const releases: Array<Promise<unknown>> = [];
     if (this.o.backend.detach) for (const gid of gone) await this.o.backend.detach(gid);

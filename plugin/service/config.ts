@@ -41,6 +41,12 @@ export interface KubernetesConfig {
   kubeconfig?: string;
   /** use the pod's service account (agent deployed as a pod) */
   inCluster: boolean;
+  /** false: write no ShareMemory status entries (absent: true) */
+  status?: boolean;
+  /** false: record refused bindings as no Kubernetes Events (absent: true) */
+  events?: boolean;
+  /** this node's name in the cluster (absent: NODE_NAME, else the host name) */
+  nodeName?: string;
 }
 
 export interface MetricsConfig {
@@ -148,13 +154,21 @@ function readKubernetes(parent: ConfigReader): KubernetesConfig | undefined {
   if (!r) return undefined;
   const kubeconfig = r.has('kubeconfig') ? r.path_('kubeconfig', '') : undefined;
   const inCluster = r.boolean('inCluster', false);
+  // the writers back to the cluster: only keys that are set appear (absent means on, from the host)
+  const writers: Pick<KubernetesConfig, 'status' | 'events' | 'nodeName'> = {};
+  if (r.has('status')) writers.status = r.boolean('status', true);
+  if (r.has('events')) writers.events = r.boolean('events', true);
+  if (r.has('nodeName')) {
+    writers.nodeName = r.string('nodeName', '', (v) =>
+      v.length <= 253 && /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(v) ? undefined : `must be a node name (lowercase DNS subdomain, at most 253 characters), got ${describe(v)}`);
+  }
   r.done();
   if (kubeconfig && inCluster) {
     parent.problem('kubernetes', 'set either kubeconfig or inCluster: true, not both');
     return undefined;
   }
-  if (kubeconfig) return { kubeconfig, inCluster: false };
-  if (inCluster) return { inCluster: true };
+  if (kubeconfig) return { kubeconfig, inCluster: false, ...writers };
+  if (inCluster) return { inCluster: true, ...writers };
   if (!r.has('kubeconfig') && !r.has('inCluster')) {
     parent.problem('kubernetes', 'set kubeconfig (a path) or inCluster: true, or leave kubernetes out');
   }

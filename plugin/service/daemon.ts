@@ -1,7 +1,7 @@
 // The daemon's lifecycle: config in, parts built and wired, NRI stub started; on SIGTERM the
 // parts stop in reverse. Shares stay mounted across a stop: running containers still use them.
 import { mkdirSync } from 'node:fs';
-import { DeclarationsDirectory, KubernetesDeclarationSource, MergedDeclarationStore, loadKubeCredentials } from '../declarations';
+import { DeclarationsDirectory, KubernetesDeclarationSource, MergedDeclarationStore, loadKubeCredentials, type KubeCredentials } from '../declarations';
 import { Ledger } from '../ledger';
 import { MemshareService } from '../memshare/service';
 import { memshareHandlers } from '../memshare/plugin';
@@ -14,6 +14,7 @@ import { packageVersion } from './build-info';
 import { notifierFromEnv, watchdogIntervalMs } from './notify';
 import { inferNriVersion, processStartTicks, writeAgentState, type AgentState, type DeclarationSourceState } from './agent-state';
 import { createMemshareMetrics, startMetricsServer, type MetricsServer, type NriEventName } from './metrics';
+import { resolveNodeName, startClusterWriters, type ClusterWriters } from '../cluster';
 
 export interface Daemon {
   readonly stub: Stub;
@@ -64,9 +65,11 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
   let kube: KubernetesDeclarationSource | undefined;
   let kubeWhere = '';
   let kubeTlsVerify: boolean | undefined;
+  let kubeCredentials: KubeCredentials | undefined;
   if (config.kubernetes) {
     // unusable credentials throw (naming the kubeconfig field): the start fails with that message
     const credentials = loadKubeCredentials(config.kubernetes);
+    kubeCredentials = credentials;
     kubeWhere = `${credentials.description} (${credentials.server.origin})`;
     try {
       kubeTlsVerify = credentials.server.protocol === 'https:' ? credentials.connection().tls.rejectUnauthorized : false;
@@ -102,20 +105,29 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
   });
   backend.start?.();
 
+  // the cluster writers (status entries, refusal Events) only mark and queue here: their requests
+  // run later, off the request path
+  let cluster: ClusterWriters | undefined;
   const service = new MemshareService({
     backend,
     ledger,
     declarations: store,
     limits: config.limits,
     events: {
-      bound: (r) => log.debug({ share: `${r.share.namespace}/${r.share.name}`, container: r.container.id }, 'bound'),
+      bound: (r) => {
+        cluster?.changed(r.share);
+        log.debug({ share: `${r.share.namespace}/${r.share.name}`, container: r.container.id }, 'bound');
+      },
+      unbound: (r) => cluster?.changed(r.share),
       // these happen inside NRI handlers: count now, log once the reply is out (setImmediate),
       // so nothing above debug is written on the request path
-      refused: (reason, message) => {
+      refused: (reason, message, subject) => {
         metrics.refusals.labels(reason).inc();
+        if (subject) setImmediate(() => cluster?.refused(subject.pod, message));
         setImmediate(() => log.warn({ reason }, message));
       },
       released: (ns, name, why) => {
+        cluster?.changed({ namespace: ns, name });
         metrics.releases.inc();
         setImmediate(() => log.info({ share: `${ns}/${name}`, why }, 'share released'));
       },
@@ -128,6 +140,25 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
     },
   });
   await service.init();
+  if (config.kubernetes && kubeCredentials && (config.kubernetes.status !== false || config.kubernetes.events !== false)) {
+    const nodeName = resolveNodeName(config.kubernetes.nodeName, env);
+    cluster = startClusterWriters({
+      credentials: kubeCredentials,
+      nodeName,
+      status: config.kubernetes.status !== false,
+      events: config.kubernetes.events !== false,
+      backendKind: backend.kind,
+      presentShares: () => service.presentShares(),
+      bindings: (ns, name) => ledger.byShare(ns, name),
+      usage: (h) => backend.usage(h),
+      log,
+    });
+    // a ShareMemory (re)created in the API has no entry of ours yet, whatever we wrote before
+    store.onChange((changes) => {
+      for (const c of changes) if (c.kind === 'added') cluster?.objectCreated(c.declaration);
+    });
+    log.info({ node: nodeName, status: !!cluster.status, events: !!cluster.events }, 'kubernetes: writing this node\'s ShareMemory status and refusal Events');
+  }
 
   metrics.registry.onCollect(async () => {
     metrics.bindings.set(ledger.all().filter((r) => r.state === 'bound').length);
@@ -320,6 +351,7 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
       stub.stop();
       service.close();
       await backend.close?.();
+      await cluster?.stop();
       await kube?.stop();
       store.close();
       declarations.stop();

@@ -202,11 +202,12 @@ export class FakeApiWrites {
     if (conflicts.length) {
       return reply(409, { ...status(409, 'Conflict', `Apply failed with ${conflicts.length} conflict${conflicts.length > 1 ? 's' : ''}: ${conflicts.join('\n')}`), details: { causes: conflicts.map((c) => ({ reason: 'FieldManagerConflict', message: c })) } });
     }
-    // removals: owned before, not applied now, owned by nobody else (deepest first)
+    // removals: owned before, not applied now, owned by nobody else; shallowest first, so a
+    // list item goes whole (its key fields with it) and its children find nothing left
     const before = mine >= 0 ? sets.get(mine)! : new Set<string>();
     const others = new Set<string>();
     for (const [i, set] of sets) if (i !== mine) for (const f of set) others.add(f);
-    const gone = [...before].filter((f) => !newFields.has(f) && !others.has(f)).map((f) => JSON.parse(f) as Path).sort((a, b) => b.length - a.length);
+    const gone = [...before].filter((f) => !newFields.has(f) && !others.has(f)).map((f) => JSON.parse(f) as Path).sort((a, b) => a.length - b.length);
     for (const p of gone) removeAt(next, p);
     this.merge(next, config, []);
     // managedFields: this manager's set replaced; empty entries go
