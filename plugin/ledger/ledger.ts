@@ -236,16 +236,14 @@ export class Ledger {
       fsyncDir(dirname(this.stateDir)); // so the directory itself survives a power cut
     }
     const path = join(this.stateDir, LOCK);
-    this.lockFd = fs.openSync(path, 'a', 0o600);
+    let fd: number | undefined;
     try {
-      native.flock(this.lockFd, native.LOCK_EX | native.LOCK_NB, path);
+      fd = native.tryLockFile(path);
     } catch (err) {
-      const code = (err as native.SyscallError).code;
-      if (code === 'EAGAIN' || code === 'EWOULDBLOCK') {
-        throw new Error(`ledger ${this.stateDir} is in use by another process (${path} is locked)`);
-      }
       throw wrapError(`ledger ${this.stateDir}: cannot lock ${path}`, err);
     }
+    if (fd === undefined) throw new Error(`ledger ${this.stateDir} is in use by another process (${path} is locked)`);
+    this.lockFd = fd;
   }
 
   /** Loads snapshot and journal; returns true if the journal had damage beyond a torn tail. */

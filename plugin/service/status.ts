@@ -65,7 +65,7 @@ export async function collectStatus(config: Config): Promise<NodeStatus> {
   }
   if (config.backend.kind === 'local') {
     // the mount table is the truth for tmpfs shares
-    const backend = new LocalBackend({ sharesDir: config.sharesDir });
+    const backend = new LocalBackend({ sharesDir: config.sharesDir, stateDir: config.stateDir });
     for (const p of await backend.present()) {
       const s = entry(p.namespace, p.name);
       s.present = true;
