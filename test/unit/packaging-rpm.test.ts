@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -147,9 +147,39 @@ if (!skip) {
     }
   });
 
-  test('requires nodejs >= 20, containerd and systemd', () => {
+  test('requires nodejs 20 to 24 (any epoch), containerd and systemd', () => {
     const req = must('rpm', ['-qpR', rpmFile]).split('\n').map((l) => l.trim());
-    assert.ok(req.includes('nodejs >= 20'), req.join('\n'));
+    const node = '((nodejs >= 0:20 with nodejs < 0:25) or (nodejs >= 1:20 with nodejs < 1:25) or (nodejs >= 2:20 with nodejs < 2:25))';
+    assert.ok(req.includes(node), req.join('\n'));
+    assert.ok(req.includes('rpmlib(RichDependencies) <= 4.12.0-1'), req.join('\n'));
+    assert.not.ok(req.some((r) => /^nodejs\b/.test(r)), `no other nodejs requirement: ${req.join('\n')}`);
+    // what rpm makes of it: a probe package with that one requirement, installed (--test, private
+    // database) over stand-ins that provide nodejs at each epoch in use (none, Fedora and
+    // openEuler's 1, NodeSource's 2) and versions around the range
+    const probe = join(work, 'node-range');
+    const spec = (name: string, extra: string) => {
+      const f = join(probe, `${name}.spec`);
+      writeFileSync(f, `Name: ${name}\nVersion: 1\nRelease: 1\nSummary: probe\nLicense: MIT\nBuildArch: noarch\n${extra}\n%description\nprobe\n%files\n`);
+      must('rpmbuild', ['-bb', '--quiet', '--define', `_topdir ${join(probe, 'top')}`, '--define', `_rpmdir ${join(probe, 'rpms')}`, '--define', '_build_name_fmt %{NAME}.rpm', f]);
+      return join(probe, 'rpms', `${name}.rpm`);
+    };
+    mkdirSync(probe, { recursive: true });
+    const requirer = spec('node-requirer', `Requires: ${node}`);
+    const verdicts: string[] = [];
+    const want: string[] = [];
+    for (const epoch of [0, 1, 2]) {
+      for (const v of ['18.20.4', '20.0.0', '20.19.2', '22.12.0', '24.11.1', '25.0.0', '26.1.0']) {
+        const provider = spec(`node-e${epoch}-${v.replace(/\./g, '_')}`, `Provides: nodejs = ${epoch}:${v}-1`);
+        const db = join(probe, `db-${epoch}-${v}`);
+        mkdirSync(db);
+        must('rpm', ['--dbpath', db, '--initdb']);
+        must('rpm', ['--dbpath', db, '-i', '--justdb', '--nodeps', provider]);
+        const ok = run('rpm', ['--dbpath', db, '-i', '--justdb', '--test', requirer]).status === 0;
+        verdicts.push(`${epoch}:${v} ${ok ? 'accepted' : 'refused'}`);
+        want.push(`${epoch}:${v} ${/^2[024]\./.test(v) ? 'accepted' : 'refused'}`);
+      }
+    }
+    assert.equal(verdicts, want);
     assert.ok(req.includes('containerd'), req.join('\n'));
     assert.ok(req.includes('systemd'), req.join('\n'));
     const odd = req.filter((r) => /perl|python|node_modules|\.node\(/.test(r));
