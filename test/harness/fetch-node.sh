@@ -95,7 +95,7 @@ fi
 
 command -v patchelf >/dev/null || die "patchelf missing: apt-get install patchelf"
 command -v perl >/dev/null || die "perl missing"
-[ ${#SHORT} -le 31 ] || die "NRI_MEMSHARE_CACHE=$CACHE is too long (at most 31 characters; see the top of $0)"
+[ ${#CACHE} -le 31 ] || die "NRI_MEMSHARE_CACHE=$CACHE is too long (at most 31 characters; see the top of $0)"
 
 suite=
 for s in $SUITES; do
