@@ -5,7 +5,11 @@
 // first lexed, which is cheap and can stop early, and refused past a token budget or a nesting
 // limit; it is then composed without the library's quadratic check, and duplicate keys are found
 // here with a set, linearly. JSON goes through the strict parser (duplicates refused there too).
-import { CST, Composer, Lexer, Parser, isAlias, isMap, isScalar, isSeq, type Document, type Node } from 'yaml';
+import type { CST, Document, Node } from 'yaml';
+// the yaml library is loaded at the first YAML text: a node whose declarations are JSON (or that
+// has none) never pays its start-up time and memory
+let yamlModule: typeof import('yaml') | undefined;
+const yaml = (): typeof import('yaml') => (yamlModule ??= require('yaml') as typeof import('yaml'));
 import { JsonSyntaxError, parseStrictJson } from '../model/strict-json';
 import { DeclarationError } from './sharememory';
 
@@ -76,19 +80,19 @@ function lexWithinBudget(text: string, budget: ParseBudget): void {
   let tokens = 0;
   let flowDepth = 0;
   let offset = 0;
-  for (const tok of new Lexer().lex(text)) {
-    const type = CST.tokenType(tok);
+  for (const tok of new (yaml().Lexer)().lex(text)) {
+    const type = yaml().CST.tokenType(tok);
     if (type === 'flow-map-start' || type === 'flow-seq-start') {
       if (++flowDepth > budget.maxDepth) throw yamlError(text, offset, `nested deeper than ${budget.maxDepth} levels`);
     } else if (type === 'flow-map-end' || type === 'flow-seq-end') {
       flowDepth = Math.max(0, flowDepth - 1);
     }
-    if (type !== 'space' && type !== 'newline' && type !== 'comment' && tok !== CST.SCALAR) {
+    if (type !== 'space' && type !== 'newline' && type !== 'comment' && tok !== yaml().CST.SCALAR) {
       if (++tokens > budget.maxNodes) {
         throw yamlError(text, offset, `more than ${budget.maxNodes} YAML tokens (the limit for one file; split it into several files)`);
       }
     }
-    if (tok !== CST.SCALAR && tok !== CST.DOCUMENT && tok !== CST.FLOW_END) offset += tok.length;
+    if (tok !== yaml().CST.SCALAR && tok !== yaml().CST.DOCUMENT && tok !== yaml().CST.FLOW_END) offset += tok.length;
   }
 }
 
@@ -100,7 +104,7 @@ function checkDepth(text: string, docs: CST.Token[], maxDepth: number): void {
     if (depth > maxDepth) throw yamlError(text, token.offset, `nested deeper than ${maxDepth} levels`);
     if (token.type === 'document') {
       if (token.value) stack.push({ token: token.value, depth });
-    } else if (CST.isCollection(token)) {
+    } else if (yaml().CST.isCollection(token)) {
       for (const item of token.items) {
         if (item.key) stack.push({ token: item.key, depth: depth + 1 });
         if (item.value) stack.push({ token: item.value, depth: depth + 1 });
@@ -114,15 +118,15 @@ function checkKeys(text: string, root: Node | null, doc: number | undefined): vo
   const stack: Array<Node | null> = [root];
   while (stack.length) {
     const node = stack.pop();
-    if (!node || isScalar(node) || isAlias(node)) continue;
-    if (isSeq(node)) {
+    if (!node || yaml().isScalar(node) || yaml().isAlias(node)) continue;
+    if (yaml().isSeq(node)) {
       for (const item of node.items) stack.push(item as Node | null);
-    } else if (isMap(node)) {
+    } else if (yaml().isMap(node)) {
       const seen = new Set<string>();
       for (const pair of node.items) {
         const key = pair.key as Node | null;
         const at = key?.range?.[0] ?? node.range?.[0] ?? 0;
-        if (key !== null && !isScalar(key)) throw yamlError(text, at, 'a mapping key that is not a plain value (a list, mapping or alias)', doc);
+        if (key !== null && !yaml().isScalar(key)) throw yamlError(text, at, 'a mapping key that is not a plain value (a list, mapping or alias)', doc);
         // "1" and 1 become the same property of the object: a duplicate too
         const name = key === null ? '' : String(key.value);
         if (seen.has(name)) throw yamlError(text, at, 'duplicate key (each key may appear once in a mapping)', doc);
@@ -145,9 +149,9 @@ function parseYaml(file: string, text: string, budget: ParseBudget): unknown[] {
 /** The value of each document of a YAML text, within the budget; throws YamlTextError. */
 export function parseYamlDocuments(text: string, budget: ParseBudget = DEFAULT_PARSE_BUDGET): unknown[] {
   lexWithinBudget(text, budget);
-  const cst = [...new Parser().parse(text)];
+  const cst = [...new (yaml().Parser)().parse(text)];
   checkDepth(text, cst, budget.maxDepth);
-  const docs: Document.Parsed[] = [...new Composer({ uniqueKeys: false }).compose(cst)];
+  const docs: Document.Parsed[] = [...new (yaml().Composer)({ uniqueKeys: false }).compose(cst)];
   const out: unknown[] = [];
   docs.forEach((doc, i) => {
     const n = docs.length > 1 ? i + 1 : undefined;

@@ -1,7 +1,7 @@
 // NRI messages as TypeScript sees them after decoding (proto/nri.proto), and their codecs.
-// Decoded objects are protobufjs instances: absent fields read as proto3 defaults.
-import * as protobuf from 'protobufjs';
-import { protoFile } from '../ttrpc/proto-path';
+// Decoded objects are instances of the generated message classes (nri.pb.ts, static codecs made
+// from proto/nri.proto at build time): absent fields read as proto3 defaults.
+import * as pb from './nri.pb';
 
 export const PLUGIN_SERVICE = 'nri.pkg.api.v1alpha1.Plugin';
 export const RUNTIME_SERVICE = 'nri.pkg.api.v1alpha1.Runtime';
@@ -151,22 +151,18 @@ export interface StateChangeEvent {
   container?: Container;
 }
 
-const root = protobuf.loadSync(protoFile('nri.proto'));
-const ns = 'nri.pkg.api.v1alpha1.';
-
 /** Typed encode/decode for one NRI message. */
 export interface Codec<T> {
   encode(value: T): Uint8Array;
   decode(bytes: Uint8Array): T;
 }
 
+type Generated = { encode(m: object): Buffer; decode(b: Uint8Array): object };
 function codec<T>(name: string): Codec<T> {
-  const type = root.lookupType(ns + name);
-  return {
-    // plain objects with the proto's camelCase names encode directly; fromObject would copy them first
-    encode: (value) => type.encode(value as unknown as protobuf.Message).finish(),
-    decode: (bytes) => type.decode(bytes) as unknown as T,
-  };
+  const c = (pb as unknown as Record<string, Generated>)[`${name}Codec`];
+  if (!c) throw new Error(`no codec for ${name}`);
+  // plain objects with the proto's camelCase names encode directly
+  return c as unknown as Codec<T>;
 }
 
 interface LongLike {

@@ -1,6 +1,5 @@
-// Encoding of the ttrpc envelope (proto/ttrpc.proto) with protobufjs.
-import * as protobuf from 'protobufjs';
-import { protoFile } from './proto-path';
+// Encoding of the ttrpc envelope (proto/ttrpc.proto) with the static codecs generated from it.
+import { RequestCodec, ResponseCodec } from './ttrpc.pb';
 
 export interface KeyValue {
   key: string;
@@ -21,9 +20,6 @@ export interface ResponseEnvelope {
   payload: Uint8Array;
 }
 
-const root = protobuf.loadSync(protoFile('ttrpc.proto'));
-const RequestType = root.lookupType('ttrpc.Request');
-const ResponseType = root.lookupType('ttrpc.Response');
 
 interface DecodedRequest {
   service: string;
@@ -39,11 +35,11 @@ export function encodeRequest(r: RequestEnvelope): Uint8Array {
   if (r.payload.length) m.payload = r.payload;
   if (r.timeoutNano) m.timeoutNano = r.timeoutNano;
   if (r.metadata.length) m.metadata = r.metadata;
-  return RequestType.encode(m as unknown as protobuf.Message).finish();
+  return RequestCodec.encode(m);
 }
 
 export function decodeRequest(bytes: Uint8Array): RequestEnvelope {
-  const d = RequestType.decode(bytes) as unknown as DecodedRequest;
+  const d = RequestCodec.decode(bytes) as unknown as DecodedRequest;
   const t = d.timeoutNano;
   return {
     service: d.service,
@@ -55,14 +51,14 @@ export function decodeRequest(bytes: Uint8Array): RequestEnvelope {
 }
 
 export function encodeResponse(r: ResponseEnvelope): Uint8Array {
-  return ResponseType.encode(r as unknown as protobuf.Message).finish();
+  return ResponseCodec.encode(r);
 }
 
 export function decodeResponse(data: Uint8Array): ResponseEnvelope {
-  const d = ResponseType.decode(data) as unknown as ResponseEnvelope;
+  const d = ResponseCodec.decode(data) as unknown as ResponseEnvelope;
   return { status: d.status, payload: asBytes(d.payload) };
 }
 
-// protobufjs leaves an absent bytes field as a plain [] (Go omits empty bytes): always hand out bytes
+// an absent bytes field reads as the prototype's [] (Go omits empty bytes): always hand out bytes
 const EMPTY = new Uint8Array(0);
 const asBytes = (v: Uint8Array | undefined): Uint8Array => (v instanceof Uint8Array ? v : EMPTY);
