@@ -206,7 +206,7 @@ export class RefusalEvents {
       metadata: { name: tr.name, namespace: tr.namespace },
       eventTime: microTime(tr.firstAt),
       reportingController: REPORTING_CONTROLLER,
-      reportingInstance: `${REPORTING_CONTROLLER.split('/')[1]}-${this.o.nodeName}`.slice(0, 128),
+      reportingInstance: this.o.nodeName.slice(0, 128), // as the kubelet: its node
       action: 'Bind',
       reason: EVENT_REASON,
       regarding: { apiVersion: 'v1', kind: 'Pod', namespace: pod.namespace, name: pod.name, ...(pod.uid ? { uid: pod.uid } : {}) },

@@ -11,7 +11,7 @@ import { FakeApiServer } from '../support/fake-apiserver';
 // Events as JSON: the assertions check their shape
 type Doc = Record<string, any>;
 const POD = { namespace: 'team-a', name: 'web-1', uid: '11111111-2222-4333-8444-555555555555' };
-const MSG = 'memshare.nri.io/pod: share "team-a/missing": is not declared (no ShareMemory team-a/missing on this node)';
+const MSG = 'memshare.nri.io/pod: share "team-a/missing": not declared (no ShareMemory team-a/missing on this node)';
 
 const cleanups: Array<() => Promise<void>> = [];
 test.after.each(async () => {
@@ -38,7 +38,7 @@ test('a refusal is a Warning Event on the pod with the CRI text as its note', as
   assert.is(e.apiVersion, 'events.k8s.io/v1');
   assert.equal([e.reason, e.type, e.note, e.action], [EVENT_REASON, 'Warning', MSG, 'Bind']);
   assert.equal(e.regarding, { apiVersion: 'v1', kind: 'Pod', namespace: POD.namespace, name: POD.name, uid: POD.uid });
-  assert.equal([e.reportingController, e.reportingInstance], [REPORTING_CONTROLLER, 'agent-node-a']);
+  assert.equal([e.reportingController, e.reportingInstance], [REPORTING_CONTROLLER, 'node-a']);
   assert.is(e.metadata.namespace, POD.namespace);
   assert.match(e.metadata.name, /^web-1\.[0-9a-f]+$/);
   assert.match(e.eventTime, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/, 'MicroTime');
