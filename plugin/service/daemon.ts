@@ -71,17 +71,14 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
     const credentials = loadKubeCredentials(config.kubernetes);
     kubeCredentials = credentials;
     kubeWhere = `${credentials.description} (${credentials.server.origin})`;
-    try {
-      kubeTlsVerify = credentials.server.protocol === 'https:' ? credentials.connection().tls.rejectUnauthorized : false;
-    } catch {
-      kubeTlsVerify = undefined; // the source reports unreadable credentials itself, on each attempt
-    }
     kube = new KubernetesDeclarationSource({
       credentials,
       limits: config.limits,
       log,
       onListenerError: (err) => log.error({ err: String(err) }, 'declarations: listener failed'),
     });
+    // the source knows how the server is reached (verified TLS, unverified TLS, plain http)
+    kubeTlsVerify = kube.security.tlsVerified;
     store.addSource(kube); // after the directory: a file declaration wins a clash (reported)
     kube.start();
     // wait a bounded time for the first list, so containers created right after a restart find
