@@ -1,9 +1,11 @@
 // The benchmark: prints figures and writes them to test/bench/results/bench.json (committed).
 // Never run by the test command; timings are measured here, not asserted anywhere.
 //
-//   node dist/test/bench/bench.js [--only ttrpc,nribench,nribench-stub,nribench-ubs,rss,containerd] [-n 200]
+//   node dist/test/bench/bench.js [--only ttrpc,startup,lifecycle,rss,nribench,nribench-stub,nribench-ubs,containerd] [-n 200]
+//   (ends with the table of issue 14: Go stub, the stub alone, the real agent, RSS, start-up)
 //
 // - ttrpc: in-process round trip of the project's ttrpc over a unix socket
+// - startup: spawn to registered / synchronized with the fake runtime (median of 15 runs)
 // - nribench: the bare NRI round trip beside containerd's own Go stub, through
 //   ../shared/tools/nribench/compare.sh (NRI 0.6.1 runtime code), and the agent's RSS there;
 //   nribench-ubs: the same with the agent on the ubs backend over the SDK double (zero delay)
@@ -89,7 +91,8 @@ export function agentConfig(dir: string, nriSocket: string, shares: Array<{ ns: 
 }
 
 // the node flags of the shipped launcher (packaging/nri-memshare.sh)
-export const agentCmd = (cfg: string) => [process.execPath, '--max-semi-space-size=1', join(repo, 'dist', 'plugin', 'cli.js'), 'run', '--config', cfg];
+export const AGENT_NODE_FLAGS = ['--max-semi-space-size=1', '--max-old-space-size=128'];
+export const agentCmd = (cfg: string) => [process.execPath, ...AGENT_NODE_FLAGS, join(repo, 'dist', 'plugin', 'cli.js'), 'run', '--config', cfg];
 
 /**
  * compare.sh with a plugin command: `agent` is the real agent binding a declared share (ledger
@@ -109,7 +112,7 @@ function benchNribench(kind: 'agent' | 'stub', ub?: UbBench): void {
   const cmd = kind === 'agent'
     // a UB binding adds no /dev/shm mount: its socket dir mount at /run/matrix/memory is the one counted
     ? ['-a', 'memshare.nri.io/pod=bench', ...(ub ? ['-p', '/run/matrix/memory'] : []), '--', ...agentCmd(cfg), '--socket', '{SOCKET}']
-    : ['-a', 'test.memshare/mount=bench', '--', process.execPath, '--max-semi-space-size=1', join(repo, 'dist', 'test', 'fixtures', 'echo-plugin.js'), '{SOCKET}'];
+    : ['-a', 'test.memshare/mount=bench', '--', process.execPath, ...AGENT_NODE_FLAGS, join(repo, 'dist', 'test', 'fixtures', 'echo-plugin.js'), '{SOCKET}'];
   const r = spawnSync('bash', [join(shared, 'tools', 'nribench', 'compare.sh'), '-n', '2000', '-r', '5', ...cmd], {
     encoding: 'utf8', env: { ...process.env, ...ub?.env, OUT: out }, maxBuffer: 64 << 20,
   });
@@ -197,13 +200,84 @@ export function unmountUnder(dir: string): void {
   for (const m of readMountInfo().filter((x) => x.mountPoint.startsWith(`${dir}/`)).reverse()) umount2(m.mountPoint, MNT_DETACH);
 }
 
+/**
+ * Start-up: from spawning the agent (the launcher's node flags) to registered with a runtime
+ * (RegisterPlugin received) and to ready (Configure and an empty Synchronize answered), against
+ * the test suite's fake runtime on a unix socket; RUNS runs, one at a time. A bare `node -e 0`
+ * with the same flags is timed beside it (spawn to exit) as the floor.
+ */
+async function benchStartup(runs = 15): Promise<void> {
+  const { FakeRuntime } = await import('../support/fake-runtime');
+  const { spawn } = await import('node:child_process');
+  const registered: number[] = [];
+  const ready: number[] = [];
+  const bare: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    spawnSync(process.execPath, [...AGENT_NODE_FLAGS, '-e', '0']);
+    bare.push(performance.now() - t0);
+    const dir = mkdtempSync(join(tmpdir(), 'startup-agent-'));
+    const rt = await FakeRuntime.start({ path: join(dir, 'nri.sock') });
+    const cfg = agentConfig(dir, rt.path, [{ ns: 'default', name: 'bench', size: '128Mi' }]);
+    const [cmd, ...rest] = agentCmd(cfg);
+    const t = performance.now();
+    const child = spawn(cmd, rest, { stdio: 'ignore', env: { ...process.env } });
+    try {
+      const { conn } = await rt.registered(0, 10000);
+      registered.push(performance.now() - t);
+      await conn.configure({ runtimeName: 'bench', runtimeVersion: '0' });
+      await conn.synchronize([], []);
+      ready.push(performance.now() - t);
+    } finally {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+      await rt.close();
+      unmountUnder(dir);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const p = (xs: number[]) => ({ p50: round(percentiles(xs).p50, 1), max: round(Math.max(...xs), 1) });
+  results.startup = { unit: 'ms', runs, toRegisteredMs: p(registered), toSynchronizedMs: p(ready), bareNodeMs: p(bare), nodeFlags: AGENT_NODE_FLAGS, machine: machine() };
+  console.log(`start-up to registered: p50 ${p(registered).p50} ms (max ${p(registered).max}); to synchronized ${p(ready).p50} ms; bare node ${p(bare).p50} ms (${runs} runs)`);
+  save();
+}
+
+/** The issue's table (issue 14), from the figures in the results file; `*` marks one not measured in this run. */
+function printTable(fresh: Set<string>): void {
+  type Nb = { p50p90p99us: Record<string, Record<string, number[]>>; rss: Array<{ plugin: string; idleKB: number; afterKB: number }>; createP50RatioYoursOverGo: number; createP99RatioOfMedians?: number | null };
+  const agent = results.nribench as Nb | undefined;
+  const stub = results.nribenchStub as Nb | undefined;
+  const rss = results.rss as { idleMB: number; after10kEventsMB: number } | undefined;
+  const st = results.startup as { toRegisteredMs: { p50: number } } | undefined;
+  const mark = (k: string) => (fresh.has(k) ? '' : ' *');
+  const us = (n?: number[]) => (n ? `${Math.round(n[0])} / ${Math.round(n[2])} us` : '?');
+  const goRss = agent?.rss.find((r) => r.plugin === 'go');
+  const rows: string[][] = [
+    ['CreateContainer p50, real agent (ratio to Go)', '1.0', agent ? `${agent.createP50RatioYoursOverGo} x${mark('nribench')}` : '?', '<= 1.0 x'],
+    ['CreateContainer p99, real agent', agent ? `${Math.round(agent.p50p90p99us.go.CreateContainer[2])} us` : '?', agent ? `${Math.round(agent.p50p90p99us.yours.CreateContainer[2])} us (${agent.createP99RatioOfMedians} x)${mark('nribench')}` : '?', '<= 1.3 x'],
+    ['CreateContainer p50, the stub alone (ratio to Go)', '1.0', stub ? `${stub.createP50RatioYoursOverGo} x${mark('nribenchStub')}` : '?', '<= 0.7 x'],
+    ['RSS idle', goRss ? `${round(goRss.idleKB / 1024, 1)} MB` : '?', rss ? `${rss.idleMB} MB${mark('rss')}` : '?', '<= 46 MB'],
+    ['RSS after 10,000 events', goRss ? `${round(goRss.afterKB / 1024, 1)} MB (after a round)` : '?', rss ? `${rss.after10kEventsMB} MB${mark('rss')}` : '?', '<= 52 MB'],
+    ['start-up to registered (p50)', '', st ? `${st.toRegisteredMs.p50} ms${mark('startup')}` : '?', '<= 150 ms'],
+  ];
+  if (agent) rows.push(['  (p50 / p99 medians: Go | agent)', us(agent.p50p90p99us.go.CreateContainer), us(agent.p50p90p99us.yours.CreateContainer), '']);
+  const head = ['figure', 'Go stub plugin', 'nri-memshare', 'target'];
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(w[i])).join(' | ')} |`;
+  console.log(`\n${line(head)}\n|${w.map((n) => '-'.repeat(n + 2)).join('|')}|\n${rows.map(line).join('\n')}`);
+  if (fresh.size < 4) console.log('* from an earlier run (not measured now)');
+}
+
 function roundAll(p: Percentiles): Percentiles {
   return { n: p.n, p50: round(p.p50), p90: round(p.p90), p99: round(p.p99) };
 }
 
 async function main(): Promise<void> {
   process.env.MALLOC_ARENA_MAX ??= '2'; // as the systemd unit runs the agent
+  const before = new Set(Object.keys(results).map((k) => `${k}:${JSON.stringify((results[k] as { machine?: { when?: string } })?.machine?.when)}`));
   if (want('ttrpc')) await benchTtrpc();
+  if (want('startup')) await benchStartup();
   if (want('lifecycle')) {
     const { benchLifecycle } = await import('./lifecycle');
     // ledger.sync "never" is what a local-backend node runs ("auto"); "always" what a UBS node runs
@@ -219,6 +293,8 @@ async function main(): Promise<void> {
     results.containerd = await benchContainerd(N, agentConfig, agentCmd);
     save();
   }
+  const fresh = new Set(Object.keys(results).filter((k) => !before.has(`${k}:${JSON.stringify((results[k] as { machine?: { when?: string } })?.machine?.when)}`)));
+  printTable(fresh);
   console.log(`\nresults written to ${resultsFile}`);
 }
 
