@@ -114,6 +114,13 @@ export interface UbsNodeOptions {
  * One UB node in a temp dir. Made before containerd starts (the 2.1 config names its CDI dir);
  * start() runs the daemon stand-in, startAgent() the agent.
  */
+/**
+ * Not a torn write of the double: it replaces a state file through "<name>.tmp.<pid>.<thread>" and
+ * a rename, so a process killed in between (the chaos test kills the agent mid-call) leaves that
+ * file behind. The double itself skips such names; so do these listings.
+ */
+const notTorn = (entry: string): boolean => !entry.includes('.tmp.');
+
 export class UbsNode {
   readonly dir: string;
   readonly socketDir: string;
@@ -237,12 +244,12 @@ export class UbsNode {
 
   /** Share names the double holds (its <state>/shares dir). */
   shares(): string[] {
-    return safeReaddir(join(this.stateDir, 'shares'));
+    return safeReaddir(join(this.stateDir, 'shares')).filter(notTorn);
   }
 
   /** Map entries in the double (<state>/maps/<name>@<node>@<id>), optionally of one share. */
   maps(name?: string): string[] {
-    return safeReaddir(join(this.stateDir, 'maps')).filter((m) => !name || m.startsWith(`${name}@`));
+    return safeReaddir(join(this.stateDir, 'maps')).filter((m) => notTorn(m) && (!name || m.startsWith(`${name}@`)));
   }
 
   /**
