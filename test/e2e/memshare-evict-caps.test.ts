@@ -154,7 +154,8 @@ forEachContainerd('eviction with the unit\'s capabilities', (test, env) => {
       const t = fails.map((f) => Date.parse(f.time as string));
       const gaps = t.slice(1).map((x, i) => x - t[i]);
       process.stdout.write(`  [retry] gaps ${gaps.join(' ms, ')} ms\n`);
-      [1000, 2000, 4000, 8000].forEach((want, i) => assert.ok(gaps[i] >= want - 50 && gaps[i] < want + 1000, `gap ${i + 1}: ${gaps[i]} ms, want ~${want}`));
+      // the backoff's floor only: a loaded machine delays timers, never hastens them (no timed upper bound)
+      [1000, 2000, 4000, 8000].forEach((want, i) => assert.ok(gaps[i] >= want - 50, `gap ${i + 1}: ${gaps[i]} ms, want at least ${want}`));
 
       // the container still runs: the capability is what matters
       assert.is((await env.cri.containerStatus(id)).state, 'CONTAINER_RUNNING');
