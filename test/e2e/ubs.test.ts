@@ -270,7 +270,8 @@ function registerUbsTests(test: (name: string, fn: () => unknown) => void, env: 
       const err = await rejection(env.cri.createContainer(p.id, p.config, spec()), 'CreateContainer with a slow SDK');
       elapsed = Date.now() - t0;
       process.stdout.write(`  [ubs] containerd ${env.version}: CreateContainer refused after ${elapsed} ms (budget 1000 ms)\n`);
-      assert.ok(elapsed < 2000, `fails fast: ${elapsed} ms`);
+      // refused (not created): the answer came inside containerd's 2 s deadline, or containerd
+      // would have failed open and created the container without the share
       assert.match(err.message, `UB share ${ns}/${share} is still being attached`);
       assert.match(err.message, 'the kubelet will retry');
       assert.equal(await env.cri.listContainers({ podId: p.id }), [], 'nothing created');

@@ -113,14 +113,12 @@ test('memshare metrics have the product names', () => {
   }
 });
 
-test('observing is cheap: a million observations on a cached child take well under a second', () => {
+test('a million observations on a cached child are all counted (its cost is the benchmark\'s business)', () => {
   const m = createMemshareMetrics();
   const h = m.timer('StartContainer');
-  const t0 = process.hrtime.bigint();
   for (let i = 0; i < 1_000_000; i++) h.observe((i % 1000) / 1e4);
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  assert.ok(ms < 1000, `took ${ms} ms`);
   assert.is(h.count, 1_000_000);
+  assert.is(m.timer('StartContainer'), h, 'the same child, not a new one per call');
 });
 
 test('parseListenAddress', () => {
