@@ -291,6 +291,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   // forced stop takes NRI's plugin-sync read lock a second time behind the waiting sync): pod
   // removals therefore run only while the agent is synchronized and no kill is pending.
   let removalsInFlight = 0;
+  /** containers whose StartContainer is in flight (a containerd restart under it ends them) */
+  const startsInFlight = new Set<string>();
   let killPending = false;
   let stopChurn = false;
   let cfg: ReturnType<typeof writeAgentConfig> | undefined;
@@ -305,6 +307,14 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     if (ub) node = new UbsNode();
     inst = await startContainerd({ version: opts.version, ...(node && opts.version === '2.1' ? { cdiSpecDirs: [node.cdiDir] } : {}) });
     const cri = inst.cri;
+    const startTracked = async (id: string): Promise<void> => {
+      startsInFlight.add(id);
+      try {
+        await cri.startContainer(id);
+      } finally {
+        startsInFlight.delete(id);
+      }
+    };
     log(`chaos: containerd ${inst.version} in ${inst.dir}; work dir ${dir}${node ? `; UB node ${node.dir}` : ''}`);
     if (node) {
       await node.start();
@@ -416,14 +426,14 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
             });
             counts.containers++;
             if (rng.chance(0.85)) {
-              await cri.startContainer(id);
+              await startTracked(id);
               counts.containersStarted++;
             }
             break;
           }
           case 'start': {
             const c = rng.pick(created);
-            await cri.startContainer(c.id);
+            await startTracked(c.id);
             counts.containersStarted++;
             break;
           }
@@ -720,6 +730,12 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     const restartContainerd = async (): Promise<void> => {
       cdRestarting = true;
       while (removalsInFlight > 0) await sleep(5);
+      // a StartContainer that containerd dies or restarts under leaves the container EXITED
+      // (containerd's recovery, with no plugin involved): such an exit is explained, not an eviction
+      for (const id of startsInFlight) {
+        const c = ctrs.get(id);
+        if (c) c.stopRequested = true;
+      }
       cdEpoch++;
       ag.unsync();
       const crash = rng.chance(0.34);
