@@ -931,6 +931,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       }
       for (const w of st.warnings) log(`chaos: status warning (${phase}): ${w}`);
     };
+    // an eviction's exit reaches the agent as containerd's StopContainer event, asynchronously: give
+    // records of containers that just exited a bounded time to end before judging them
+    for (const until = Date.now() + 20_000; Date.now() < until; await sleep(250)) {
+      const live = new Set((await cri.listContainers().catch(() => [] as ContainerInfo[]))
+        .filter((c) => c.state === 'CONTAINER_CREATED' || c.state === 'CONTAINER_RUNNING').map((c) => c.id));
+      if (agentStatus(cfg!.config).shares.every((s) => s.holders.every((h) => live.has(h.container.id)))) break;
+    }
     await finalCheck('end of chaos', false);
 
     // UB: one more kill, aimed after the SDK allocated a share that no other pod uses and before
