@@ -4,7 +4,8 @@
 #   $CACHE/containerd-2.1/   containerd from Debian sid (expected 2.1.9), unpacked
 #   $CACHE/cri-api/api.proto CRI v1 api.proto with the gogoproto lines removed
 #   $CACHE/image/nri-memshare-test.tar   OCI image layout: static pause + static busybox
-# apt runs on a private sources list and private state, never on the system's sources.
+# apt runs on a private sources list and private state, never on the system's sources
+# (apt-private.sh).
 # Assumes root, gcc, and /bin/busybox (Debian busybox-static; test/all.sh installs it).
 set -euo pipefail
 
@@ -17,42 +18,16 @@ flock 9 # two runs at once must not unpack over each other
 
 say() { echo "fetch-containerd: $*" >&2; }
 loud() { echo "!!!!!!!! fetch-containerd: $* !!!!!!!!" >&2; }
+die() { loud "$*"; exit 1; }
 
-# The Debian mirror this machine already uses (never written into the repo).
-mirror() {
-  awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $i; exit } }' \
-    /etc/apt/sources.list.d/debian.sources
-}
-
-# apt with a private sources list, lists, cache and no system preferences.
-# usage: apt_private SUITE apt-get|apt-cache ARGS...
-apt_private() {
-  local suite=$1 tool=$2; shift 2
-  local d="$CACHE/apt/$suite"
-  "$tool" -q -o Dir::Etc::sourcelist="$d/sources.list" -o Dir::Etc::sourceparts=- \
-    -o Dir::State::Lists="$d/lists" -o Dir::Cache="$d/cache" \
-    -o Dir::Etc::Preferences=/dev/null -o Dir::Etc::PreferencesParts="$d/empty" \
-    -o APT::Sandbox::User=root "$@"
-}
-
-# Once per run and suite ($$ is this script's pid, also inside $(...) subshells).
-apt_update() {
-  local suite=$1 d="$CACHE/apt/$1" m
-  [ "$(cat "$d/UPDATED" 2>/dev/null)" = "$$" ] && return 0
-  m=$(mirror)
-  [ -n "$m" ] || { loud "no Debian mirror found in /etc/apt/sources.list.d/debian.sources"; exit 1; }
-  mkdir -p "$d/lists/partial" "$d/cache/archives/partial" "$d/empty"
-  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $m $suite main" >"$d/sources.list"
-  say "apt-get update ($suite, private lists)"
-  apt_private "$suite" apt-get update -qq >/dev/null
-  echo "$$" >"$d/UPDATED"
-}
+# shellcheck source=apt-private.sh
+. "$HERE/apt-private.sh"
 
 # Downloads the candidate of package $2 from suite $1 into $CACHE/debs; prints the .deb path.
 download() {
   local suite=$1 pkg=$2 ver
   apt_update "$suite"
-  ver=$(apt_private "$suite" apt-cache policy "$pkg" 2>/dev/null | awk '/Candidate:/ { print $2 }')
+  ver=$(candidate "$suite" "$pkg")
   if [ -z "$ver" ] || [ "$ver" = "(none)" ]; then loud "$pkg not found in $suite"; exit 1; fi
   mkdir -p "$CACHE/debs"
   (cd "$CACHE/debs" && apt_private "$suite" apt-get download -qq "$pkg=$ver" >/dev/null)

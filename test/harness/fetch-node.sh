@@ -9,12 +9,13 @@
 #
 # How: Debian's nodejs is built against the suite's shared libraries (libnode, libuv, ICU,
 # OpenSSL, brotli, c-ares, simdjson, ... and glibc 2.43, newer than Debian 12's 2.36). They are
-# fetched with apt on a private sources list and private state (never the system's sources, as
-# in fetch-containerd.sh), unpacked with dpkg-deb -x, and the node binary is pointed at them with
-# patchelf: its ELF interpreter becomes the unpacked ld.so and its RPATH the unpacked library
-# directory. No LD_LIBRARY_PATH: that would leak into every process node starts (sh, runc,
-# containerd, gcc) and give them a libc their loader cannot run. process.execPath is then this
-# binary, so tests that start the agent with process.execPath run it under Node 24 too.
+# fetched with apt on a private sources list and private state (never the system's sources:
+# apt-private.sh, shared with fetch-containerd.sh), unpacked with dpkg-deb -x, and the node
+# binary is pointed at them with patchelf: its ELF interpreter becomes the unpacked ld.so and its
+# RPATH the unpacked library directory. No LD_LIBRARY_PATH: that would leak into every process
+# node starts (sh, runc, containerd, gcc) and give them a libc their loader cannot run.
+# process.execPath is then this binary, so tests that start the agent with process.execPath run
+# it under Node 24 too.
 # Debian's libnode also reads three JS files at start from absolute paths (/usr/share/nodejs:
 # undici, acorn, acorn-walk). Nothing may be written there, so those paths are replaced inside
 # the unpacked libnode by equally long (NUL-padded) paths under $CACHE/n24, which must therefore
@@ -38,37 +39,10 @@ say() { echo "fetch-node: $*" >&2; }
 loud() { echo "!!!!!!!! fetch-node: $* !!!!!!!!" >&2; }
 die() { loud "$*"; exit 1; }
 
-# The Debian mirror this machine already uses (never written into the repo).
-mirror() {
-  awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $i; exit } }' \
-    /etc/apt/sources.list.d/debian.sources
-}
-
-# apt with a private sources list, lists, cache, no system preferences (as fetch-containerd.sh),
-# and no dpkg status: the installed node must not count as a candidate.
-# usage: apt_private SUITE apt-get|apt-cache ARGS...
-apt_private() {
-  local suite=$1 tool=$2; shift 2
-  local d="$CACHE/apt/$suite"
-  "$tool" -q -o Dir::Etc::sourcelist="$d/sources.list" -o Dir::Etc::sourceparts=- \
-    -o Dir::State::Lists="$d/lists" -o Dir::Cache="$d/cache" \
-    -o Dir::Etc::Preferences=/dev/null -o Dir::Etc::PreferencesParts="$d/empty" -o Dir::State::status=/dev/null \
-    -o APT::Sandbox::User=root "$@"
-}
-
-apt_update() {
-  local suite=$1 d="$CACHE/apt/$1" m
-  [ "$(cat "$d/UPDATED" 2>/dev/null)" = "$$" ] && return 0
-  m=$(mirror)
-  [ -n "$m" ] || die "no Debian mirror found in /etc/apt/sources.list.d/debian.sources"
-  mkdir -p "$d/lists/partial" "$d/cache/archives/partial" "$d/empty"
-  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $m $suite main" >"$d/sources.list"
-  say "apt-get update ($suite, private lists)"
-  apt_private "$suite" apt-get update -qq >/dev/null || die "apt-get update of $suite failed"
-  echo "$$" >"$d/UPDATED"
-}
-
-candidate() { apt_private "$1" apt-cache policy "$2" 2>/dev/null | awk '/Candidate:/ { print $2 }'; }
+# no dpkg status: the installed node must not count as a candidate
+APT_PRIVATE_STATUS=/dev/null
+# shellcheck source=apt-private.sh
+. "$HERE/apt-private.sh"
 
 # verify BIN: it runs, is $MAJOR.x, loads its built-in JS (fetch) and the project's koffi
 verify() {
