@@ -170,38 +170,30 @@ export class DeclarationsDirectory implements DeclarationSource {
 
   /** The same, synchronous and in this thread: for the first scan, before any lookup is served. */
   scanSync(): DeclarationChange[] {
-    const names = this.readDir(() => fs.readdirSync(this.dir));
-    if (names !== undefined) {
-      const next = new Map<string, FileState>();
-      for (const name of names) {
-        const file = path.join(this.dir, name);
-        const prev = this.files.get(file);
-        let state: FileState | undefined;
-        try {
-          state = this.parsed(file, prev, readRegularFileSync(file, this.maxFileBytes).toString('utf8'), (text) =>
-            parseDeclarationText(file, text, this.budget));
-        } catch (err) {
-          state = this.unread(file, prev, err);
-        }
-        if (state) next.set(file, state);
-      }
-      this.files = next;
-    }
-    return this.finishScan();
+    return runSync(this.scan({
+      list: (dir) => fs.readdirSync(dir),
+      read: (file) => readRegularFileSync(file, this.maxFileBytes),
+      parse: (file, text) => parseDeclarationText(file, text, this.budget),
+    }));
   }
 
-  private async scanAsync(): Promise<DeclarationChange[]> {
-    let entries: string[] = [];
-    let listErr: unknown;
+  private scanAsync(): Promise<DeclarationChange[]> {
+    return runAsync(this.scan({
+      list: (dir) => fs.promises.readdir(dir),
+      read: (file) => readRegularFile(file, this.maxFileBytes),
+      parse: (file, text) => this.worker.parse({ file, text, budget: this.budget }),
+    }));
+  }
+
+  /** One scan, written once for both readers: each I/O step is yielded, and the driver (runSync, runAsync) hands back its result. */
+  private *scan(reader: ScanReader): Generator<unknown, DeclarationChange[], unknown> {
+    let listed: ListResult;
     try {
-      entries = await fs.promises.readdir(this.dir);
+      listed = { entries: yield* step(reader.list(this.dir)) };
     } catch (err) {
-      listErr = err ?? new Error('readdir failed');
+      listed = { error: err ?? new Error('readdir failed') };
     }
-    const names = this.readDir(() => {
-      if (listErr !== undefined) throw listErr;
-      return entries;
-    });
+    const names = this.readDir(listed);
     if (names !== undefined) {
       const next = new Map<string, FileState>();
       for (const name of names) {
@@ -209,8 +201,16 @@ export class DeclarationsDirectory implements DeclarationSource {
         const prev = this.files.get(file);
         let state: FileState | undefined;
         try {
-          const text = (await readRegularFile(file, this.maxFileBytes)).toString('utf8');
-          state = prev && prev.content === text ? prev : await this.parsedAsync(file, prev, text);
+          const content = (yield* step(reader.read(file))).toString('utf8');
+          if (prev && prev.content === content) {
+            state = prev;
+          } else {
+            try {
+              state = { content, decls: this.validate(file, yield* step(reader.parse(file, content))) };
+            } catch (e) {
+              state = this.parseFailed(file, prev, content, e);
+            }
+          }
         } catch (err) {
           state = this.unread(file, prev, err);
         }
@@ -230,26 +230,24 @@ export class DeclarationsDirectory implements DeclarationSource {
   }
 
   /** Candidate file names, sorted; undefined if the directory could not be read (keep state). */
-  private readDir(list: () => string[]): string[] | undefined {
-    let entries: string[];
-    try {
-      entries = list();
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') {
-        this.dirProblem = `${this.dir}: declarations directory does not exist; no shares are declared until it is created`;
-        return [];
+  private readDir(listed: ListResult): string[] | undefined {
+    if ('error' in listed) {
+      const e = listed.error;
+      switch (listProblem(e)) {
+        case 'missing':
+          this.dirProblem = `${this.dir}: declarations directory does not exist; no shares are declared until it is created`;
+          return [];
+        case 'not-directory':
+          this.dirProblem = `${this.dir}: declarations directory is not a directory; no shares are declared from it`;
+          return [];
+        case 'unreadable':
+          // EACCES, EIO...: possibly passing; keep what was loaded rather than dropping shares
+          this.dirProblem = `${this.dir}: cannot read declarations directory (${errText(e)}); keeping the declarations loaded before`;
+          return undefined;
       }
-      if (code === 'ENOTDIR') {
-        this.dirProblem = `${this.dir}: declarations directory is not a directory; no shares are declared from it`;
-        return [];
-      }
-      // EACCES, EIO...: possibly passing; keep what was loaded rather than dropping shares
-      this.dirProblem = `${this.dir}: cannot read declarations directory (${errText(e)}); keeping the declarations loaded before`;
-      return undefined;
     }
     this.dirProblem = undefined;
-    return entries
+    return listed.entries
       .filter((n) => !n.startsWith('.') && DECLARATION_EXTENSIONS.includes(path.extname(n).toLowerCase()))
       .sort();
   }
@@ -262,24 +260,6 @@ export class DeclarationsDirectory implements DeclarationSource {
     }
     const reason = err instanceof FileReadError ? err.message : `${file}: cannot read (${errText(err)})`;
     return { content: undefined, decls: prev?.decls ?? [], error: `${reason}${keptText(prev)}` };
-  }
-
-  /** The new state of a file read as `content`. */
-  private parsed(file: string, prev: FileState | undefined, content: string, parse: (text: string) => unknown[]): FileState {
-    if (prev && prev.content === content) return prev;
-    try {
-      return { content, decls: this.validate(file, parse(content)) };
-    } catch (e) {
-      return this.parseFailed(file, prev, content, e);
-    }
-  }
-
-  private async parsedAsync(file: string, prev: FileState | undefined, content: string): Promise<FileState> {
-    try {
-      return { content, decls: this.validate(file, await this.worker.parse({ file, text: content, budget: this.budget })) };
-    } catch (e) {
-      return this.parseFailed(file, prev, content, e);
-    }
   }
 
   private parseFailed(file: string, prev: FileState | undefined, content: string, e: unknown): FileState {
@@ -378,6 +358,53 @@ export class DeclarationsDirectory implements DeclarationSource {
     this.watcher = undefined;
     this.watchedIno = undefined;
   }
+}
+
+/** The I/O of one scan: synchronous (the first scan), or through the thread pool and the parse worker. */
+interface ScanReader {
+  list(dir: string): string[] | Promise<string[]>;
+  read(file: string): Buffer | Promise<Buffer>;
+  parse(file: string, text: string): unknown[] | Promise<unknown[]>;
+}
+
+type ListResult = { entries: string[] } | { error: unknown };
+
+/** One I/O step of a scan: yields the reader's answer (a value or a promise), gets it back settled. */
+function* step<T>(answer: T | Promise<T>): Generator<T | Promise<T>, T, unknown> {
+  return (yield answer) as T; // the drivers send back what was yielded, awaited
+}
+
+function runSync<R>(scan: Generator<unknown, R, unknown>): R {
+  let r = scan.next();
+  while (!r.done) {
+    // a synchronous reader never answers with a promise; going on without awaiting it would be wrong
+    if (r.value instanceof Promise) throw new Error('a synchronous scan was answered with a promise');
+    r = scan.next(r.value);
+  }
+  return r.value;
+}
+
+async function runAsync<R>(scan: Generator<unknown, R, unknown>): Promise<R> {
+  let r = scan.next();
+  while (!r.done) {
+    let settled: { value: unknown } | { error: unknown };
+    try {
+      settled = { value: await r.value };
+    } catch (error) {
+      settled = { error };
+    }
+    // a rejection is thrown where the scan yielded, into its own try/catch
+    r = 'error' in settled ? scan.throw(settled.error) : scan.next(settled.value);
+  }
+  return r.value;
+}
+
+/** What a failed listing of the declarations directory means. */
+export type DirectoryListProblem = 'missing' | 'not-directory' | 'unreadable';
+
+function listProblem(e: unknown): DirectoryListProblem {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOENT' ? 'missing' : code === 'ENOTDIR' ? 'not-directory' : 'unreadable';
 }
 
 function keptText(prev: FileState | undefined): string {
