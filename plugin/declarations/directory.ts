@@ -107,6 +107,19 @@ export class DeclarationsDirectory implements DeclarationSource {
     this.worker = new ParseWorker(options.parseTimeoutMs ?? 10000);
   }
 
+  /**
+   * Whether `dir` can be listed, by the same call and the same reading of its errors as the first
+   * scan: check-config asks this, so it and `run` cannot disagree about the directory.
+   */
+  static check(dir: string): { problem: DirectoryListProblem; error: unknown } | undefined {
+    try {
+      fs.readdirSync(dir);
+      return undefined;
+    } catch (error) {
+      return { problem: listProblem(error), error };
+    }
+  }
+
   /** Scan once now (synchronously: the agent serves nothing yet), then keep watching until stop(). */
   start(): void {
     if (this.running) return;

@@ -1,7 +1,7 @@
 // What check-config adds to the config's own validation: the files and libraries the config names,
 // opened as `run` would open them (kubeconfig and the files it points to, the declarations
 // directory, a UB backend's SDK library), so that "ok" means `run` gets past its start.
-import { statSync } from 'node:fs';
+import { DeclarationsDirectory } from '../declarations/directory';
 import { messageOf } from '../model';
 import type { Config } from './config';
 
@@ -18,8 +18,8 @@ export async function checkConfigFiles(config: Config): Promise<ConfigFileCheck>
   if (config.kubernetes) {
     const { loadKubeCredentials } = await import('../declarations/kubeconfig');
     try {
-      // reads the kubeconfig, then the token, CA and client certificate files it names
-      loadKubeCredentials(config.kubernetes).connection();
+      // run's own loader: it reads the kubeconfig, then the token, CA and client certificate files it names
+      loadKubeCredentials(config.kubernetes);
     } catch (err) {
       const where = config.kubernetes.inCluster ? 'kubernetes.inCluster' : 'kubernetes.kubeconfig';
       out.problems.push(`${where}: ${messageOf(err)}`);
@@ -33,11 +33,10 @@ export async function checkConfigFiles(config: Config): Promise<ConfigFileCheck>
 }
 
 function checkDeclarationsDir(dir: string, out: ConfigFileCheck): void {
-  try {
-    if (!statSync(dir).isDirectory()) out.problems.push(`declarationsDir: ${JSON.stringify(dir)} is not a directory`);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') out.warnings.push(`declarationsDir: ${JSON.stringify(dir)} does not exist; no shares are declared from files until it is created`);
-    else out.problems.push(`declarationsDir: ${JSON.stringify(dir)} cannot be read: ${code ?? messageOf(err)}`);
-  }
+  const found = DeclarationsDirectory.check(dir);
+  if (!found) return;
+  const where = `declarationsDir: ${JSON.stringify(dir)}`;
+  if (found.problem === 'missing') out.warnings.push(`${where} does not exist; no shares are declared from files until it is created`);
+  else if (found.problem === 'not-directory') out.problems.push(`${where} is not a directory`);
+  else out.problems.push(`${where} cannot be read: ${(found.error as NodeJS.ErrnoException).code ?? messageOf(found.error)}`);
 }

@@ -146,6 +146,23 @@ test('a missing directory is reported, counts as empty, and is picked up when cr
   }
 });
 
+test('DeclarationsDirectory.check reads the directory as a scan does: missing, not a directory, or fine', () => {
+  const parent = tempDir();
+  const file = path.join(parent, 'a-file');
+  fs.writeFileSync(file, '');
+  assert.is(DeclarationsDirectory.check(path.join(parent, 'shares.d'))?.problem, 'missing');
+  assert.is(DeclarationsDirectory.check(file)?.problem, 'not-directory');
+  assert.is(DeclarationsDirectory.check(path.join(file, 'below'))?.problem, 'not-directory');
+  assert.is(DeclarationsDirectory.check(parent), undefined);
+  // and a scan of each says the same
+  for (const [dir, said] of [[path.join(parent, 'shares.d'), /does not exist/], [file, /is not a directory/]] as const) {
+    const d = new DeclarationsDirectory(dir, { limits: DEFAULT_LIMITS, rescanIntervalMs: 0, watch: false });
+    d.scanSync();
+    assert.match(d.errors()[0]?.message ?? '', said);
+    d.stop();
+  }
+});
+
 test('watching: add, change, removal and a broken file take effect without restart', async () => {
   const dir = tempDir();
   const d = new DeclarationsDirectory(dir, { limits: DEFAULT_LIMITS, rescanIntervalMs: 60000, debounceMs: 20 });
