@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { nearest } from '../../plugin/model/config-reader';
+import { kubeconfigText } from '../support/fake-apiserver-https';
 
 const CLI = join(__dirname, '..', '..', 'plugin', 'cli.js');
 const dir = mkdtempSync(join(tmpdir(), 'check-config-'));
@@ -46,12 +47,7 @@ test('a kubeconfig that is missing, or names a CA file that is missing, is a pro
   assert.match(r.out, new RegExp(`kubernetes\\.kubeconfig: .*${missing}`));
   const kc = join(dir, 'kubeconfig');
   const ca = join(dir, 'missing-ca.crt');
-  writeFileSync(kc, [
-    'apiVersion: v1', 'kind: Config', 'current-context: c',
-    'clusters:', '- name: k', '  cluster:', '    server: https://127.0.0.1:6443', `    certificate-authority: ${ca}`,
-    'users:', '- name: u', '  user:', '    token: abc',
-    'contexts:', '- name: c', '  context:', '    cluster: k', '    user: u',
-  ].join('\n'));
+  writeFileSync(kc, kubeconfigText('https://127.0.0.1:6443', '    token: abc\n', `    certificate-authority: ${ca}\n`));
   r = check({ ...base, kubernetes: { kubeconfig: kc } });
   assert.is(r.status, 1, r.out);
   assert.match(r.out, new RegExp(`kubernetes\\.kubeconfig: .*${ca}`));

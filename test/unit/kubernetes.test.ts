@@ -15,6 +15,7 @@ import {
 } from '../../plugin/declarations';
 import { DEFAULT_LIMITS } from '../../plugin/model/types';
 import { FakeApiServer, selfSignedCert, shareMemory } from '../support/fake-apiserver';
+import { SKIP_TLS_VERIFY, kubeconfigText, trustCert } from '../support/fake-apiserver-https';
 import { waitFor, within } from '../support/util';
 
 const Mi = 1024 ** 2;
@@ -23,24 +24,8 @@ const TOKEN = 'secret-token';
 // credentials go only over verified https, so the fake API server serves https with this
 // certificate and the kubeconfigs trust it (openssl is a test requirement: no silent skip)
 const cert = selfSignedCert() ?? (assert.unreachable('openssl is needed to make the fake API server\'s certificate') as never);
-const CA_LINE = `    certificate-authority-data: ${cert.cert.toString('base64')}\n`;
-
-function kubeconfig(server: string, user: string, cluster = CA_LINE): string {
-  return `apiVersion: v1
-kind: Config
-current-context: test
-contexts:
-- name: test
-  context: {cluster: c, user: u}
-clusters:
-- name: c
-  cluster:
-    server: ${server}
-${cluster}users:
-- name: u
-  user:
-${user}`;
-}
+const CA_LINE = trustCert(cert);
+const kubeconfig = (server: string, user: string, cluster = CA_LINE): string => kubeconfigText(server, user, cluster);
 
 const tokenCreds = (api: FakeApiServer, token = TOKEN, cluster = CA_LINE): KubeCredentials =>
   parseKubeconfig(kubeconfig(api.url, `    token: ${token}\n`, cluster), '/nonexistent/kubeconfig');
@@ -470,7 +455,7 @@ test('insecure-skip-tls-verify: connects, warns loudly once at start, and says s
   const warnings: Array<{ detail: object; msg: string }> = [];
   const log: SourceLog = { info: () => undefined, warn: (detail, msg) => warnings.push({ detail, msg }) };
   const { api, src } = await harness((api) => api.share('ns', 'a', '128Mi'), {
-    credentials: (api) => tokenCreds(api, TOKEN, '    insecure-skip-tls-verify: true\n'),
+    credentials: (api) => tokenCreds(api, TOKEN, SKIP_TLS_VERIFY),
     log,
   });
   await within(src.ready(), 'ready without verification');

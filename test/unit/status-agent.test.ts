@@ -13,6 +13,7 @@ import type { NodeStatus } from '../../plugin/service/status';
 import { agentStatePath, inferNriVersion } from '../../plugin/service/agent-state';
 import { FakeRuntime } from '../support/fake-runtime';
 import { FakeApiServer, selfSignedCert } from '../support/fake-apiserver';
+import { SKIP_TLS_VERIFY, kubeconfigText } from '../support/fake-apiserver-https';
 import { startPlugin, type PluginProcess } from '../e2e/plugin-process';
 import { waitFor } from '../support/util';
 
@@ -64,22 +65,7 @@ test('status against a running agent, an API server that goes away, and a stoppe
   await api.start();
   cleanups.push(() => api.stop());
   api.share('team-b', 'watched', '256Mi');
-  writeFileSync(join(dir, 'kubeconfig'), `apiVersion: v1
-kind: Config
-current-context: test
-contexts:
-- name: test
-  context: {cluster: c, user: u}
-clusters:
-- name: c
-  cluster:
-    server: ${api.url}
-    insecure-skip-tls-verify: true
-users:
-- name: u
-  user:
-    token: not-checked
-`);
+  writeFileSync(join(dir, 'kubeconfig'), kubeconfigText(api.url, '    token: not-checked\n', SKIP_TLS_VERIFY));
   const rt = await FakeRuntime.start({ auto: { runtimeName: 'containerd', runtimeVersion: 'v1.7.24' } });
   cleanups.push(() => rt.close());
   const configPath = join(dir, 'config.json');
