@@ -1,0 +1,360 @@
+// Issue 12: the systemd unit under a real systemd. This machine's PID 1 is not systemd, so
+// test/harness/systemd-node.sh boots the installed one (Debian 12: systemd 252) as PID 1 of its own
+// namespaces, on a tmpfs overlay of /. Into that node goes what an admin installs: the RPM built
+// from this checkout (`rpm -i`: its unit, its /usr/bin/nri-memshare, its config and containerd
+// snippet), and containerd 1.7 and 2.1 from the harness's cache as containerd.service. Everything
+// below is asked of that systemd and its journal: systemctl show, journalctl -o json, the
+// watchdog's kill, BindsTo=containerd.service.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { requireRoot } from '../harness';
+import { assertFetched } from '../harness/paths';
+
+const repo = join(__dirname, '../../..');
+const harness = join(repo, 'test/harness/systemd-node.sh');
+const version = (JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string }).version;
+const UNIT = 'nri-memshare.service';
+const SOCKET = '/var/run/nri/nri.sock';
+
+interface Run { status: number | null; stdout: string; stderr: string }
+
+function run(cmd: string, args: string[], input?: string): Run {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', input, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, LC_ALL: 'C', SYSTEMD_COLORS: '0' } });
+  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+function must(cmd: string, args: string[], input?: string): string {
+  const r = run(cmd, args, input);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
+let nodeDir = '';
+let nodePid = 0;
+let work = '';
+
+/** A command inside the node (nsenter into all its namespaces). */
+function node(args: string[], input?: string): Run {
+  return run('bash', [harness, 'exec', nodeDir, ...args], input);
+}
+function nodeMust(args: string[], input?: string): string {
+  const r = node(args, input);
+  if (r.status !== 0) throw new Error(`in the node: ${args.join(' ')} exited ${r.status}\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
+function show(unit = UNIT): Record<string, string> {
+  const out = nodeMust(['systemctl', 'show', '-p', 'ActiveState,SubState,StatusText,MainPID,NRestarts,Result,WatchdogUSec', unit]);
+  const o: Record<string, string> = {};
+  for (const line of out.split('\n')) {
+    const i = line.indexOf('=');
+    if (i > 0) o[line.slice(0, i)] = line.slice(i + 1);
+  }
+  return o;
+}
+
+interface Entry { PRIORITY: string; MESSAGE: string; MESSAGE_ID?: string; _PID?: string; SYSLOG_IDENTIFIER?: string; __MONOTONIC_TIMESTAMP: string; _SYSTEMD_INVOCATION_ID?: string; INVOCATION_ID?: string; [k: string]: unknown }
+
+function journal(args: string[]): Entry[] {
+  const out = nodeMust(['journalctl', '--no-pager', '-o', 'json', ...args]);
+  return out.split('\n').filter(Boolean).map((l) => {
+    const e = JSON.parse(l) as Entry;
+    // journald stores a MESSAGE that is not valid UTF-8 as an array of bytes
+    if (Array.isArray(e.MESSAGE)) e.MESSAGE = Buffer.from(e.MESSAGE as number[]).toString('utf8');
+    return e;
+  });
+}
+
+/** The agent's own lines (its stdout), parsed. */
+function agentLines(entries: Entry[]): Array<Entry & { json: { level: string; msg: string; [k: string]: unknown } }> {
+  return entries.filter((e) => e.SYSLOG_IDENTIFIER !== 'systemd' && e.MESSAGE.startsWith('{')).map((e) => ({ ...e, json: JSON.parse(e.MESSAGE) }));
+}
+
+async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 60_000, why: () => string = () => ''): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = probe();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out (${timeoutMs / 1000} s) waiting for ${what}\n${why()}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+const statusDiag = () => {
+  const r = node(['systemctl', 'status', '--no-pager', '-n', '30', UNIT]);
+  return `${r.stdout}${r.stderr}`;
+};
+
+async function waitActive(runtime: RegExp): Promise<Record<string, string>> {
+  return until(`${UNIT} active (running) with STATUS= "registered with ..."`, () => {
+    const s = show();
+    return s.ActiveState === 'active' && s.SubState === 'running' && runtime.test(s.StatusText) ? s : undefined;
+  }, 60_000, statusDiag);
+}
+
+function stopNode(): void {
+  if (!nodeDir) return;
+  const r = run('bash', [harness, 'stop', nodeDir]);
+  if (r.status !== 0) process.stderr.write(`systemd-node stop: ${r.stdout}${r.stderr}\n`);
+  nodeDir = '';
+}
+
+function buildRpm(): string {
+  must('bash', [join(repo, 'scripts/make-tarball.sh'), '--no-build', '--out', join(work, 'out')]);
+  const top = join(work, 'top');
+  mkdirSync(join(top, 'SOURCES'), { recursive: true });
+  copyFileSync(join(work, 'out', `nri-memshare-${version}.tar.gz`), join(top, 'SOURCES', `nri-memshare-${version}.tar.gz`));
+  must('rpmbuild', ['-bb', '--quiet', '--define', `_topdir ${top}`, '--define', `_tmppath ${work}`, join(work, 'out', 'nri-memshare.spec')]);
+  const rpms: string[] = [];
+  for (const arch of readdirSync(join(top, 'RPMS'))) for (const f of readdirSync(join(top, 'RPMS', arch))) rpms.push(join(top, 'RPMS', arch, f));
+  assert.is(rpms.length, 1, `one RPM: ${rpms.join(', ')}`);
+  return rpms[0];
+}
+
+const captured: Record<string, string> = {};
+function capture(name: string, text: string): void {
+  captured[name] = text;
+  process.stdout.write(`\n----- ${name} -----\n${text.trimEnd()}\n-----\n`);
+}
+
+const test = suite('systemd-node: the unit under a real systemd');
+let ok = true;
+try {
+  ok = requireRoot('systemd-node');
+} catch (e) {
+  test('requires root', () => {
+    throw e;
+  });
+  ok = false;
+}
+
+if (ok) {
+  process.on('exit', () => {
+    stopNode();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+  test.after(() => {
+    stopNode();
+    if (work) rmSync(work, { recursive: true, force: true });
+    work = '';
+    if (process.env.NRI_MEMSHARE_SYSTEMD_CAPTURE) {
+      writeFileSync(process.env.NRI_MEMSHARE_SYSTEMD_CAPTURE, `${JSON.stringify(captured, null, 2)}\n`);
+    }
+  });
+
+  let rpm = '';
+  test('a node boots: systemd as PID 1 of its own namespaces, containerd 1.7 as a unit', async () => {
+    assertFetched('1.7');
+    assertFetched('2.1');
+    for (const t of ['rpmbuild', 'rpm', 'unshare', 'nsenter', '/lib/systemd/systemd']) {
+      assert.is(run('sh', ['-c', `command -v ${t}`]).status, 0, `${t} is installed (apt-get install rpm util-linux systemd)`);
+    }
+    work = mkdtempSync('/tmp/nms-sdnode-');
+    rpm = buildRpm();
+    nodeDir = join(work, 'node');
+    nodePid = Number(must('bash', [harness, 'start', nodeDir, '1.7']).trim());
+    assert.ok(nodePid > 1, 'the node has a host pid');
+    // (no --wait: that needs D-Bus, which this node does not run; systemctl talks to PID 1 over
+    // its private socket)
+    const state = await until('the boot to end', () => {
+      const st = node(['systemctl', 'is-system-running']).stdout.trim();
+      return ['initializing', 'starting', ''].includes(st) ? undefined : st;
+    }, 60_000, () => node(['systemctl', 'list-jobs', '--no-pager']).stdout);
+    assert.is(state, 'running', `the node's systemd says ${state}: ${node(['systemctl', '--failed', '--no-pager']).stdout}`);
+    assert.is(nodeMust(['cat', '/proc/1/comm']).trim(), 'systemd', 'PID 1 in the node is systemd');
+    assert.match(nodeMust(['systemctl', '--version']), /^systemd \d+/);
+    assert.is(show('containerd.service').ActiveState, 'active', 'containerd.service runs');
+  });
+
+  test('the RPM installs into the node; systemd-analyze verify and the journal accept the unit', () => {
+    const inNode = `/var/tmp/${rpm.split('/').pop()}`;
+    copyFileSync(rpm, `/proc/${nodePid}/root${inNode}`);
+    // --nodeps: nodejs and containerd are not rpm packages on this Debian machine
+    nodeMust(['rpm', '-i', '--nodeps', '--nosignature', inNode]);
+    for (const p of ['/usr/bin/nri-memshare', '/usr/lib/systemd/system/nri-memshare.service', '/etc/nri-memshare/config.json',
+      '/usr/share/bash-completion/completions/nri-memshare', '/usr/share/nri-memshare/containerd/nri.toml']) {
+      assert.is(node(['test', '-e', p]).status, 0, `the RPM installed ${p}`);
+    }
+    assert.is(nodeMust(['cat', '/usr/lib/systemd/system/nri-memshare.service']), readFileSync(join(repo, 'systemd/nri-memshare.service'), 'utf8'),
+      'the installed unit is this checkout\'s');
+    const v = node(['systemd-analyze', 'verify', UNIT]);
+    assert.is(v.status, 0, `systemd-analyze verify ${UNIT}: ${v.stdout}${v.stderr}`);
+    const complaints = `${v.stdout}${v.stderr}`.split('\n').filter((l) => l.includes('nri-memshare'));
+    assert.equal(complaints, [], 'systemd-analyze verify has nothing to say about the unit');
+    nodeMust(['systemctl', 'enable', UNIT]);
+    assert.is(nodeMust(['systemctl', 'is-enabled', UNIT]).trim(), 'enabled');
+    assert.is(node(['test', '-L', `/etc/systemd/system/containerd.service.wants/${UNIT}`]).status, 0,
+      'enable links it into containerd.service.wants (WantedBy=containerd.service)');
+    // what PID 1 said while loading it: no unknown keys, nothing ignored
+    const said = journal(['_PID=1']).map((e) => e.MESSAGE)
+      .filter((m) => m.includes('nri-memshare.service') && /\.service:\d+: |unknown|ignoring|deprecated|unsupported|not supported/i.test(m));
+    assert.equal(said, [], 'systemd logged no complaint about the unit file');
+  });
+
+  test('Type=notify: "activating" while containerd 1.7 has NRI off, its Status: saying why', async () => {
+    nodeMust(['systemctl', 'start', '--no-block', UNIT]);
+    const s = await until('STATUS= retrying', () => {
+      const s = show();
+      return /^retrying: /.test(s.StatusText) ? s : undefined;
+    }, 60_000, statusDiag);
+    assert.is(s.ActiveState, 'activating', `not active before registering: ${JSON.stringify(s)}`);
+    assert.is(s.SubState, 'start');
+    assert.match(s.StatusText, `retrying: socket ${SOCKET} does not exist`);
+    assert.match(s.StatusText, 'containerd 1.7 has NRI disabled by default; see /usr/share/nri-memshare/containerd/nri.toml');
+    assert.is(node(['systemctl', 'is-active', UNIT]).stdout.trim(), 'activating');
+    assert.match(statusDiag(), /Active: activating \(start\)/);
+    assert.match(statusDiag(), /Status: "retrying: socket/);
+  });
+
+  test('journald: -p warning has the retry warning at priority 4 and no info lines; info lines are priority 6', () => {
+    const warnings = journal(['-u', UNIT, '-p', 'warning']);
+    assert.ok(warnings.length > 0, 'journalctl -p warning shows something');
+    for (const e of warnings) assert.ok(Number(e.PRIORITY) <= 4, `priority ${e.PRIORITY} in -p warning: ${e.MESSAGE}`);
+    const lines = agentLines(warnings);
+    const retry = lines.find((l) => l.json.msg.startsWith(`nri: socket ${SOCKET} does not exist`));
+    assert.ok(retry, `the retry warning is there: ${warnings.map((e) => e.MESSAGE).join('\n')}`);
+    assert.is(retry!.PRIORITY, '4');
+    assert.is(retry!.json.level, 'warn');
+    assert.ok(!retry!.MESSAGE.startsWith('<'), 'journald stripped the <4> prefix');
+    assert.equal(lines.filter((l) => l.json.level === 'info'), [], 'no info line in -p warning');
+    const all = agentLines(journal(['-u', UNIT]));
+    const started = all.find((l) => l.json.msg === 'nri-memshare started');
+    assert.ok(started, 'the start line is in the journal');
+    assert.is(started!.PRIORITY, '6');
+    for (const l of all) {
+      const want = { trace: '7', debug: '7', info: '6', warn: '4', error: '3', fatal: '2' }[l.json.level];
+      assert.is(l.PRIORITY, want, `level ${l.json.level} is priority ${want}: ${l.MESSAGE}`);
+    }
+  });
+
+  test('active (running) only after containerd registered it: the snippet in conf.d, containerd restarted', async () => {
+    nodeMust(['cp', '/usr/share/nri-memshare/containerd/nri.toml', '/etc/containerd/conf.d/nri-memshare.toml']);
+    nodeMust(['systemctl', 'restart', 'containerd']);
+    const s = await waitActive(/^registered with containerd 1\.7\.\d+\S* since \d{4}-\d\d-\d\dT/);
+    // the order, from the two clocks' own records (journald's receive order of the agent's stdout
+    // and PID 1's messages is not the order they happened in): the agent logs "synchronized" and
+    // then sends READY=1; systemd records the moment it took the unit for active
+    const inv = nodeMust(['systemctl', 'show', '-P', 'InvocationID', UNIT]).trim();
+    const synced = agentLines(journal([`_SYSTEMD_INVOCATION_ID=${inv}`])).find((l) => l.json.msg === 'nri: synchronized');
+    assert.ok(synced, 'this run of the agent logged "nri: synchronized"');
+    const enter = nodeMust(['systemctl', 'show', '--timestamp=us+utc', '-P', 'ActiveEnterTimestamp', UNIT]).trim();
+    const m = /^\w+ (\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)\.(\d{6}) UTC$/.exec(enter);
+    assert.ok(m, `ActiveEnterTimestamp ${enter}`);
+    const activeAtMs = Date.parse(`${m![1]}T${m![2]}.${m![3].slice(0, 3)}Z`);
+    const syncedAtMs = Date.parse(String(synced!.json.time));
+    assert.ok(syncedAtMs <= activeAtMs, `systemd took the unit for active (${enter}) only after the agent synchronized (${String(synced!.json.time)})`);
+    // the node as an admin sees it right after enabling NRI (docs/operations.md shows these)
+    capture('systemctl status nri-memshare', node(['systemctl', 'status', '--no-pager', UNIT]).stdout);
+    capture('journalctl -u nri-memshare -p warning', nodeMust(['journalctl', '--no-pager', '-u', UNIT, '-p', 'warning']));
+    capture('nri-memshare status', nodeMust(['nri-memshare', 'status']));
+    assert.is(show().MainPID, s.MainPID);
+  });
+
+  test('nri-memshare status (and --json) in the node: running, registered with containerd 1.7', () => {
+    const pid = show().MainPID;
+    const text = nodeMust(['nri-memshare', 'status']);
+    assert.match(text, new RegExp(`^agent: running \\(pid ${pid}, version ${version.replace(/\./g, '\\.')}, since `));
+    assert.match(text, new RegExp(`\\nnri: registered with containerd 1\\.7\\.\\d+\\S*, NRI v0\\.6\\.\\d+ \\(inferred from its version\\) since \\S+, on ${SOCKET}\\n`));
+    const j = JSON.parse(nodeMust(['nri-memshare', 'status', '--json'])) as { agent: { running: boolean; pid: number; nri: { state: string; runtime: { name: string; version: string; nriVersion: string } } } };
+    assert.is(j.agent.running, true);
+    assert.is(String(j.agent.pid), pid);
+    assert.is(j.agent.nri.state, 'synchronized');
+    assert.is(j.agent.nri.runtime.name, 'containerd');
+    assert.match(j.agent.nri.runtime.version, /^1\.7\./);
+    assert.match(j.agent.nri.runtime.nriVersion, /^v0\.6\./);
+  });
+
+  test('error and fatal lines are priorities 3 and 2 (the agent as transient units, systemd-run)', async () => {
+    // an agent whose agent-state.json cannot be written (a directory is in its way): the error
+    // "agent state: cannot record it for status". Its socket leads nowhere, so it never registers.
+    nodeMust(['mkdir', '-p', '/var/lib/nms-second/agent-state.json/in-the-way']);
+    nodeMust(['sh', '-c', 'sed -e "s|/var/lib/nri-memshare|/var/lib/nms-second|; s|/run/nri-memshare/shares|/run/nms-second/shares|; s|/var/run/nri/nri.sock|/run/nms-second/none.sock|; s|127.0.0.1:9464|127.0.0.1:9465|" /etc/nri-memshare/config.json > /etc/nms-second.json']);
+    nodeMust(['systemd-run', '--unit=nms-second', '--collect', '-p', 'Restart=no', '/usr/bin/nri-memshare', 'run', '--config', '/etc/nms-second.json']);
+    try {
+      const err = await until('the error line', () =>
+        agentLines(journal(['-u', 'nms-second'])).find((l) => l.json.msg === 'agent state: cannot record it for status'), 30_000,
+      () => node(['journalctl', '--no-pager', '-u', 'nms-second']).stdout);
+      assert.is(err.json.level, 'error');
+      assert.is(err.PRIORITY, '3');
+    } finally {
+      node(['systemctl', 'stop', 'nms-second']);
+    }
+    // a start that fails: one fatal line, exit status 1
+    // (systemd-run --wait needs D-Bus: the unit's end is polled instead)
+    nodeMust(['systemd-run', '--unit=nms-broken', '-p', 'Restart=no', '/usr/bin/nri-memshare', 'run', '--config', '/etc/nms-missing.json']);
+    try {
+      const ended = await until('nms-broken to fail', () => {
+        const st = show('nms-broken.service');
+        return st.ActiveState === 'failed' ? st : undefined;
+      }, 30_000, () => node(['systemctl', 'status', '--no-pager', 'nms-broken']).stdout);
+      assert.is(ended.Result, 'exit-code');
+      assert.is(nodeMust(['systemctl', 'show', '-P', 'ExecMainStatus', 'nms-broken']).trim(), '1', 'exit status 1');
+    } finally {
+      node(['systemctl', 'reset-failed', 'nms-broken']);
+    }
+    const fatal = agentLines(journal(['-u', 'nms-broken'])).find((l) => l.json.msg.startsWith('start failed: '));
+    assert.ok(fatal, `the fatal line is in the journal: ${journal(['-u', 'nms-broken']).map((e) => e.MESSAGE).join('\n')}`);
+    assert.is(fatal!.json.level, 'fatal');
+    assert.is(fatal!.PRIORITY, '2');
+  });
+
+  test('watchdog: an agent whose event loop stops (SIGSTOP) is killed for it and restarted', async () => {
+    // The shipped WatchdogSec=30s would make this test wait 30 s and more; a drop-in shortens it to
+    // 3 s (the agent then pings every 1.5 s, half of WATCHDOG_USEC). LimitCORE=0: no core file.
+    nodeMust(['mkdir', '-p', `/etc/systemd/system/${UNIT}.d`]);
+    nodeMust(['tee', `/etc/systemd/system/${UNIT}.d/test-watchdog.conf`], '[Service]\nWatchdogSec=3s\nLimitCORE=0\n');
+    nodeMust(['systemctl', 'daemon-reload']);
+    nodeMust(['systemctl', 'restart', UNIT]);
+    const before = await waitActive(/^registered with containerd 1\.7/);
+    assert.is(before.WatchdogUSec, '3s');
+    const restarts = Number(before.NRestarts);
+    const since = nodeMust(['date', '+%Y-%m-%d %H:%M:%S']).trim();
+    nodeMust(['kill', '-STOP', before.MainPID]);
+    const after = await until('a restart after the watchdog fired', () => {
+      const s = show();
+      return Number(s.NRestarts) > restarts && s.MainPID !== before.MainPID && s.ActiveState === 'active' && s.SubState === 'running' ? s : undefined;
+    }, 90_000, statusDiag);
+    assert.is(Number(after.NRestarts), restarts + 1, 'one restart');
+    const said = journal(['-u', UNIT, '--since', since]).filter((e) => e.SYSLOG_IDENTIFIER === 'systemd').map((e) => e.MESSAGE);
+    assert.ok(said.some((m) => m === `${UNIT}: Watchdog timeout (limit 3s)!`), `systemd saw the watchdog time out:\n${said.join('\n')}`);
+    assert.ok(said.some((m) => m === `${UNIT}: Killing process ${before.MainPID} (node) with signal SIGABRT.`), said.join('\n'));
+    assert.ok(said.some((m) => m === `${UNIT}: Failed with result 'watchdog'.`), said.join('\n'));
+    // back to the shipped unit
+    nodeMust(['rm', '-r', `/etc/systemd/system/${UNIT}.d`]);
+    nodeMust(['systemctl', 'daemon-reload']);
+    nodeMust(['systemctl', 'restart', UNIT]);
+    assert.is((await waitActive(/^registered with containerd 1\.7/)).WatchdogUSec, '30s');
+  });
+
+  test('BindsTo=containerd.service: stopping containerd stops the agent; starting it starts the agent', async () => {
+    nodeMust(['systemctl', 'stop', 'containerd']);
+    await until(`${UNIT} inactive`, () => show().ActiveState === 'inactive', 60_000, statusDiag);
+    const text = nodeMust(['nri-memshare', 'status']);
+    assert.match(text, /^agent: NOT RUNNING: the agent \(pid \d+\) stopped at \S+\n/);
+    assert.match(text, /\nnri: not registered \(no agent\)/);
+    const j = JSON.parse(nodeMust(['nri-memshare', 'status', '--json'])) as { agent: { running: boolean; reason: string } };
+    assert.is(j.agent.running, false);
+    capture('nri-memshare status (stopped)', text);
+    nodeMust(['systemctl', 'start', 'containerd']);
+    await waitActive(/^registered with containerd 1\.7/);
+  });
+
+  test('containerd 2.1 in place of 1.7: the agent follows the restart and registers with it', async () => {
+    must('bash', [harness, 'containerd', nodeDir, '2.1']);
+    nodeMust(['systemctl', 'restart', 'containerd']);
+    const s = await waitActive(/^registered with containerd 2\.1\.\d+\S* since /);
+    const text = nodeMust(['nri-memshare', 'status']);
+    assert.match(text, new RegExp(`^agent: running \\(pid ${s.MainPID}, `));
+    assert.match(text, /\nnri: registered with containerd 2\.1\.\d+\S*, NRI v0\.8\.\d+( \(inferred from its version\))? since /);
+    const j = JSON.parse(nodeMust(['nri-memshare', 'status', '--json'])) as { agent: { nri: { runtime: { nriVersion: string; nriVersionSource: string } } } };
+    assert.match(j.agent.nri.runtime.nriVersion, /^v0\.8\./);
+    capture('systemctl status nri-memshare (containerd 2.1)', node(['systemctl', 'status', '--no-pager', UNIT]).stdout);
+    capture('nri-memshare status (containerd 2.1)', text);
+    capture('journalctl -u nri-memshare -p warning (end)', nodeMust(['journalctl', '--no-pager', '-u', UNIT, '-p', 'warning']));
+  });
+}
+
+test.run();
