@@ -27,6 +27,7 @@ import { FileReadError, readRegularFile, readRegularFileSync } from '../model/re
 import { DEFAULT_PARSE_BUDGET, parseDeclarationText, type ParseBudget } from './parse';
 import type { ParseReply, ParseRequest } from './parse-worker';
 import type { Limits, ShareDeclaration } from '../model/types';
+import { messageOf } from '../model/errors';
 import { shareKey } from '../model/names';
 import { DeclarationError, validateShareMemory } from './sharememory';
 import {
@@ -255,7 +256,7 @@ export class DeclarationsDirectory implements DeclarationSource {
           return [];
         case 'unreadable':
           // EACCES, EIO...: possibly passing; keep what was loaded rather than dropping shares
-          this.dirProblem = `${this.dir}: cannot read declarations directory (${errText(e)}); keeping the declarations loaded before`;
+          this.dirProblem = `${this.dir}: cannot read declarations directory (${messageOf(e)}); keeping the declarations loaded before`;
           return undefined;
       }
     }
@@ -271,12 +272,12 @@ export class DeclarationsDirectory implements DeclarationSource {
       if (err.refusal === 'missing') return undefined; // removed (also while scanning)
       if (err.refusal === 'not-regular' && isDirectory(file)) return undefined; // "x.yaml/" is not a file
     }
-    const reason = err instanceof FileReadError ? err.message : `${file}: cannot read (${errText(err)})`;
+    const reason = err instanceof FileReadError ? err.message : `${file}: cannot read (${messageOf(err)})`;
     return { content: undefined, decls: prev?.decls ?? [], error: `${reason}${keptText(prev)}` };
   }
 
   private parseFailed(file: string, prev: FileState | undefined, content: string, e: unknown): FileState {
-    const reason = e instanceof DeclarationError ? e.message : `${file}: ${errText(e)}`;
+    const reason = e instanceof DeclarationError ? e.message : `${file}: ${messageOf(e)}`;
     return { content, decls: prev?.decls ?? [], error: `${reason}${keptText(prev)}` };
   }
 
@@ -430,10 +431,6 @@ function isDirectory(file: string): boolean {
   } catch {
     return false;
   }
-}
-
-function errText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 /**

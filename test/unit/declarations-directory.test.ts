@@ -1,12 +1,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { DeclarationsDirectory, MergedDeclarationStore, type DeclarationChange, type DeclarationProblem } from '../../plugin/declarations';
 import { DEFAULT_LIMITS } from '../../plugin/model/types';
 import { spawnSync } from 'node:child_process';
 import { FileReadError, readAtMostSync, readRegularFileSync } from '../../plugin/model/regular-file';
+import { tempDirs } from '../support/cleanup';
+import { waitFor } from '../support/util';
 
 const Mi = 1024 ** 2;
 
@@ -25,24 +26,7 @@ function jsonShare(namespace: string, name: string, storage: string): Record<str
   return { apiVersion: 'resource.ubsvirt.huawei.com/v1', kind: 'ShareMemory', metadata: { name, namespace }, spec: { storage } };
 }
 
-const made: string[] = [];
-function tempDir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'memshare-decl-'));
-  made.push(dir);
-  return dir;
-}
-test.after(() => {
-  for (const dir of made) fs.rmSync(dir, { recursive: true, force: true });
-});
-
-/** Poll until `cond` holds; fails after a generous bound instead of asserting on timing. */
-async function until(what: string, cond: () => boolean, boundMs = 10000): Promise<void> {
-  const end = Date.now() + boundMs;
-  while (!cond()) {
-    if (Date.now() > end) assert.unreachable(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const tempDir = tempDirs(test, 'memshare-decl-');
 
 const keys = (d: DeclarationsDirectory) => d.list().map((x) => `${x.namespace}/${x.name}`).sort();
 
@@ -139,7 +123,7 @@ test('a missing directory is reported, counts as empty, and is picked up when cr
     assert.match(d.errors()[0]?.message ?? '', /shares\.d: declarations directory does not exist/);
     fs.mkdirSync(dir);
     fs.writeFileSync(path.join(dir, 'a.yaml'), yamlShare('a', 'x', '128Mi'));
-    await until('the new directory is read', () => d.get('a', 'x') !== undefined);
+    await waitFor(() => d.get('a', 'x') !== undefined, 'the new directory is read', 10000);
     assert.equal(d.errors(), []);
   } finally {
     d.stop();
@@ -173,19 +157,19 @@ test('watching: add, change, removal and a broken file take effect without resta
   try {
     const file = path.join(dir, 'team-a.yaml');
     fs.writeFileSync(file, yamlShare('team-a', 'cache', '128Mi'));
-    await until('add', () => store.get('team-a', 'cache') !== undefined);
+    await waitFor(() => store.get('team-a', 'cache') !== undefined, 'add', 10000);
     assert.is(seen[0]?.kind, 'added');
 
     fs.writeFileSync(file, yamlShare('team-a', 'cache', '1Gi'));
-    await until('change', () => store.get('team-a', 'cache')?.sizeBytes === 1024 * Mi);
+    await waitFor(() => store.get('team-a', 'cache')?.sizeBytes === 1024 * Mi, 'change', 10000);
     assert.ok(seen.some((c) => c.kind === 'changed'));
 
     fs.writeFileSync(path.join(dir, 'broken.json'), '{ nope');
-    await until('broken file reported', () => store.errors().some((e) => e.message.includes('broken.json')));
+    await waitFor(() => store.errors().some((e) => e.message.includes('broken.json')), 'broken file reported', 10000);
     assert.ok(store.get('team-a', 'cache'), 'a broken neighbour does not disturb');
 
     fs.unlinkSync(file);
-    await until('removal', () => store.get('team-a', 'cache') === undefined);
+    await waitFor(() => store.get('team-a', 'cache') === undefined, 'removal', 10000);
     const removed = seen.find((c) => c.kind === 'removed');
     assert.is(removed?.declaration.name, 'cache');
   } finally {
@@ -200,7 +184,7 @@ test('the periodic rescan alone picks up changes', async () => {
   d.start();
   try {
     fs.writeFileSync(path.join(dir, 'a.json'), JSON.stringify(jsonShare('a', 'x', '128Mi')));
-    await until('rescan', () => d.get('a', 'x') !== undefined);
+    await waitFor(() => d.get('a', 'x') !== undefined, 'rescan', 10000);
   } finally {
     d.stop();
   }

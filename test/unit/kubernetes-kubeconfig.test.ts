@@ -2,20 +2,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { KubeconfigError, loadInCluster, loadKubeCredentials, loadKubeconfig, parseKubeconfig } from '../../plugin/declarations';
+import { tempDirs } from '../support/cleanup';
 
-const made: string[] = [];
-function tempDir(): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'memshare-kubeconfig-'));
-  made.push(d);
-  return d;
-}
-test.after(() => {
-  for (const d of made) fs.rmSync(d, { recursive: true, force: true });
-});
+const tempDir = tempDirs(test, 'memshare-kubeconfig-');
 
 function config(cluster: string, user: string, head = 'current-context: ctx\n'): string {
   return `apiVersion: v1

@@ -16,6 +16,7 @@ import {
 import { DEFAULT_LIMITS } from '../../plugin/model/types';
 import { FakeApiServer, selfSignedCert, shareMemory } from '../support/fake-apiserver';
 import { SKIP_TLS_VERIFY, kubeconfigText, trustCert } from '../support/fake-apiserver-https';
+import { cleanupsAfterEach } from '../support/cleanup';
 import { waitFor, within } from '../support/util';
 
 const Mi = 1024 ** 2;
@@ -37,10 +38,7 @@ interface Harness {
   problems: DeclarationProblem[];
 }
 
-const cleanups: Array<() => Promise<void>> = [];
-test.after.each(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach(test);
 
 async function harness(
   prepare: (api: FakeApiServer) => void = () => undefined,

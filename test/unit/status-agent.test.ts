@@ -15,13 +15,11 @@ import { FakeRuntime } from '../support/fake-runtime';
 import { FakeApiServer, selfSignedCert } from '../support/fake-apiserver';
 import { SKIP_TLS_VERIFY, kubeconfigText } from '../support/fake-apiserver-https';
 import { startPlugin, type PluginProcess } from '../e2e/plugin-process';
+import { cleanupsAfterEach } from '../support/cleanup';
 import { waitFor } from '../support/util';
 
 const CLI = join(__dirname, '..', '..', 'plugin', 'cli.js');
-const cleanups: Array<() => unknown> = [];
-test.after.each(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach(test);
 
 function status(configPath: string): { json: NodeStatus; table: string } {
   const j = spawnSync(process.execPath, [CLI, 'status', '--json', '--config', configPath], { encoding: 'utf8' });
