@@ -155,7 +155,10 @@ if (ok) {
     work = mkdtempSync('/tmp/nms-sdnode-');
     rpm = buildRpm();
     nodeDir = join(work, 'node');
+    // NMS_NODE_OWNER: the node goes when this process goes, even if it is killed (SIGKILL)
+    process.env.NMS_NODE_OWNER = String(process.pid);
     nodePid = Number(must('bash', [harness, 'start', nodeDir, '1.7']).trim());
+    delete process.env.NMS_NODE_OWNER;
     assert.ok(nodePid > 1, 'the node has a host pid');
     // (no --wait: that needs D-Bus, which this node does not run; systemctl talks to PID 1 over
     // its private socket)

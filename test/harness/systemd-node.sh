@@ -14,6 +14,7 @@
 #                                                     `systemctl restart containerd` in the node)
 #   test/harness/systemd-node.sh stop DIR             power the node off (SIGKILL after 30 s),
 #                                                     remove its cgroups and DIR
+# With NMS_NODE_OWNER=PID, start also leaves a watcher that stops the node once PID is gone.
 #
 # The node boots nms-node.target (test/harness/systemd-node/): basic.target, journald and
 # containerd.service, nothing of the host's multi-user.target. Units that would touch the host's
@@ -29,7 +30,7 @@ die() { echo "systemd-node: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "needs root"
 
 cmd=${1:-}; dir=${2:-}
-[ -n "$cmd" ] && [ -n "$dir" ] || { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$dir" ] || { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 node_pid() {
   local pid
@@ -175,6 +176,13 @@ case "$cmd" in
     ' stage1 "${cgs[@]}" </dev/null >>"$dir/console.log" 2>&1 &
     for _ in $(seq 1 300); do
       if pid=$(node_pid); then
+        if [ -n "${NMS_NODE_OWNER:-}" ]; then
+          # the node must not outlive its test, even one killed with SIGKILL: a watcher stops it
+          # when the owner process is gone (and ends by itself once DIR is gone)
+          setsid bash -c 'while kill -0 "$1" 2>/dev/null && [ -d "$2" ]; do sleep 1; done
+                          [ -d "$2" ] && exec bash "$3" stop "$2"' watcher "$NMS_NODE_OWNER" "$dir" "$0" \
+            </dev/null >>"$dir/console.log" 2>&1 &
+        fi
         echo "$pid"
         exit 0
       fi
