@@ -4,7 +4,7 @@
 // Calls are synchronous: each is a single short syscall, and errno must be read on the same thread.
 import { closeSync, openSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import type * as KoffiModule from 'koffi';
+import { loadKoffi, type Koffi } from './koffi';
 
 /** mount(2) flags (linux/mount.h). */
 export const MS_RDONLY = 0x1;
@@ -70,7 +70,7 @@ interface LibcFns {
   strerror: (errnum: number) => string;
   /** syscall(2), variadic: extra arguments come as (type, value) pairs */
   syscall: (num: number, ...typedArgs: unknown[]) => number;
-  koffi: typeof KoffiModule;
+  koffi: Koffi;
 }
 
 let libc: LibcFns | undefined;
@@ -82,8 +82,7 @@ function load(): LibcFns {
   if (process.arch !== 'x64' && process.arch !== 'arm64' && process.arch !== 'riscv64') {
     throw new Error(`libc bindings: unsupported architecture ${process.arch}, 64-bit only`);
   }
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const koffi = require('koffi') as typeof KoffiModule;
+  const koffi = loadKoffi();
   const lib = koffi.load('libc.so.6');
   koffi.struct('nri_memshare_statfs', {
     f_type: 'long',

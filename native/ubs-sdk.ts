@@ -14,9 +14,8 @@
 // - Structs are anonymous koffi types (no global type names to collide), created on first use so importing
 //   this module costs nothing.
 import { readFileSync } from 'node:fs';
-import type * as KoffiModule from 'koffi';
+import { loadKoffi, type Koffi } from './koffi';
 
-type Koffi = typeof KoffiModule;
 type CType = ReturnType<Koffi['opaque']>;
 type KoffiFn = ReturnType<ReturnType<Koffi['load']>['func']>;
 
@@ -159,7 +158,7 @@ let koffiMod: Koffi | undefined;
 let structs: Structs | undefined;
 
 function koffi(): Koffi {
-  koffiMod ??= require('koffi') as Koffi;
+  koffiMod ??= loadKoffi();
   return koffiMod;
 }
 

@@ -84,7 +84,7 @@ cleanup() {
   # the demo stops what it started; this is the safety net for a crash or Ctrl-C
   if [ -s "$WORK/agent.pid" ]; then
     pid=$(cat "$WORK/agent.pid")
-    if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "plugin/cli.js run --config $WORK/"; then
+    if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "agent/nri-memshare.js run --config $WORK/"; then
       kill -KILL "$pid" 2>/dev/null || true
     fi
   fi

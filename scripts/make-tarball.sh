@@ -6,11 +6,11 @@
 #   --out DIR    where to write the tarball and the versioned spec (default dist/release)
 #   --no-build   use the existing dist/ (the test command has just built it)
 #
-# The tarball carries what runs on the node, not the TypeScript sources: the compiled agent
-# (dist/plugin, dist/native), proto/, package.json (the CLI reads its version), the production
-# node_modules (copied from the local tree, so no registry is needed; koffi trimmed to its Linux
-# x64 and arm64 binaries), the systemd unit, the default config, the containerd snippet, the
-# Kubernetes manifests, and LICENSE/README when the repo has them.
+# The tarball carries what runs on the node, not the TypeScript sources: the bundled agent
+# (dist/agent, made by scripts/bundle.js), package.json (the CLI reads its version), the modules
+# the bundle leaves outside (copied from the local tree, so no registry is needed; koffi trimmed
+# to its Linux x64 and arm64 binaries), the systemd unit, the default config, the containerd
+# snippet, the Kubernetes manifests, and LICENSE/README when the repo has them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -34,8 +34,9 @@ esac
 
 if [ "$build" = 1 ]; then
   npx --no-install tsc -p tsconfig.json
+  node scripts/bundle.js
 fi
-for f in dist/plugin/cli.js package.json proto node_modules systemd/$name.service packaging/config.json \
+for f in dist/agent/nri-memshare.js dist/agent/parse-worker.js package.json node_modules systemd/$name.service packaging/config.json \
          packaging/$name.spec packaging/$name.sh packaging/$name.8 packaging/$name.bash-completion packaging/containerd/nri.toml packaging/kubernetes; do
   [ -e "$f" ] || { echo "make-tarball: $f is missing (build first, or the checkout is incomplete)" >&2; exit 1; }
 done
@@ -45,16 +46,16 @@ trap 'rm -rf "$stage"' EXIT
 top=$stage/$name-$version
 mkdir -p "$top/dist" "$top/node_modules" "$top/packaging"
 
-# compiled agent only: no tests, no source maps (the .ts sources they point to are not shipped)
-for d in plugin native; do
-  [ -d "dist/$d" ] || continue
-  (cd dist && find "$d" -name '*.js' -type f -print0 | xargs -0 -r cp --parents -p -t "$top/dist")
-done
+# the bundled agent only: the rest of the project's code and pino are inside it
+mkdir -p "$top/dist/agent"
+cp -p dist/agent/nri-memshare.js dist/agent/parse-worker.js "$top/dist/agent/"
 cp -p package.json "$top/"
-cp -rp proto "$top/"
 
-# production dependencies, exactly as installed here (npm resolves the tree; we copy its members)
-npm ls --omit=dev --all --parseable 2>/dev/null | while IFS= read -r p; do
+# the modules the bundle loads from node_modules (scripts/bundle.js's `external`), with what they
+# depend on, exactly as installed here (npm resolves the tree; we copy its members)
+externals="koffi yaml"
+# shellcheck disable=SC2086
+npm ls $externals --omit=dev --all --parseable 2>/dev/null | while IFS= read -r p; do
   [ "$p" = "$root" ] && continue
   rel=${p#"$root"/}
   case "$rel" in node_modules/*) ;; *) continue ;; esac
@@ -77,7 +78,7 @@ for pkg in "$top"/node_modules/* "$top"/node_modules/@*/*; do
   for d in test tests __tests__ benchmarks bench docs doc example examples; do rm -rf "${pkg:?}/$d"; done
 done
 rm -rf "$top/node_modules/@types" "$top/node_modules/undici-types" "$top/node_modules/yaml/browser"
-rm -f "$top/node_modules/pino/bin.js" "$top/node_modules/yaml/bin.mjs"
+rm -f "$top/node_modules/yaml/bin.mjs"
 
 mkdir -p "$top/systemd"
 cp -p systemd/$name.service "$top/systemd/"

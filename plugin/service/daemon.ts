@@ -1,7 +1,12 @@
 // The daemon's lifecycle: config in, parts built and wired, NRI stub started; on SIGTERM the
 // parts stop in reverse. Shares stay mounted across a stop: running containers still use them.
 import { mkdirSync } from 'node:fs';
-import { DeclarationsDirectory, KubernetesDeclarationSource, MergedDeclarationStore, loadKubeCredentials, type KubeCredentials } from '../declarations';
+// plugin/declarations/index.ts would load the Kubernetes client (http, https, tls) on every node:
+// the files' parts come from their own modules, the Kubernetes parts only when configured
+import { DeclarationsDirectory } from '../declarations/directory';
+import { MergedDeclarationStore } from '../declarations/store';
+import type { KubeCredentials } from '../declarations/kubeconfig';
+import type { KubernetesDeclarationSource } from '../declarations/kubernetes';
 import { Ledger } from '../ledger';
 import { MemshareService } from '../memshare/service';
 import { memshareHandlers } from '../memshare/plugin';
@@ -14,7 +19,7 @@ import { packageVersion } from './build-info';
 import { notifierFromEnv, watchdogIntervalMs } from './notify';
 import { inferNriVersion, processStartTicks, writeAgentState, type AgentState, type DeclarationSourceState } from './agent-state';
 import { createMemshareMetrics, startMetricsServer, type MetricsServer, type NriEventName } from './metrics';
-import { resolveNodeName, startClusterWriters, type ClusterWriters } from '../cluster';
+import type { ClusterWriters } from '../cluster';
 
 export interface Daemon {
   readonly stub: Stub;
@@ -68,6 +73,8 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
   let kubeCredentials: KubeCredentials | undefined;
   if (config.kubernetes) {
     // unusable credentials throw (naming the kubeconfig field): the start fails with that message
+    const { loadKubeCredentials } = await import('../declarations/kubeconfig');
+    const { KubernetesDeclarationSource } = await import('../declarations/kubernetes');
     const credentials = loadKubeCredentials(config.kubernetes);
     kubeCredentials = credentials;
     kubeWhere = `${credentials.description} (${credentials.server.origin})`;
@@ -138,6 +145,7 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
   });
   await service.init();
   if (config.kubernetes && kubeCredentials && (config.kubernetes.status !== false || config.kubernetes.events !== false)) {
+    const { resolveNodeName, startClusterWriters } = await import('../cluster');
     const nodeName = resolveNodeName(config.kubernetes.nodeName, env);
     cluster = startClusterWriters({
       credentials: kubeCredentials,

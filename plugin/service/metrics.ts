@@ -2,7 +2,6 @@
 // Written by hand: the agent needs a handful of metrics, and observing one must stay cheap on the
 // NRI request path, so children are looked up once and then updated with plain arithmetic.
 import { readdirSync, readFileSync } from 'node:fs';
-import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { buildInfo } from './build-info';
 
@@ -425,6 +424,8 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<Me
   const addr = parseListenAddress(opts.address);
   if (!addr) throw new Error(`metrics.address: ${JSON.stringify(opts.address)} is not host:port`);
   const L = METRICS_LIMITS;
+  // node:http only where metrics are served: it costs start-up on a node that turns them off
+  const http = await import('node:http');
   const server = http.createServer({ maxHeaderSize: L.maxHeaderBytes, requestTimeout: L.requestTimeoutMs }, (req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {

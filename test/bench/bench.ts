@@ -21,6 +21,7 @@ import { Client, Server, duplexTransport } from '../../plugin/ttrpc';
 import { readMountInfo, umount2, MNT_DETACH } from '../../native';
 import type { LedgerSync } from '../../plugin/service/config';
 import { percentiles, fmt, round, type Percentiles } from './stats';
+import { AGENT_CLI } from '../support/agent-cli';
 
 const repo = resolve(__dirname, '..', '..', '..');
 const shared = resolve(repo, '..', 'shared');
@@ -92,7 +93,7 @@ export function agentConfig(dir: string, nriSocket: string, shares: Array<{ ns: 
 
 // the node flags of the shipped launcher (packaging/nri-memshare.sh)
 export const AGENT_NODE_FLAGS = ['--max-semi-space-size=1', '--max-old-space-size=128'];
-export const agentCmd = (cfg: string) => [process.execPath, ...AGENT_NODE_FLAGS, join(repo, 'dist', 'plugin', 'cli.js'), 'run', '--config', cfg];
+export const agentCmd = (cfg: string) => [process.execPath, ...AGENT_NODE_FLAGS, process.env.AGENT_CLI ?? AGENT_CLI, 'run', '--config', cfg];
 
 /**
  * compare.sh with a plugin command: `agent` is the real agent binding a declared share (ledger

@@ -3,7 +3,7 @@
 //
 //   node dist/test/bench/cluster.js [--objects 10000] [--creates 200] [--churn-seconds 30]
 //
-// - created -> bindable: the real agent (dist/plugin/cli.js run, a kubeconfig at the fake API
+// - created -> bindable: the real agent (dist/agent/nri-memshare.js run, a kubeconfig at the fake API
 //   server holding --objects ShareMemory objects) and the time from an object's creation in the
 //   API to the agent's "declarations: changed ... added" line for it (the share is then in the
 //   store every binding reads), one object at a time
@@ -23,10 +23,11 @@ import { DEFAULT_LIMITS } from '../../plugin/model/types';
 import { FakeApiServer } from '../support/fake-apiserver';
 import { kubeSendFor } from '../e2e/cluster-support';
 import { fmt, percentiles, round } from './stats';
+import { AGENT_CLI } from '../support/agent-cli';
 
 const repo = resolve(__dirname, '..', '..', '..');
 const resultsFile = join(repo, 'test', 'bench', 'results', 'cluster.json');
-const CLI = join(repo, 'dist', 'plugin', 'cli.js');
+const CLI = AGENT_CLI;
 const args = process.argv.slice(2);
 const arg = (name: string, def: number) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : def);
 const OBJECTS = arg('--objects', 10000);

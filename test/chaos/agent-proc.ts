@@ -1,12 +1,13 @@
-// The chaos test's own handle on the real agent (dist/plugin/cli.js run): restarted many times
+// The chaos test's own handle on the real agent (dist/agent/nri-memshare.js run): restarted many times
 // over one config, its JSON log kept across runs in one file, and what the driver needs to know
 // from it: which run we are in (epoch), whether that run is synchronized, and what each
 // reconcile evicted.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, writeFileSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
+import { AGENT_CLI } from '../support/agent-cli';
 
-export const CLI = join(__dirname, '..', '..', 'plugin', 'cli.js');
+export const CLI = AGENT_CLI;
 
 export interface Share {
   ns: string;

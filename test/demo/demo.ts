@@ -8,8 +8,9 @@ import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync }
 import { join } from 'node:path';
 import { CriError, mountsUnder, startContainerd, uniqueName, type ContainerdInstance, type RunningPod } from '../harness';
 import type { ContainerdVersion } from '../harness';
+import { AGENT_CLI } from '../support/agent-cli';
 
-const CLI = join(__dirname, '..', '..', 'plugin', 'cli.js');
+const CLI = AGENT_CLI;
 const NAMESPACE = 'demo';
 const SHARE = 'demo-share';
 const SHARE_SIZE = '128Mi';

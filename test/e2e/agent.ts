@@ -1,4 +1,4 @@
-// The real agent (dist/plugin/cli.js run) beside a test containerd, with a private config,
+// The real agent (dist/agent/nri-memshare.js run) beside a test containerd, with a private config,
 // declarations directory, state and shares directory; helpers to declare shares, look at the
 // host's mounts and the agent's status, and to clean up. The agent leaves shares mounted when it
 // stops (running containers still use them), so cleanup() unmounts whatever is left under its
@@ -8,8 +8,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startPlugin, type PluginProcess } from './plugin-process';
+import { AGENT_CLI } from '../support/agent-cli';
 
-export const CLI = join(__dirname, '..', '..', 'plugin', 'cli.js');
+export const CLI = AGENT_CLI;
 export const SYNCED = /"msg":"nri: synchronized"/;
 export const RECONCILED = /"msg":"reconciled with the runtime"/;
 export const MiB = 1024 * 1024;

@@ -91,7 +91,7 @@ forEachContainerd('eviction with the unit\'s capabilities', (test, env) => {
     assert.is(priv.inh, 0n, 'CapInh');
     assert.is(priv.amb, 0n, 'CapAmb');
     assert.is(priv.noNewPrivs, unit.noNewPrivs, 'NoNewPrivs');
-    assert.match(readFileSync(`/proc/${pid}/cmdline`, 'utf8'), 'cli.js', 'the pid is the agent itself (setpriv exec\'d it)');
+    assert.match(readFileSync(`/proc/${pid}/cmdline`, 'utf8'), 'nri-memshare.js', 'the pid is the agent itself (setpriv exec\'d it)');
 
     const share = uniqueName('u');
     await agent.declare(ns, share, '128Mi');

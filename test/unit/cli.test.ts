@@ -7,9 +7,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startPlugin } from '../e2e/plugin-process';
+import { AGENT_CLI } from '../support/agent-cli';
 
 const ROOT = join(__dirname, '..', '..', '..');
-const CLI = join(__dirname, '..', '..', 'plugin', 'cli.js');
+const CLI = AGENT_CLI;
 const COMPLETION = join(ROOT, 'packaging', 'nri-memshare.bash-completion');
 const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 

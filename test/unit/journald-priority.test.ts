@@ -10,8 +10,9 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { parse as parseYaml } from 'yaml';
 import { createLogger, isJournalStream, syslogPriority } from '../../plugin/service/logger';
+import { AGENT_CLI } from '../support/agent-cli';
 
-const CLI = join(__dirname, '..', '..', 'plugin', 'cli.js');
+const CLI = AGENT_CLI;
 const LOGGER = join(__dirname, '..', '..', 'plugin', 'service', 'logger.js');
 
 function capture(): { stream: Writable; raw: () => string[] } {

@@ -31,9 +31,19 @@ test('parseMountInfo reads fields and unescapes octal escapes in paths', () => {
 });
 
 test('importing native does not load koffi or libc (lazy)', () => {
-  const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(join(__dirname, '..', '..', 'native'))}); console.log(Object.keys(require.cache).some((k) => k.includes('koffi')))`], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(join(__dirname, '..', '..', 'native'))}); console.log(Object.keys(require.cache).some((k) => k.includes('/node_modules/koffi/')))`], { encoding: 'utf8' });
   assert.is(r.status, 0, r.stderr);
   assert.is(r.stdout.trim(), 'false');
+});
+
+test('koffi loads from its prebuilt binary, without its build tooling (https, tls, zlib)', () => {
+  const mod = JSON.stringify(join(__dirname, '..', '..', 'native', 'koffi'));
+  const code = `const k = require(${mod}).loadKoffi();
+    const loaded = process.moduleLoadList.filter((m) => /^NativeModule (https|tls|zlib)$/.test(m));
+    console.log(JSON.stringify({ load: typeof k.load, struct: typeof k.struct, loaded }));`;
+  const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout) as unknown, { load: 'function', struct: 'function', loaded: [] });
 });
 
 test('readMountInfo finds the root mount', () => {

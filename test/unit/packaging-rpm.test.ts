@@ -27,7 +27,7 @@ function must(cmd: string, args: string[], opts: { cwd?: string } = {}): string 
 
 // Missing tools are a loud skip on a developer machine, a failure under CI.
 const missing = ['rpmbuild', 'rpm', 'rpm2cpio', 'tar', 'gzip', 'rpmlint'].filter((t) => !have(t));
-if (!existsSync(join(repo, 'dist/plugin/cli.js'))) missing.push('dist/plugin/cli.js (run the build first)');
+if (!existsSync(join(repo, 'dist/agent/nri-memshare.js'))) missing.push('dist/agent/nri-memshare.js (run the build first)');
 const skip = missing.length > 0;
 if (skip) {
   const msg = `SKIPPED packaging-rpm: missing ${missing.join(', ')} (apt-get install rpm rpmlint); the RPM was NOT built or checked`;
@@ -67,8 +67,8 @@ if (!skip) {
     const list = must('tar', ['tzf', out]).split('\n');
     const top = `nri-memshare-${version}/`;
     for (const p of [
-      'nri-memshare.spec', 'package.json', 'dist/plugin/cli.js', 'dist/plugin/service/config.js', 'proto/nri.proto',
-      'node_modules/pino/package.json', 'node_modules/koffi/build/koffi/linux_x64/koffi.node',
+      'nri-memshare.spec', 'package.json', 'dist/agent/nri-memshare.js', 'dist/agent/parse-worker.js',
+      'node_modules/yaml/package.json', 'node_modules/koffi/build/koffi/linux_x64/koffi.node',
       'node_modules/koffi/build/koffi/linux_arm64/koffi.node', 'systemd/nri-memshare.service',
       'packaging/config.json', 'packaging/nri-memshare.sh', 'packaging/containerd/nri.toml',
       'packaging/kubernetes/crd-sharememory.yaml',
@@ -79,6 +79,9 @@ if (!skip) {
       p.includes('/dist/test/') || (p.endsWith('.ts') && !p.includes('/node_modules/')) || p.includes('node_modules/typescript/') ||
       p.includes('node_modules/uvu/') || /koffi\/build\/koffi\/(?!linux_x64|linux_arm64)[^/]+\//.test(p) || p.endsWith('.js.map'));
     assert.equal(bad.slice(0, 10), [], 'no tests, sources, dev dependencies or foreign koffi builds');
+    // the bundle holds the project's code and pino: no loose modules, no build-time protobufjs
+    const loose = list.filter((p) => /\/dist\/(plugin|native)\//.test(p) || /\/node_modules\/(pino|protobufjs|long|sonic-boom)\//.test(p) || p.includes('/proto/'));
+    assert.equal(loose.slice(0, 10), [], 'only the bundle and the modules it leaves outside');
     // only what runs: no test-only packages (the CRI client's gRPC is a devDependency), no type
     // declarations, no hidden files, no test, benchmark or doc trees of the libraries
     const lean = list.filter((p) => {
@@ -102,9 +105,9 @@ if (!skip) {
     const files = must('rpm', ['-qlp', rpmFile]).split('\n');
     for (const p of [
       '/usr/bin/nri-memshare',
-      '/usr/lib/nri-memshare/dist/plugin/cli.js',
+      '/usr/lib/nri-memshare/dist/agent/nri-memshare.js',
+      '/usr/lib/nri-memshare/dist/agent/parse-worker.js',
       '/usr/lib/nri-memshare/package.json',
-      '/usr/lib/nri-memshare/proto/nri.proto',
       '/usr/lib/nri-memshare/node_modules/koffi/package.json',
       '/usr/lib/systemd/system/nri-memshare.service',
       '/etc/nri-memshare/config.json',
@@ -193,14 +196,14 @@ if (!skip) {
       ? `rpm2cpio '${rpmFile}' | (cd '${unpacked}' && cpio -idm --quiet)`
       : `rpm2archive - < '${rpmFile}' | tar xzf - -C '${unpacked}'`;
     must('sh', ['-c', script]);
-    const v = must(process.execPath, [join(appdir, 'dist/plugin/cli.js'), '--version']);
+    const v = must(process.execPath, [join(appdir, 'dist/agent/nri-memshare.js'), '--version']);
     assert.ok(v.trim().endsWith(version), `--version printed ${JSON.stringify(v)}`);
-    const c = must(process.execPath, [join(appdir, 'dist/plugin/cli.js'), 'check-config', '--config', join(unpacked, 'etc/nri-memshare/config.json')]);
+    const c = must(process.execPath, [join(appdir, 'dist/agent/nri-memshare.js'), 'check-config', '--config', join(unpacked, 'etc/nri-memshare/config.json')]);
     assert.match(c, /ok/);
   });
 
   test('the packaged node_modules load on their own, koffi included', () => {
-    const code = `for (const m of ['pino', 'yaml', 'protobufjs', 'protobufjs/minimal', 'koffi']) require(m);
+    const code = `for (const m of ['yaml', 'koffi']) require(m);
       const k = require('koffi'); if (typeof k.load !== 'function') throw new Error('koffi.load missing'); console.log('loaded');`;
     const r = spawnSync(process.execPath, ['-e', code], { cwd: appdir, encoding: 'utf8', env: { ...process.env, NODE_PATH: join(appdir, 'node_modules') } });
     assert.is(r.status, 0, r.stderr);
@@ -209,7 +212,7 @@ if (!skip) {
 
   test('the installed agent runs from the payload alone: a full config check and the man page', () => {
     // NODE_PATH unset and cwd elsewhere: only the packaged modules can satisfy its requires
-    const r = spawnSync(process.execPath, [join(appdir, 'dist/plugin/cli.js'), 'version', '--json'], { cwd: '/', encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+    const r = spawnSync(process.execPath, [join(appdir, 'dist/agent/nri-memshare.js'), 'version', '--json'], { cwd: '/', encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
     assert.is(r.status, 0, r.stderr);
     assert.is((JSON.parse(r.stdout) as { version: string }).version, version);
     const man = must('sh', ['-c', `gzip -dc '${join(unpacked, 'usr/share/man/man8/nri-memshare.8.gz')}'`]);
@@ -241,7 +244,7 @@ if (!skip) {
   test('the wrapper execs node on the installed CLI', () => {
     const w = readFileSync(join(unpacked, 'usr/bin/nri-memshare'), 'utf8');
     assert.match(w, /^#!\/bin\/sh\n/);
-    assert.match(w, /exec "\$\{NRI_MEMSHARE_NODE:-\/usr\/bin\/node\}" (--[a-z-]+=\S+ )*\/usr\/lib\/nri-memshare\/dist\/plugin\/cli\.js "\$@"/);
+    assert.match(w, /exec "\$\{NRI_MEMSHARE_NODE:-\/usr\/bin\/node\}" (--[a-z-]+=\S+ )*\/usr\/lib\/nri-memshare\/dist\/agent\/nri-memshare\.js "\$@"/);
     assert.is(spawnSync('sh', ['-n', join(unpacked, 'usr/bin/nri-memshare')]).status, 0);
   });
 

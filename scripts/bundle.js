@@ -1,0 +1,36 @@
+#!/usr/bin/env node
+// Bundles the compiled agent (dist/plugin/cli.js, tsc's output) into dist/agent/nri-memshare.js,
+// the one file the RPM's launcher runs, and the declarations parse worker beside it. Why: node
+// resolves, reads and compiles ~100 modules at start, and that is most of the agent's start-up
+// and some of its RSS (docs/performance.md has the figures). Run by `npm run build`, after tsc.
+//
+// Left outside the bundle, loaded from node_modules as before:
+// - koffi: a native addon (.node files per arch);
+// - yaml: 250 KB that only a node with YAML declarations ever loads (plugin/declarations/parse.ts).
+// Not minified: stack traces in the journal keep the project's function names.
+'use strict';
+const { build } = require('esbuild');
+const { join } = require('node:path');
+
+const root = join(__dirname, '..');
+const outdir = join(root, 'dist', 'agent');
+
+build({
+  absWorkingDir: root,
+  entryPoints: {
+    'nri-memshare': 'dist/plugin/cli.js',
+    // directory.ts starts it as join(__dirname, 'parse-worker.js'): the bundle's own directory
+    'parse-worker': 'dist/plugin/declarations/parse-worker.js',
+  },
+  outdir,
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  external: ['koffi', 'yaml'],
+  legalComments: 'none',
+  logLevel: 'warning',
+}).catch((err) => {
+  console.error(`bundle: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
