@@ -9,8 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { nearest } from '../../plugin/model/config-reader';
 import { kubeconfigText } from '../support/fake-apiserver-https';
+import { AGENT_CLI } from '../support/agent-cli';
 
-const CLI = join(__dirname, '..', '..', 'plugin', 'cli.js');
+const CLI = AGENT_CLI;
 const dir = mkdtempSync(join(tmpdir(), 'check-config-'));
 const declarations = join(dir, 'shares.d');
 mkdirSync(declarations);

@@ -17,8 +17,9 @@ import { SKIP_TLS_VERIFY, kubeconfigText } from '../support/fake-apiserver-https
 import { startPlugin, type PluginProcess } from '../e2e/plugin-process';
 import { cleanupsAfterEach } from '../support/cleanup';
 import { waitFor } from '../support/util';
+import { AGENT_CLI } from '../support/agent-cli';
 
-const CLI = join(__dirname, '..', '..', 'plugin', 'cli.js');
+const CLI = AGENT_CLI;
 const cleanups = cleanupsAfterEach(test);
 
 function status(configPath: string): { json: NodeStatus; table: string } {
