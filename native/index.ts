@@ -6,6 +6,8 @@ export {
   flock,
   tryLockFile,
   isMountRoot,
+  mountStat,
+  type MountStat,
   pidfdOpen,
   pidfdSendSignal,
   SyscallError,

@@ -32,6 +32,8 @@ const AT_FDCWD = -100;
 const AT_SYMLINK_NOFOLLOW = 0x100;
 const STATX_BASIC_STATS = 0x7ff;
 const STATX_ATTR_MOUNT_ROOT = 0x2000;
+// the 64-bit mount id that is never reused while the system runs (Linux 6.8+)
+const STATX_MNT_ID_UNIQUE = 0x4000;
 
 /** statfs f_type of a tmpfs (linux/magic.h). */
 export const TMPFS_MAGIC = 0x01021994;
@@ -98,7 +100,8 @@ function load(): LibcFns {
     f_flags: 'long',
     f_spare: koffi.array('long', 4),
   });
-  // struct statx (linux/stat.h) up to stx_attributes_mask; the kernel writes all 256 bytes.
+  // struct statx (linux/stat.h), 256 bytes; the spans we don't read are typed arrays (cheap to
+  // decode: this runs on every binding of a share that is already mounted)
   koffi.struct('nri_memshare_statx', {
     stx_mask: 'uint32',
     stx_blksize: 'uint32',
@@ -112,7 +115,10 @@ function load(): LibcFns {
     stx_size: 'uint64',
     stx_blocks: 'uint64',
     stx_attributes_mask: 'uint64',
-    stx_rest: koffi.array('uint8', 192),
+    stx_times: koffi.array('uint64', 8, 'Typed'), // atime, btime, ctime, mtime
+    stx_devs: koffi.array('uint32', 4, 'Typed'), // rdev major/minor, dev major/minor
+    stx_mnt_id: 'uint64',
+    stx_rest: koffi.array('uint64', 13, 'Typed'),
   });
   libc = {
     mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
@@ -205,12 +211,30 @@ function hasBit(v: unknown, bit: number): boolean {
  * device-number comparison misses. Returns undefined if the kernel does not report the attribute.
  */
 export function isMountRoot(path: string): boolean | undefined {
+  return mountStat(path).mountRoot;
+}
+
+export interface MountStat {
+  /** `path` is the root of a mount; undefined if the kernel does not report it (before 5.8) */
+  mountRoot: boolean | undefined;
+  /**
+   * The unique id of the mount `path` is on, as a decimal string; undefined before Linux 6.8.
+   * Unlike mountinfo's ids it is never given to another mount, so an unchanged id means the
+   * very mount seen before.
+   */
+  uniqueMountId: string | undefined;
+}
+
+/** One statx(2) of `path` (not following a final symlink): its mount-root bit and mount id. */
+export function mountStat(path: string): MountStat {
   const fns = load();
   const buf: Record<string, unknown> = {};
   fns.koffi.errno(0);
-  if (fns.statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, buf) !== 0) fail(fns, 'statx', path);
-  if (!hasBit(buf.stx_attributes_mask, STATX_ATTR_MOUNT_ROOT)) return undefined;
-  return hasBit(buf.stx_attributes, STATX_ATTR_MOUNT_ROOT);
+  if (fns.statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_MNT_ID_UNIQUE, buf) !== 0) fail(fns, 'statx', path);
+  return {
+    mountRoot: hasBit(buf.stx_attributes_mask, STATX_ATTR_MOUNT_ROOT) ? hasBit(buf.stx_attributes, STATX_ATTR_MOUNT_ROOT) : undefined,
+    uniqueMountId: hasBit(buf.stx_mask, STATX_MNT_ID_UNIQUE) ? String(buf.stx_mnt_id) : undefined,
+  };
 }
 
 // pidfd syscalls: numbers from the unified table (>= 424) are the same on every architecture.

@@ -94,7 +94,7 @@ export interface MountOps {
   umount2: typeof native.umount2;
   statfs: typeof native.statfs;
   readMountInfo: typeof native.readMountInfo;
-  isMountRoot: typeof native.isMountRoot;
+  mountStat: typeof native.mountStat;
 }
 
 const realOps: MountOps = {
@@ -102,7 +102,7 @@ const realOps: MountOps = {
   umount2: native.umount2,
   statfs: native.statfs,
   readMountInfo: native.readMountInfo,
-  isMountRoot: native.isMountRoot,
+  mountStat: native.mountStat,
 };
 
 // Bounds the unmount loop in release(): one share dir should never carry more stacked mounts.
@@ -131,6 +131,12 @@ export class LocalBackend implements Backend {
   /** foreign mounts already reported, by mount id and point */
   private readonly reported = new Set<string>();
   private lockFd: number | undefined;
+  /**
+   * Share mounts this agent made or checked in mountinfo, by path, with statx's unique mount id
+   * then (Linux 6.8+). A later binding whose statx shows the same id is on that very mount, so it
+   * skips re-reading mountinfo (its cost grows with every mount on the node).
+   */
+  private readonly known = new Map<string, { mountId: string; source: string; exec: boolean }>();
 
   constructor(
     options: LocalBackendOptions = {},
@@ -227,7 +233,7 @@ export class LocalBackend implements Backend {
 
   async usage(handle: Pick<ShareHandle, 'namespace' | 'name'>): Promise<{ sizeBytes: number; usedBytes: number } | undefined> {
     const path = this.pathOf(handle.namespace, handle.name);
-    const st = await this.mountedTmpfs(path);
+    const st = (await this.mountedTmpfs(path))?.st;
     if (!st) return undefined;
     return { sizeBytes: st.totalBytes, usedBytes: st.usedBytes };
   }
@@ -302,7 +308,8 @@ export class LocalBackend implements Backend {
     const exec = decl.allowExec === true;
     const flags = native.MS_NOSUID | native.MS_NODEV | (exec ? 0 : native.MS_NOEXEC);
     const source = this.source ?? `${MOUNT_SOURCE_PREFIX}unknown`;
-    let st = await this.mountedTmpfs(path);
+    const mounted = await this.mountedTmpfs(path);
+    let st = mounted?.st;
     let inForce = { source, exec };
     if (!st) {
       const data = `size=${decl.sizeBytes},mode=1777`;
@@ -312,12 +319,20 @@ export class LocalBackend implements Backend {
         throw wrapError(`local backend: cannot mount tmpfs for share ${key} at ${path}`, err);
       }
       st = this.ops.statfs(path);
+      this.remember(path, this.ops.mountStat(path).uniqueMountId, inForce);
     } else {
-      const top = await this.topMount(path);
-      if (!top || !this.owns(top, false)) {
-        throw new Error(`local backend: share ${key}: ${path} has a tmpfs not made by this agent (source ${quote(top?.source ?? '?')}); refusing to hand it out`);
+      const seen = this.known.get(path);
+      if (seen && mounted?.mountId !== undefined && seen.mountId === mounted.mountId) {
+        inForce = { source: seen.source, exec: seen.exec };
+      } else {
+        const top = await this.topMount(path);
+        if (!top || !this.owns(top, false)) {
+          throw new Error(`local backend: share ${key}: ${path} has a tmpfs not made by this agent (source ${quote(top?.source ?? '?')}); refusing to hand it out`);
+        }
+        inForce = { source: top.source, exec: !top.mountOptions.includes('noexec') };
+        // the id statx saw before mountinfo was read: a mount stacked in between shows in both
+        this.remember(path, mounted?.mountId, inForce);
       }
-      inForce = { source: top.source, exec: !top.mountOptions.includes('noexec') };
       const want = roundUp(decl.sizeBytes, st.blockSize);
       // A shrink below what is in use cannot work; do not even ask.
       const resize = st.totalBytes !== want && (want > st.totalBytes || st.usedBytes <= want);
@@ -326,7 +341,8 @@ export class LocalBackend implements Backend {
         try {
           this.ops.mount(source, path, 'tmpfs', native.MS_REMOUNT | flags, resize ? `size=${decl.sizeBytes}` : null);
           st = this.ops.statfs(path);
-          inForce = { source: top.source, exec };
+          inForce = { source: inForce.source, exec };
+          this.remember(path, mounted?.mountId, inForce); // a remount keeps the mount (and its id)
         } catch (err) {
           // A grow that fails is a real error; a shrink refused because the data does not fit
           // leaves the share at its current size (see the class comment).
@@ -342,6 +358,7 @@ export class LocalBackend implements Backend {
   }
 
   private async doRelease(namespace: string, path: string, legacyOk: boolean): Promise<void> {
+    this.known.delete(path);
     for (let i = 0; i < MAX_STACKED_MOUNTS; i++) {
       const top = await this.topMount(path);
       if (!top) break;
@@ -367,28 +384,38 @@ export class LocalBackend implements Backend {
     await rmdirIfThere(join(this.baseDir(), namespace), true);
   }
 
-  /** statfs of `path` if a tmpfs is mounted right there, else undefined. */
-  private async mountedTmpfs(path: string): Promise<native.FsStats | undefined> {
-    if (!(await this.isMountPoint(path))) return undefined;
+  private remember(path: string, mountId: string | undefined, inForce: { source: string; exec: boolean }): void {
+    if (mountId === undefined) this.known.delete(path);
+    else this.known.set(path, { mountId, ...inForce });
+  }
+
+  /** statfs of `path` and statx's mount id if a tmpfs is mounted right there, else undefined. */
+  private async mountedTmpfs(path: string): Promise<{ st: native.FsStats; mountId: string | undefined } | undefined> {
+    const at = await this.mountPoint(path);
+    if (!at) return undefined;
     const st = this.ops.statfs(path);
     if (st.type !== native.TMPFS_MAGIC) {
       throw new Error(`local backend: ${path} is a mount point but not a tmpfs (filesystem type 0x${st.type.toString(16)}); refusing to use it`);
     }
-    return st;
+    return { st, mountId: at.mountId };
+  }
+
+  private async isMountPoint(path: string): Promise<boolean> {
+    return (await this.mountPoint(path)) !== undefined;
   }
 
   // statx's mount-root attribute is exact (also for same-filesystem bind mounts); kernels that
   // lack it get a mountinfo scan.
-  private async isMountPoint(path: string): Promise<boolean> {
-    let root: boolean | undefined;
+  private async mountPoint(path: string): Promise<{ mountId: string | undefined } | undefined> {
+    let ms: native.MountStat;
     try {
-      root = this.ops.isMountRoot(path);
+      ms = this.ops.mountStat(path);
     } catch (err) {
-      if ((err as native.SyscallError).code === 'ENOENT') return false;
+      if ((err as native.SyscallError).code === 'ENOENT') return undefined;
       throw err;
     }
-    if (root !== undefined) return root;
-    return this.ops.readMountInfo().some((m) => m.mountPoint === path);
+    const root = ms.mountRoot ?? this.ops.readMountInfo().some((m) => m.mountPoint === path);
+    return root ? { mountId: ms.uniqueMountId } : undefined;
   }
 }
 

@@ -4,7 +4,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync, readFileSync, statSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as native from '../../native';
-import { LocalBackend, SHARES_LOCK_FILE, mountSourceFor } from '../../plugin/backends';
+import { LocalBackend, SHARES_LOCK_FILE, mountSourceFor, type MountOps } from '../../plugin/backends';
 import type { ShareDeclaration } from '../../plugin/model/types';
 
 const isRoot = process.getuid?.() === 0;
@@ -306,6 +306,67 @@ test('a foreign tmpfs under sharesDir is not present, is reported once, and is n
     native.umount2(other, 0);
     rmSync(join(sharesDir, 'team-f'), { recursive: true, force: true });
   }
+});
+
+// the ops seam: the real calls, counted
+function countingOps(): { ops: MountOps; mountinfoReads: () => number } {
+  let reads = 0;
+  const ops: MountOps = {
+    mount: native.mount,
+    umount2: native.umount2,
+    statfs: native.statfs,
+    mountStat: native.mountStat,
+    readMountInfo: () => {
+      reads++;
+      return native.readMountInfo();
+    },
+  };
+  return { ops, mountinfoReads: () => reads };
+}
+
+test('a later binding of a share this agent mounted is checked by its mount id, without reading mountinfo', async () => {
+  if (!needRoot('mount id')) return;
+  if (native.mountStat('/').uniqueMountId === undefined) {
+    // before Linux 6.8 there is no unique mount id: every later binding reads mountinfo
+    const msg = 'statx has no STATX_MNT_ID_UNIQUE on this kernel (before 6.8): the mountinfo check runs every time';
+    if (process.env.CI === 'true') throw new Error(msg);
+    console.log(`\n!!!!! SKIPPED: ${msg} !!!!!\n`);
+    return;
+  }
+  const { ops, mountinfoReads } = countingOps();
+  const b = new LocalBackend({ sharesDir, stateDir }, ops);
+  const first = await b.acquire(decl('by-id', 4 * MiB, 'team-i'));
+  try {
+    const before = mountinfoReads();
+    const again = await b.acquire(decl('by-id', 4 * MiB, 'team-i'));
+    assert.is(mountinfoReads(), before, 'no mountinfo read for a later binding');
+    assert.equal(again.data, first.data);
+  } finally {
+    await b.release(first);
+  }
+});
+
+test('a later binding after the mount changed under the agent reads mountinfo again and refuses a foreign tmpfs stacked on top', async () => {
+  if (!needRoot('stacked mount')) return;
+  const { ops, mountinfoReads } = countingOps();
+  const b = new LocalBackend({ sharesDir, stateDir }, ops);
+  const mine = await b.acquire(decl('stacked', 4 * MiB, 'team-i'));
+  const path = mine.data.hostPath;
+  native.mount('tmpfs', path, 'tmpfs', native.MS_NOSUID, 'size=1m');
+  try {
+    const before = mountinfoReads();
+    await rejects(b.acquire(decl('stacked', 4 * MiB, 'team-i')), /team-i\/stacked: .* has a tmpfs not made by this agent \(source "tmpfs"\); refusing to hand it out/);
+    assert.ok(mountinfoReads() > before, 'the changed mount id sent it to mountinfo');
+  } finally {
+    native.umount2(path, 0);
+  }
+  // with the foreign mount gone, the agent's own mount is on top again: the id it made
+  const before = mountinfoReads();
+  const back = await b.acquire(decl('stacked', 4 * MiB, 'team-i'));
+  if (native.mountStat('/').uniqueMountId !== undefined) assert.is(mountinfoReads(), before, 'the very mount it made (unique ids are never reused)');
+  assert.is(back.data.source, mine.data.source);
+  await b.release(back);
+  assert.is(mountsAt(path).length, 0);
 });
 
 test('a share recorded by an agent from before the mark (handle without a source) is still released', async () => {
