@@ -91,8 +91,19 @@ export function agentConfig(dir: string, nriSocket: string, shares: Array<{ ns: 
   return cfg;
 }
 
-// the node flags of the shipped launcher (packaging/nri-memshare.sh)
-export const AGENT_NODE_FLAGS = ['--max-semi-space-size=1', '--max-old-space-size=128'];
+// What the agent gets on a node: the node flags of the shipped launcher's exec line
+// (packaging/nri-memshare.sh) and the unit's Environment= lines (MALLOC_ARENA_MAX and the like).
+// AGENT_NODE_FLAGS="..." in the environment overrides the flags, for trying others.
+function launcherFlags(): string[] {
+  const exec = readFileSync(join(repo, 'packaging', 'nri-memshare.sh'), 'utf8').split('\n').find((l) => l.startsWith('exec '));
+  if (!exec) throw new Error('packaging/nri-memshare.sh: no exec line');
+  return [...exec.matchAll(/ (--[a-z0-9-]+(?:=[^\s"]+)?)/g)].map((m) => m[1]);
+}
+export const AGENT_NODE_FLAGS = process.env.AGENT_NODE_FLAGS !== undefined ? process.env.AGENT_NODE_FLAGS.split(' ').filter(Boolean) : launcherFlags();
+for (const line of readFileSync(join(repo, 'systemd', 'nri-memshare.service'), 'utf8').split('\n')) {
+  const m = /^Environment=([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line);
+  if (m && process.env[m[1]] === undefined) process.env[m[1]] = m[2];
+}
 export const agentCmd = (cfg: string) => [process.execPath, ...AGENT_NODE_FLAGS, process.env.AGENT_CLI ?? AGENT_CLI, 'run', '--config', cfg];
 
 /**
