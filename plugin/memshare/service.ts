@@ -72,6 +72,8 @@ export class MemshareService {
   private readonly unrestored = new Set<string>();
   /** acquires still running (past a request's budget, kept for the kubelet's retry) */
   private readonly acquiring = new Map<string, Promise<ShareHandle>>();
+  /** the allowExec each present share was acquired for (a change acquires again: local remounts) */
+  private readonly acquiredExec = new Map<string, boolean>();
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
   private readonly ev: ServiceEvents;
   private readonly now: () => number;
@@ -226,7 +228,10 @@ export class MemshareService {
     // a binding made before the background restore reached this share would get the last run's
     // device numbers: restore it first (under the share's lock, as restoreAll does)
     if (have && this.unrestored.has(key)) return this.restoreOne(have);
-    if (have && have.requestedBytes === decl.sizeBytes) return have;
+    // the same size and exec setting it was acquired for: nothing to do (a later binding's path).
+    // A handle restored after a restart has no exec entry and is taken as it is.
+    const exec = this.acquiredExec.get(key);
+    if (have && have.requestedBytes === decl.sizeBytes && (exec === undefined || exec === (decl.allowExec === true))) return have;
     let p = this.acquiring.get(key);
     if (!p) {
       p = (async () => {
@@ -245,6 +250,7 @@ export class MemshareService {
         // recorded before any binding of it: a restarted agent must find what to release
         await this.o.ledger.hold({ handle });
         this.present.set(key, handle);
+        this.acquiredExec.set(key, decl.allowExec === true);
         this.unrestored.delete(key);
         this.cancelRetry(key);
         return handle;
@@ -459,6 +465,7 @@ export class MemshareService {
     }
     this.cancelRetry(key);
     this.present.delete(key);
+    this.acquiredExec.delete(key);
     await this.o.ledger.drop(namespace, name);
     this.ev.released?.(namespace, name, why);
     return true;

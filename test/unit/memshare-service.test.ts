@@ -92,6 +92,20 @@ test('a bound container gets the mount, the share is acquired once and recorded'
   await s.done();
 });
 
+test('a changed allowExec acquires the share again for the next binding (the local backend remounts); the same one does not', async () => {
+  const s = await setup([decl('team', 'tools')]);
+  const p = pod('team', { 'memshare.nri.io/pod': 'tools' });
+  await s.service.createContainer(p, ctr(p, 'a'));
+  await s.service.createContainer(p, ctr(p, 'b'));
+  assert.equal(s.backend.calls, ['acquire team/tools']);
+  s.source.set([{ ...decl('team', 'tools'), allowExec: true }]);
+  await s.service.createContainer(p, ctr(p, 'c'));
+  await s.service.createContainer(p, ctr(p, 'd'));
+  assert.equal(s.backend.calls, ['acquire team/tools', 'acquire team/tools'], 'once for the change, not for every binding');
+  assert.is(s.ledger.byShare('team', 'tools').length, 4);
+  await s.done();
+});
+
 test('a container without the annotation gets nothing and no record', async () => {
   const s = await setup([decl('team', 'cache')]);
   const p = pod('team', {});
