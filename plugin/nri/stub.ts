@@ -138,7 +138,12 @@ export class Stub {
   stop(): void {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.mux?.close();
+    // let go of the session first: its close is ours, not news to warn about
+    const mux = this.mux;
+    this.mux = undefined;
+    this.client = undefined;
+    this.synced = false;
+    mux?.close();
     for (const q of this.queue) q.reject(new Error('nri: stub stopped'));
     this.queue = [];
     this.setState('stopped');

@@ -403,6 +403,21 @@ test('stop() ends the session and no reconnection follows', async () => {
   await assert.not.throws(() => stub.stop());
 });
 
+test('a stop() is no warning: the session it closes is not reported as lost', async () => {
+  const rt = await runtime({ auto: { runtimeVersion: 'v1.7.24' } });
+  const warnings: string[] = [];
+  const logger = { debug() {}, info() {}, warn: (_o: object, msg: string) => void warnings.push(msg), error: (_o: object, msg: string) => void warnings.push(msg) };
+  const states: StubState[] = [];
+  const stub = makeStub(shmHandlers(), rt.path, { logger }, states);
+  await within(stub.start(), 'sync');
+  const c0 = await rt.conn(0);
+  stub.stop();
+  await within(c0.closed.promise, 'connection closed');
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(warnings, []);
+  assert.not.ok(states.includes('disconnected'), states.join(' '));
+});
+
 test('invalid index or name throws at construction; pre-launched env is honoured', () => {
   const make = (name: string | undefined, index: string | undefined) => () => new Stub({}, { name, index, env: {} });
   for (const idx of ['1', '100', 'ab', '', ' 1', '1a', '٣٣']) assert.throws(make('ok', idx), /index/, `index ${JSON.stringify(idx)}`);
