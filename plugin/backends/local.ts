@@ -8,7 +8,7 @@
 // the container sees. Every tmpfs the agent mounts carries its mark as the mount source
 // (mountSourceFor), so reconcile and release touch only the agent's own mounts; a lock file in
 // sharesDir keeps a second agent out.
-import { createHash } from 'node:crypto';
+import type * as Crypto from 'node:crypto';
 import { chmodSync, closeSync, existsSync, ftruncateSync, mkdirSync, promises as fsp, readdirSync, readFileSync, realpathSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as native from '../../native';
@@ -85,6 +85,7 @@ export function mountSourceFor(stateDir: string): string {
   } catch {
     // not made yet: its path as written
   }
+  const { createHash } = require('node:crypto') as typeof Crypto;
   return `${MOUNT_SOURCE_PREFIX}${createHash('sha256').update(path).digest('hex').slice(0, 16)}`;
 }
 
@@ -122,8 +123,7 @@ export class LocalBackend implements Backend {
   readonly durable = false;
   readonly sharesDir: string;
   private resolvedDir: string | undefined;
-  /** the mount source of this agent's shares; undefined: any agent's mark is recognised */
-  readonly source: string | undefined;
+  private sourceMark: string | undefined;
   // One operation at a time per share; different shares proceed in parallel.
   private readonly lock = new KeyedLock();
   private readonly stateDir: string | undefined;
@@ -144,8 +144,17 @@ export class LocalBackend implements Backend {
   ) {
     this.sharesDir = options.sharesDir ?? DEFAULT_SHARES_DIR;
     this.stateDir = options.stateDir;
-    this.source = options.stateDir === undefined ? undefined : mountSourceFor(options.stateDir);
+
     this.warn = options.warn;
+  }
+
+  /**
+   * The mount source of this agent's shares; undefined: any agent's mark is recognised. Made at
+   * first use: its hash loads node:crypto, which a node without shares never needs at start-up.
+   */
+  get source(): string | undefined {
+    if (this.stateDir === undefined) return undefined;
+    return (this.sourceMark ??= mountSourceFor(this.stateDir));
   }
 
   /**

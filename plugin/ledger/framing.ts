@@ -1,12 +1,17 @@
 // Checksummed JSON lines: "<crc32 of json, 8 hex digits> <json>\n". A line whose checksum, JSON
 // or newline is missing or wrong is reported and skipped; its neighbours are unaffected.
-import * as zlib from 'node:zlib';
-
 type Crc32 = (data: Buffer) => number;
 
-// zlib.crc32 exists from Node 20.15; older 20.x gets the same CRC-32 (IEEE) in JS.
-const crc32: Crc32 =
-  typeof (zlib as { crc32?: Crc32 }).crc32 === 'function' ? (zlib as unknown as { crc32: Crc32 }).crc32 : jsCrc32;
+// The same CRC-32 (IEEE) two ways: in JS for a record's line (a few hundred bytes: quicker than a
+// call into zlib, and loading node:zlib costs the agent's start-up ~8 ms), zlib's for longer
+// input (zlib.crc32 exists from Node 20.15; older 20.x stays in JS).
+const NATIVE_CRC_FROM_BYTES = 4096;
+let zlibCrc32: Crc32 | null | undefined;
+export function crc32(data: Buffer): number {
+  if (data.length < NATIVE_CRC_FROM_BYTES) return jsCrc32(data);
+  zlibCrc32 ??= (require('node:zlib') as { crc32?: Crc32 }).crc32 ?? null;
+  return zlibCrc32 ? zlibCrc32(data) : jsCrc32(data);
+}
 
 let table: Uint32Array | undefined;
 function jsCrc32(data: Buffer): number {

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ledger, decodeLines, encodeLine, type BindingRecord } from '../../plugin/ledger';
 import { crc32 } from 'node:zlib';
+import { crc32 as frameCrc32 } from '../../plugin/ledger/framing';
 
 const base = mkdtempSync(join(tmpdir(), 'ledger-test-'));
 let n = 0;
@@ -42,6 +43,17 @@ test('a framed line is "<crc32 hex> <json>\\n" and decodes to its value, multi-b
   const d = decodeLines(Buffer.concat([line, encodeLine({ b: 2 })]), 'test');
   assert.equal(d.problems, []);
   assert.equal(d.values.map((v) => v.value), [value, { b: 2 }]);
+});
+
+test('the checksum is CRC-32 (IEEE) below and above the size where zlib takes over', () => {
+  assert.is(frameCrc32(Buffer.from('123456789')), 0xcbf43926, 'the standard check value');
+  for (const n of [0, 1, 300, 4095, 4096, 4097, 70_000]) {
+    const buf = Buffer.alloc(n);
+    for (let i = 0; i < n; i++) buf[i] = (i * 131 + 7) & 0xff;
+    assert.is(frameCrc32(buf), crc32(buf), `${n} bytes`);
+  }
+  const big = { note: 'x'.repeat(10_000) };
+  assert.equal(decodeLines(encodeLine(big), 'test').values.map((v) => v.value), [big]);
 });
 
 test('bind records are found by container, by share and in all()', async () => {

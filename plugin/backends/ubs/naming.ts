@@ -7,7 +7,7 @@
 // "." or ":", so a short name maps back to exactly one namespace and share, a hashed name (the only
 // kind with ":") never equals a short one, and two hashed names collide only if SHA-256 does.
 // The prefix (config backend.namePrefix, default "nms") keeps clusters sharing one pool apart.
-import { createHash } from 'node:crypto';
+import type * as Crypto from 'node:crypto';
 
 export const SDK_NAME_MAX = 47;
 export const SDK_NAME_RE = /^[A-Za-z0-9.:_-]{1,47}$/;
@@ -17,6 +17,8 @@ const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
 export function sdkNameOf(prefix: string, namespace: string, name: string): string {
   const plain = `${prefix}.${namespace}.${name}`;
   if (plain.length <= SDK_NAME_MAX) return plain;
+  // loaded here: node:crypto costs start-up on every node, and only long names need it
+  const { createHash } = require('node:crypto') as typeof Crypto;
   const digest = createHash('sha256').update(`${namespace}/${name}`).digest();
   let hash = '';
   for (let i = 0; hash.length < HASH_CHARS; i++) {
