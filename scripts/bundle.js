@@ -7,6 +7,7 @@
 // Left outside the bundle, loaded from node_modules as before:
 // - koffi: a native addon (.node files per arch);
 // - yaml: 250 KB that only a node with YAML declarations ever loads (plugin/declarations/parse.ts).
+// `assert` (pino's) is aliased to scripts/bundle-assert.js: see there why.
 // Not minified: stack traces in the journal keep the project's function names.
 'use strict';
 const { build } = require('esbuild');
@@ -28,6 +29,7 @@ build({
   target: 'node20',
   format: 'cjs',
   external: ['koffi', 'yaml'],
+  alias: { assert: './scripts/bundle-assert.js' },
   legalComments: 'none',
   logLevel: 'warning',
 }).catch((err) => {
