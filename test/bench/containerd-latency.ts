@@ -29,9 +29,8 @@ async function timedCreate(cri: CriClient, pod: RunningPod, name: string): Promi
   return ms;
 }
 
-export async function benchContainerd(n: number, makeConfig: MakeConfig, agentCmd: AgentCmd): Promise<Record<string, unknown>> {
+export async function benchContainerd(n: number, makeConfig: MakeConfig, agentCmd: AgentCmd, rounds = 8): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
-  const rounds = 8;
   const base = mkdtempSync('/var/tmp/bench-containerd-');
   mount('tmpfs', base, 'tmpfs', 0, 'size=2g,mode=0755');
   const perRound = Math.ceil(n / rounds);
@@ -80,16 +79,21 @@ export async function benchContainerd(n: number, makeConfig: MakeConfig, agentCm
         for (const m of MODES) roundAdded[m].push(median(m) - median('none'));
       }
       const none = percentiles(samples.none);
-      const v: Record<string, unknown> = { containerd: inst.version, containersPerMode: samples.none.length };
+      const v: Record<string, unknown> = { containerd: inst.version, containersPerMode: samples.none.length, rounds };
       console.log(`\ncontainerd ${inst.version}: CreateContainer through CRI, ${samples.none.length} per mode, ${rounds} interleaved rounds`);
       for (const mode of MODES) {
         const p = percentiles(samples[mode]);
         const added = { p50: round(p.p50 - none.p50), p90: round(p.p90 - none.p90), p99: round(p.p99 - none.p99) };
-        const perRoundP50 = round(percentiles(roundAdded[mode]).p50);
-        console.log(`  ${mode.padEnd(29)} ${fmt(p)}${mode === 'none' ? '' : `   added: p50 ${added.p50} ms, p90 ${added.p90} ms, p99 ${added.p99} ms; median of per-round p50s ${perRoundP50} ms`}`);
+        const perRound = percentiles(roundAdded[mode]);
+        const perRoundP50 = round(perRound.p50);
+        // the estimate's spread: the interquartile range of the per-round figures
+        const sorted = [...roundAdded[mode]].sort((a, b) => a - b);
+        const q = (f: number) => sorted[Math.min(sorted.length - 1, Math.floor(f * sorted.length))];
+        const iqr = round(q(0.75) - q(0.25));
+        console.log(`  ${mode.padEnd(29)} ${fmt(p)}${mode === 'none' ? '' : `   added: p50 ${added.p50} ms, p90 ${added.p90} ms, p99 ${added.p99} ms; median of per-round p50s ${perRoundP50} ms (IQR over rounds ${iqr} ms)`}`);
         v[mode] = {
           totalMs: { p50: round(p.p50), p90: round(p.p90), p99: round(p.p99) },
-          ...(mode === 'none' ? {} : { addedMs: added, addedP50MedianOverRoundsMs: perRoundP50 }),
+          ...(mode === 'none' ? {} : { addedMs: added, addedP50MedianOverRoundsMs: perRoundP50, addedP50IqrOverRoundsMs: iqr, addedP50PerRoundMs: roundAdded[mode].map((x) => round(x)) }),
         };
       }
       out[version] = v;
