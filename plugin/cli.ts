@@ -116,25 +116,40 @@ async function main(): Promise<number> {
       // the logger exists before the config is read: a start that fails is a log line like any
       // other (with its journald priority), not plain text on stderr
       const log = createLogger({ level: args.logLevel ?? 'info' });
+      // the handlers come first: a stop asked for while the agent starts (the first Kubernetes list
+      // may take seconds) waits for the start to finish and then stops it as usual
+      let daemon: Awaited<ReturnType<typeof import('./service/daemon').startDaemon>> | undefined;
+      let stopAsked: string | undefined;
+      const stop = (sig: string) => {
+        if (stopAsked) return;
+        stopAsked = sig;
+        if (!daemon) {
+          log.info({ signal: sig }, 'stopping once started');
+          return;
+        }
+        log.info({ signal: sig }, 'stopping');
+        daemon.stop().then(
+          () => process.exit(0),
+          (err: unknown) => {
+            log.error({ err: err instanceof Error ? err.message : String(err) }, 'stop failed');
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
       try {
         const config = loadConfig(configPath);
         if (args.socket) config.nri.socket = args.socket;
         if (args.logLevel) config.log.level = args.logLevel;
         log.level = config.log.level;
         const { startDaemon } = await import('./service/daemon');
-        const daemon = await startDaemon(config, log);
-        const stop = (sig: string) => {
-          log.info({ signal: sig }, 'stopping');
-          daemon.stop().then(
-            () => process.exit(0),
-            (err: unknown) => {
-              log.error({ err: err instanceof Error ? err.message : String(err) }, 'stop failed');
-              process.exit(1);
-            },
-          );
-        };
-        process.on('SIGTERM', () => stop('SIGTERM'));
-        process.on('SIGINT', () => stop('SIGINT'));
+        daemon = await startDaemon(config, log);
+        if (stopAsked) {
+          const sig = stopAsked;
+          stopAsked = undefined;
+          stop(sig);
+        }
         return -1; // keep running
       } catch (err) {
         log.level = 'info';

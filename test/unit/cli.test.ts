@@ -6,7 +6,10 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { startPlugin } from '../e2e/plugin-process';
+import { SKIP_TLS_VERIFY, kubeconfigText } from '../support/fake-apiserver-https';
+import { waitFor } from '../support/util';
 import { AGENT_CLI } from '../support/agent-cli';
 
 const ROOT = join(__dirname, '..', '..', '..');
@@ -66,6 +69,38 @@ test("--log-level overrides the config's log.level for run", async () => {
       await loud.kill('SIGKILL');
     }
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a SIGTERM while the agent starts (waiting for the first Kubernetes list) stops it once started, exit 0', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'memshare-cli-'));
+  // an API server that takes connections and never answers: the start waits for its list
+  const sockets: Socket[] = [];
+  const silent = createServer((s) => void sockets.push(s));
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  try {
+    for (const d of ['state', 'shares', 'shares.d']) mkdirSync(join(dir, d));
+    const { port } = silent.address() as AddressInfo;
+    writeFileSync(join(dir, 'kubeconfig'), kubeconfigText(`https://127.0.0.1:${port}`, '    token: t\n', SKIP_TLS_VERIFY));
+    const configPath = join(dir, 'config.json');
+    writeFileSync(configPath, JSON.stringify({
+      nri: { socket: join(dir, 'absent.sock') }, stateDir: join(dir, 'state'), sharesDir: join(dir, 'shares'),
+      declarationsDir: join(dir, 'shares.d'), metrics: { address: '' }, log: { level: 'info' },
+      kubernetes: { kubeconfig: join(dir, 'kubeconfig'), status: false, events: false },
+    }));
+    const agent = startPlugin([CLI, 'run', '--config', configPath]);
+    await waitFor(() => sockets.length > 0, 'the agent to connect to the API server', 20_000);
+    assert.not.match(agent.output(), /nri-memshare started/, 'still starting');
+    const exit = new Promise<[number | null, string | null]>((r) => agent.child.once('exit', (code, sig) => r([code, sig])));
+    agent.child.kill('SIGTERM');
+    await agent.waitFor(/"msg":"stopping once started"/);
+    const [code, sig] = await exit;
+    assert.equal([code, sig], [0, null], agent.output());
+    assert.match(agent.output(), /"msg":"nri-memshare started"[\s\S]*"msg":"stopping"/);
+  } finally {
+    for (const s of sockets) s.destroy();
+    silent.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });
