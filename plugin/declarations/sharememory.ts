@@ -4,6 +4,7 @@
 import type { Limits, ShareDeclaration } from '../model/types';
 import { DNS_LABEL_MAX, dnsLabelProblem, quote } from '../model/names';
 import { QuantityError, formatBytes, parseQuantityBytes } from '../model/quantity';
+import { isObject } from '../model/object';
 
 export const SHARE_MEMORY_API_VERSION = 'resource.ubsvirt.huawei.com/v1';
 export const SHARE_MEMORY_KIND = 'ShareMemory';
@@ -27,10 +28,6 @@ export class DeclarationError extends Error {
   }
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 function typeName(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
@@ -49,20 +46,20 @@ export function validateShareMemory(obj: unknown, origin: string, limits: Limits
   const fail = (field: string, reason: string, object?: string): never => {
     throw new DeclarationError(origin, field, reason, object);
   };
-  if (!isRecord(obj)) return fail('', `expected a ShareMemory object, found ${typeName(obj)}`);
+  if (!isObject(obj)) return fail('', `expected a ShareMemory object, found ${typeName(obj)}`);
   if (obj.apiVersion !== SHARE_MEMORY_API_VERSION) {
     fail('apiVersion', `must be ${quote(SHARE_MEMORY_API_VERSION)}, found ${describe(obj.apiVersion)}`);
   }
   if (obj.kind !== SHARE_MEMORY_KIND) fail('kind', `must be ${quote(SHARE_MEMORY_KIND)}, found ${describe(obj.kind)}`);
 
   const meta = obj.metadata;
-  if (!isRecord(meta)) return fail('metadata', meta === undefined ? 'is missing' : `must be an object, found ${typeName(meta)}`);
+  if (!isObject(meta)) return fail('metadata', meta === undefined ? 'is missing' : `must be an object, found ${typeName(meta)}`);
   const name = label(meta.name, 'metadata.name', limits.maxNameLength, fail);
   const namespace = label(meta.namespace, 'metadata.namespace', DNS_LABEL_MAX, fail);
   const id = `${namespace}/${name}`;
 
   const spec = obj.spec;
-  if (!isRecord(spec)) return fail('spec', spec === undefined ? 'is missing' : `must be an object, found ${typeName(spec)}`, id);
+  if (!isObject(spec)) return fail('spec', spec === undefined ? 'is missing' : `must be an object, found ${typeName(spec)}`, id);
   const sizeBytes = storage(spec.storage, limits, (reason) => fail('spec.storage', reason, id));
 
   const allowedNamespaces = namespaceList(spec.allowedNamespaces, 'spec.allowedNamespaces', id, fail);

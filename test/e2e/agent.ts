@@ -11,6 +11,8 @@ import { startPlugin, type PluginProcess } from './plugin-process';
 import { AGENT_CLI } from '../support/agent-cli';
 
 export const CLI = AGENT_CLI;
+// e2e tests take it from here with the rest of the agent's helpers
+export { rejection } from '../support/util';
 export const SYNCED = /"msg":"nri: synchronized"/;
 export const RECONCILED = /"msg":"reconciled with the runtime"/;
 export const MiB = 1024 * 1024;
@@ -266,16 +268,6 @@ export async function retry<T>(fn: () => Promise<T>, timeoutMs: number): Promise
     }
     await new Promise((r) => setTimeout(r, 250));
   }
-}
-
-/** The rejection of p (fails if p resolves). */
-export async function rejection(p: Promise<unknown>, what: string): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error(`${what}: expected a failure, but it succeeded`);
 }
 
 function installExitHook(): void {

@@ -1,4 +1,5 @@
-// Small test helpers: seeded PRNG, bounded waits, temp unix sockets, raw frame parsing.
+// Small test helpers: seeded PRNG, bounded waits, rejections, temp unix sockets, raw frame parsing.
+import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect, type Socket, type Server as NetServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -139,4 +140,19 @@ export function crashCounter(): { count(): number; errors: unknown[] } {
   process.on('uncaughtException', (e) => errors.push(e));
   process.on('unhandledRejection', (e) => errors.push(e));
   return { count: () => errors.length, errors };
+}
+
+/** The error `p` rejects with; fails the test if `p` resolves. */
+export async function rejection<E extends Error = Error>(p: Promise<unknown>, what = 'the promise'): Promise<E> {
+  try {
+    await p;
+  } catch (err) {
+    return err as E;
+  }
+  throw new Error(`${what}: expected a rejection, but it resolved`);
+}
+
+/** Fails the test unless `p` rejects with a message matching `re`. */
+export async function rejects(p: Promise<unknown>, re: RegExp): Promise<void> {
+  assert.match((await rejection(p, `expected a rejection matching ${re}`)).message, re);
 }

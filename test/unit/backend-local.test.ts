@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import * as native from '../../native';
 import { LocalBackend, SHARES_LOCK_FILE, mountSourceFor, type MountOps } from '../../plugin/backends';
 import type { ShareDeclaration } from '../../plugin/model/types';
+import { rejects } from '../support/util';
 
 const isRoot = process.getuid?.() === 0;
 function needRoot(name: string): boolean {
@@ -17,15 +18,6 @@ function needRoot(name: string): boolean {
 
 const MiB = 1024 * 1024;
 
-async function rejects(p: Promise<unknown>, re: RegExp): Promise<void> {
-  try {
-    await p;
-  } catch (err) {
-    assert.match((err as Error).message, re);
-    return;
-  }
-  assert.unreachable(`expected a rejection matching ${re}`);
-}
 const base = mkdtempSync(join(tmpdir(), 'backend-local-'));
 const sharesDir = join(base, 'shares');
 const stateDir = join(base, 'state');

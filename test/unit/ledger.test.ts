@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { Ledger, decodeLines, encodeLine, type BindingRecord } from '../../plugin/ledger';
 import { crc32 } from 'node:zlib';
 import { crc32 as frameCrc32 } from '../../plugin/ledger/framing';
+import { rejects } from '../support/util';
 
 const base = mkdtempSync(join(tmpdir(), 'ledger-test-'));
 let n = 0;
@@ -24,16 +25,6 @@ function rec(container: string, share = 'data', ns = 'team-a', readOnly = false)
 }
 
 const ids = (rs: readonly BindingRecord[]): string[] => rs.map((r) => `${r.container.id}:${r.share.namespace}/${r.share.name}`).sort();
-
-async function rejects(p: Promise<unknown>, re: RegExp): Promise<void> {
-  try {
-    await p;
-  } catch (err) {
-    assert.match((err as Error).message, re);
-    return;
-  }
-  assert.unreachable(`expected a rejection matching ${re}`);
-}
 
 test('a framed line is "<crc32 hex> <json>\\n" and decodes to its value, multi-byte text included', () => {
   const value = { pod: 'träger-é', n: 1, note: '日本' };

@@ -7,7 +7,7 @@ import { Event, VALID_EVENTS_V0_6, codecs, type ConfigureRequest, type Container
 import { subscriptionMask, eventsOf } from '../../plugin/nri/events';
 import { Code, TtrpcError } from '../../plugin/ttrpc';
 import { FakeRuntime, container, pod, type FakeRuntimeOptions } from '../support/fake-runtime';
-import { deferred, prng, seedFromEnv, tmpSocketPath, waitFor, within } from '../support/util';
+import { deferred, prng, seedFromEnv, tmpSocketPath, waitFor, within, rejection } from '../support/util';
 
 const cleanups: Array<() => unknown> = [];
 test.after.each(async () => {
@@ -32,15 +32,6 @@ async function runtime(opts: FakeRuntimeOptions = {}): Promise<FakeRuntime> {
   const rt = await FakeRuntime.start(opts);
   cleanups.push(() => rt.close());
   return rt;
-}
-
-async function rejection(p: Promise<unknown>): Promise<TtrpcError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as TtrpcError;
-  }
-  throw new Error('expected a rejection');
 }
 
 const shmHandlers = (): Handlers => ({ createContainer() {}, removeContainer() {}, removePodSandbox() {} });
@@ -90,7 +81,7 @@ test('every handler → 0x7FF; no events at all → Configure fails, never answe
   assert.is(await c0.configure({ runtimeVersion: '2.1.9' }), 0x7ff);
   makeStub({ configure() {}, synchronize() {} }, rt.path).start();
   const c1 = (await rt.registered(1)).conn;
-  const e = await rejection(c1.configure({ runtimeVersion: 'v2.2.0' }));
+  const e = await rejection<TtrpcError>(c1.configure({ runtimeVersion: 'v2.2.0' }));
   assert.is(e.code, Code.UNKNOWN);
   assert.match(e.message, /no event/);
 });
@@ -218,7 +209,7 @@ test('a throwing createContainer fails that call with its message; the connectio
   );
   await within(stub.start(), 'sync');
   const conn = await rt.conn(0);
-  const e = await rejection(conn.createContainer(pod('p'), container('c', 'p')));
+  const e = await rejection<TtrpcError>(conn.createContainer(pod('p'), container('c', 'p')));
   assert.is(e.code, Code.UNKNOWN);
   assert.is(e.message, 'quota exceeded for pod');
   const ok = await conn.createContainer(pod('p'), container('c2', 'p'));
@@ -261,7 +252,7 @@ test('unknown Plugin methods answer UNIMPLEMENTED (12), so a v0.12 runtime can f
   const stub = makeStub(shmHandlers(), rt.path);
   await within(stub.start(), 'sync');
   const conn = await rt.conn(0);
-  const e = await rejection(conn.call('SomeFutureEvent', new Uint8Array(0)));
+  const e = await rejection<TtrpcError>(conn.call('SomeFutureEvent', new Uint8Array(0)));
   assert.is(e.code, Code.UNIMPLEMENTED);
   assert.is(e.message, 'method SomeFutureEvent');
 });
@@ -379,7 +370,7 @@ test('a Synchronize that finishes after its deadline makes the stub reconnect (n
   const started = stub.start();
   const { conn } = await rt.registered(0);
   await conn.configure({ runtimeVersion: 'v1.7.24' });
-  const e = await rejection(conn.client.call('nri.pkg.api.v1alpha1.Plugin', 'Synchronize', codecs.SynchronizeRequest.encode({ pods: [], containers: [], more: false }), { timeoutMs: 15 }));
+  const e = await rejection<TtrpcError>(conn.client.call('nri.pkg.api.v1alpha1.Plugin', 'Synchronize', codecs.SynchronizeRequest.encode({ pods: [], containers: [], more: false }), { timeoutMs: 15 }));
   assert.is(e.code, Code.DEADLINE_EXCEEDED);
   await within(conn.closed.promise, 'stub drops the late-synced connection');
   const second = (await rt.registered(1)).conn;

@@ -19,7 +19,7 @@ import {
 import { decodeRequest, decodeResponse, encodeRequest } from '../../plugin/ttrpc/codec';
 import { codecs } from '../../plugin/nri/api';
 import { transportPair, type TestTransport } from '../support/transport-pair';
-import { crashCounter, deferred, prng, seedFromEnv, socketPair, waitFor, within } from '../support/util';
+import { crashCounter, deferred, prng, seedFromEnv, socketPair, waitFor, within, rejection } from '../support/util';
 
 const crashes = crashCounter();
 
@@ -61,15 +61,6 @@ function rawCall(c: TestTransport, streamId: number, req: Parameters<typeof enco
 }
 
 const req = (method: string, payload = Buffer.alloc(0), timeoutNano = 0) => ({ service: SVC, method, payload, timeoutNano, metadata: [] });
-
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected the promise to reject');
-}
 
 // ---- framing ----------------------------------------------------------------
 
