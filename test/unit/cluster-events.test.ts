@@ -7,16 +7,14 @@ import { kubeRequest, parseKubeconfig } from '../../plugin/declarations';
 import { EVENT_REASON, REPORTING_CONTROLLER, RefusalEvents, resolveNodeName, type KubeSend } from '../../plugin/cluster';
 import { parseConfig } from '../../plugin/service/config';
 import { FakeApiServer } from '../support/fake-apiserver';
+import { cleanupsAfterEach } from '../support/cleanup';
 
 // Events as JSON: the assertions check their shape
 type Doc = Record<string, any>;
 const POD = { namespace: 'team-a', name: 'web-1', uid: '11111111-2222-4333-8444-555555555555' };
 const MSG = 'memshare.nri.io/pod: share "team-a/missing": not declared (no ShareMemory team-a/missing on this node)';
 
-const cleanups: Array<() => Promise<void>> = [];
-test.after.each(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach(test);
 
 async function setup(opts: Partial<ConstructorParameters<typeof RefusalEvents>[0]> = {}) {
   const api = new FakeApiServer();

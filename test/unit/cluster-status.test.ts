@@ -7,6 +7,7 @@ import { kubeRequest, parseKubeconfig, type KubeCredentials } from '../../plugin
 import { applyNodeStatus, fieldManagerFor, StatusWriter, type KubeSend, type NodeShareStatus, type ShareRef } from '../../plugin/cluster';
 import { FakeApiServer } from '../support/fake-apiserver';
 import { waitFor } from '../support/util';
+import { cleanupsAfterEach } from '../support/cleanup';
 
 const NS = 'team-a';
 // objects and answers as JSON: the assertions check their shape
@@ -18,10 +19,7 @@ function creds(api: FakeApiServer): KubeCredentials {
   return parseKubeconfig(text, '/nonexistent/kubeconfig');
 }
 
-const cleanups: Array<() => Promise<void>> = [];
-test.after.each(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach(test);
 
 async function server(): Promise<{ api: FakeApiServer; send: KubeSend }> {
   const api = new FakeApiServer();

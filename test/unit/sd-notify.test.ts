@@ -15,12 +15,11 @@ import { DEFAULT_NRI_SNIPPET, Stub } from '../../plugin/nri/stub';
 import { FakeRuntime } from '../support/fake-runtime';
 import { startPlugin } from '../e2e/plugin-process';
 import { tmpSocketPath, waitFor, within } from '../support/util';
+import { cleanupsAfterEach } from '../support/cleanup';
+import { AGENT_CLI } from '../support/agent-cli';
 
-const CLI = join(__dirname, '..', '..', 'plugin', 'cli.js');
-const cleanups: Array<() => void | Promise<void>> = [];
-test.after.each(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const CLI = AGENT_CLI;
+const cleanups = cleanupsAfterEach(test);
 
 /** A bound datagram socket and the messages it has received, each as KEY -> VALUE. */
 function receiver(address: string): { messages: () => Array<Map<string, string>>; raw: () => string[] } {
