@@ -301,9 +301,9 @@ async function main(): Promise<void> {
   if (want('ttrpc')) await benchTtrpc();
   if (want('startup')) await benchStartup();
   if (want('lifecycle')) {
-    const { benchLifecycle } = await import('./lifecycle');
+    const { benchLifecycle, benchMountedAcquire } = await import('./lifecycle');
     // ledger.sync "never" is what a local-backend node runs ("auto"); "always" what a UBS node runs
-    results.lifecycle = { noFdatasync: await benchLifecycle(false), fdatasync: await benchLifecycle(true), machine: machine() };
+    results.lifecycle = { noFdatasync: await benchLifecycle(false), fdatasync: await benchLifecycle(true), mountedAcquire: await benchMountedAcquire(), machine: machine() };
     save();
   }
   if (want('rss')) benchRss();
