@@ -144,7 +144,6 @@ export class LocalBackend implements Backend {
   ) {
     this.sharesDir = options.sharesDir ?? DEFAULT_SHARES_DIR;
     this.stateDir = options.stateDir;
-
     this.warn = options.warn;
   }
 
