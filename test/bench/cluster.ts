@@ -24,6 +24,7 @@ import { FakeApiServer } from '../support/fake-apiserver';
 import { kubeSendFor } from '../e2e/cluster-support';
 import { fmt, percentiles, round } from './stats';
 import { AGENT_CLI } from '../support/agent-cli';
+import { anonymousKubeconfigText } from '../support/fake-apiserver-https';
 
 const repo = resolve(__dirname, '..', '..', '..');
 const resultsFile = join(repo, 'test', 'bench', 'results', 'cluster.json');
@@ -35,7 +36,7 @@ const CREATES = arg('--creates', 200);
 const CHURN_SECONDS = arg('--churn-seconds', 30);
 
 const kubeconfigText = (url: string) =>
-  `apiVersion: v1\nkind: Config\ncurrent-context: t\ncontexts:\n- name: t\n  context: {cluster: c}\nclusters:\n- name: c\n  cluster:\n    server: ${url}\n`;
+  anonymousKubeconfigText(url);
 
 function fill(api: FakeApiServer, n: number): void {
   for (let i = 0; i < n; i++) api.share(`ns-${i % 100}`, `share-${i}`, '128Mi', i % 10 === 0 ? ['team-b', 'team-c'] : undefined);

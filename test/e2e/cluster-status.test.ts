@@ -10,6 +10,7 @@ import { forEachContainerd, uniqueName, type RunningPod } from '../harness';
 import { Agent, rejection, waitUntil } from './agent';
 import { FakeApiServer } from '../support/fake-apiserver';
 import { applyNodeStatus, kubeSendFor } from './cluster-support';
+import { anonymousKubeconfigText } from '../support/fake-apiserver-https';
 
 const POD_KEY = 'memshare.nri.io/pod';
 const NODE = 'e2e-node-a';
@@ -31,7 +32,7 @@ forEachContainerd('cluster status and events', (test, env) => {
     await api.start();
     agent = new Agent({ nriSocket: env.containerd.nriSocket });
     const kubeconfig = join(agent.dir, 'kubeconfig');
-    writeFileSync(kubeconfig, `apiVersion: v1\nkind: Config\ncurrent-context: t\ncontexts:\n- name: t\n  context: {cluster: c}\nclusters:\n- name: c\n  cluster:\n    server: ${api.url}\n`);
+    writeFileSync(kubeconfig, anonymousKubeconfigText(api.url));
     const config = JSON.parse(readFileSync(agent.configPath, 'utf8')) as Doc;
     config.kubernetes = { kubeconfig, nodeName: NODE };
     writeFileSync(agent.configPath, JSON.stringify(config, null, 2));

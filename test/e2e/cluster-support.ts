@@ -2,9 +2,10 @@
 // anonymous http, and the status apply of plugin/cluster (as another node would write).
 import { kubeRequest, parseKubeconfig } from '../../plugin/declarations';
 import type { KubeSend } from '../../plugin/cluster';
+import { anonymousKubeconfigText } from '../support/fake-apiserver-https';
 export { applyNodeStatus } from '../../plugin/cluster';
 
 export function kubeSendFor(url: string): KubeSend {
-  const c = parseKubeconfig(`apiVersion: v1\nkind: Config\ncurrent-context: t\ncontexts:\n- name: t\n  context: {cluster: c}\nclusters:\n- name: c\n  cluster:\n    server: ${url}\n`, '/nonexistent/kubeconfig');
+  const c = parseKubeconfig(anonymousKubeconfigText(url), '/nonexistent/kubeconfig');
   return (r) => kubeRequest(c, r);
 }

@@ -8,6 +8,7 @@ import { EVENT_REASON, REPORTING_CONTROLLER, RefusalEvents, resolveNodeName, typ
 import { parseConfig } from '../../plugin/service/config';
 import { FakeApiServer } from '../support/fake-apiserver';
 import { cleanupsAfterEach } from '../support/cleanup';
+import { anonymousKubeconfigText } from '../support/fake-apiserver-https';
 
 // Events as JSON: the assertions check their shape
 type Doc = Record<string, any>;
@@ -20,7 +21,7 @@ async function setup(opts: Partial<ConstructorParameters<typeof RefusalEvents>[0
   const api = new FakeApiServer();
   await api.start();
   cleanups.push(() => api.stop());
-  const c = parseKubeconfig(`apiVersion: v1\nkind: Config\ncurrent-context: t\ncontexts:\n- name: t\n  context: {cluster: c}\nclusters:\n- name: c\n  cluster:\n    server: ${api.url}\n`, '/nonexistent/kubeconfig');
+  const c = parseKubeconfig(anonymousKubeconfigText(api.url), '/nonexistent/kubeconfig');
   const send: KubeSend = (r) => kubeRequest(c, r);
   const ev = new RefusalEvents({ nodeName: 'node-a', send, patchIntervalMs: 10, ...opts });
   cleanups.push(() => ev.stop());

@@ -8,6 +8,7 @@ import { applyNodeStatus, fieldManagerFor, StatusWriter, type KubeSend, type Nod
 import { FakeApiServer } from '../support/fake-apiserver';
 import { waitFor } from '../support/util';
 import { cleanupsAfterEach } from '../support/cleanup';
+import { anonymousKubeconfigText } from '../support/fake-apiserver-https';
 
 const NS = 'team-a';
 // objects and answers as JSON: the assertions check their shape
@@ -15,7 +16,7 @@ type Doc = Record<string, any>;
 
 function creds(api: FakeApiServer): KubeCredentials {
   // anonymous over http: the fake needs no token here (tokens go over https only)
-  const text = `apiVersion: v1\nkind: Config\ncurrent-context: t\ncontexts:\n- name: t\n  context: {cluster: c}\nclusters:\n- name: c\n  cluster:\n    server: ${api.url}\n`;
+  const text = anonymousKubeconfigText(api.url);
   return parseKubeconfig(text, '/nonexistent/kubeconfig');
 }
 
