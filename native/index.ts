@@ -5,7 +5,6 @@ export {
   statfs,
   flock,
   tryLockFile,
-  isMountRoot,
   mountStat,
   type MountStat,
   pidfdOpen,

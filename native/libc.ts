@@ -205,17 +205,11 @@ function hasBit(v: unknown, bit: number): boolean {
   return typeof v === 'bigint' ? (v & BigInt(bit)) !== 0n : (Number(v) & bit) !== 0;
 }
 
-/**
- * Whether `path` (not following a final symlink) is the root of a mount, from statx's
- * STATX_ATTR_MOUNT_ROOT (Linux 5.8+). Catches bind mounts from the same filesystem, which a
- * device-number comparison misses. Returns undefined if the kernel does not report the attribute.
- */
-export function isMountRoot(path: string): boolean | undefined {
-  return mountStat(path).mountRoot;
-}
-
 export interface MountStat {
-  /** `path` is the root of a mount; undefined if the kernel does not report it (before 5.8) */
+  /**
+   * `path` is the root of a mount (STATX_ATTR_MOUNT_ROOT, Linux 5.8+); undefined if the kernel does
+   * not report it. Catches bind mounts from the same filesystem, which a device-number comparison misses.
+   */
   mountRoot: boolean | undefined;
   /**
    * The unique id of the mount `path` is on, as a decimal string; undefined before Linux 6.8.

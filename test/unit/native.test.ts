@@ -100,25 +100,25 @@ test('mount and umount2 a tmpfs', () => {
   }
 });
 
-test('isMountRoot tells mount roots from plain directories, also for same-filesystem binds', () => {
-  assert.is(native.isMountRoot('/'), true);
-  assert.is(native.isMountRoot('/proc'), true);
+test('mountStat tells mount roots from plain directories, also for same-filesystem binds', () => {
+  assert.is(native.mountStat('/').mountRoot, true);
+  assert.is(native.mountStat('/proc').mountRoot, true);
   const dir = mkdtempSync(join(tmpdir(), 'native-test-'));
   try {
-    assert.is(native.isMountRoot(dir), false);
-    if (!needRoot('isMountRoot bind')) return;
+    assert.is(native.mountStat(dir).mountRoot, false);
+    if (!needRoot('mountStat bind')) return;
     const src = join(dir, 'src');
     const dst = join(dir, 'dst');
     mkdirSync(src);
     mkdirSync(dst);
     native.mount(src, dst, null, native.MS_BIND, null);
     try {
-      assert.is(native.isMountRoot(dst), true);
-      assert.is(native.isMountRoot(src), false);
+      assert.is(native.mountStat(dst).mountRoot, true);
+      assert.is(native.mountStat(src).mountRoot, false);
     } finally {
       native.umount2(dst, 0);
     }
-    assert.is(native.isMountRoot(dst), false);
+    assert.is(native.mountStat(dst).mountRoot, false);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
