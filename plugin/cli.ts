@@ -2,6 +2,7 @@
 // nri-memshare: the one executable. `run` is the daemon; `status` and `check-config` are for people.
 import { buildInfo } from './service/build-info';
 import { LOG_LEVELS, type LogLevel } from './service/logger';
+import type { Daemon } from './service/daemon';
 
 const USAGE = `usage: nri-memshare <command> [options]
 
@@ -118,17 +119,11 @@ async function main(): Promise<number> {
       const log = createLogger({ level: args.logLevel ?? 'info' });
       // the handlers come first: a stop asked for while the agent starts (the first Kubernetes list
       // may take seconds) waits for the start to finish and then stops it as usual
-      let daemon: Awaited<ReturnType<typeof import('./service/daemon').startDaemon>> | undefined;
+      let daemon: Daemon | undefined;
       let stopAsked: string | undefined;
-      const stop = (sig: string) => {
-        if (stopAsked) return;
-        stopAsked = sig;
-        if (!daemon) {
-          log.info({ signal: sig }, 'stopping once started');
-          return;
-        }
+      const stopDaemon = (d: Daemon, sig: string) => {
         log.info({ signal: sig }, 'stopping');
-        daemon.stop().then(
+        d.stop().then(
           () => process.exit(0),
           (err: unknown) => {
             log.error({ err: err instanceof Error ? err.message : String(err) }, 'stop failed');
@@ -136,8 +131,14 @@ async function main(): Promise<number> {
           },
         );
       };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
+      const onSignal = (sig: string) => {
+        if (stopAsked) return;
+        stopAsked = sig;
+        if (daemon) stopDaemon(daemon, sig);
+        else log.info({ signal: sig }, 'stopping once started');
+      };
+      process.on('SIGTERM', () => onSignal('SIGTERM'));
+      process.on('SIGINT', () => onSignal('SIGINT'));
       try {
         const config = loadConfig(configPath);
         if (args.socket) config.nri.socket = args.socket;
@@ -145,11 +146,7 @@ async function main(): Promise<number> {
         log.level = config.log.level;
         const { startDaemon } = await import('./service/daemon');
         daemon = await startDaemon(config, log);
-        if (stopAsked) {
-          const sig = stopAsked;
-          stopAsked = undefined;
-          stop(sig);
-        }
+        if (stopAsked) stopDaemon(daemon, stopAsked);
         return -1; // keep running
       } catch (err) {
         log.level = 'info';
