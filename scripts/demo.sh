@@ -7,7 +7,8 @@
 #   --containerd V  which containerd to run: 2.1 (default, 2.1.9) or 1.7 (1.7.24)
 #   --reinstall     run `npm ci` even when node_modules already matches package.json
 #
-# It installs what it needs (apt: runc busybox-static, and gcc when missing; npm ci), builds,
+# It installs what it needs (apt: runc busybox-static, and gcc when missing; npm ci), builds
+# with `npm run build` (the same build the tests run),
 # fetches containerd into ${NRI_MEMSHARE_CACHE:-/var/tmp/nri-memshare-cache} (test/harness/
 # fetch-containerd.sh, private apt lists; the system's apt sources are not touched), then runs
 # the demo (test/demo/demo.ts). Everything it starts runs from a temp dir and is stopped and
@@ -71,8 +72,10 @@ if [ "$reinstall" = 1 ] || ! npm ls --all >/dev/null 2>&1; then
 else
   say "node_modules matches package.json (npm ci skipped; --reinstall forces it)"
 fi
-say "npx tsc -p tsconfig.json"
-npx --no-install tsc -p tsconfig.json || die "the TypeScript build failed"
+# the one build command the tests use too (codecs, tsc, the agent bundle, the SDK double):
+# the demo runs the bundled agent, so a tsc-only build would leave it missing
+say "npm run build"
+npm run build --silent || die "the build (npm run build) failed"
 say "bash test/harness/fetch-containerd.sh"
 bash test/harness/fetch-containerd.sh || die "fetching containerd failed (see the messages above)"
 
