@@ -22,6 +22,8 @@ build({
     'nri-memshare': 'dist/plugin/cli.js',
     // directory.ts starts it as join(__dirname, 'parse-worker.js'): the bundle's own directory
     'parse-worker': 'dist/plugin/declarations/parse-worker.js',
+    // the UB holder: holder/client.ts starts it as join(__dirname, 'ubs-holder.js')
+    'ubs-holder': 'dist/plugin/backends/ubs/holder/ubs-holder.js',
   },
   outdir,
   bundle: true,

@@ -36,7 +36,7 @@ if [ "$build" = 1 ]; then
   npx --no-install tsc -p tsconfig.json
   node scripts/bundle.js
 fi
-for f in dist/agent/nri-memshare.js dist/agent/parse-worker.js package.json node_modules systemd/$name.service packaging/config.json \
+for f in dist/agent/nri-memshare.js dist/agent/parse-worker.js dist/agent/ubs-holder.js package.json node_modules systemd/$name.service packaging/config.json \
          packaging/$name.spec packaging/$name.sh packaging/$name.8 packaging/$name.bash-completion packaging/containerd/nri.toml packaging/kubernetes; do
   [ -e "$f" ] || { echo "make-tarball: $f is missing (build first, or the checkout is incomplete)" >&2; exit 1; }
 done
@@ -48,7 +48,7 @@ mkdir -p "$top/dist" "$top/node_modules" "$top/packaging"
 
 # the bundled agent only: the rest of the project's code and pino are inside it
 mkdir -p "$top/dist/agent"
-cp -p dist/agent/nri-memshare.js dist/agent/parse-worker.js "$top/dist/agent/"
+cp -p dist/agent/nri-memshare.js dist/agent/parse-worker.js dist/agent/ubs-holder.js "$top/dist/agent/"
 cp -p package.json "$top/"
 
 # the modules the bundle loads from node_modules (scripts/bundle.js's `external`), with what they

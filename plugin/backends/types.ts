@@ -40,6 +40,13 @@ export interface Backend {
    * refused with pendingMessage() and the acquire goes on for the retry. undefined: no budget.
    */
   readonly acquireBudgetMs?: number;
+  /**
+   * How long a share whose holders were evicted because restore() changed its handle stays with
+   * no binding before it is released (ms): the kubelet recreates them and they bind it again.
+   */
+  readonly staleGraceMs?: number;
+  /** Tells who restores shares that went away from the node behind the agent's back (UB: the holder died). */
+  onLost?(listener: (shares: Array<{ namespace: string; name: string }>) => void): void;
   /** Starts what the backend needs in the background (e.g. the SDK's connection to its daemon). */
   start?(): void;
   /** Why new bindings cannot be made right now, or undefined when they can. */

@@ -85,6 +85,11 @@ export interface HeldShare {
   handle: ShareHandle;
   /** set while its release is failing */
   releasing?: ReleaseState;
+  /**
+   * Not released before this time (ms since the epoch) even with no binding: its holders were
+   * evicted for stale device numbers, and the kubelet's recreated containers bind it again.
+   */
+  keepUntil?: number;
 }
 
 const isHandleValue = (v: unknown): boolean =>
@@ -109,6 +114,7 @@ export function heldProblem(v: unknown): string | undefined {
       return 'releasing must have attempts, lastError, retryable, since and nextAttemptAt';
     }
   }
+  if (v.keepUntil !== undefined && !Number.isSafeInteger(v.keepUntil)) return 'keepUntil must be an integer';
   return undefined;
 }
 
@@ -121,5 +127,6 @@ export function freezeHeld(s: HeldShare): Readonly<HeldShare> {
     handle: Object.freeze({ backend: h.backend, namespace: h.namespace, name: h.name, sizeBytes: h.sizeBytes, requestedBytes: h.requestedBytes, data: Object.freeze(data) }),
   };
   if (s.releasing) out.releasing = Object.freeze({ ...s.releasing });
+  if (s.keepUntil !== undefined) out.keepUntil = s.keepUntil;
   return Object.freeze(out);
 }

@@ -70,10 +70,14 @@ export function memshareHandlers(d: PluginDeps): Handlers {
   const killInit = (containerId: string, pid: number): void => evictor.evict(containerId, pid);
   /** pids of live containers, for evictions decided outside reconcile (a restored share changed) */
   const pidOf = new Map<string, number>();
+  /** evictions decided before the runtime's Synchronize told the pids (a restore at start) */
+  const beforeSync = new Set<string>();
+  let synchronized = false;
   service.onEvict((containerId, reason) => {
     const pid = pidOf.get(containerId) ?? 0;
     d.onStale?.(containerId, reason);
     if (pid > 1) killInit(containerId, pid);
+    else if (!synchronized) beforeSync.add(containerId);
     else evictOnStart.add(containerId);
   });
   const end = (what: string) => async (_pod: PodSandbox, c: Container) => {
@@ -92,6 +96,15 @@ export function memshareHandlers(d: PluginDeps): Handlers {
     },
     async synchronize(pods, containers) {
       for (const c of containers) if (c.pid > 1) pidOf.set(c.id, c.pid);
+      synchronized = true;
+      // stale before the runtime said which containers run: a running one is evicted now, one
+      // only created when it starts, one that is gone needs nothing
+      for (const id of beforeSync) {
+        const c = containers.find((x) => x.id === id);
+        if (c && c.pid > 1) killInit(id, c.pid);
+        else if (c) evictOnStart.add(id);
+      }
+      beforeSync.clear();
       const report = await service.reconcile(pods.map(podInfo), containers.map(containerInfo));
       d.onReconciled?.(report);
       // failed evictions of containers this reconcile does not evict again are over

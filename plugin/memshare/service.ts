@@ -75,6 +75,10 @@ export class MemshareService {
   /** the allowExec each present share was acquired for (a change acquires again: local remounts) */
   private readonly acquiredExec = new Map<string, boolean>();
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
+  /** shares kept with no binding until then (ms): their holders were evicted for stale device numbers */
+  private readonly keepUntil = new Map<string, number>();
+  private readonly restoreTimers = new Map<string, NodeJS.Timeout>();
+  private readonly restoreAttempts = new Map<string, number>();
   private readonly ev: ServiceEvents;
   private readonly now: () => number;
   private evictListener: EvictListener | undefined;
@@ -94,6 +98,7 @@ export class MemshareService {
       if (h.releasing) this.scheduleRelease(h.handle.namespace, h.handle.name, 0);
       else {
         this.present.set(shareKey(h.handle.namespace, h.handle.name), h.handle);
+        if (h.keepUntil !== undefined && h.keepUntil > this.now()) this.keepUntil.set(shareKey(h.handle.namespace, h.handle.name), h.keepUntil);
         // (a placeholder, recorded before its share was made, is acquired anew or released instead)
         if (this.o.backend.restore && h.handle.requestedBytes > 0) this.unrestored.add(shareKey(h.handle.namespace, h.handle.name));
       }
@@ -106,7 +111,17 @@ export class MemshareService {
       // what the kernel reports wins; the declared size it was made for comes from the record
       this.present.set(key, { ...p, sizeBytes: p.sizeBytes || recorded?.sizeBytes || decl?.sizeBytes || 0, requestedBytes: recorded?.requestedBytes ?? p.requestedBytes });
     }
+    this.o.backend.onLost?.((shares) => {
+      for (const s of shares) this.unrestored.add(shareKey(s.namespace, s.name));
+      void this.restoreAll();
+    });
     if (this.o.backend.restore) void this.restoreAll();
+  }
+
+  /** When a share kept for its evicted holders' return is released at the latest, or undefined. */
+  keptUntil(namespace: string, name: string): number | undefined {
+    const t = this.keepUntil.get(shareKey(namespace, name));
+    return t !== undefined && t > this.now() ? t : undefined;
   }
 
   /** Who evicts containers found stale outside reconcile (the NRI plugin, which knows their pids). */
@@ -123,6 +138,8 @@ export class MemshareService {
     this.closed = true;
     for (const t of this.retryTimers.values()) clearTimeout(t);
     this.retryTimers.clear();
+    for (const t of this.restoreTimers.values()) clearTimeout(t);
+    this.restoreTimers.clear();
   }
 
   /**
@@ -328,6 +345,7 @@ export class MemshareService {
       releases.push(
         this.lock.run(key, async () => {
           if (this.activeBindings(p.namespace, p.name) > 0 || this.acquiring.has(key)) return;
+          if (this.keepForEvicted(p.namespace, p.name, 'orphan at reconcile')) return;
           const where = typeof p.data.hostPath === 'string' ? ` at ${p.data.hostPath}` : '';
           this.ev.warn?.(`share ${key} is present${where} but no binding holds it; releasing it`);
           if (await this.releaseNow(p, 'orphan at reconcile')) report.orphansReleased.push(key);
@@ -431,6 +449,7 @@ export class MemshareService {
     const key = shareKey(namespace, name);
     return this.lock.run(key, async () => {
       if (this.activeBindings(namespace, name) > 0 || this.acquiring.has(key)) return;
+      if (this.keepForEvicted(namespace, name, why)) return;
       // not known as present (e.g. an older agent's records): the backend call is idempotent anyway
       const handle = this.present.get(key) ?? this.o.ledger.heldShare(namespace, name)?.handle ?? placeholderHandle(this.o.backend.kind, namespace, name);
       await this.releaseNow(handle, why);
@@ -517,6 +536,28 @@ export class MemshareService {
     }
   }
 
+  /**
+   * Under the share's lock: true when a share kept for its evicted holders must not go yet; a
+   * release is then tried again at the end of the grace period.
+   */
+  private keepForEvicted(namespace: string, name: string, why: string): boolean {
+    const key = shareKey(namespace, name);
+    const until = this.keepUntil.get(key);
+    if (until === undefined) return false;
+    const left = until - this.now();
+    if (left <= 0) {
+      this.keepUntil.delete(key);
+      return false;
+    }
+    const t = setTimeout(() => {
+      if (this.closed) return;
+      this.releaseIfUnused(namespace, name, `${why}; kept ${Math.round((this.o.backend.staleGraceMs ?? 0) / 1000)} s for its evicted containers, none came back`).catch((err) =>
+        this.ev.warn?.(`releasing share ${key} failed`, { err: messageOf(err) }));
+    }, left + 10);
+    t.unref();
+    return true;
+  }
+
   /** Under the share's lock: re-makes a recorded share usable, evicting holders whose device numbers went stale. */
   private async restoreOne(handle: ShareHandle): Promise<ShareHandle> {
     const { namespace, name } = handle;
@@ -525,19 +566,52 @@ export class MemshareService {
     try {
       fresh = await this.o.backend.restore!.call(this.o.backend, handle);
     } catch (err) {
+      if (err instanceof RetryableError) {
+        // busy (the daemon's delayed removal after a holder died), network: it passes; the
+        // containers keep running meanwhile, and are evicted once the share is back if its
+        // device numbers changed
+        this.ev.warn?.(`cannot restore share ${key} yet; retrying`, { err: messageOf(err) });
+        this.scheduleRestore(key);
+        throw err;
+      }
       this.ev.warn?.(`cannot restore share ${key} after the restart; its containers are evicted`, { err: messageOf(err) });
       for (const r of this.o.ledger.byShare(namespace, name)) this.evictListener?.(r.container.id, `memshare: share ${key} could not be restored after an agent restart (${messageOf(err)}); evicted so it is recreated with it`);
       throw err;
     }
     this.unrestored.delete(key);
+    this.restoreAttempts.delete(key);
     this.present.set(key, fresh);
     if (!sameData(fresh, handle)) {
-      await this.o.ledger.hold({ handle: fresh });
-      for (const r of this.o.ledger.byShare(namespace, name)) {
-        this.evictListener?.(r.container.id, `memshare: share ${key} came back with other device numbers after an agent restart; the container's are stale; evicted so it is recreated with the new ones`);
+      const holders = this.o.ledger.byShare(namespace, name).filter((r) => r.state === 'bound');
+      // an eviction is not a release: the share and its data wait for the recreated containers
+      const graceMs = this.o.backend.staleGraceMs ?? 0;
+      const keepUntil = holders.length && graceMs > 0 ? this.now() + graceMs : undefined;
+      if (keepUntil !== undefined) this.keepUntil.set(key, keepUntil);
+      await this.o.ledger.hold(keepUntil !== undefined ? { handle: fresh, keepUntil } : { handle: fresh });
+      for (const r of holders) {
+        this.evictListener?.(r.container.id, `memshare: share ${key} came back with other device numbers (it was detached from this node: the UB holder or the daemon restarted); the container's are stale; evicted so it is recreated with the new ones`);
       }
     }
     return fresh;
+  }
+
+  /** Tries a restore that failed for a passing reason again, with backoff. */
+  private scheduleRestore(key: string): void {
+    if (this.closed || this.restoreTimers.has(key)) return;
+    const attempt = (this.restoreAttempts.get(key) ?? 0) + 1;
+    this.restoreAttempts.set(key, attempt);
+    const delay = Math.min(1000 * 2 ** (attempt - 1), 30_000);
+    const t = setTimeout(() => {
+      this.restoreTimers.delete(key);
+      if (this.closed || !this.unrestored.has(key)) return;
+      void this.lock.run(key, async () => {
+        const h = this.present.get(key);
+        if (!h || !this.unrestored.has(key)) return;
+        await this.restoreOne(h).catch(() => undefined);
+      });
+    }, delay);
+    t.unref();
+    this.restoreTimers.set(key, t);
   }
 }
 

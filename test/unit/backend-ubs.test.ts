@@ -61,7 +61,8 @@ function startStandin(): Promise<void> {
 }
 
 function config(over: Partial<UbsBackendConfig> = {}): UbsBackendConfig {
-  return { ...defaultUbsConfig(), sdkLibrary: libPath, procDevices, hostDevDir: devDir, groups: [4177], cdiDir: join(root, 'cdi'), budgetMs: 300, ...over };
+  // holder: false (the SDK in this process) unless a test is about the holder process
+  return { ...defaultUbsConfig(), sdkLibrary: libPath, procDevices, hostDevDir: devDir, groups: [4177], cdiDir: join(root, 'cdi'), budgetMs: 300, holder: false, ...over };
 }
 
 const decl = (namespace: string, name: string, sizeMiB = 128): ShareDeclaration => ({ namespace, name, sizeBytes: sizeMiB * MiB, allowedNamespaces: [], origin: 'test' });
@@ -305,7 +306,87 @@ test('an SDK error fails the binding with its reason; a slow SDK is refused with
   await svc.endPod(q.id, 'test');
 });
 
-test('after an agent restart, a recorded share is mapped again; new memids evict its containers', async () => {
+function consumerRun(args: string[]): Record<string, unknown> {
+  const r = spawnSync(consumer, args, { env: process.env, encoding: 'utf8', timeout: 20000 });
+  try {
+    return JSON.parse(r.stdout.trim().split('\n')[0]) as Record<string, unknown>;
+  } catch {
+    return { raw: r.stdout + r.stderr };
+  }
+}
+
+const alivePid = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+test('the UB holder: the agent restarts and the share stays attached (same memids, same bytes, no eviction); the holder dies: evicted, kept for the grace period, bound again with its data', async () => {
+  const hstate = mkdtempSync(join(root, 'holder-'));
+  const env = { sharesDir: '', stateDir: hstate };
+  const b1 = new UbsBackend(config({ holder: true, staleGraceSeconds: 30 }), env);
+  await ready(b1);
+  const s1 = await service(b1, [decl('team', 'kept')]);
+  const p = pod('team', 'kept');
+  const c = ctr(p);
+  await s1.svc.createContainer(p, c);
+  const before = (s1.ledger.heldShare('team', 'kept')!.handle.data.memIds as number[]).slice();
+  const holderPid = b1.holder()!.pid;
+  assert.ok(holderPid !== process.pid && alivePid(holderPid), 'the mapping lives in a process of its own');
+  assert.equal((await b1.holderNow())!.held.map((h) => h.name), ['nms.team.kept']);
+  assert.equal(consumerRun(['--sdk-name', 'nms.team.kept', 'write', '0', 'before-restart']).ok, true);
+
+  // the agent stops (or dies: the holder never hears from it again); the holder goes on
+  await s1.ledger.close();
+  await b1.close();
+  assert.ok(alivePid(holderPid), 'the holder outlives the agent');
+  assert.is(consumerInfo('nms.team.kept').status, 0, 'still attached on this node with no agent running');
+
+  const b2 = new UbsBackend(config({ holder: true, staleGraceSeconds: 30 }), env);
+  await ready(b2);
+  assert.is(b2.holder()!.pid, holderPid, 'the new agent found the same holder');
+  const { ledger } = await Ledger.open(s1.dir);
+  const evicted: string[] = [];
+  const svc2 = new MemshareService({ backend: b2, ledger, declarations: new MergedDeclarationStore([new MemoryDeclarationSource('t', [decl('team', 'kept')])]), limits: DEFAULT_LIMITS, releaseRetryMs: 50 });
+  svc2.onEvict((id) => evicted.push(id));
+  await svc2.init();
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(ledger.heldShare('team', 'kept')!.handle.data.memIds, before, 'the same memids after the agent restart');
+  assert.equal(evicted, [], 'nobody evicted');
+  const read1 = consumerRun(['--sdk-name', 'nms.team.kept', 'read', '0', '14']);
+  assert.is(read1.text, 'before-restart', `the bytes are intact: ${JSON.stringify(read1)}`);
+
+  // the holder dies: its mappings end, the daemon detaches the share; the agent notices, maps it
+  // again in a new holder (other memids) and evicts the container, but does not release the share
+  process.kill(holderPid, 'SIGKILL');
+  for (let i = 0; i < 200 && !evicted.length; i++) await new Promise((r) => setTimeout(r, 25));
+  assert.equal(evicted, [c.id], 'the container with the stale device numbers is evicted');
+  const held = ledger.heldShare('team', 'kept')!;
+  assert.not.equal(held.handle.data.memIds, before, 'the re-attach gave other memids');
+  assert.ok(held.keepUntil !== undefined && held.keepUntil > Date.now() + 20_000, `kept for the grace period: ${held.keepUntil}`);
+  assert.ok(b2.holder()!.pid !== holderPid && alivePid(b2.holder()!.pid), 'a new holder maps it');
+  // the evicted container ends: an eviction is not a release
+  await svc2.endContainer(c.id, 'container stopped');
+  assert.ok(ledger.heldShare('team', 'kept'), 'still held with no binding (grace period)');
+  assert.ok(svc2.keptUntil('team', 'kept'), 'status can show until when');
+  // the kubelet's recreated container binds it again and reads what was written before
+  const p2 = pod('team', 'kept');
+  const c2 = ctr(p2);
+  const inj = await svc2.createContainer(p2, c2);
+  assert.equal(inj!.devices.map((d) => d.minor), held.handle.data.memIds);
+  const read2 = consumerRun(['--sdk-name', 'nms.team.kept', 'read', '0', '14']);
+  assert.is(read2.text, 'before-restart', `the data survived the holder's death: ${JSON.stringify(read2)}`);
+  await svc2.endContainer(c2.id, 'test');
+  // the grace period still runs: ask the holder to go, records stay
+  await b2.stopHolder();
+  await b2.close();
+  await ledger.close();
+});
+
+test('after an agent restart without a holder, a recorded share is mapped again; new memids evict its containers', async () => {
   const b1 = new UbsBackend(config(), { sharesDir: '', stateDir: '' });
   await ready(b1);
   const s1 = await service(b1, [decl('team', 'again')]);
@@ -333,11 +414,16 @@ test('after an agent restart, a recorded share is mapped again; new memids evict
   assert.not.equal(after, before, 'the re-attach gave other memids');
   assert.equal(evicted, [c.id], 'the container with the old device numbers is evicted');
   await svc2.endContainer(c.id, 'test');
-  assert.is(ledger.heldShare('team', 'again'), undefined);
+  // an eviction is not a release: kept for the recreated container (staleGraceSeconds)
+  const kept = ledger.heldShare('team', 'again');
+  assert.ok(kept?.keepUntil && kept.keepUntil > Date.now(), 'kept with no binding for the grace period');
+  assert.is(consumerInfo('nms.team.again').status, 0, 'still attached on this node');
 });
 
 test.after(() => {
   for (const ch of children) ch.kill('SIGKILL');
+  // holders started by these tests (their socket is under root)
+  spawnSync('pkill', ['-KILL', '-f', `--socket ${root}/`]);
   void standin;
   rmSync(root, { recursive: true, force: true });
 });

@@ -1,27 +1,32 @@
 // The UBS backend: shares in the UB memory pool, owned by the agent through the ubs-mem SDK.
 // A node's first binding of a share allocates it (or finds it, made by another node), maps it in
-// the agent (the mapping attaches it here, so its device nodes exist and its memids stay put
-// while the node uses it) and looks up its memids. A bound container gets exactly the vendor's
-// recipe for its shares: their device nodes, the SDK read-only, the daemon's socket directory,
-// the environment, and on containerd >= 2.1 the daemon's group through CDI. The last release on
-// the node unmaps in the agent, then deallocates: the pool frees it once no node uses it.
-// Every SDK call runs off the event loop (koffi async); the service bounds how long a request
-// waits for them (acquireBudgetMs).
+// the UB holder (a process of its own that outlives the agent: ./holder; the mapping attaches the
+// share here, so its device nodes exist and its memids stay put while the node uses it) and looks
+// up its memids. A bound container gets exactly the vendor's recipe for its shares: their device
+// nodes, the SDK read-only, the daemon's socket directory, the environment, and on containerd
+// >= 2.1 the daemon's group through CDI. The last release on the node unmaps in the holder, then
+// deallocates: the pool frees it once no node uses it. An agent restart finds the holder's
+// mappings again: nothing changes for running containers. Every SDK call runs in the holder (or
+// off the event loop through koffi async, without a holder); the service bounds how long a
+// request waits for them (acquireBudgetMs).
 import { chmodSync } from 'node:fs';
-import { loadUbsSdk, ubsmCodeMeaning, ubsmCodeName, UbsmCode, type SdkMapping, type UbsSdk } from '../../../native/ubs-sdk';
+import { join } from 'node:path';
+import { loadUbsSdk, ubsmCodeMeaning, ubsmCodeName, UbsmCode, type UbsSdk } from '../../../native/ubs-sdk';
 import { emptyInjection, messageOf, shareKey, wrapError, type ContainerInjection, type DeviceSpec, type ShareDeclaration, type ShareHandle } from '../../model';
 import { RetryableError, type AttachTarget, type Backend, type BoundShare, type RuntimeInfo } from '../types';
 import type { BackendEnv } from '../index';
 import { CDI_DEVICE_NAME, runtimeResolvesCdi, writeCdiSpec } from './cdi';
 import { SDK_SOCKET_DIR, UBS_KIND, resolveGroups, type UbsBackendConfig } from './config';
 import { readShmdevMajor, shmdevPath } from './devices';
+import { RemotePool } from './holder/client';
+import { SdkPool, type UbsPool } from './holder/pool';
+import { HOLDER_SOCKET, type HolderHello } from './holder/protocol';
 import { sdkNameOf } from './naming';
 
 const MiB = 1024 * 1024;
 /** The SDK's size rule: a multiple of 4 MiB (the pool then rounds up to its block size). */
 const SIZE_UNIT = 4 * MiB;
 const PROT_READ = 1;
-const PROT_WRITE = 2;
 /** Environment variable that tells the application the SDK name of each of its shares. */
 export const SHARES_ENV = 'MEMSHARE_UBS_SHARES';
 /** Codes that may pass by waiting: busy, network, unknown/timeout. */
@@ -48,8 +53,6 @@ export class UbsSdkError extends Error {
   }
 }
 
-type SdkState = { kind: 'starting'; reason: string } | { kind: 'ready' } | { kind: 'failed'; reason: string };
-
 /** The largest minor number Linux has (MINORMASK): a memid is a device minor. */
 const MAX_MINOR = (1 << 20) - 1;
 
@@ -64,55 +67,77 @@ export function lookupProblem(sizeBytes: number, unitBytes: number, memIds: read
   return undefined;
 }
 
+/** Shares whose mappings went away with a holder that died (their memids will change). */
+export type LostListener = (shares: Array<{ namespace: string; name: string }>) => void;
+
 export class UbsBackend implements Backend {
   readonly kind = UBS_KIND;
   // pooled memory outlives this node's kernel: its records must reach the disk
   readonly durable = true;
   readonly acquireBudgetMs: number;
-  private readonly sdk: UbsSdk;
-  private state: SdkState = { kind: 'starting', reason: 'ubsmem_initialize has not answered yet' };
-  private ready: Promise<void> | undefined;
-  /** the agent's own mappings, by "ns/name" */
-  private readonly mappings = new Map<string, { mapping: SdkMapping; handle: ShareHandle }>();
+  readonly staleGraceMs: number;
+  private readonly pool: UbsPool;
+  private readonly remote: RemotePool | undefined;
+  /** the shares mapped for this node (in the holder), by "ns/name" */
+  private readonly mappings = new Map<string, { handle: ShareHandle }>();
+  private lost: LostListener | undefined;
   private cdi = false;
   private gids: number[] = [];
-  private stopped = false;
 
+  /**
+   * pool: where the SDK calls go; default the holder process (config `holder`), or the SDK in
+   * this process with `holder: false` (its mappings then end with the agent).
+   */
   constructor(
     private readonly c: UbsBackendConfig,
     private readonly env: BackendEnv,
-    sdk?: UbsSdk,
+    pool?: UbsPool | UbsSdk,
   ) {
     this.acquireBudgetMs = c.budgetMs;
-    // a missing or unloadable library fails the start here, naming the path
-    this.sdk = sdk ?? loadUbsSdk(c.sdkLibrary);
+    this.staleGraceMs = c.staleGraceSeconds * 1000;
+    const log = { info: env.info, warn: env.warn };
+    if (pool && 'libraryPath' in pool) this.pool = new SdkPool(pool, log);
+    else if (pool) this.pool = pool;
+    else if (c.holder) {
+      // a missing or unloadable library fails the start here, naming the path (the holder loads it again)
+      loadUbsSdk(c.sdkLibrary);
+      this.remote = new RemotePool({
+        socketPath: join(env.stateDir, HOLDER_SOCKET),
+        sdkLibrary: c.sdkLibrary,
+        logFile: join(env.stateDir, 'ubs-holder.log'),
+        onInstanceChange: (prev, cur) => this.holderChanged(prev, cur),
+        ...log,
+      });
+      this.pool = this.remote;
+    } else this.pool = new SdkPool(loadUbsSdk(c.sdkLibrary), log);
     const { gids, missing } = resolveGroups(c.groups);
     this.gids = gids;
     if (missing.length) env.warn?.(`ubs: groups ${missing.join(', ')} do not exist on this host; containers get no daemon group for them`, { groups: missing });
   }
 
-  /** ubsmem_initialize in the background: it can take half a minute while the daemon is down. */
+  /** Connects to the holder (starting it if none runs) in the background. */
   start(): void {
-    if (this.ready) return;
-    this.ready = (async () => {
-      for (let attempt = 1, delay = 1000; !this.stopped; attempt++, delay = Math.min(delay * 2, 30_000)) {
-        const code = await this.sdk.initialize();
-        if (code === 0) {
-          this.state = { kind: 'ready' };
-          this.env.info?.('ubs: connected to the UB memory daemon', { library: this.sdk.libraryPath, attempts: attempt });
-          return;
-        }
-        const reason = `ubsmem_initialize returned ${code} ${ubsmCodeName(code)}: ${ubsmCodeMeaning(code)}`;
-        this.state = { kind: 'failed', reason };
-        this.env.warn?.(`ubs: cannot connect to the UB memory daemon; retrying in ${delay / 1000} s`, { reason, attempt });
-        await new Promise((r) => setTimeout(r, delay).unref());
-      }
-    })();
+    this.remote?.start();
+  }
+
+  /** Who re-makes shares whose holder died (the service: restore, evict stale holders). */
+  onLost(listener: LostListener): void {
+    this.lost = listener;
+  }
+
+  /** The holder as it said last (status), or undefined without one. */
+  holder(): HolderHello | undefined {
+    return this.remote?.holder();
+  }
+
+  /** Asks the holder about itself now (undefined without one). */
+  async holderNow(): Promise<HolderHello | undefined> {
+    return this.remote?.hello();
   }
 
   unavailable(): string | undefined {
-    if (this.state.kind === 'ready') return undefined;
-    return `UB shares cannot be bound yet: the UB memory SDK is not connected to its daemon (${this.state.reason}); the kubelet will retry`;
+    const why = this.pool.unavailable();
+    return why ? `UB shares cannot be bound yet: ${why}; the kubelet will retry` : undefined;
   }
 
   pendingMessage(decl: ShareDeclaration): string {
@@ -123,6 +148,22 @@ export class UbsBackend implements Backend {
     return sdkNameOf(this.c.namePrefix, namespace, name);
   }
 
+  private holderChanged(prev: HolderHello | undefined, cur: HolderHello): void {
+    if (!prev) {
+      this.env.info?.('ubs: holder found', { pid: cur.pid, instance: cur.instance, since: new Date(cur.startedAt).toISOString(), holds: cur.held.length, protocol: cur.protocol });
+      return;
+    }
+    const still = new Set(cur.held.map((h) => h.name));
+    const lost: Array<{ namespace: string; name: string }> = [];
+    for (const [key, m] of this.mappings) {
+      if (still.has(this.nameOf(m.handle))) continue;
+      this.mappings.delete(key);
+      lost.push({ namespace: m.handle.namespace, name: m.handle.name });
+    }
+    this.env.warn?.('ubs: the holder was replaced (it exited or was killed): the shares it mapped were detached from this node', { previousPid: prev.pid, pid: cur.pid, lost: lost.map((l) => shareKey(l.namespace, l.name)) });
+    if (lost.length) this.lost?.(lost);
+  }
+
   async acquire(decl: ShareDeclaration): Promise<ShareHandle> {
     this.requireReady();
     const key = shareKey(decl.namespace, decl.name);
@@ -131,38 +172,43 @@ export class UbsBackend implements Backend {
     // a mapped share cannot change size: report the size in force, for the declared one
     if (mine) return { ...mine.handle, requestedBytes: decl.sizeBytes };
     const size = Math.ceil(decl.sizeBytes / SIZE_UNIT) * SIZE_UNIT;
-    const alloc = await this.sdk.allocate(this.c.region, name, size, this.c.shareMode, this.c.flags);
+    const alloc = await this.pool.allocate(this.c.region, name, size, this.c.shareMode, this.c.flags);
     // already there: made by another node (or by this node's last agent): use it
     if (alloc !== 0 && alloc !== UbsmCode.ALREADY_EXIST) throw this.error('allocate', alloc, key, name);
     try {
       return await this.mapAndLook(decl.namespace, decl.name, name, decl.sizeBytes);
     } catch (err) {
       // made by this call and not usable: give it back rather than leak it in the pool
-      if (alloc === 0) await this.sdk.deallocate(name).catch(() => undefined);
+      if (alloc === 0) await this.pool.deallocate(name).catch(() => undefined);
       throw err;
     }
   }
 
   async restore(handle: ShareHandle): Promise<ShareHandle> {
-    await this.ready;
-    this.requireReady();
+    await this.pool.whenReady();
     const key = shareKey(handle.namespace, handle.name);
     const mine = this.mappings.get(key);
     if (mine) return mine.handle;
-    return this.mapAndLook(handle.namespace, handle.name, this.nameOf(handle), handle.requestedBytes);
+    const name = this.nameOf(handle);
+    // still mapped by the holder (the agent restarted, the holder did not): the same memids
+    const held = (await this.pool.held()).includes(name);
+    return this.mapAndLook(handle.namespace, handle.name, name, handle.requestedBytes, held);
   }
 
   async release(handle: ShareHandle): Promise<void> {
     const key = shareKey(handle.namespace, handle.name);
     const name = this.nameOf(handle);
-    if (this.state.kind !== 'ready') throw new RetryableError(`UB share ${key} (SDK name ${name}): cannot release it yet: ${this.unavailable()}`);
-    const mine = this.mappings.get(key);
-    if (mine) {
-      const code = await this.sdk.unmap(mine.mapping);
-      if (code !== 0 && code !== UbsmCode.NOT_FOUND) throw this.error('unmap', code, key, name);
-      this.mappings.delete(key);
+    const why = this.pool.unavailable();
+    if (why) throw new RetryableError(`UB share ${key} (SDK name ${name}): cannot release it yet: ${why}`);
+    let code: number;
+    try {
+      code = await this.pool.unmap(name);
+    } catch (err) {
+      throw new RetryableError(`UB share ${key} (SDK name ${name}): cannot release it yet: ${messageOf(err)}`, { cause: err });
     }
-    const code = await this.sdk.deallocate(name);
+    if (code !== 0 && code !== UbsmCode.NOT_FOUND) throw this.error('unmap', code, key, name);
+    this.mappings.delete(key);
+    code = await this.pool.deallocate(name);
     if (code === 0 || code === UbsmCode.NOT_FOUND) return;
     if (code === UbsmCode.IN_USING) {
       // mapped on another node: not an error; the last node to let go deletes it
@@ -219,25 +265,35 @@ export class UbsBackend implements Backend {
     this.cdi = want;
   }
 
-  /** Drops the daemon link: the daemon treats it as this process's exit (its mappings end). */
+  /**
+   * At agent stop: closes the connection to the holder, whose mappings stay (the shares stay
+   * attached for the running containers). Without a holder: drops the daemon link, which the
+   * daemon treats as this process's exit (its mappings end).
+   */
   async close(): Promise<void> {
-    this.stopped = true;
     this.mappings.clear();
-    if (this.state.kind === 'ready') await this.sdk.finalize();
-    this.state = { kind: 'failed', reason: 'the agent is stopping' };
+    await this.pool.close();
   }
 
-  private async mapAndLook(namespace: string, shareName: string, name: string, requestedBytes: number): Promise<ShareHandle> {
+  /** Asks the holder to end its mappings and exit (tests, uninstall); records stay. */
+  async stopHolder(): Promise<void> {
+    await this.remote?.shutdown();
+  }
+
+  private async mapAndLook(namespace: string, shareName: string, name: string, requestedBytes: number, alreadyMapped = false): Promise<ShareHandle> {
     const key = shareKey(namespace, shareName);
-    // the map length must be the real size, which the pool rounds to its block size
-    const listed = await this.sdk.listLookup(name);
-    if (listed.code !== 0) throw this.error('list_lookup', listed.code, key, name);
-    const real = listed.shares.find((s) => s.name === name)?.sizeBytes;
-    if (!real) throw this.error('list_lookup', UbsmCode.NOT_FOUND, key, name);
-    const mapped = await this.sdk.map(name, real, PROT_READ | PROT_WRITE);
-    if (mapped.code !== 0 || !mapped.mapping) throw this.error('map', mapped.code, key, name);
+    if (!alreadyMapped) {
+      // the map length must be the real size, which the pool rounds to its block size
+      const listed = await this.pool.listLookup(name);
+      if (listed.code !== 0) throw this.error('list_lookup', listed.code, key, name);
+      const real = listed.shares.find((s) => s.name === name)?.sizeBytes;
+      if (!real) throw this.error('list_lookup', UbsmCode.NOT_FOUND, key, name);
+      // read-only is all the holder needs: its mapping only keeps the share attached here
+      const code = await this.pool.map(name, real, PROT_READ);
+      if (code !== 0) throw this.error('map', code, key, name);
+    }
     try {
-      const looked = await this.sdk.lookup(name);
+      const looked = await this.pool.lookup(name);
       if (looked.code !== 0 || !looked.info) throw this.error('lookup', looked.code, key, name);
       const memIds = looked.info.memIds;
       const bad = lookupProblem(looked.info.sizeBytes, looked.info.unitBytes, memIds);
@@ -246,10 +302,10 @@ export class UbsBackend implements Backend {
       this.tightenHostNodes(key, memIds);
       const data: UbsHandleData = { sdkName: name, memIds, major, unitBytes: looked.info.unitBytes };
       const handle: ShareHandle = { backend: UBS_KIND, namespace, name: shareName, sizeBytes: looked.info.sizeBytes, requestedBytes, data: { ...data } };
-      this.mappings.set(key, { mapping: mapped.mapping, handle });
+      this.mappings.set(key, { handle });
       return handle;
     } catch (err) {
-      await this.sdk.unmap(mapped.mapping).catch(() => undefined);
+      if (!alreadyMapped) await this.pool.unmap(name).catch(() => undefined);
       throw err instanceof UbsSdkError ? err : wrapError(`UB share ${key} (SDK name ${name})`, err);
     }
   }

@@ -45,6 +45,16 @@ export interface UbsBackendConfig {
   budgetMs: number;
   procDevices: string;
   hostDevDir: string;
+  /**
+   * true: the SDK link and the mappings live in the UB holder, a process that outlives the agent
+   * (restarts and upgrades change nothing for running containers); false: in the agent itself
+   */
+  holder: boolean;
+  /**
+   * how long a share whose holders were evicted for stale device numbers (the holder or the daemon
+   * restarted) is kept with no binding, for the kubelet's recreated containers (s)
+   */
+  staleGraceSeconds: number;
 }
 
 const VENDOR_LIBRARIES = [
@@ -78,6 +88,8 @@ export function defaultUbsConfig(): UbsBackendConfig {
     budgetMs: 1000,
     procDevices: '/proc/devices',
     hostDevDir: '/dev',
+    holder: true,
+    staleGraceSeconds: 600,
   };
 }
 
@@ -127,6 +139,8 @@ export function readUbsConfig(r: ConfigReader): UbsBackendConfig {
     budgetMs: r.integer('budgetMs', def.budgetMs, 50, 60_000),
     procDevices: r.string('procDevices', def.procDevices, absolute),
     hostDevDir: r.string('hostDevDir', def.hostDevDir, absolute),
+    holder: r.boolean('holder', def.holder),
+    staleGraceSeconds: r.integer('staleGraceSeconds', def.staleGraceSeconds, 0, 7 * 24 * 3600),
   };
   if (r.has('sdkDir')) out.sdkDir = pathPair(r, 'sdkDir', r.raw('sdkDir')) ?? def.sdkDir;
   if (r.has('libraries')) {
