@@ -32,6 +32,7 @@ mkdirSync(devDir);
 mkdirSync(otherDevDir);
 const control = join(daemonDir, '.ubsm-double', 'control');
 const NOBODY = 65534;
+const USER = 4178; // the vendor's test pods' uid; gets NOBODY (the standin socket's group) as a supplementary group
 
 // The double reads these at call time; set before loading, as the agent's environment would be.
 Object.assign(process.env, {
@@ -64,10 +65,14 @@ function startLine(cmd: string, args: string[], env: NodeJS.ProcessEnv = process
 }
 
 interface ConsumerResult { status: number | null; json: Record<string, unknown>; stderr: string }
-function runConsumer(args: string[], opts: { env?: NodeJS.ProcessEnv; asNobody?: boolean } = {}): ConsumerResult {
+function runConsumer(args: string[], opts: { env?: NodeJS.ProcessEnv; asNobody?: boolean; asUser?: number } = {}): ConsumerResult {
+  // asUser: uid = primary gid = asUser (what the share's mode is checked against), plus the socket's group as a
+  // supplementary group (it reaches the daemon socket but plays no part in the mode check, A.5)
   const [cmd, argv] = opts.asNobody
     ? ['setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', consumer, ...args]]
-    : [consumer, args];
+    : opts.asUser !== undefined
+      ? ['setpriv', [`--reuid=${opts.asUser}`, `--regid=${opts.asUser}`, `--groups=${NOBODY}`, consumer, ...args]]
+      : [consumer, args];
   const r = spawnSync(cmd, argv, { env: { ...process.env, ...opts.env }, encoding: 'utf8', timeout: 20000 });
   let json: Record<string, unknown> = {};
   try {
@@ -78,6 +83,7 @@ function runConsumer(args: string[], opts: { env?: NodeJS.ProcessEnv; asNobody?:
   return { status: r.status, json, stderr: r.stderr + r.stdout };
 }
 
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 const devNodes = (dir: string): string[] => readdirSync(dir).filter((f) => f.startsWith('obmm_shmdev')).sort();
 const sorted = (a: number[]): number[] => [...a].sort((x, y) => x - y);
 
@@ -342,6 +348,140 @@ test('list lookup: prefix filter, too-small buffer, empty pool', async () => {
   assert.equal((await sdk.listLookup('zzz')).shares, []);
   for (const n of ['small-2', 'small.a:1_-', 'open']) assert.is(await sdk.deallocate(n), UBSM_OK);
   assert.is((await sdk.listLookup('s')).code, UbsmCode.NOT_FOUND, 'no shares at all');
+});
+
+test('map opens the device nodes with the bits the mode grants, not with prot (A.5)', async () => {
+  // 0666 grants a non-owner rw, so the SDK opens the nodes O_RDWR even for a PROT_READ map
+  assert.is(await sdk.allocate('default', 'granted', 4 * MiB, 0o666, 0), UBSM_OK);
+  const m = await sdk.map('granted', BLOCK, RW); // the agent keeps it attached, so the nodes stay
+  assert.is(m.code, UBSM_OK);
+  const [id] = (await sdk.lookup('granted')).info!.memIds;
+  const node = join(devDir, `obmm_shmdev${id}`);
+  assert.is(statSync(node).mode & 0o777, 0o666);
+  chmodSync(node, 0o444); // what a ":ro" binding gives a container
+  const ro = runConsumer(['--sdk-name', 'granted', 'read', '0', '1'], { asUser: USER });
+  assert.is(ro.json.code, UbsmCode.OBMM, `read-only map by uid ${USER} through a 0444 node: ${ro.stderr}`);
+  assert.match(ro.stderr, `obmm_shmdev${id}`);
+  assert.match(ro.stderr, 'Permission denied');
+  assert.is(runConsumer(['--sdk-name', 'granted', 'read', '0', '1']).status, 0, 'root opens it O_RDWR anyway (CAP_DAC_OVERRIDE)');
+  chmodSync(node, 0o666);
+  const w = runConsumer(['--sdk-name', 'granted', 'write', '0', 'by 4178'], { asUser: USER });
+  assert.is(w.status, 0, w.stderr);
+  const r = runConsumer(['--sdk-name', 'granted', 'read', '0', '7'], { asUser: USER });
+  assert.is(r.status, 0, r.stderr);
+  assert.is(r.json.text, 'by 4178');
+  assert.is(await sdk.unmap(m.mapping!), UBSM_OK);
+  assert.is(await sdk.deallocate('granted'), UBSM_OK);
+  // a mode that grants the caller r only opens O_RDONLY: a 0444 node is enough
+  assert.is(await sdk.allocate('default', 'granted-r', 4 * MiB, 0o644, 0), UBSM_OK);
+  const mr = await sdk.map('granted-r', BLOCK, RW);
+  assert.is(mr.code, UBSM_OK);
+  const [rid] = (await sdk.lookup('granted-r')).info!.memIds;
+  chmodSync(join(devDir, `obmm_shmdev${rid}`), 0o444);
+  const rr = runConsumer(['--sdk-name', 'granted-r', 'read', '0', '1'], { asUser: USER });
+  assert.is(rr.status, 0, rr.stderr);
+  assert.is(await sdk.unmap(mr.mapping!), UBSM_OK);
+  assert.is(await sdk.deallocate('granted-r'), UBSM_OK);
+});
+
+test('the only mapper killed: a delayed-removal record makes the name busy (6017), its handler detaches, the data stays (B.4)', async () => {
+  const DELAY = 3000;
+  process.env.UBSM_DOUBLE_REAP_DELAY_MS = String(DELAY);
+  try {
+    assert.is(await sdk.allocate('default', 'reap', 4 * MiB, 0o600, 0), UBSM_OK);
+    const w = runConsumer(['--sdk-name', 'reap', 'write', '100', 'kept bytes']);
+    assert.is(w.status, 0, w.stderr);
+    assert.is((await sdk.lookup('reap')).code, UbsmCode.NOT_FOUND, 'its explicit unmap (the last user) detached at once');
+    const { child, line } = await startLine(consumer, ['--sdk-name', 'reap', 'hold', '60']);
+    assert.is((JSON.parse(line) as { ok: boolean }).ok, true, line);
+    const before = (await sdk.lookup('reap')).info!.memIds;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL'); // no unmap, no finalize
+    await exited;
+    const t0 = Date.now();
+    assert.is((await sdk.map('reap', BLOCK, RW)).code, UbsmCode.BUSY, 'map while the record is pending');
+    assert.is(await sdk.allocate('default', 'reap', 4 * MiB, 0o600, 0), UbsmCode.BUSY, 'allocate while pending');
+    assert.is(await sdk.deallocate('reap'), UbsmCode.BUSY, 'deallocate while pending');
+    const other = runConsumer(['--sdk-name', 'reap', 'read', '100', '10']);
+    assert.is(other.json.code, UbsmCode.BUSY, `another process maps: ${other.stderr}`);
+    const pending = await sdk.lookup('reap');
+    assert.is(pending.code, UBSM_OK, 'still attached while the record is pending');
+    assert.equal(pending.info!.memIds, before);
+    assert.is(devNodes(devDir).length, 1);
+    assert.ok(Date.now() - t0 < DELAY, `the busy checks took ${Date.now() - t0} ms, longer than the delay`);
+    await sleep(t0 + DELAY + 1000 - Date.now());
+    assert.is((await sdk.lookup('reap')).code, UbsmCode.NOT_FOUND, 'the handler detached it');
+    assert.equal(devNodes(devDir), []);
+    assert.equal((await sdk.listLookup('reap')).shares, [{ name: 'reap', sizeBytes: BLOCK }], 'not deleted');
+    const m = await sdk.map('reap', BLOCK, RW);
+    assert.is(m.code, UBSM_OK, 're-attaches');
+    const after = (await sdk.lookup('reap')).info!.memIds;
+    assert.is(after.filter((i) => before.includes(i)).length, 0, `new memids: ${after} vs ${before}`);
+    const r = runConsumer(['--sdk-name', 'reap', 'read', '100', '10']);
+    assert.is(r.json.text, 'kept bytes', r.stderr);
+    assert.is(await sdk.unmap(m.mapping!), UBSM_OK);
+    assert.is(await sdk.deallocate('reap'), UBSM_OK);
+  } finally {
+    delete process.env.UBSM_DOUBLE_REAP_DELAY_MS;
+  }
+});
+
+test('a killed mapper with other local users left just leaves the user set; the last user\'s unmap detaches at once (B.2, B.4)', async () => {
+  writeFileSync(control, 'reap_delay_ms=600000\n'); // a record, if one were made, would stay pending
+  try {
+    assert.is(await sdk.allocate('default', 'users', 4 * MiB, 0o600, 0), UBSM_OK);
+    const m = await sdk.map('users', BLOCK, RW);
+    assert.is(m.code, UBSM_OK);
+    const ids = (await sdk.lookup('users')).info!.memIds;
+    const { child, line } = await startLine(consumer, ['--sdk-name', 'users', 'hold', '60']);
+    assert.is((JSON.parse(line) as { ok: boolean }).ok, true, line);
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+    const r = runConsumer(['--sdk-name', 'users', 'write', '0', 'x']);
+    assert.is(r.status, 0, `no record, so no 6017: ${r.stderr}`);
+    assert.equal((await sdk.lookup('users')).info!.memIds, ids, 'still attached, same memids');
+    assert.is(await sdk.unmap(m.mapping!), UBSM_OK);
+    assert.is((await sdk.lookup('users')).code, UbsmCode.NOT_FOUND, 'detached at once');
+    assert.equal(devNodes(devDir), []);
+    const again = await sdk.map('users', BLOCK, RW);
+    assert.is(again.code, UBSM_OK, 'no 6017 after an explicit unmap');
+    assert.is(await sdk.unmap(again.mapping!), UBSM_OK);
+    assert.is(await sdk.deallocate('users'), UBSM_OK, 'no 6017 either');
+  } finally {
+    unlinkSync(control);
+  }
+});
+
+test('finalize drops the link, which is handled as exit: the only user leaves a delayed-removal record (A.3, B.4)', async () => {
+  process.env.UBSM_DOUBLE_REAP_DELAY_MS = '0';
+  writeFileSync(control, 'reap_delay_ms=600000\n'); // the control key wins over the environment
+  try {
+    assert.is(await sdk.allocate('default', 'fin2', 4 * MiB, 0o600, 0), UBSM_OK);
+    assert.is(runConsumer(['--sdk-name', 'fin2', 'write', '0', 'survives']).status, 0);
+    assert.is((await sdk.map('fin2', BLOCK, RW)).code, UBSM_OK);
+    const before = (await sdk.lookup('fin2')).info!.memIds;
+    assert.is(await sdk.finalize(), UBSM_OK);
+    assert.is(await sdk.initialize(), UBSM_OK);
+    assert.is((await sdk.map('fin2', BLOCK, RW)).code, UbsmCode.BUSY);
+    assert.is(await sdk.allocate('default', 'fin2', 4 * MiB, 0o600, 0), UbsmCode.BUSY);
+    assert.is(await sdk.deallocate('fin2'), UbsmCode.BUSY);
+    assert.equal((await sdk.lookup('fin2')).info?.memIds, before, 'still attached while pending');
+    process.env.UBSM_DOUBLE_REAP_DELAY_MS = '600000';
+    writeFileSync(control, 'reap_delay_ms=0\n'); // again the control key wins: due now
+    assert.is((await sdk.lookup('fin2')).code, UbsmCode.NOT_FOUND, 'the handler detached it at the next call');
+    assert.equal(devNodes(devDir), []);
+    const m = await sdk.map('fin2', BLOCK, RW);
+    assert.is(m.code, UBSM_OK);
+    const after = (await sdk.lookup('fin2')).info!.memIds;
+    assert.is(after.filter((i) => before.includes(i)).length, 0, `new memids: ${after} vs ${before}`);
+    assert.is(runConsumer(['--sdk-name', 'fin2', 'read', '0', '8']).json.text, 'survives');
+    assert.is(await sdk.unmap(m.mapping!), UBSM_OK);
+    assert.is(await sdk.deallocate('fin2'), UBSM_OK);
+  } finally {
+    delete process.env.UBSM_DOUBLE_REAP_DELAY_MS;
+    unlinkSync(control);
+  }
 });
 
 test('finalize drops this process mappings (the daemon sees the link drop as exit)', async () => {

@@ -16,18 +16,31 @@
  *  - argument checks and their codes (name 1..47 chars of [A-Za-z0-9.:_-], size multiple of 4 MiB after
  *    rounding to 4 KiB, flag mask and combinations, map offset 0 / MAP_SHARED / whole real length / one map
  *    per name per process), owner = caller's euid/egid, mode checked on every map (owner bits, then group
- *    bits if the primary gid matches, then other bits), deallocate needs uid AND gid (no root bypass) and
- *    fails 6024 while anyone maps the name, real size rounded up to the block size (default 128 MiB).
+ *    bits if the primary gid matches, then other bits; x ignored; prot not covered -> 6011), deallocate
+ *    needs uid AND gid (no root bypass) and fails 6024 while anyone maps the name or any node still has it
+ *    attached, real size rounded up to the block size (default 128 MiB).
+ *  - device open mode from the GRANTED bits, not the requested prot (A.5): every node is opened O_RDWR when
+ *    the mode grants the caller w, O_RDONLY otherwise. So a non-root caller granted rw (share 0666) fails
+ *    with 6051 even for a PROT_READ map through a 0444 node, as with the real SDK.
  *  - device nodes: a node's first live mapping "attaches" the share there: memids (spread over 1..2^20-1,
  *    unique, different on every re-attach) and char nodes <devdir>/obmm_shmdev<memid> = makedev(major,
- *    memid), chowned to the share owner and chmod'ed to mode & 0666 as UBSE does on import. Every mapping
- *    process open()s each node itself, in its own mount namespace, so a container without the node or
- *    without a devices-cgroup rule fails with 6051 just like with the real SDK. The last local mapping going
- *    away (unmap, finalize, process death) detaches: memids forgotten, nodes unlinked. lookup only answers
- *    while the share is attached on the caller's node.
+ *    memid), chowned to the share creator's uid/gid and chmod'ed to mode & 0666 as UBSE does on import
+ *    (B.2). Every mapping process open()s each node itself, in its own mount namespace, so a container
+ *    without the node or without a devices-cgroup rule fails with 6051 just like with the real SDK. An
+ *    explicit unmap by the last local user detaches at once (B.2): memids forgotten, nodes unlinked. lookup
+ *    only answers while the share is attached on the caller's node.
  *  - process death: a mapping is alive while its process holds flock(LOCK_EX) on <state>/maps/<name>@<node>@<id>
- *    (ubsmd treats a dropped link as exit; the kernel drops our lock when the process dies). Dead entries
- *    are swept at the start of every call.
+ *    (the kernel drops our lock when the process dies). Dead entries are swept at the start of every call.
+ *    finalize drops the link, which ubsmd treats exactly as exit (A.3, B.4): its mappings leave the user
+ *    set the same way a dead process's do.
+ *  - delayed-removal records (B.4): a process that dies or finalizes while it is the ONLY local user of a
+ *    share leaves a record <state>/reap/<name>@<node>, not an immediate detach; with other local users left
+ *    it just leaves the user set. While the record is pending, allocate, deallocate and map of that name on
+ *    that node return 6017 (lookup still answers: the share is still attached). Its handler detaches the
+ *    share from the node (memids forgotten, nodes unlinked) and never deletes it: the data stays, and the
+ *    next map re-attaches with new memids. The double has no daemon process, so the handler runs in
+ *    whichever call sweeps first once the delay (UBSM_DOUBLE_REAP_DELAY_MS / reap_delay_ms, default 0: the
+ *    very sweep that creates the record) has passed since the record was made.
  *
  * DIFFERS:
  *  - memory is a sparse file <state>/data/<name> mmapped MAP_SHARED, not obmm devices; the stand-in major
@@ -36,22 +49,31 @@
  *  - the real daemon keeps its state in its own process and checks credentials from the socket peer. Here
  *    every caller reads and writes <dir>/.ubsm-double/ itself, so that directory is created 0777 and its
  *    files 0666; credentials are the caller's own geteuid()/getegid(). Nothing is spoken over the socket.
- *  - no regions besides "default", no delayed-removal records (so no 6017), no UBSE timeouts (6099) unless
- *    injected through the control file, no reconnect after the daemon restarts, no HCOM worker threads.
+ *  - no regions besides "default", no UBSE timeouts (6099) unless injected through the control file, no
+ *    reconnect after the daemon restarts, no HCOM worker threads, no ubsmem_shmem_attach/detach exports
+ *    (unusable in the real SDK, A.3), no 6017 for a name being created concurrently (the state lock
+ *    serialises callers). A death is noticed at the next call's sweep, not at once as ubsmd's link-down
+ *    event does, so the delay of a record counts from that sweep; a record's handler never fails, so the
+ *    daemon's retry backoff (B.4) does not arise.
  *  - mknod needs CAP_MKNOD: when a non-root process attaches first, mknod fails with EPERM and the double
  *    carries on without the node (the open then fails with 6051 unless the node exists). EEXIST (a stale
- *    node with the same number) is also tolerated. Nodes are only unlinked by a process in the mount
- *    namespace that created them (recorded in the attachment); otherwise they are left behind, harmless.
+ *    node with the same number) is tolerated and chowned/chmod'ed like a new node. Nodes are only unlinked
+ *    by a process in the mount namespace that created them (recorded in the attachment); otherwise they are
+ *    left behind, harmless.
  *  - the mapping is inherited across fork and the lock fd too (the real kernel mapping is VM_DONTCOPY).
  *
  * ENVIRONMENT: UBSM_DOUBLE_DIR (daemon dir, default /run/matrix/memory), UBSM_DOUBLE_NODE (node name, default
  * "local"), UBSM_DOUBLE_DEV_DIR (default /dev), UBSM_DOUBLE_MAJOR (default 509), UBSM_DOUBLE_OBMM (default
- * /usr/lib64/libobmm.so.1), HCOM_CONNECTION_RETRY_TIMES, HCOM_CONNECTION_RETRY_INTERVAL_SEC.
+ * /usr/lib64/libobmm.so.1), UBSM_DOUBLE_REAP_DELAY_MS (ms before a delayed-removal record's handler runs,
+ * default 0 = at the sweep that creates it; read by the process that sweeps), HCOM_CONNECTION_RETRY_TIMES,
+ * HCOM_CONNECTION_RETRY_INTERVAL_SEC.
  *
  * CONTROL FILE <dir>/.ubsm-double/control, re-read on every call, "key=value" lines:
  *   delay_ms=N, delay_ms.<op>=N (the per-op value wins), fail.<op>=CODE, fail.<op>.count=N (only the next N
  *   calls fail; decremented in the file), block_size=BYTES (default 134217728, read at allocate),
- *   capacity=BYTES (pool quota, default 1 TiB; 6022 when exceeded).
+ *   capacity=BYTES (pool quota, default 1 TiB; 6022 when exceeded), reap_delay_ms=N (wins over
+ *   UBSM_DOUBLE_REAP_DELAY_MS; checked against each record's age at every sweep, so lowering it lets a
+ *   pending record run at the next call).
  *   ops: initialize allocate deallocate map unmap lookup list_lookup local_nid_query (finalize: delay only;
  *   init_attributes and set_logger_level are local and never delayed). fail.<op> without a count fails
  *   every call. Order per call: delay, injected failure, then the real checks.
@@ -154,7 +176,7 @@ static int mkdir_open(const char *p) {
 }
 
 static int ensure_state_dirs(void) {
-    static const char *subs[] = {"", "data", "shares", "attach", "prev", "maps"};
+    static const char *subs[] = {"", "data", "shares", "attach", "prev", "maps", "reap"};
     char p[PATH_MAX];
     for (size_t i = 0; i < sizeof subs / sizeof *subs; i++) {
         spath(p, "%s", subs[i]);
@@ -400,7 +422,110 @@ static int has_map(const char *name, const char *node) {
     return found;
 }
 
-/* Drop mappings whose process died (its flock is gone), then detach shares with no live local mapping. */
+/* ---------- delayed-removal records (docs/ubs-sdk.md B.4) ----------
+ * <state>/reap/<name>@<node>: "created_ms=<ms>\n". ubsmd creates one when a pid that dies or drops its link
+ * (finalize) was the ONLY local user of a share; while it is pending, allocate, deallocate and map of that
+ * name on that node return 6017 (A.3, B.1 step 2, B.4); its handler detaches the share from the node and
+ * never deletes it. The double has no daemon process: whichever call sweeps after the delay runs the
+ * handler. The delay is evaluated by the sweeping process: control key reap_delay_ms when present, else
+ * UBSM_DOUBLE_REAP_DELAY_MS, else 0 (handled by the same sweep that creates the record). */
+
+static long long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts); /* shared by every process (and container) on the machine */
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static long long reap_delay_ms(void) {
+    char *t = ctl_read();
+    size_t vl;
+    const char *v = t ? ctl_find(t, "reap_delay_ms", &vl) : NULL;
+    long long ms = v ? strtoll(v, NULL, 10) : strtoll(env_or("UBSM_DOUBLE_REAP_DELAY_MS", "0"), NULL, 10);
+    free(t);
+    return ms > 0 ? ms : 0;
+}
+
+/* Is a delayed-removal record pending for name on node? (after sweep(): only records not yet due remain) */
+static int reap_pending(const char *name, const char *node) {
+    char p[PATH_MAX];
+    struct stat st;
+    spath(p, "reap/%s@%s", name, node);
+    return stat(p, &st) == 0;
+}
+
+static int attached_on(const char *name, const char *node) {
+    char p[PATH_MAX];
+    struct stat st;
+    spath(p, "attach/%s@%s", name, node);
+    return stat(p, &st) == 0;
+}
+
+/* Is name attached on any node? UBSE answers a delete with ATTACH_USING (6024) while it is (B.3). */
+static int attached_anywhere(const char *name) {
+    char p[PATH_MAX], pre[MAX_SHM_NAME_LENGTH + 2];
+    spath(p, "attach");
+    snprintf(pre, sizeof pre, "%s@", name);
+    DIR *d = opendir(p);
+    if (!d) return 0;
+    struct dirent *e;
+    int found = 0;
+    while (!found && (e = readdir(d))) found = strncmp(e->d_name, pre, strlen(pre)) == 0 && !strstr(e->d_name, ".tmp.");
+    closedir(d);
+    return found;
+}
+
+/* A user (mapping entry <state>/maps/<name>@<node>@<id>) died or dropped its link: ubsmd treats both alike
+ * (B.4 "link drop is treated as exit"). Other local users remain -> it just leaves the user set; it was the
+ * only one -> a delayed-removal record, not a detach (the record's handler detaches; see reap_run). */
+static void user_gone(const char *entry) {
+    char p[PATH_MAX], name[MAX_SHM_NAME_LENGTH + 1], node[256];
+    const char *at = strchr(entry, '@'), *at2 = at ? strchr(at + 1, '@') : NULL;
+    spath(p, "maps/%s", entry);
+    unlink(p);
+    if (!at || !at2 || at - entry > MAX_SHM_NAME_LENGTH || at2 - at - 1 >= (long)sizeof node) return;
+    snprintf(name, sizeof name, "%.*s", (int)(at - entry), entry);
+    snprintf(node, sizeof node, "%.*s", (int)(at2 - at - 1), at + 1);
+    if (has_map(name, node) || !attached_on(name, node) || reap_pending(name, node)) return;
+    char t[64];
+    snprintf(t, sizeof t, "created_ms=%lld\n", now_ms());
+    spath(p, "reap/%s@%s", name, node);
+    if (write_file(p, t) != 0) {
+        fprintf(stderr, "ubsm-double: delayed-removal record %s: %s\n", p, strerror(errno));
+        detach(name, node); /* do not leave the share attached with nobody to let go of it */
+    }
+}
+
+/* Run the handler of every record that is due: detach the share from its node (never delete it, B.4). */
+static void reap_run(void) {
+    char p[PATH_MAX], f[PATH_MAX + 256];
+    spath(p, "reap");
+    DIR *d = opendir(p);
+    if (!d) return;
+    long long delay = -1, now = now_ms(); /* the delay is read once, and only when a record exists */
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char *at = strchr(e->d_name, '@');
+        if (e->d_name[0] == '.' || !at || strstr(e->d_name, ".tmp.") || at - e->d_name > MAX_SHM_NAME_LENGTH) continue;
+        snprintf(f, sizeof f, "%s/%s", p, e->d_name);
+        char *t = read_file(f);
+        size_t vl;
+        const char *v = t ? ctl_find(t, "created_ms", &vl) : NULL;
+        long long created = v ? strtoll(v, NULL, 10) : 0;
+        free(t);
+        if (delay < 0) delay = reap_delay_ms();
+        if (now - created < delay) continue;
+        char name[MAX_SHM_NAME_LENGTH + 1];
+        snprintf(name, sizeof name, "%.*s", (int)(at - e->d_name), e->d_name);
+        detach(name, at + 1);
+        unlink(f);
+    }
+    closedir(d);
+}
+
+/* Start of every call (the daemon's cleanup, done lazily): users whose process died (its flock is gone) leave
+ * the user set, possibly creating records (user_gone); due records detach; then a share with no live local
+ * user and no pending record is detached: that is the explicit unmap of the last user, which ubsmd detaches
+ * at once (B.2 "When the last local user unmaps ... ubsmd detaches"). */
 static void sweep(void) {
     char p[PATH_MAX], f[PATH_MAX + 256];
     struct dirent *e;
@@ -412,20 +537,21 @@ static void sweep(void) {
             snprintf(f, sizeof f, "%s/%s", p, e->d_name);
             int fd = open(f, O_RDONLY | O_CLOEXEC);
             if (fd < 0) continue;
-            if (flock(fd, LOCK_EX | LOCK_NB) == 0) unlink(f); /* nobody holds it: its process is gone */
+            if (flock(fd, LOCK_EX | LOCK_NB) == 0) user_gone(e->d_name); /* nobody holds it: its process is gone */
             close(fd);
         }
         closedir(d);
     }
+    reap_run();
     spath(p, "attach");
     d = opendir(p);
     if (!d) return;
     while ((e = readdir(d))) {
         char *at = strchr(e->d_name, '@');
-        if (e->d_name[0] == '.' || !at || strstr(e->d_name, ".tmp.")) continue;
+        if (e->d_name[0] == '.' || !at || strstr(e->d_name, ".tmp.") || at - e->d_name > MAX_SHM_NAME_LENGTH) continue;
         char name[MAX_SHM_NAME_LENGTH + 1];
         snprintf(name, sizeof name, "%.*s", (int)(at - e->d_name), e->d_name);
-        if (!has_map(name, at + 1)) detach(name, at + 1);
+        if (!has_map(name, at + 1) && !reap_pending(name, at + 1)) detach(name, at + 1);
     }
     closedir(d);
 }
@@ -486,8 +612,8 @@ static int attach_here(const char *name, const struct share *s) {
     char p[PATH_MAX];
     for (uint32_t i = 0; i < a.n; i++) {
         dev_path(p, a.devdir, a.ids[i]);
-        if (mknod(p, S_IFCHR | (s->mode & 0666), makedev(major, (unsigned)a.ids[i])) != 0) {
-            if (errno == EPERM || errno == EEXIST) continue; /* see header: non-root attacher, stale node */
+        if (mknod(p, S_IFCHR | (s->mode & 0666), makedev(major, (unsigned)a.ids[i])) != 0 && errno != EEXIST) {
+            if (errno == EPERM) continue; /* see header: non-root attacher */
             fprintf(stderr, "ubsm-double: mknod %s: %s\n", p, strerror(errno));
             for (uint32_t j = 0; j < i; j++) {
                 dev_path(p, a.devdir, a.ids[j]);
@@ -495,6 +621,8 @@ static int attach_here(const char *name, const struct share *s) {
             }
             return UBSM_ERR_UBSE;
         }
+        /* B.2: right after import UBSE chowns each node to the share creator's uid/gid and chmods it to the
+         * share's mode (x bits dropped); a stale node at the path (EEXIST) gets the same */
         if (chown(p, s->uid, s->gid) != 0 || chmod(p, s->mode & 0666) != 0)
             fprintf(stderr, "ubsm-double: chown/chmod %s: %s\n", p, strerror(errno));
     }
@@ -617,18 +745,25 @@ static void drop_mapping(struct mapping *m) {
     close(m->lockfd);
 }
 
+/* finalize drops the IPC link, and ubsmd treats a dropped link exactly like the process's exit (A.3, B.4):
+ * each mapping leaves the user set as a dead pid's would (user_gone), so a share this process was the only
+ * local user of gets a delayed-removal record, not the immediate detach of an explicit unmap. */
 UBSM_API int ubsmem_finalize(void) {
     prologue("finalize"); /* delay only; finalize always succeeds */
     pthread_mutex_lock(&g_mu);
     if (g_link >= 0 || g_maps) {
         int lk = state_lock();
+        sweep(); /* deaths of others first, while this process still counts as a user */
         while (g_maps) {
             struct mapping *m = g_maps;
             g_maps = m->next;
-            drop_mapping(m);
+            munmap(m->ptr, m->len);
+            const char *base = strrchr(m->lockpath, '/');
+            user_gone(base ? base + 1 : m->lockpath); /* unlinks the entry, like the sweep of a dead holder */
+            close(m->lockfd);
             free(m);
         }
-        sweep();
+        sweep(); /* runs records that are already due (delay 0) */
         state_unlock(lk);
     }
     if (g_link >= 0) close(g_link);
@@ -678,6 +813,10 @@ UBSM_API int ubsmem_shmem_allocate(const char *region, const char *name, size_t 
     sweep();
     struct share o;
     char p[PATH_MAX];
+    if (reap_pending(name, node_name())) { /* A.3: 6017 while a delayed-removal record is pending */
+        rc = UBSM_ERR_BUSY;
+        goto unlock;
+    }
     if (share_load(name, &o) == 0) {
         rc = UBSM_ERR_ALREADY_EXIST;
         goto unlock;
@@ -721,9 +860,12 @@ UBSM_API int ubsmem_shmem_deallocate(const char *name) {
     sweep();
     struct share s;
     char p[PATH_MAX];
-    if (share_load(name, &s) != 0) rc = UBSM_ERR_NOT_FOUND;
-    else if (geteuid() != s.uid || getegid() != s.gid) rc = UBSM_ERR_NOPERM; /* no root bypass */
-    else if (has_map(name, NULL)) rc = UBSM_ERR_IN_USING;                  /* any node */
+    /* A.3 ShmDelete, in order: 6017 (pending record), 6011 (uid AND gid, no root bypass), 6024 (users here;
+     * UBSE's ATTACH_USING while any node still has it attached, B.3), then UBSE's NOT_EXIST -> 6020 */
+    if (reap_pending(name, node_name())) rc = UBSM_ERR_BUSY;
+    else if (share_load(name, &s) != 0) rc = UBSM_ERR_NOT_FOUND;
+    else if (geteuid() != s.uid || getegid() != s.gid) rc = UBSM_ERR_NOPERM;
+    else if (has_map(name, NULL) || attached_anywhere(name)) rc = UBSM_ERR_IN_USING;
     else {
         spath(p, "data/%s", name);
         unlink(p);
@@ -770,11 +912,16 @@ UBSM_API int ubsmem_shmem_map(void *addr, size_t length, int prot, int flags, co
     lk = state_lock();
     sweep();
     struct share s;
+    if (reap_pending(name, node_name())) { /* B.1 step 2: the delayed-removal state is checked first */
+        rc = UBSM_ERR_BUSY;
+        goto out;
+    }
     if (share_load(name, &s) != 0) {
         rc = UBSM_ERR_NOT_FOUND;
         goto out;
     }
-    /* mode: owner bits, else group bits if the primary gid matches, else other bits (x ignored) */
+    /* A.5: the bits the share's mode grants the caller: owner bits if its euid is the owner's, else group bits
+     * if its primary (effective) gid is the owner's, else other bits; x ignored. prot must be covered. */
     unsigned bits = geteuid() == s.uid ? (s.mode >> 6) & 7 : getegid() == s.gid ? (s.mode >> 3) & 7 : s.mode & 7;
     if (((prot & PROT_READ) && !(bits & 4)) || ((prot & PROT_WRITE) && !(bits & 2))) {
         rc = UBSM_ERR_NOPERM;
@@ -797,8 +944,10 @@ UBSM_API int ubsmem_shmem_map(void *addr, size_t length, int prot, int flags, co
         }
         attached_now = 1;
     }
-    /* the SDK opens each device in the caller's own mount namespace; no driver behind the major -> ENXIO */
-    int oflag = (prot & PROT_WRITE) ? O_RDWR : O_RDONLY;
+    /* the SDK opens each device in the caller's own mount namespace; no driver behind the major -> ENXIO.
+     * A.5: the open mode comes from the GRANTED bits, not from prot: O_RDWR whenever the mode grants w, even
+     * for a read-only map, so a non-root caller granted rw (0666) cannot map through a 0444 node (EACCES -> 6051). */
+    int oflag = (bits & 2) ? O_RDWR : O_RDONLY;
     char p[PATH_MAX];
     for (uint32_t i = 0; i < a->n; i++) {
         dev_path(p, dev_dir(), a->ids[i]);
@@ -863,8 +1012,9 @@ UBSM_API int ubsmem_shmem_unmap(void *local_ptr, size_t length) {
         struct mapping *m = *pp;
         *pp = m->next;
         int lk = state_lock();
-        drop_mapping(m);
-        sweep(); /* detaches when that was the node's last mapping */
+        sweep();           /* deaths of others first, while this mapping still counts as a user */
+        drop_mapping(m);   /* explicit unmap: no record (B.2) */
+        sweep();           /* detaches at once when that was the node's last mapping */
         state_unlock(lk);
         free(m);
     }
