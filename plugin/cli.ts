@@ -21,6 +21,11 @@ options:
   --json             (status, version) print JSON instead of text
   --version          print the version
   --help, -h         this text
+
+run by the runtime, not by people:
+  ubs-access-check --share SPEC...  OCI createRuntime hook the ubs backend adds to UB containers:
+                     reads the container's state on stdin and its user from the bundle's
+                     config.json; exits 1 with the reason when a binding cannot be honoured
 `;
 
 const COMMANDS = ['run', 'status', 'check-config', 'version', 'help'];
@@ -64,7 +69,27 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
+/** The ubs backend's createRuntime hook (backends/ubs/access.ts): fast, nothing of the daemon loaded. */
+async function ubsAccessCheck(argv: string[]): Promise<number> {
+  const { runAccessCheck } = await import('./backends/ubs/access');
+  if (process.stdin.isTTY) {
+    process.stderr.write('nri-memshare ubs-access-check: reads the OCI container state on stdin (it is an OCI createRuntime hook)\n');
+    return 2;
+  }
+  const { readFileSync } = await import('node:fs');
+  let stdin = '';
+  try {
+    stdin = readFileSync(0, 'utf8');
+  } catch {
+    // no stdin: the check says it cannot read the state
+  }
+  const r = runAccessCheck(argv, stdin);
+  if (r.message) process.stderr.write(`${r.message}\n`);
+  return r.code;
+}
+
 async function main(): Promise<number> {
+  if (process.argv[2] === 'ubs-access-check') return ubsAccessCheck(process.argv.slice(3));
   let args: Args;
   try {
     args = parseArgs(process.argv.slice(2));

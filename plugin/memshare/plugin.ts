@@ -153,7 +153,7 @@ export function memshareHandlers(d: PluginDeps): Handlers {
   };
 }
 
-/** The service's injection as an NRI container adjustment (devices and CDI only when there are some). */
+/** The service's injection as an NRI container adjustment (devices, CDI and hooks only when there are some). */
 export function adjustmentOf(inj: ContainerInjection): ContainerAdjustment {
   const adjust: ContainerAdjustment = { mounts: inj.mounts, env: inj.env };
   if (inj.devices.length) {
@@ -170,5 +170,9 @@ export function adjustmentOf(inj: ContainerInjection): ContainerAdjustment {
     };
   }
   if (inj.cdiDevices.length) adjust.CDIDevices = inj.cdiDevices.map((name) => ({ name }));
+  // ContainerAdjustment.hooks exists in every NRI version (0.6.1 on)
+  if (inj.createRuntimeHooks?.length) {
+    adjust.hooks = { createRuntime: inj.createRuntimeHooks.map((h) => ({ path: h.path, args: h.args, env: h.env, ...(h.timeout !== undefined ? { timeout: { value: h.timeout } } : {}) })) };
+  }
   return adjust;
 }

@@ -27,6 +27,15 @@ export interface DeviceSpec {
   gid: number;
 }
 
+/** An OCI hook for the runtime to run (path absolute on the host; args include argv[0]). */
+export interface HookSpec {
+  path: string;
+  args: string[];
+  env: string[];
+  /** seconds; the runtime kills the hook and fails the container past it */
+  timeout?: number;
+}
+
 /** Everything one container gets for its shares, computed once per container. */
 export interface ContainerInjection {
   mounts: MountSpec[];
@@ -34,6 +43,8 @@ export interface ContainerInjection {
   devices: DeviceSpec[];
   /** fully qualified CDI device names ("vendor.io/class=name") the runtime resolves itself */
   cdiDevices: string[];
+  /** OCI createRuntime hooks: run by runc at `create`, in the runtime's namespaces; one failing fails the container */
+  createRuntimeHooks?: HookSpec[];
 }
 
 export const emptyInjection = (): ContainerInjection => ({ mounts: [], env: [], devices: [], cdiDevices: [] });

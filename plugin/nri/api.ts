@@ -85,10 +85,30 @@ export interface LinuxDevice {
   gid?: { value: number };
 }
 
+/** An OCI hook (api.proto Hook: path=1, args=2, env=3, timeout=4 OptionalInt seconds). */
+export interface Hook {
+  path: string;
+  args?: string[];
+  env?: string[];
+  timeout?: { value: number };
+}
+
+/** api.proto Hooks, by OCI hook point (1 prestart ... 6 poststop). */
+export interface Hooks {
+  prestart?: Hook[];
+  createRuntime?: Hook[];
+  createContainer?: Hook[];
+  startContainer?: Hook[];
+  poststart?: Hook[];
+  poststop?: Hook[];
+}
+
 export interface ContainerAdjustment {
   annotations?: Record<string, string>;
   mounts?: Mount[];
   env?: KeyValue[];
+  /** field 5, in every NRI version: the runtime appends these to the OCI spec's hooks */
+  hooks?: Hooks;
   linux?: { devices?: LinuxDevice[] };
   /** NRI >= 0.7 (containerd 2.x); older runtimes skip the field */
   CDIDevices?: Array<{ name: string }>;

@@ -6,7 +6,7 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildImage, importImage, type ContainerdInstance } from '../harness';
-import { Agent } from './agent';
+import { Agent, CLI } from './agent';
 
 export const REPO = join(__dirname, '..', '..', '..');
 export const NATIVE = join(REPO, 'dist', 'native', 'ubs');
@@ -79,6 +79,7 @@ export function ociSpec(containerd: ContainerdInstance, id: string): OciSpec {
 }
 
 export interface OciSpec {
+  hooks?: { createRuntime?: Array<{ path: string; args?: string[]; env?: string[]; timeout?: number }> };
   process: { env: string[]; user: { uid: number; gid: number; additionalGids?: number[] } };
   mounts: Array<{ destination: string; source?: string; type?: string; options?: string[] }>;
   linux: {
@@ -131,6 +132,11 @@ export class UbsNode {
   readonly procDevices: string;
   readonly sdkDir: string;
   readonly major: number;
+  /**
+   * backend.accessCheck: the agent's CLI for runc to run as the createRuntime hook (on a node the
+   * RPM's /usr/bin/nri-memshare; here a launcher of the bundled agent with this Node.js)
+   */
+  readonly accessCheck: string;
   standin: ChildProcess | undefined;
   agent: Agent | undefined;
   private readonly holders = new Set<ChildProcess>();
@@ -151,6 +157,9 @@ export class UbsNode {
     chmodSync(this.stateDir, 0o777);
     copyFileSync(SDK_LIB, join(this.sdkDir, 'lib', 'libubsm_sdk.so'));
     writeFileSync(this.procDevices, `Character devices:\n  1 mem\n${this.major} OBMM_SHMDEV\n\nBlock devices:\n`);
+    this.accessCheck = join(this.dir, 'nri-memshare');
+    // runc runs hooks with an empty environment: every path absolute
+    writeFileSync(this.accessCheck, `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} "$@"\n`, { mode: 0o755 });
     process.on('exit', () => this.cleanupSync());
   }
 
@@ -183,6 +192,7 @@ export class UbsNode {
       mounts: [{ source: this.stateDir, destination: '/run/ubsm-double', options: ['rbind', 'rprivate', 'rw', 'nosuid', 'nodev'] }],
       env: { UBSM_DOUBLE_STATE: '/run/ubsm-double', HCOM_CONNECTION_RETRY_TIMES: '1' },
       budgetMs: 1000,
+      accessCheck: [this.accessCheck],
       ...opts.backend,
     };
   }
@@ -232,6 +242,20 @@ export class UbsNode {
     await agent.start();
     await agent.proc!.waitFor(/ubs: connected to the UB memory daemon/, 1, 15000);
     return agent;
+  }
+
+  /**
+   * Restarts the agent with more backend keys (e.g. shareMode: it applies to shares allocated from
+   * then on); the holder and its mappings stay. Waits until the SDK is connected again.
+   */
+  async restartAgent(backend: Record<string, unknown>): Promise<void> {
+    const agent = this.agent!;
+    await agent.stop();
+    const cfg = JSON.parse(readFileSync(agent.configPath, 'utf8')) as { backend: Record<string, unknown> };
+    cfg.backend = { ...cfg.backend, ...backend };
+    writeFileSync(agent.configPath, JSON.stringify(cfg, null, 2));
+    await agent.start();
+    await agent.proc!.waitFor(/ubs: connected to the UB memory daemon/, 1, 15000);
   }
 
   /** The double's control file (delay_ms, fail.<op>=CODE, ...); "" clears it. */

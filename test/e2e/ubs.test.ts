@@ -3,6 +3,9 @@
 // daemon's socket, and containers of a glibc image run ubsm-consumer as uid 4178 through what the
 // agent injected: device nodes, the SDK and its libraries, the socket dir, the environment, and on 2.1
 // the daemon's group through CDI (on 1.7 the pod carries it as supplementalGroups, as the README says).
+// The access model: a createRuntime hook (the agent's CLI, ubs-access-check) refuses at start the
+// bindings the SDK cannot honour for the container's uid/gid; uid 0 and 4178, :ro and :rw, under
+// shareMode 0666, 0644, 0444 and 0664 (uid 4178 with primary gid 0: the group class).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as assert from 'uvu/assert';
@@ -124,6 +127,12 @@ function registerUbsTests(test: (name: string, fn: () => unknown) => void, env: 
     assert.is(envs.get('MEMSHARE_UBS_SHARES'), `${share}=${sdk}`);
     assert.is(s.process.user.uid, USER);
     assert.ok(s.process.user.additionalGids?.includes(DAEMON_GID), `daemon gid in additionalGids: ${JSON.stringify(s.process.user)}`);
+    // the access check: one createRuntime hook, the agent's CLI (backend.accessCheck) with the binding
+    assert.equal(
+      (s.hooks?.createRuntime ?? []).map((h) => ({ path: h.path, args: h.args, timeout: h.timeout })),
+      [{ path: node.accessCheck, args: [node.accessCheck, 'ubs-access-check', '--share', `${ns}/${share},sdk=${sdk},mode=0666,owner=0:0,access=rw`], timeout: 10 }],
+      `hooks: ${JSON.stringify(s.hooks)}`,
+    );
     if (cdi) assert.is(envs.get('MEMSHARE_UBS_DAEMON_ACCESS'), '1', 'the CDI device was applied');
     else assert.is(envs.get('MEMSHARE_UBS_DAEMON_ACCESS'), undefined, 'no CDI on 1.7');
 
@@ -159,6 +168,7 @@ function registerUbsTests(test: (name: string, fn: () => unknown) => void, env: 
     assert.equal((ps.linux.devices ?? []).filter((d) => d.major === node.major), [], 'an unbound pod: no UB devices');
     assert.not.ok(ps.mounts.some((m) => m.destination === '/run/matrix/memory' || m.destination === '/host/usr/local/ubs_mem'), 'an unbound pod: no SDK, no socket dir');
     assert.not.ok(ps.process.env.some((e) => e.startsWith('MEMSHARE_UBS_SHARES=')));
+    assert.equal(ps.hooks?.createRuntime ?? [], [], 'an unbound pod: no access-check hook');
     assert.is((await exec(pid, 'ls /dev | grep -c obmm_shmdev || true')).stdout.trim(), '0');
     await removePod(plain);
     // and the set is enough: the consumer maps the share through it
@@ -170,38 +180,21 @@ function registerUbsTests(test: (name: string, fn: () => unknown) => void, env: 
     await waitGone(osdk);
   });
 
-  test('two pods exchange data through the consumer; a :ro binding cannot write', async () => {
+  test('two pods exchange data through the consumer', async () => {
     const share = uniqueName('xchg');
     await declare(share);
     const sdk = sdkNameOf(ns, share);
     const pa = await pod({ [POD_KEY]: share }, 'wr');
     const pb = await pod({ [POD_KEY]: share }, 'rd');
-    const pr = await pod({ [POD_KEY]: `${share}:ro` }, 'ro');
     const a = await run(pa);
     const b = await run(pb);
-    const r = await run(pr);
     const token = uniqueName('bytes');
     const w = await consume(a, ['write', share, '4096', token]);
     assert.is(w.status, 0, w.out);
     const rd = await consume(b, ['read', share, '4096', String(token.length)]);
     assert.is(rd.status, 0, rd.out);
     assert.is(rd.json.text, token, 'pod B reads what pod A wrote');
-    // :ro: its device nodes open read-only, a write mapping fails, a read mapping cannot write
-    const stat = await exec(r, 'stat -c "%a" /dev/obmm_shmdev*');
-    assert.is(stat.stdout.trim(), '444', stat.stdout + stat.stderr);
-    const rr = await consume(r, ['read', `${share}:ro`, '4096', String(token.length)]);
-    assert.is(rr.status, 0, rr.out);
-    assert.is(rr.json.text, token);
-    const rw = await consume(r, ['write', `${share}:ro`, '0', 'nope']);
-    assert.is.not(rw.status, 0, `a :ro container cannot map for writing: ${rw.out}`);
-    assert.is(rw.json.code, 6051, `the read-only device node refuses a write open (6051): ${rw.out}`);
-    process.stdout.write(`  [ubs] containerd ${env.version}: write through a :ro binding -> ${rw.out.trim()}\n`);
-    const mro = await consume(r, ['map-ro', `${share}:ro`]);
-    assert.is(mro.status, 0, mro.out);
-    assert.is(mro.json.writeFaulted, true, mro.out);
-    const again = await consume(b, ['read', share, '0', '4']);
-    assert.is.not(again.json.text, 'nope', 'nothing was written by the :ro pod');
-    for (const p of [pa, pb, pr]) await removePod(p);
+    for (const p of [pa, pb]) await removePod(p);
     await waitGone(sdk);
   });
 
@@ -398,29 +391,101 @@ function registerUbsTests(test: (name: string, fn: () => unknown) => void, env: 
     await waitGone(bsdk);
   });
 
-  test('security: :ro holds for a non-root user only; root in the container writes (README says so)', async () => {
-    const share = uniqueName('secro');
-    await declare(share);
-    const sdk = sdkNameOf(ns, share);
-    const pw = await pod({ [POD_KEY]: share }, 'secw');
-    const wid = await run(pw);
-    assert.is((await consume(wid, ['write', share, '0', 'orig'])).status, 0);
-    const pr = await pod({ [POD_KEY]: `${share}:ro` }, 'secr');
-    const rid = await env.cri.runContainer(pr, { name: 'main', image: UBS_IMAGE });
-    // the node is 0444, but NRI (0.6.1, 0.8.0) writes an "rw" devices-cgroup rule whatever the mode,
-    // and cannot take a rule of the plugin's: only DAC stands, and CAP_DAC_OVERRIDE passes it
-    const s = ociSpec(env.containerd, rid);
-    const rules = (s.linux.resources?.devices ?? []).filter((r) => r.allow && r.major === node.major);
-    assert.ok(rules.length > 0 && rules.every((r) => r.access === 'rw'), JSON.stringify(rules));
-    assert.is((await exec(rid, 'stat -c %a /dev/obmm_shmdev*')).stdout.trim(), '444');
-    const w = await consume(rid, ['write', `${share}:ro`, '0', 'root']);
-    assert.is(w.status, 0, `root writes through :ro: ${w.out}`);
-    const rd = await consume(wid, ['read', share, '0', '4']);
-    assert.is(rd.json.text, 'root', rd.out);
-    process.stdout.write(`  [ubs] containerd ${env.version}: root in a :ro container -> ${w.out.trim()} (documented limitation)\n`);
-    await removePod(pr);
-    await removePod(pw);
-    await waitGone(sdk);
+  // README "UB memory nodes", "Access by uid and binding": the SDK opens the device nodes from the
+  // bits the share's mode grants the user (owner 0:0, the agent's holder), so the agent's
+  // createRuntime hook refuses at start what the SDK cannot honour, and what it lets through works.
+  test('access model: uid 0 and 4178, :ro and :rw, shareMode 0666, 0644, 0444 and 0664 (gid 0 writers): map, read, write, or the refusal at start with its message', async () => {
+    type Case = { uid: number; gid: number; access: 'ro' | 'rw'; ok: boolean };
+    const c = (uid: number, access: 'ro' | 'rw', ok: boolean, gid = uid): Case => ({ uid, gid, access, ok });
+    // rw first: the readers then find the writer's bytes
+    const table: Array<[string, Case[]]> = [
+      ['0666', [c(0, 'rw', true), c(USER, 'rw', true), c(0, 'ro', false), c(USER, 'ro', false)]],
+      ['0644', [c(0, 'rw', true), c(USER, 'rw', false), c(0, 'ro', false), c(USER, 'ro', true)]],
+      ['0444', [c(0, 'rw', false), c(USER, 'rw', false), c(0, 'ro', true), c(USER, 'ro', true)]],
+      // non-root writers and readers of one share: the writers' primary gid is the owner's (0)
+      ['0664', [c(USER, 'rw', true, 0), c(USER, 'rw', false), c(USER, 'ro', true), c(USER, 'ro', false, 0)]],
+    ];
+    let changed = false;
+    try {
+      for (const [mode, cases] of table) {
+        if (mode !== '0666') {
+          await node.restartAgent({ shareMode: mode });
+          changed = true;
+        }
+        const share = uniqueName(`acc${mode.slice(1)}`);
+        await declare(share);
+        const sdk = sdkNameOf(ns, share);
+        const token = uniqueName('tok');
+        let written = false;
+        const pods: RunningPod[] = [];
+        for (const k of cases) {
+          const label = `uid ${k.uid} gid ${k.gid} :${k.access} under shareMode ${mode}`;
+          const p = await pod({ [POD_KEY]: k.access === 'ro' ? `${share}:ro` : share }, `acc${k.uid}${k.access}`);
+          pods.push(p);
+          // root: the runtime's default capabilities (CAP_DAC_OVERRIDE); 4178: the usual UB pod
+          const cspec = k.uid === 0 ? { name: 'main', image: UBS_IMAGE } : { ...spec(), runAsGroup: k.gid };
+          const id = await env.cri.createContainer(p.id, p.config, cspec);
+          if (!k.ok) {
+            const err = await rejection(env.cri.startContainer(id), `StartContainer, ${label}`);
+            const binding = k.access === 'ro' ? 'read-only (:ro)' : 'read-write (:rw)';
+            assert.match(
+              err.message,
+              `nri-memshare: UB share ${ns}/${share} (SDK name ${sdk}) cannot be bound ${binding} to this container: it runs as uid ${k.uid} gid ${k.gid}, and the share's mode ${mode} (owner uid 0 gid 0) grants it `,
+              `${label}: ${err.message}`,
+            );
+            assert.match(err.message, '. To fix: ', err.message);
+            // what the kubelet reads back: the container exited at start, the reason and the message
+            const st = await env.cri.containerStatus(id);
+            assert.is(st.state, 'CONTAINER_EXITED', `${label}: ${JSON.stringify(st)}`);
+            assert.is(st.reason, 'StartError', JSON.stringify(st));
+            assert.is(Number(st.exit_code), 128, JSON.stringify(st));
+            assert.match(st.message, `nri-memshare: UB share ${ns}/${share}`, st.message);
+            process.stdout.write(`  [ubs] containerd ${env.version}: ${label}: StartContainer -> ${err.message}\n`);
+            process.stdout.write(`  [ubs] containerd ${env.version}: ${label}: ContainerStatus -> state ${st.state}, reason ${st.reason}, exit ${st.exit_code}, message ${st.message}\n`);
+            continue;
+          }
+          await env.cri.startContainer(id);
+          const ids = (await exec(id, 'id -u; id -g')).stdout.trim().split('\n');
+          assert.equal(ids, [String(k.uid), String(k.gid)], `${label}: the container's user`);
+          const perm = (await exec(id, 'stat -c %a /dev/obmm_shmdev*')).stdout.trim();
+          assert.is(perm, k.access === 'ro' ? '444' : '666', `${label}: device node mode`);
+          if (k.access === 'rw') {
+            const w = await consume(id, ['write', share, '0', token]);
+            assert.is(w.status, 0, `${label}: write: ${w.out}`);
+            written = true;
+            const r = await consume(id, ['read', share, '0', String(token.length)]);
+            assert.is(r.json.text, token, `${label}: read back: ${r.out}`);
+            continue;
+          }
+          const r = await consume(id, ['read', `${share}:ro`, '0', String(token.length)]);
+          assert.is(r.status, 0, `${label}: read: ${r.out}`);
+          if (written) assert.is(r.json.text, token, `${label}: reads the writer's bytes`);
+          const w = await consume(id, ['write', `${share}:ro`, '0', 'nope']);
+          assert.is(w.json.code, 6011, `${label}: a writable map is refused by the daemon (mode): ${w.out}`);
+          const m = await consume(id, ['map-ro', `${share}:ro`]);
+          assert.is(m.json.writeFaulted, true, `${label}: a read-only map cannot write: ${m.out}`);
+          // by hand, past the SDK: a non-root user cannot open the 0444 node for writing; root can
+          // (CAP_DAC_OVERRIDE, and NRI 0.6/0.8 always write the devices-cgroup rule as "rw"); ENXIO is
+          // the stand-in major having no driver, i.e. the open got past both checks
+          const byHand = await exec(id, 'for n in /dev/obmm_shmdev*; do echo x > $n; done');
+          if (k.uid === 0) {
+            assert.match(byHand.stderr, 'No such device or address', `${label}: root opens the node for writing: ${byHand.stderr}`);
+            const rules = (ociSpec(env.containerd, id).linux.resources?.devices ?? []).filter((x) => x.allow && x.major === node.major);
+            assert.ok(rules.length > 0 && rules.every((x) => x.access === 'rw'), JSON.stringify(rules));
+            process.stdout.write(`  [ubs] containerd ${env.version}: ${label}: open of a 0444 node for writing by hand -> ${byHand.stderr.trim().split('\n')[0]} (documented limit)\n`);
+          } else assert.match(byHand.stderr, 'Permission denied', `${label}: ${byHand.stderr}`);
+        }
+        // nothing written through a :ro binding
+        if (written) {
+          const check = node.consumer(['--sdk-name', sdk, 'read', '0', String(token.length)]);
+          assert.is(check.json.text, token, check.out);
+        }
+        for (const p of pods) await removePod(p);
+        await waitGone(sdk);
+      }
+    } finally {
+      if (changed) await node.restartAgent({ shareMode: '0666' });
+    }
   });
 
   if (!cdi) {

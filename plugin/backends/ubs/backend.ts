@@ -12,9 +12,10 @@
 import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadUbsSdk, ubsmCodeMeaning, ubsmCodeName, UbsmCode, type UbsSdk } from '../../../native/ubs-sdk';
-import { emptyInjection, messageOf, shareKey, wrapError, type ContainerInjection, type DeviceSpec, type ShareDeclaration, type ShareHandle } from '../../model';
+import { emptyInjection, messageOf, shareKey, wrapError, type ContainerInjection, type DeviceSpec, type HookSpec, type ShareDeclaration, type ShareHandle } from '../../model';
 import { RetryableError, type AttachTarget, type Backend, type BoundShare, type RuntimeInfo } from '../types';
 import type { BackendEnv } from '../index';
+import { ACCESS_CHECK_COMMAND, ACCESS_CHECK_TIMEOUT_S, formatShareArg } from './access';
 import { CDI_DEVICE_NAME, runtimeResolvesCdi, writeCdiSpec } from './cdi';
 import { SDK_SOCKET_DIR, UBS_KIND, resolveGroups, type UbsBackendConfig } from './config';
 import { readShmdevMajor, shmdevPath } from './devices';
@@ -227,17 +228,35 @@ export class UbsBackend implements Backend {
     inj.mounts.push({ destination: SDK_SOCKET_DIR, type: 'bind', source: this.c.socketDir, options: [...ro, 'noexec'] });
     inj.mounts.push(...this.c.mounts.map((m) => ({ ...m, options: [...m.options] })));
     const names: string[] = [];
+    const checks: string[] = [];
     for (const s of shares) {
       const d = s.handle.data as unknown as Partial<UbsHandleData>;
-      names.push(`${s.ref}=${d.sdkName ?? this.nameOf(s.handle)}`);
+      const sdkName = d.sdkName ?? this.nameOf(s.handle);
+      names.push(`${s.ref}=${sdkName}`);
       for (const memid of d.memIds ?? []) inj.devices.push(this.device(d.major ?? 0, memid, s.readOnly));
+      // the holder (root) allocated it with shareMode: owner 0:0 (a share another node made has
+      // that node's holder as owner, root too, and the pool's one shareMode)
+      checks.push('--share', formatShareArg({ share: shareKey(s.handle.namespace, s.handle.name), sdkName, mode: this.c.shareMode, ownerUid: 0, ownerGid: 0, access: s.readOnly ? 'ro' : 'rw' }));
     }
     const lib = `${this.c.sdkDir.container}/lib/`;
     inj.env.push({ key: 'LD_LIBRARY_PATH', value: `/usr/lib64/:${lib}` });
     for (const [key, value] of Object.entries(this.c.env)) inj.env.push({ key, value });
     inj.env.push({ key: SHARES_ENV, value: names.join(',') });
     if (this.cdi && this.gids.length) inj.cdiDevices.push(CDI_DEVICE_NAME);
+    inj.createRuntimeHooks = [this.accessHook(checks)];
     return inj;
+  }
+
+  /**
+   * NRI (< 0.11) does not say the container's uid/gid, and the SDK's access depends on them
+   * (./access.ts): runc runs this at `create`, with the bundle whose config.json has the user, and
+   * fails the container with the hook's line when a binding cannot be honoured.
+   */
+  private accessHook(checks: string[]): HookSpec {
+    const [path, ...fixed] = this.c.accessCheck;
+    // runc gives a hook only the environment named here: keep the packaged wrapper's override
+    const node = process.env.NRI_MEMSHARE_NODE;
+    return { path, args: [path, ...fixed, ACCESS_CHECK_COMMAND, ...checks], env: node ? [`NRI_MEMSHARE_NODE=${node}`] : [], timeout: ACCESS_CHECK_TIMEOUT_S };
   }
 
   async present(): Promise<ShareHandle[]> {
@@ -326,7 +345,8 @@ export class UbsBackend implements Backend {
 
   private device(major: number, memid: number, readOnly: boolean): DeviceSpec {
     // the container's own node: any of its users may open it (only bound containers have one);
-    // read-only bindings get a node that opens read-only
+    // read-only bindings get a node that opens read-only (the access hook refuses a :ro binding
+    // whose user the share's mode grants write: the SDK would open this node read-write)
     return { path: shmdevPath('/dev', memid), type: 'c', major, minor: memid, fileMode: readOnly ? 0o444 : 0o666, uid: 0, gid: 0 };
   }
 

@@ -55,6 +55,12 @@ export interface UbsBackendConfig {
    * restarted) is kept with no binding, for the kubelet's recreated containers (s)
    */
   staleGraceSeconds: number;
+  /**
+   * the agent's CLI as runc can run it on this host (absolute path first, then fixed arguments):
+   * every UB container gets it as a createRuntime hook, `<accessCheck...> ubs-access-check --share ...`,
+   * which refuses bindings the SDK cannot honour for the container's uid/gid (./access.ts)
+   */
+  accessCheck: string[];
 }
 
 const VENDOR_LIBRARIES = [
@@ -90,6 +96,7 @@ export function defaultUbsConfig(): UbsBackendConfig {
     hostDevDir: '/dev',
     holder: true,
     staleGraceSeconds: 600,
+    accessCheck: ['/usr/bin/nri-memshare'],
   };
 }
 
@@ -159,6 +166,16 @@ export function readUbsConfig(r: ConfigReader): UbsBackendConfig {
     if (!isObject(v) || !Object.entries(v).every(([k, x]) => typeof x === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(k))) {
       r.problem('env', 'must be an object of string values, keyed by variable names');
     } else out.env = { ...def.env, ...(v as Record<string, string>) };
+  }
+  if (r.has('accessCheck')) {
+    const v = r.raw('accessCheck');
+    if (!Array.isArray(v) || v.length === 0 || v.length > 16 || !v.every((x) => typeof x === 'string' && x !== '' && !x.includes('\0'))) {
+      r.problem('accessCheck', `must be an array of 1 to 16 non-empty strings (an executable's absolute path, then its arguments), got ${describe(v)}`);
+    } else {
+      const why = absolute(v[0] as string);
+      if (why) r.problem('accessCheck', `the executable (its first element) ${why}`);
+      else out.accessCheck = [...(v as string[])];
+    }
   }
   if (r.has('mounts')) {
     const v = r.raw('mounts');
