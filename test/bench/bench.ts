@@ -1,19 +1,23 @@
 // The benchmark: prints figures and writes them to test/bench/results/bench.json (committed).
 // Never run by the test command; timings are measured here, not asserted anywhere.
 //
-//   node dist/test/bench/bench.js [--only ttrpc,startup,lifecycle,rss,nribench,nribench-stub,nribench-ubs,containerd] [-n 200] [--rounds 8]
+//   node dist/test/bench/bench.js [--only ttrpc,startup,lifecycle,rss,nribench,nribench-stub,nribench-ubs,nribench-ubs-nosync,ubs-restart,containerd] [-n 200] [--rounds 8]
 //   (ends with the table of issue 14: Go stub, the stub alone, the real agent, RSS, start-up)
 //
 // - ttrpc: in-process round trip of the project's ttrpc over a unix socket
 // - startup: spawn to registered / synchronized with the fake runtime (median of 15 runs)
 // - nribench: the bare NRI round trip beside containerd's own Go stub, through
 //   ../shared/tools/nribench/compare.sh (NRI 0.6.1 runtime code), and the agent's RSS there;
-//   nribench-ubs: the same with the agent on the ubs backend over the SDK double (zero delay)
+//   nribench-ubs: the same with the agent on the ubs backend over the SDK double (zero delay);
+//   nribench-ubs-nosync: the same with ledger.sync "never", to see what the record's sync costs
+// - ubs-restart: the agent restarted (SIGKILL, SIGTERM) with 8 UB shares bound and the UB holder
+//   alive, to reconciled with the same memids; the holder's RSS beside the agent's (./ubs-restart.ts).
+//   `--only ubs-restart,nribench-ubs,nribench-ubs-nosync,nribench` gives issue 20's figures from one run
 // - rss: the agent's RSS idle and after 10,000 events (nribench, one long run)
 // - containerd: added CreateContainer latency through CRI on real containerd 1.7 and 2.1, with
 //   the agent versus none, interleaved in one run; first binding of a share versus later ones
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer, connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -116,7 +120,7 @@ export const agentCmd = (cfg: string) => [process.execPath, ...AGENT_NODE_FLAGS,
  */
 function benchNribench(kind: 'agent' | 'stub', ub?: UbBench): void {
   const dir = mkdtempSync(join(tmpdir(), 'nribench-agent-'));
-  const cfg = agentConfig(dir, join(dir, 'unused.sock'), [{ ns: 'default', name: 'bench', size: '128Mi' }]);
+  const cfg = agentConfig(dir, join(dir, 'unused.sock'), [{ ns: 'default', name: 'bench', size: '128Mi' }], ub?.ledgerSync);
   if (ub) {
     const c = JSON.parse(readFileSync(cfg, 'utf8')) as Record<string, unknown>;
     c.backend = ub.backend;
@@ -142,7 +146,7 @@ function benchNribench(kind: 'agent' | 'stub', ub?: UbBench): void {
     if (m) (rows[m[1]] ??= {})[m[2]] = [Number(m[3]), Number(m[4]), Number(m[5])];
   }
   const rss = [...r.stdout.matchAll(/^(go|yours)\s+CreateContainer.*?(\d+) -> (\d+)\s*$/gm)].map((m) => ({ plugin: m[1], idleKB: Number(m[2]), afterKB: Number(m[3]) }));
-  const key = ub ? 'nribenchUbs' : kind === 'agent' ? 'nribench' : 'nribenchStub';
+  const key = ub ? (ub.ledgerSync === 'never' ? 'nribenchUbsNoSync' : 'nribenchUbs') : kind === 'agent' ? 'nribench' : 'nribenchStub';
     // p99 of the medians over rounds (compare.sh prints a per-round ratio for p50 only)
   const p99Ratio = rows.yours?.CreateContainer && rows.go?.CreateContainer ? round(rows.yours.CreateContainer[2] / rows.go.CreateContainer[2], 2) : null;
   const entry = { plugin: kind, ...(ub ? { backend: 'ubs', note: ub.note } : {}), medianOverRounds: 5, callsPerRound: 2000, p50p90p99us: rows, rss, createP50RatioYoursOverGo: ratio ? Number(ratio[1]) : null, createP99RatioOfMedians: p99Ratio, rounds: ratio?.[2].trim().split(/\s+/).map(Number), machine: machine() };
@@ -154,7 +158,30 @@ function benchNribench(kind: 'agent' | 'stub', ub?: UbBench): void {
     writeFileSync(resultsFile, `${JSON.stringify({ ...now, [key]: entry }, null, 2)}\n`);
   } else save();
   unmountUnder(dir);
+  if (ub) stopHoldersUnder(dir);
   rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * The UB holders that this run's agents started (one per compare.sh round, each on its socket in
+ * `dir`): they outlive the agent by design, so they are stopped here, by pid.
+ */
+function stopHoldersUnder(dir: string): void {
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let cmd: string;
+    try {
+      cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      continue;
+    }
+    if (cmd.includes('ubs-holder') && cmd.includes(`\0${dir}/`)) {
+      try {
+        process.kill(Number(pid), 'SIGTERM');
+      } catch {
+        // gone
+      }
+    }
+  }
 }
 
 /** The agent's environment and backend config for nribench in UB mode. */
@@ -162,6 +189,8 @@ interface UbBench {
   env: Record<string, string>;
   backend: Record<string, unknown>;
   note: string;
+  /** ledger.sync (default "auto": always, for ubs); "never" only to measure what the record's sync costs */
+  ledgerSync?: LedgerSync;
 }
 
 /**
@@ -171,7 +200,7 @@ interface UbBench {
  * and holds the share, so the measured CreateContainers are later bindings (the injection and a
  * record with fdatasync) and StopContainers end a record without a release.
  */
-async function benchNribenchUbs(): Promise<void> {
+async function benchNribenchUbs(ledgerSync: LedgerSync = 'auto'): Promise<void> {
   const { UbsNode } = await import('../e2e/ubs-env');
   const node = new UbsNode();
   try {
@@ -182,7 +211,10 @@ async function benchNribenchUbs(): Promise<void> {
     benchNribench('agent', {
       env,
       backend: node.backendConfig(),
-      note: 'agent with backend kind ubs over the SDK test double (zero delay) and ubsmd-standin, ledger with fdatasync; nribench\'s probe container holds the share, so measured calls are later bindings (injection + record) and ends without release',
+      ledgerSync,
+      note: ledgerSync === 'never'
+        ? 'as nribenchUbs, but ledger.sync "never" (records in the page cache, not synced): a diagnostic of what the record\'s sync costs, not a configuration to run'
+        : 'agent with backend kind ubs over the SDK test double (zero delay) and ubsmd-standin, ledger synced (O_DSYNC journal since issue 20; write + fdatasync before); nribench\'s probe container holds the share, so measured calls are later bindings (injection + record) and ends without release',
     });
     // the last round's probe binding is still on record (the agent was stopped, not the container)
     const left = node.shares().filter((s) => s !== 'nms.default.bench');
@@ -309,7 +341,16 @@ async function main(): Promise<void> {
   if (want('rss')) benchRss();
   if (want('nribench')) benchNribench('agent');
   if (want('nribench-stub')) benchNribench('stub');
+  if (want('ubs-restart')) {
+    const { benchUbsRestart } = await import('./ubs-restart');
+    const r = await benchUbsRestart(agentConfig, agentCmd);
+    // re-read: other figures may have been written since this process started
+    const now = existsSync(resultsFile) ? (JSON.parse(readFileSync(resultsFile, 'utf8')) as Results) : {};
+    results.ubsRestart = { ...r, machine: machine() };
+    writeFileSync(resultsFile, `${JSON.stringify({ ...now, ubsRestart: results.ubsRestart }, null, 2)}\n`);
+  }
   if (want('nribench-ubs')) await benchNribenchUbs();
+  if (want('nribench-ubs-nosync')) await benchNribenchUbs('never');
   if (want('containerd')) {
     const { benchContainerd } = await import('./containerd-latency');
     results.containerd = { ...(await benchContainerd(N, agentConfig, agentCmd, ROUNDS)), machine: machine() };

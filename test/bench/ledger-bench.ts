@@ -64,7 +64,7 @@ async function main(): Promise<void> {
         await l.end(id, 'exited');
         endMs.push(performance.now() - t);
       }
-      const label = sync ? 'fdatasync each' : 'no fdatasync';
+      const label = sync ? 'synced each (O_DSYNC journal)' : 'no fdatasync';
       const out = { bind: percentiles(bindMs), end: percentiles(endMs) };
       console.log(`bind (one at a time, ${label}): ${fmt(out.bind)}`);
       console.log(`end  (one at a time, ${label}): ${fmt(out.end)}`);

@@ -356,6 +356,90 @@ test('a closed ledger refuses writes and close is idempotent', async () => {
   await ledger.close();
 });
 
+// ---- what a change costs in syscalls (issue 20: a later UB binding's fdatasync) ----------------
+
+/** Counts the ledger's file calls while `fn` runs: thread-pool writes, inline writes, fdatasyncs. */
+async function counting<T>(fn: () => Promise<T>): Promise<{ value: T; write: number; writeSync: number; fdatasync: number; order: string[] }> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const fs = require('node:fs') as typeof import('node:fs') & Record<string, unknown>;
+  const saved = { write: fs.write, writeSync: fs.writeSync, fdatasync: fs.fdatasync };
+  const c = { write: 0, writeSync: 0, fdatasync: 0, order: [] as string[] };
+  fs.write = ((...a: unknown[]) => {
+    c.write++;
+    c.order.push('write');
+    const cb = a[a.length - 1] as (...r: unknown[]) => void;
+    a[a.length - 1] = (...r: unknown[]) => (c.order.push('written'), cb(...r));
+    (saved.write as (...x: unknown[]) => void)(...a);
+  }) as typeof fs.write;
+  fs.writeSync = ((...a: unknown[]) => (c.writeSync++, c.order.push('writeSync'), (saved.writeSync as (...x: unknown[]) => number)(...a))) as typeof fs.writeSync;
+  fs.fdatasync = ((fd: number, cb: (e: NodeJS.ErrnoException | null) => void) => {
+    c.fdatasync++;
+    c.order.push('fdatasync');
+    saved.fdatasync(fd, (e) => (c.order.push('synced'), cb(e)));
+  }) as typeof fs.fdatasync;
+  try {
+    const value = await fn();
+    c.order.push('resolved');
+    return { value, ...c };
+  } finally {
+    Object.assign(fs, saved);
+  }
+}
+
+/** The open flags of a ledger's journal, from /proc/self/fdinfo. */
+function journalFlags(ledger: Ledger): number {
+  const fd = (ledger as unknown as { journalFd: number }).journalFd;
+  return parseInt(/^flags:\s+([0-7]+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1], 8);
+}
+
+test('with sync, one binding is one write on an O_DSYNC journal: one syscall and one thread-pool hop, resolved after it', async () => {
+  const { ledger } = await Ledger.open(freshDir(), { sync: true });
+  const { constants } = await import('node:fs');
+  assert.ok(journalFlags(ledger) & constants.O_DSYNC, 'the journal is opened O_DSYNC: each write(2) returns once it is on disk');
+  await ledger.bind(rec('warm'));
+  const b = await counting(() => ledger.bind(rec('c1')));
+  assert.is(b.write, 1, 'one write per record');
+  assert.is(b.fdatasync, 0, 'no separate fdatasync: before, each record made two thread-pool hops (write, then fdatasync)');
+  assert.is(b.writeSync, 0, 'nothing written on the event loop');
+  assert.equal(b.order, ['write', 'written', 'resolved'], 'on disk (the O_DSYNC write returned) before bind() resolves');
+  const e = await counting(() => ledger.end('c1', 'exited'));
+  assert.equal([e.write, e.fdatasync, e.writeSync], [1, 0, 0], 'an end record: the same');
+  await ledger.close();
+});
+
+test('without sync, a binding costs no fdatasync and no thread-pool hop, and the journal is not O_DSYNC', async () => {
+  const { ledger } = await Ledger.open(freshDir(), { sync: false });
+  const { constants } = await import('node:fs');
+  assert.not.ok(journalFlags(ledger) & constants.O_DSYNC);
+  const b = await counting(() => ledger.bind(rec('c1')));
+  assert.equal([b.fdatasync, b.write], [0, 0]);
+  assert.ok(b.writeSync >= 1);
+  await ledger.close();
+});
+
+test('with sync, 32 concurrent bindings share synced writes (group commit): at most 2, every line on disk', async () => {
+  const dir = freshDir();
+  const { ledger } = await Ledger.open(dir, { sync: true });
+  const b = await counting(() => Promise.all(Array.from({ length: 32 }, (_, i) => ledger.bind(rec(`c${i}`)))));
+  assert.ok(b.write <= 2, `${b.write} synced writes for 32 records`);
+  assert.is(b.fdatasync, 0);
+  await ledger.close();
+  assert.is(readFileSync(join(dir, 'ledger.journal'), 'utf8').split('\n').filter(Boolean).length, 32);
+});
+
+test('with sync, a hold and the binding queued behind it go out in order: the hold line first, both on disk before either resolves', async () => {
+  const dir = freshDir();
+  const { ledger } = await Ledger.open(dir, { sync: true });
+  await ledger.bind(rec('warm')); // so that the next two queue behind nothing and go out together
+  const handle = { backend: 'ubs', namespace: 'team-a', name: 'data', sizeBytes: 1 << 27, requestedBytes: 1 << 27, data: { memIds: [1, 2] } };
+  const b = await counting(() => Promise.all([ledger.hold({ handle }), ledger.bind(rec('c1'))]));
+  assert.is(b.write, 1, 'one synced write for both (queued together)');
+  assert.equal(b.order, ['write', 'written', 'resolved']);
+  await ledger.close();
+  const ops = readFileSync(join(dir, 'ledger.journal'), 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l.slice(9)) as { op: string }).op);
+  assert.equal(ops, ['bind', 'hold', 'bind']);
+});
+
 test.after(() => rmSync(base, { recursive: true, force: true }));
 
 test.run();
