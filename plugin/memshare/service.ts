@@ -211,6 +211,8 @@ export class MemshareService {
         return handle;
       }
       this.ev.bound?.(rec);
+      // bound again (the kubelet recreated an evicted container): the grace period is over
+      if (this.keepUntil.delete(key)) await this.o.ledger.hold({ handle }).catch(() => undefined);
       return handle;
     });
     const budget = this.budgetMs(ctx);

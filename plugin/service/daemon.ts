@@ -268,7 +268,7 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
       // the reason is the service's, written for the user (e.g. a UB share came back with new memids)
       onStale: (containerId, reason) => log.warn({ container: containerId }, reason),
       onEvicted: (containerId, outcome) =>
-        log.warn({ container: containerId, outcome }, 'evicted a container created without its shares while the agent was down'),
+        log.warn({ container: containerId, outcome }, 'evicted a container (it runs without its shares, or with stale ones: the reason is logged before)'),
       failedEvictions: previous.failedEvictions,
       onFailedEvictions: recordFailedEvictions,
       onEvictionFailed: (f) => {

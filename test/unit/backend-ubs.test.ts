@@ -423,7 +423,7 @@ test('after an agent restart without a holder, a recorded share is mapped again;
 test.after(() => {
   for (const ch of children) ch.kill('SIGKILL');
   // holders started by these tests (their socket is under root)
-  spawnSync('pkill', ['-KILL', '-f', `--socket ${root}/`]);
+  spawnSync('pkill', ['-KILL', '-f', `socket ${root}/`]);
   void standin;
   rmSync(root, { recursive: true, force: true });
 });

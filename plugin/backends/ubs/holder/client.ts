@@ -75,6 +75,9 @@ export class RemotePool implements UbsPool {
     this.last = r.hello;
     if (prev && prev.instance !== r.hello.instance) this.o.onInstanceChange?.(prev, r.hello);
     if (!prev) this.o.onInstanceChange?.(undefined, r.hello);
+    if (r.hello.sdk.ready && !(prev?.sdk.ready && prev.instance === r.hello.instance)) {
+      this.o.info?.('ubs: connected to the UB memory daemon (through the holder)', { holderPid: r.hello.pid, holds: r.hello.held.length });
+    }
     if (r.hello.sdk.ready) for (const w of this.readyWaiters.splice(0)) w();
     return r.hello;
   }

@@ -3,11 +3,12 @@
 // crash, an upgrade), as containerd's shims keep containers running across containerd restarts.
 // The agent starts it (./client.ts) detached from itself and talks to it over a unix socket in
 // its state dir (./protocol.ts). The holder never decides anything: it does what the agent asks
-// and answers what it maps. It ends when asked (`shutdown`, SIGTERM), or once it maps nothing and
-// no agent has been connected for IDLE_EXIT_MS; when it dies, the daemon treats its dropped link
+// and answers what it maps. It ends when asked (`shutdown`, SIGTERM), when its socket is removed
+// (nobody could find it again), or once it maps nothing and no agent has been connected for
+// IDLE_EXIT_MS; when it dies, the daemon treats its dropped link
 // as its exit (ubs-sdk.md B.4) and the next agent finds the shares detached (new memids).
 // usage: node ubs-holder.js --socket PATH --sdk LIBRARY
-import { chmodSync, readFileSync, unlinkSync } from 'node:fs';
+import { chmodSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -15,6 +16,8 @@ import { loadUbsSdk } from '../../../../native/ubs-sdk';
 import { SdkPool } from './pool';
 import { HOLDER_PROTOCOLS, LineReader, parseRequest, type HolderHello, type HolderReply, type HolderRequest } from './protocol';
 
+/** How often the holder checks that its socket is still its own. */
+const SOCKET_CHECK_MS = 2000;
 /** An idle holder (no mapping, no agent) goes after this long: nothing of it is worth keeping. */
 const IDLE_EXIT_MS = Number(process.env.NRI_MEMSHARE_HOLDER_IDLE_MS ?? 30_000);
 
@@ -58,6 +61,7 @@ async function main(): Promise<void> {
   const clients = new Set<Socket>();
   let idleTimer: NodeJS.Timeout | undefined;
   let stopping = false;
+  let socketIno = -1;
 
   const stop = async (why: string): Promise<void> => {
     if (stopping) return;
@@ -67,7 +71,7 @@ async function main(): Promise<void> {
     for (const c of clients) c.destroy();
     await pool.close().catch(() => undefined);
     try {
-      unlinkSync(socketPath);
+      if (statSync(socketPath).ino === socketIno) unlinkSync(socketPath);
     } catch {
       // gone already
     }
@@ -169,6 +173,7 @@ async function main(): Promise<void> {
   server.listen(socketPath, () => {
     process.umask(oldMask);
     chmodSync(socketPath, 0o600);
+    socketIno = statSync(socketPath).ino;
     log('info', 'holder serving', { socket: socketPath, instance, library });
     armIdle();
   });
@@ -176,6 +181,16 @@ async function main(): Promise<void> {
     log('error', 'holder cannot serve its socket', { socket: socketPath, err: err.message });
     process.exit(1);
   });
+  // a holder whose socket is gone (its state dir removed) can never be found again: it goes
+  const watch = setInterval(() => {
+    if (socketIno < 0) return; // not listening yet
+    try {
+      if (statSync(socketPath).ino !== socketIno) void stop('its socket was replaced');
+    } catch {
+      void stop('its socket was removed');
+    }
+  }, SOCKET_CHECK_MS);
+  watch.unref();
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
   // the agent's terminal or journal may go away: a write error must not kill what holds the memory
