@@ -55,5 +55,5 @@ export function createBackend(config: BackendConfig, env: BackendEnv): Backend {
 }
 
 export { LocalBackend, CONTAINER_SHM_DIR, DEFAULT_SHARES_DIR, MOUNT_SOURCE_PREFIX, SHARES_LOCK_FILE, hostPathOf, mountSourceFor, type LocalBackendOptions, type LocalShareHandle, type MountOps } from './local';
-export { UbsBackend, type UbsBackendConfig } from './ubs';
+export { UbsBackend, HOLDER_SOCKET, probeHolder, type HolderHello, type UbsBackendConfig } from './ubs';
 export { RetryableError, type AttachTarget, type Backend, type BoundShare, type RuntimeInfo } from './types';

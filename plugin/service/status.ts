@@ -2,7 +2,8 @@
 // backend (never from the running agent, so it works while the agent is down too).
 import { Ledger, type BindingRecord } from '../ledger';
 import { formatBytes, shareKey, type ShareHandle } from '../model';
-import { LocalBackend, hostPathOf } from '../backends';
+import { join } from 'node:path';
+import { HOLDER_SOCKET, LocalBackend, hostPathOf, probeHolder, type HolderHello } from '../backends';
 import type { Config } from './config';
 import { readFailedEvictions, type FailedEviction } from '../memshare/failed-evictions';
 import { readAgentState, type AgentState } from './agent-state';
@@ -19,6 +20,8 @@ export interface ShareStatus {
   handle: ShareHandle['data'] | null;
   /** set while its release is failing: retried in the background */
   releasing: { attempts: number; lastError: string; retryable: boolean; since: string; nextAttemptAt: string | null } | null;
+  /** kept with no binding until then: its containers were evicted for stale device numbers (UB) */
+  keptUntil: string | null;
   holders: Array<{
     pod: BindingRecord['pod'];
     container: BindingRecord['container'];
@@ -37,6 +40,8 @@ export interface NodeStatus {
   stateDir: string;
   backend: string;
   shares: ShareStatus[];
+  /** UB: the holder process that keeps the node's shares attached (null for other backends) */
+  holder: { running: true; pid: number; version: string; since: string; protocol: number; sdk: HolderHello['sdk']; maps: string[] } | { running: false; reason: string } | null;
   /** containers the agent could not evict (they run without their shares), from the state directory */
   failedEvictions: FailedEviction[];
   warnings: string[];
@@ -48,7 +53,7 @@ export async function collectStatus(config: Config): Promise<NodeStatus> {
   const entry = (namespace: string, name: string): ShareStatus => {
     const key = shareKey(namespace, name);
     let s = shares.get(key);
-    if (!s) shares.set(key, (s = { namespace, name, hostPath: '', present: false, sizeBytes: null, usedBytes: null, handle: null, releasing: null, holders: [] }));
+    if (!s) shares.set(key, (s = { namespace, name, hostPath: '', present: false, sizeBytes: null, usedBytes: null, handle: null, releasing: null, keptUntil: null, holders: [] }));
     return s;
   };
   // what the last agent recorded it holds (UB shares are known only from these records: status
@@ -58,6 +63,7 @@ export async function collectStatus(config: Config): Promise<NodeStatus> {
     s.handle = h.handle.data;
     s.sizeBytes = h.handle.sizeBytes;
     s.present = !h.releasing && config.backend.kind !== 'local';
+    if (h.keepUntil !== undefined && h.keepUntil > Date.now()) s.keptUntil = new Date(h.keepUntil).toISOString();
     if (h.releasing) {
       const r = h.releasing;
       s.releasing = { attempts: r.attempts, lastError: r.lastError, retryable: r.retryable, since: new Date(r.since).toISOString(), nextAttemptAt: r.retryable ? new Date(r.nextAttemptAt).toISOString() : null };
@@ -88,8 +94,17 @@ export async function collectStatus(config: Config): Promise<NodeStatus> {
   }
   for (const s of shares.values()) {
     if (!s.present && s.holders.length) warnings.push(`share ${shareKey(s.namespace, s.name)} has holders on record but is not present on this node`);
-    if (s.present && !s.holders.length) warnings.push(`share ${shareKey(s.namespace, s.name)} is present${s.hostPath ? ` at ${s.hostPath}` : ''} but no record explains it (the agent releases it at its next reconcile)`);
+    if (s.present && !s.holders.length && s.keptUntil) warnings.push(`share ${shareKey(s.namespace, s.name)}: its containers were evicted for stale device numbers; kept for their return until ${s.keptUntil}, then released`);
+    else if (s.present && !s.holders.length) warnings.push(`share ${shareKey(s.namespace, s.name)} is present${s.hostPath ? ` at ${s.hostPath}` : ''} but no record explains it (the agent releases it at its next reconcile)`);
     if (s.releasing) warnings.push(`share ${shareKey(s.namespace, s.name)}: release failing after ${s.releasing.attempts} attempt(s) (${s.releasing.lastError}); ${s.releasing.nextAttemptAt ? `next attempt ${s.releasing.nextAttemptAt}` : 'retried at the next start'}`);
+  }
+  let holder: NodeStatus['holder'] = null;
+  if (config.backend.kind === 'ubs' && config.backend.holder) {
+    const h = await probeHolder(join(config.stateDir, HOLDER_SOCKET));
+    holder = typeof h === 'string'
+      ? { running: false, reason: h }
+      : { running: true, pid: h.pid, version: h.version, since: new Date(h.startedAt).toISOString(), protocol: h.protocol, sdk: h.sdk, maps: h.held.map((x) => x.name) };
+    if (typeof h === 'string' && held.some((x) => !x.releasing)) warnings.push(`UB holder: ${h}; the node's UB shares are not attached by this node until the agent starts one`);
   }
   const failed = readFailedEvictions(config.stateDir);
   warnings.push(...failed.warnings);
@@ -108,6 +123,7 @@ export async function collectStatus(config: Config): Promise<NodeStatus> {
     stateDir: config.stateDir,
     backend: config.backend.kind,
     shares: [...shares.values()].sort((a, b) => shareKey(a.namespace, a.name).localeCompare(shareKey(b.namespace, b.name))),
+    holder,
     failedEvictions: failed.failedEvictions,
     warnings,
   };
@@ -142,8 +158,15 @@ function renderAgent(a: AgentStatus): string[] {
   return out;
 }
 
+function renderHolder(h: NodeStatus['holder']): string[] {
+  if (!h) return [];
+  if (!h.running) return [`ub holder: NOT RUNNING: ${h.reason}`];
+  const sdk = h.sdk.ready ? 'connected to the UB memory daemon' : `NOT CONNECTED to the UB memory daemon (${h.sdk.reason})`;
+  return [`ub holder: running (pid ${h.pid}, version ${h.version}, protocol ${h.protocol}, since ${h.since}), ${sdk}, maps ${h.maps.length} share(s)`];
+}
+
 export function renderStatus(st: NodeStatus): string {
-  const head = [...renderAgent(st.agent), ''];
+  const head = [...renderAgent(st.agent), ...renderHolder(st.holder), ''];
   const rows: string[][] = [['SHARE', 'SIZE', 'USED', 'HOLDERS', 'POD', 'CONTAINER', 'MODE']];
   for (const s of st.shares) {
     const size = s.sizeBytes === null ? '-' : formatBytes(s.sizeBytes);

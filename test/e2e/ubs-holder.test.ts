@@ -151,6 +151,14 @@ function register(test: (name: string, fn: () => unknown) => void, env: E2eEnv, 
     await sleep(1500);
     for (const s of [idle.share, mapping.share]) assert.ok(node.shares().includes(sdkNameOf(ns, s)), `share ${s} is not deallocated`);
     assert.not.match(agent().output(), /"msg":"share released"/, 'an eviction is not a release');
+    // status shows the new holder and the share kept for its evicted container's return
+    const st0 = agent().status() as unknown as { holder: { running: boolean; pid: number; maps: string[] }; shares: Array<{ name: string; keptUntil: string | null }>; warnings: string[] };
+    assert.is(st0.holder.running, true);
+    assert.is(st0.holder.pid, np);
+    assert.equal(st0.holder.maps.sort(), [sdkNameOf(ns, idle.share), sdkNameOf(ns, mapping.share)].sort());
+    const kept = st0.shares.find((x) => x.name === idle.share)?.keptUntil;
+    assert.ok(kept && Date.parse(kept) > Date.now() + 60_000, `status shows until when the share is kept: ${kept}`);
+    assert.match(agent().statusTable(), /ub holder: running \(pid \d+/);
     // the kubelet recreates the container: it binds again and reads the old bytes
     const again = await env.cri.runContainer(idle.pod, { ...spec(), name: 'app-2' });
     const r = await consume(again, ['read', idle.share, '8192', String(data.get(idle.share)!.length)]);

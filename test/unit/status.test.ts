@@ -59,7 +59,15 @@ test('a damaged file gives a warning, and the intact entries', () => {
   }
 });
 
-const base: NodeStatus = { agent: { running: false, reason: 'no agent in this test', last: null }, stateDir: '/var/lib/nri-memshare', backend: 'local', shares: [], failedEvictions: [], warnings: [] };
+const base: NodeStatus = { agent: { running: false, reason: 'no agent in this test', last: null }, stateDir: '/var/lib/nri-memshare', backend: 'local', shares: [], holder: null, failedEvictions: [], warnings: [] };
+
+test('UB: the holder line says whether it runs, its pid, protocol and link, and how many shares it maps', () => {
+  const up = renderStatus({ ...base, backend: 'ubs', holder: { running: true, pid: 4321, version: '0.1.0', since: '2026-12-07T03:00:00.000Z', protocol: 1, sdk: { ready: true }, maps: ['nms.a.b', 'nms.a.c'] } });
+  assert.match(up, 'ub holder: running (pid 4321, version 0.1.0, protocol 1, since 2026-12-07T03:00:00.000Z), connected to the UB memory daemon, maps 2 share(s)');
+  const down = renderStatus({ ...base, backend: 'ubs', holder: { running: false, reason: 'no holder answers on /var/lib/nri-memshare/ubs-holder.sock' } });
+  assert.match(down, 'ub holder: NOT RUNNING: no holder answers on /var/lib/nri-memshare/ubs-holder.sock');
+  assert.not.match(renderStatus(base), /ub holder/);
+});
 
 test('the table has no failed-evictions section when nothing fails', () => {
   const out = renderStatus(base);

@@ -5,3 +5,5 @@ export { UBS_KIND, SDK_SOCKET_DIR, readUbsConfig, defaultUbsConfig, resolveGroup
 export { sdkNameOf, SDK_NAME_MAX, SDK_NAME_RE } from './naming';
 export { parseShmdevMajor, readShmdevMajor, OBMM_SHMDEV } from './devices';
 export { CDI_DEVICE_NAME, CDI_KIND, cdiSpec, runtimeResolvesCdi, writeCdiSpec } from './cdi';
+export { probeHolder } from './holder/client';
+export { HOLDER_SOCKET, type HolderHello } from './holder/protocol';

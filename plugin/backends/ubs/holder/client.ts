@@ -227,3 +227,40 @@ function holderEnv(): NodeJS.ProcessEnv {
   for (const k of ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID', 'LISTEN_FDS', 'LISTEN_PID']) delete env[k];
   return env;
 }
+
+/**
+ * What the holder on `socketPath` says of itself, without starting one (for `status`): its hello,
+ * or why there is none.
+ */
+export async function probeHolder(socketPath: string, timeoutMs = 2000): Promise<HolderHello | string> {
+  let sock: Socket;
+  try {
+    sock = await dial(socketPath);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'ECONNREFUSED' ? `no holder answers on ${socketPath}` : `cannot reach ${socketPath}: ${(err as Error).message}`;
+  }
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      sock.destroy();
+      resolve(`the holder on ${socketPath} did not answer within ${timeoutMs} ms`);
+    }, timeoutMs);
+    sock.setEncoding('utf8');
+    const reader = new LineReader(
+      (line) => {
+        clearTimeout(timer);
+        sock.destroy();
+        try {
+          const r = JSON.parse(line) as { hello?: HolderHello; error?: string };
+          resolve(r.hello ?? `the holder refused: ${r.error ?? line}`);
+        } catch {
+          resolve(`the holder answered something else: ${line.slice(0, 200)}`);
+        }
+      },
+      () => resolve('the holder sent a line that is too long'),
+    );
+    sock.on('data', (d: string) => reader.push(d));
+    sock.on('error', () => undefined);
+    sock.write(`${JSON.stringify({ id: 1, op: 'hello', protocols: HOLDER_PROTOCOLS })}\n`);
+  });
+}
