@@ -10,8 +10,9 @@ import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, realpathSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { requireRoot } from '../harness';
+import { CriClient, requireRoot, type RunningPod } from '../harness';
 import { assertFetched } from '../harness/paths';
+import { DAEMON_GID, NATIVE, SDK_LIB, STANDIN, STAND_IN_LIBS, UBS_IMAGE, freeMajor, ubsImageTar } from './ubs-env';
 
 const repo = join(__dirname, '../../..');
 const harness = join(repo, 'test/harness/systemd-node.sh');
@@ -118,12 +119,23 @@ function stopNode(): void {
   nodeDir = '';
 }
 
-function buildRpm(): string {
+/**
+ * The RPM of this checkout. release > 1: the same tarball with the spec's Release: bumped, which
+ * rpm takes for a newer package (the upgrade test's "next release").
+ */
+function buildRpm(release = 1): string {
   must('bash', [join(repo, 'scripts/make-tarball.sh'), '--no-build', '--out', join(work, 'out')]);
-  const top = join(work, 'top');
+  const top = join(work, release === 1 ? 'top' : `top-r${release}`);
   mkdirSync(join(top, 'SOURCES'), { recursive: true });
   copyFileSync(join(work, 'out', `nri-memshare-${version}.tar.gz`), join(top, 'SOURCES', `nri-memshare-${version}.tar.gz`));
-  must('rpmbuild', ['-bb', '--quiet', '--define', `_topdir ${top}`, '--define', `_tmppath ${work}`, join(work, 'out', 'nri-memshare.spec')]);
+  let spec = join(work, 'out', 'nri-memshare.spec');
+  if (release !== 1) {
+    const text = readFileSync(spec, 'utf8');
+    assert.match(text, /^Release:\s+1%\{\?dist\}$/m, 'the spec says Release: 1%{?dist}');
+    spec = join(work, 'out', `nri-memshare-r${release}.spec`);
+    writeFileSync(spec, text.replace(/^Release:\s+1%\{\?dist\}$/m, `Release:        ${release}%{?dist}`));
+  }
+  must('rpmbuild', ['-bb', '--quiet', '--define', `_topdir ${top}`, '--define', `_tmppath ${work}`, spec]);
   const rpms: string[] = [];
   for (const arch of readdirSync(join(top, 'RPMS'))) for (const f of readdirSync(join(top, 'RPMS', arch))) rpms.push(join(top, 'RPMS', arch, f));
   assert.is(rpms.length, 1, `one RPM: ${rpms.join(', ')}`);
@@ -399,6 +411,256 @@ if (ok) {
     capture('nri-memshare status (containerd 2.1)', text);
     const w = node(['journalctl', '--no-pager', '-u', UNIT, '-p', 'warning']);
     capture('journalctl -u nri-memshare -p warning (end)', `${w.stdout}${w.stderr ? `(stderr: ${w.stderr}, exit ${w.status})` : ''}`);
+  });
+  // ---- Issue 20: UB shares outlive the agent across restarts, an RPM upgrade and its removal ----
+  // The agent on the ubs backend, over the C double of libubsm_sdk.so (dist/native/ubs; the vendor's
+  // SDK, ubsmd and obmm cannot run here) with ubsmd-standin as the daemon's socket, as a unit of the
+  // node's own (nms-ubsmd). A pod through CRI (host network, the UB test image) binds a share: the
+  // agent's UB holder (dist/agent/ubs-holder.js, started by the agent in the unit's cgroup) maps it.
+  // The double lists each live mapping as <state>/maps/<name>@<node>@<pid>.<seq>.<t>.
+  const UB = '/var/lib/nms-ub';
+  const UB_SOCKDIR = `${UB}/matrix/memory`;
+  const UB_STATE = `${UB}/state`;
+  const UB_DEV = `${UB}/dev`;
+  const HOLDER_SOCK = '/var/lib/nri-memshare/ubs-holder.sock';
+  const UB_NS = 'team-up';
+  const UB_SHARE = 'kept-across';
+  const UB_SDK_NAME = `nms.${UB_NS}.${UB_SHARE}`;
+  let cri: CriClient | undefined;
+  let ubPod: RunningPod | undefined;
+  let ubCtr = '';
+  let ubHolder = 0;
+  let ubMemids: number[] = [];
+  /** where the next checks of the journal start: the cursor of the unit's last entry */
+  let ubCursor = '';
+
+  /** The holder's pid in the node (its command line names the socket), or 0. */
+  const holderPid = (): number => {
+    const r = node(['pgrep', '-f', `ubs-holder\\.js --socket ${HOLDER_SOCK.replace(/\./g, '\\.')}`]);
+    const pids = r.stdout.split('\n').filter(Boolean).map(Number);
+    if (pids.length > 1) throw new Error(`more than one holder: ${pids.join(' ')}`);
+    return pids[0] ?? 0;
+  };
+  /** The double's live mappings of the share, as the pids that hold them. */
+  const mappers = (): number[] => {
+    let entries: string[];
+    try {
+      entries = readdirSync(`/proc/${nodePid}/root${UB_STATE}/maps`);
+    } catch {
+      return [];
+    }
+    // (".tmp." names are the double's half-written files)
+    return entries.filter((e) => !e.includes('.tmp.') && e.startsWith(`${UB_SDK_NAME}@local@`))
+      .map((e) => Number(e.split('@')[2].split('.')[0])).sort();
+  };
+  /** The share's memids on this node as the double records them (<state>/attach/<name>@local). */
+  const attachedMemids = (): number[] => {
+    try {
+      const t = readFileSync(`/proc/${nodePid}/root${UB_STATE}/attach/${UB_SDK_NAME}@local`, 'utf8');
+      return (/^memids=(.*)$/m.exec(t)?.[1] ?? '').trim().split(/\s+/).filter(Boolean).map(Number);
+    } catch {
+      return [];
+    }
+  };
+  const alive = (pid: number): boolean => pid > 0 && node(['kill', '-0', String(pid)]).status === 0;
+  const markJournal = (): void => {
+    const last = journal(['-u', UNIT, '-n', '1']);
+    ubCursor = String(last[last.length - 1]?.__CURSOR ?? '');
+  };
+  /** The unit's lines (agent and holder) since markJournal(). */
+  const linesSinceMark = () => agentLines(journal(['-u', UNIT, ...(ubCursor ? ['--after-cursor', ubCursor] : [])]));
+  /** Evictions, releases, unmaps and holder stops since markJournal(): there must be none. */
+  const disturbances = () => linesSinceMark().map((l) => l.json.msg)
+    .filter((m) => /evict/i.test(m) || m === 'share released' || m === 'unmapped' || m.startsWith('holder stopping') || m.startsWith('ubs: the holder was replaced'));
+  const ubDiag = () => `${statusDiag()}\n${node(['journalctl', '--no-pager', '-u', UNIT, '-n', '40']).stdout}`;
+  const statusJson = () => JSON.parse(nodeMust(['nri-memshare', 'status', '--json'])) as {
+    agent: { running: boolean; pid: number };
+    holder?: { running: boolean; pid: number; version: string; maps: string[] };
+    shares: Array<{ namespace: string; name: string; holders: unknown[]; handle?: { memIds?: number[] } }>;
+  };
+  /** The running agent (MainPID) logged "ubs: holder found" with the share held and reconciled. */
+  const newAgentFoundHolder = async (mainPid: string) => {
+    const found = await until(`agent ${mainPid}: "ubs: holder found" and "reconciled with the runtime"`, () => {
+      const ls = agentLines(journal(['-u', UNIT, `_PID=${mainPid}`]));
+      const f = ls.find((l) => l.json.msg === 'ubs: holder found');
+      return f && ls.some((l) => l.json.msg === 'reconciled with the runtime') ? f : undefined;
+    }, 60_000, ubDiag);
+    assert.is(found.json.pid, ubHolder, `the agent found the same holder: ${found.MESSAGE}`);
+    assert.is(found.json.holds, 1, `with the share held: ${found.MESSAGE}`);
+    // the background restore runs once the holder answered: give it a moment to act (or misact)
+    await new Promise((r) => setTimeout(r, 1500));
+    return found;
+  };
+  /** What must hold after each restart: same holder, same mapping and memids, the app runs. */
+  const unchanged = async (what: string) => {
+    assert.is(holderPid(), ubHolder, `${what}: the holder's pid is unchanged`);
+    assert.equal(mappers(), [ubHolder], `${what}: the holder still maps the share, and only it`);
+    assert.equal(attachedMemids(), ubMemids, `${what}: the share keeps its memids`);
+    assert.is((await cri!.containerStatus(ubCtr)).state, 'CONTAINER_RUNNING', `${what}: the container still runs`);
+    const st = statusJson().shares.find((s) => s.namespace === UB_NS && s.name === UB_SHARE);
+    assert.equal(st?.handle?.memIds, ubMemids, `${what}: status shows the same memids`);
+    assert.is(st?.holders.length, 1, `${what}: the container is still bound`);
+    assert.equal(disturbances(), [], `${what}: no eviction, release, unmap or holder stop in the journal`);
+  };
+
+  test('UB node: the agent on the ubs backend (double + stand-in daemon), a pod through CRI binds a share, the holder maps it', async () => {
+    // the double's daemon dir, state (shared with containers: 0777), device dir, /proc/devices
+    const major = freeMajor();
+    nodeMust(['mkdir', '-p', UB_SOCKDIR, UB_DEV, `${UB}/cdi`]);
+    nodeMust(['mkdir', '-m', '0777', '-p', UB_STATE]);
+    nodeMust(['tee', `${UB}/proc-devices`], `Character devices:\n  1 mem\n${major} OBMM_SHMDEV\n\nBlock devices:\n`);
+    // the daemon stand-in: a unit of the test's own
+    nodeMust(['systemd-run', '--unit=nms-ubsmd', '-p', 'Restart=no', STANDIN, `${UB_SOCKDIR}/MxmAgentIpcServer`, String(DAEMON_GID)]);
+    await until('the stand-in socket', () => node(['test', '-S', `${UB_SOCKDIR}/MxmAgentIpcServer`]).status === 0, 15_000,
+      () => node(['journalctl', '--no-pager', '-u', 'nms-ubsmd']).stdout);
+    // the agent's config: the ubs backend over the double (as test/e2e/ubs-env.ts's backendConfig)
+    const cfg = JSON.parse(nodeMust(['cat', '/etc/nri-memshare/config.json'])) as Record<string, unknown>;
+    cfg.backend = {
+      kind: 'ubs',
+      sdkLibrary: SDK_LIB,
+      sdkDir: { host: NATIVE, container: '/host/usr/local/ubs_mem' },
+      libraries: STAND_IN_LIBS.map((l) => ({ host: join(NATIVE, 'lib', l), container: `/usr/lib64/${l}` })),
+      socketDir: UB_SOCKDIR,
+      groups: [DAEMON_GID],
+      cdi: 'never',
+      cdiDir: `${UB}/cdi`,
+      procDevices: `${UB}/proc-devices`,
+      hostDevDir: UB_DEV,
+      mounts: [{ source: UB_STATE, destination: '/run/ubsm-double', options: ['rbind', 'rprivate', 'rw', 'nosuid', 'nodev'] }],
+      env: { UBSM_DOUBLE_STATE: '/run/ubsm-double', HCOM_CONNECTION_RETRY_TIMES: '1' },
+    };
+    nodeMust(['tee', '/etc/nri-memshare/config.json'], `${JSON.stringify(cfg, null, 2)}\n`);
+    nodeMust(['nri-memshare', 'check-config']);
+    // the double's environment (ubs-env.ts's agentEnv), for the agent and so for the holder it starts.
+    // CAP_MKNOD: the double makes the device nodes itself at the first attach (the real obmm driver
+    // does that in the kernel); the unit's bounding set lacks it, and a drop-in's list adds to it.
+    nodeMust(['tee', `/etc/systemd/system/${UNIT}.d/20-ubs-double.conf`], [
+      '[Service]',
+      `Environment=UBSM_DOUBLE_DIR=${UB_SOCKDIR} UBSM_DOUBLE_STATE=${UB_STATE} UBSM_DOUBLE_DEV_DIR=${UB_DEV}`,
+      `Environment=UBSM_DOUBLE_OBMM=${join(NATIVE, 'lib', 'libobmm.so.1')} UBSM_DOUBLE_MAJOR=${major}`,
+      'CapabilityBoundingSet=CAP_MKNOD',
+      '',
+    ].join('\n'));
+    // the pod sandbox image: the UB test image (it has /pause), in the node's containerd
+    const conf = nodeMust(['cat', '/etc/containerd/config.toml']);
+    const header = '[plugins."io.containerd.grpc.v1.cri"]\n';
+    assert.ok(conf.includes(header), conf);
+    nodeMust(['tee', '/etc/containerd/config.toml'], conf.replace(header, `${header}  sandbox_image = ${JSON.stringify(UBS_IMAGE)}\n`));
+    copyFileSync(ubsImageTar(), `/proc/${nodePid}/root/var/tmp/ubs-image.tar`);
+    // back to containerd 1.7 for the pods: the node's config.toml (version 2) sets the CRI
+    // snapshotter "native", which 1.7 uses; 2.1 unpacked the sandbox image into overlayfs, whose
+    // mounts fail (EINVAL) on the node's own overlay root
+    must('bash', [harness, 'containerd', nodeDir, '1.7']);
+    nodeMust(['systemctl', 'daemon-reload']);
+    resetStartLimit();
+    nodeMust(['systemctl', 'restart', 'containerd']);
+    resetStartLimit();
+    nodeMust(['systemctl', 'restart', UNIT]);
+    const s = await waitActive(/^registered with containerd 1\.7/);
+    nodeMust(['ctr', '-n', 'k8s.io', 'images', 'import', '--snapshotter', 'native', '/var/tmp/ubs-image.tar']);
+    await until('the agent connected to the UB memory daemon', () =>
+      agentLines(journal(['-u', UNIT, `_PID=${s.MainPID}`])).some((l) => l.json.msg.startsWith('ubs: connected to the UB memory daemon')), 30_000, ubDiag);
+    ubHolder = await until('the holder', () => holderPid() || undefined, 30_000, ubDiag);
+    assert.not.equal(String(ubHolder), s.MainPID, 'the holder is a process of its own');
+    // in the unit's cgroup (KillMode=process leaves it there when systemd stops the agent)
+    assert.match(nodeMust(['cat', `/proc/${ubHolder}/cgroup`]), /\/system\.slice\/nri-memshare\.service$/m);
+    // declare the share, then a pod that asks for it
+    const decl = { apiVersion: 'resource.ubsvirt.huawei.com/v1', kind: 'ShareMemory', metadata: { name: UB_SHARE, namespace: UB_NS }, spec: { storage: '128Mi' } };
+    nodeMust(['tee', `/etc/nri-memshare/shares.d/.${UB_NS}-${UB_SHARE}.json.tmp`], JSON.stringify(decl));
+    nodeMust(['mv', `/etc/nri-memshare/shares.d/.${UB_NS}-${UB_SHARE}.json.tmp`, `/etc/nri-memshare/shares.d/${UB_NS}-${UB_SHARE}.json`]);
+    await until('the declaration', () => agentLines(journal(['-u', UNIT, `_PID=${s.MainPID}`]))
+      .some((l) => l.json.msg === 'declarations: changed' && l.json.share === `${UB_NS}/${UB_SHARE}`), 30_000, ubDiag);
+    cri = new CriClient(`/proc/${nodePid}/root/run/containerd/containerd.sock`);
+    ubPod = await cri.runPod({ name: 'ub-app', namespace: UB_NS, annotations: { 'memshare.nri.io/pod': UB_SHARE } });
+    ubCtr = await cri.runContainer(ubPod, { name: 'app', image: UBS_IMAGE });
+    assert.is((await cri.containerStatus(ubCtr)).state, 'CONTAINER_RUNNING');
+    assert.equal(mappers(), [ubHolder], `the holder (pid ${ubHolder}), not the agent (${s.MainPID}), maps the share`);
+    ubMemids = attachedMemids();
+    assert.ok(ubMemids.length >= 1, 'the share is attached on this node, with its memids');
+    const st = statusJson();
+    assert.is(st.holder?.pid, ubHolder);
+    assert.equal(st.holder?.maps, [UB_SDK_NAME]);
+    markJournal();
+  });
+
+  test('systemctl restart: the agent restarts, the holder (same pid) keeps the share mapped, the new agent finds it', async () => {
+    const before = show();
+    resetStartLimit();
+    nodeMust(['systemctl', 'restart', UNIT]);
+    const after = await waitActive(/^registered with containerd 1\.7/);
+    assert.not.equal(after.MainPID, before.MainPID, 'a new agent');
+    await newAgentFoundHolder(after.MainPID);
+    await unchanged('after systemctl restart');
+  });
+
+  test('systemctl kill -s SIGKILL (the agent only): Restart=on-failure brings it back, the holder and the share stay', async () => {
+    const before = show();
+    // --kill-whom=main: systemctl kill signals the whole cgroup by default, the holder too
+    // (KillMode= does not apply to it); that would be the "holder killed" case of concepts.md
+    nodeMust(['systemctl', 'kill', '--kill-whom=main', '-s', 'SIGKILL', UNIT]);
+    const after = await until('the restart after SIGKILL', () => {
+      const s = show();
+      return Number(s.NRestarts) > Number(before.NRestarts) && s.MainPID !== before.MainPID && s.ActiveState === 'active' && s.SubState === 'running' ? s : undefined;
+    }, 60_000, ubDiag);
+    await newAgentFoundHolder(after.MainPID);
+    await unchanged('after SIGKILL');
+  });
+
+  test('rpm -U of the next release: %postun restarts the agent on the new files; the old holder keeps the share; status shows it', async () => {
+    // No earlier release had a holder, so "the next release" is this checkout's own build with
+    // Release: 2: the RPM upgrade path (rpm -U, %preun/%postun with $1 = 1, try-restart) is the
+    // one a real next release takes.
+    const rpm2 = buildRpm(2);
+    const inNode = `/var/tmp/${rpm2.split('/').pop()}`;
+    copyFileSync(rpm2, `/proc/${nodePid}/root${inNode}`);
+    assert.match(nodeMust(['rpm', '-q', 'nri-memshare']).trim(), new RegExp(`^nri-memshare-${version.replace(/\./g, '\\.')}-1\\.`));
+    const before = show();
+    resetStartLimit();
+    nodeMust(['rpm', '-U', '--nodeps', '--nosignature', inNode]);
+    assert.match(nodeMust(['rpm', '-q', 'nri-memshare']).trim(), new RegExp(`^nri-memshare-${version.replace(/\./g, '\\.')}-2\\.`), 'release 2 is installed');
+    const after = await waitActive(/^registered with containerd 1\.7/);
+    assert.not.equal(after.MainPID, before.MainPID, '%postun try-restart restarted the agent');
+    await newAgentFoundHolder(after.MainPID);
+    await unchanged('after rpm -U');
+    const text = nodeMust(['nri-memshare', 'status']);
+    assert.match(text, new RegExp(`\\nub holder: running \\(pid ${ubHolder}, version ${version.replace(/\./g, '\\.')}, protocol \\d+, since \\S+\\), .*, maps 1 share\\(s\\)`));
+    capture('nri-memshare status (UB, after rpm -U)', text);
+  });
+
+  test('rpm -e stops the agent; the holder stays and keeps the share mapped (also after the pod ends) until its socket is removed', async () => {
+    const agentPid = Number(show().MainPID);
+    nodeMust(['rpm', '-e', '--nodeps', 'nri-memshare']);
+    await until(`${UNIT} stopped`, () => !alive(agentPid) && show().ActiveState !== 'active', 30_000, ubDiag);
+    assert.is(node(['test', '-e', '/usr/bin/nri-memshare']).status, 1, 'the package is gone');
+    // KillMode=process: systemd signalled the agent only and says so of the holder
+    const said = journal(['_PID=1']).map((e) => e.MESSAGE);
+    assert.ok(said.some((m) => new RegExp(`^${UNIT.replace('.', '\\.')}: Unit process ${ubHolder} \\(.+\\) remains running after unit stopped\\.$`).test(m)),
+      `systemd left the holder running:\n${said.filter((m) => m.includes(UNIT)).slice(-10).join('\n')}`);
+    assert.is(holderPid(), ubHolder, 'the holder outlives the package');
+    assert.equal(mappers(), [ubHolder], 'the share stays mapped for the running container');
+    assert.equal(attachedMemids(), ubMemids, 'with its memids');
+    assert.is((await cri!.containerStatus(ubCtr)).state, 'CONTAINER_RUNNING', 'the container runs on');
+    // the pod ends: with no agent nobody tells the holder to let go; it keeps the share mapped
+    // (a reinstalled agent would find it and release the share of the ended container)
+    await cri!.stopPod(ubPod!.id);
+    await cri!.removePod(ubPod!.id);
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.is(holderPid(), ubHolder, 'the holder stays after the pod ended');
+    assert.equal(mappers(), [ubHolder], 'and still maps the share');
+    // its socket removed (e.g. with /var/lib/nri-memshare): nothing could find it again, it exits
+    // and its mapping ends
+    nodeMust(['rm', HOLDER_SOCK]);
+    await until('the holder to exit', () => !alive(ubHolder), 15_000, ubDiag);
+    // (the holder writes to the stdout it inherited from the agent that started it: journald files
+    // its lines under that agent's _PID, so they are told apart by their own name and pid)
+    const stopLine = await until('the holder\'s last line', () => agentLines(journal(['-u', UNIT]))
+      .find((l) => l.json.name === 'nri-memshare-ubs-holder' && l.json.pid === ubHolder && l.json.msg.startsWith('holder stopping')), 15_000, ubDiag);
+    assert.is(stopLine.json.msg, 'holder stopping (its socket was removed); its mappings end');
+    assert.equal(stopLine.json.held, [UB_SDK_NAME]);
+    await until('its mapping to end', () => mappers().length === 0, 15_000, () => JSON.stringify(mappers()));
+    cri!.close();
+    cri = undefined;
+    node(['systemctl', 'stop', 'nms-ubsmd']);
   });
 }
 

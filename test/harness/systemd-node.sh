@@ -49,6 +49,19 @@ cgroup_dirs() {
   line=$(grep -E '^0::' /proc/self/cgroup) || die "no cgroup2 hierarchy"
   path=${line#0::}
   echo "/sys/fs/cgroup/unified${path%/}/$id"
+  # the v1 controllers (runc needs cpu, memory, devices, ... to start a pod's containers in the
+  # node), each where the host mounts it
+  v1_controllers | while IFS=' ' read -r c path; do echo "/sys/fs/cgroup/$c${path%/}/$id"; done
+}
+
+# "controller path" of each v1 controller hierarchy of this process mounted on the host
+v1_controllers() {
+  local line c path
+  while IFS= read -r line; do
+    c=${line#*:}; path=${c#*:}; c=${c%%:*}
+    case "$c" in ''|name=*) continue ;; esac
+    [ -d "/sys/fs/cgroup/$c" ] && echo "$c $path"
+  done < /proc/self/cgroup
 }
 
 link_containerd() {
@@ -85,6 +98,11 @@ stage2() {
   mkdir "$R/sys/fs/cgroup/systemd" "$R/sys/fs/cgroup/unified"
   mount -t cgroup -o none,name=systemd,nosuid,nodev,noexec cgroup "$R/sys/fs/cgroup/systemd"
   mount -t cgroup2 -o nosuid,nodev,noexec cgroup2 "$R/sys/fs/cgroup/unified"
+  local c
+  while IFS=' ' read -r c _; do
+    mkdir -p "$R/sys/fs/cgroup/$c"
+    mount -t cgroup -o "$c,nosuid,nodev,noexec" cgroup "$R/sys/fs/cgroup/$c"
+  done < "$dir/v1-controllers"
 
   mount -t tmpfs -o mode=0755,nosuid nms-node-dev "$R/dev"
   mknod -m 666 "$R/dev/null" c 1 3
@@ -163,6 +181,7 @@ case "$cmd" in
     : > "$dir/console.log"
     rm -f "$dir/pid"
     id=nms-node-$(basename "$dir")
+    v1_controllers > "$dir/v1-controllers"
     mapfile -t cgs < <(cgroup_dirs "$id")
     printf '%s\n' "${cgs[@]}" > "$dir/cgroups"
     for cg in "${cgs[@]}"; do mkdir -p "$cg"; done
