@@ -52,6 +52,8 @@ export const SHARES: Share[] = [
 ];
 /** UB mode: a share no churn pod uses, for the last kill (between allocate and the record) */
 const LONE: Share = { ns: NAMESPACE, name: 'lone', size: '128Mi' };
+/** UB mode: a share bound by one pod the churn never touches: its bytes must outlive every kill */
+const KEPT: Share = { ns: NAMESPACE, name: 'kept', size: '128Mi' };
 const POD_KEY = 'memshare.nri.io/pod';
 const CTR_KEY = 'memshare.nri.io/container.';
 const CONTAINER_NAMES = ['app', 'side', 'tool'] as const;
@@ -125,6 +127,8 @@ export interface ChaosCounts {
   staleRunningAtEnd: number;
   /** UB mode: 1 when the last kill (not in kills) landed after the SDK allocated a share and before the agent had mapped it */
   lastAttachKill: number;
+  /** UB mode: 1 when the keeper's share read back its bytes after every kill */
+  keptDataChecks: number;
 }
 
 export interface ChaosResult {
@@ -222,8 +226,9 @@ function parseMountinfo(text: string): Map<string, string[]> {
 }
 
 /**
- * Whether a thread of the process sleeps in (clock_)nanosleep: in the agent that is the SDK
- * double's injected delay, i.e. an SDK call in flight (node's own threads wait in epoll/futex).
+ * Whether a thread of the process sleeps in (clock_)nanosleep: in the UB holder (which makes the
+ * agent's SDK calls) that is the SDK double's injected delay, i.e. an SDK call in flight, while
+ * the agent waits for its answer (node's own threads wait in epoll/futex).
  */
 function inSdkCall(pid: number | undefined): boolean {
   if (pid === undefined) return false;
@@ -265,7 +270,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     pods: 0, podsRemoved: 0, containers: 0, containersStarted: 0, containersStopped: 0, containersRemoved: 0,
     createFailures: 0, createdWithoutShares: 0, evictions: 0, mountChecks: 0, markerChecks: 0, hostChecks: 0, leaks: 0,
     killsDuringAttach: 0, killsDuringRelease: 0, deviceChecks: 0, staleSeen: 0, pendingRefusals: 0,
-    ubSharesAtEnd: 0, ubSharesLeft: 0, ubMapsLeft: 0, staleRunningAtEnd: 0, lastAttachKill: 0,
+    ubSharesAtEnd: 0, ubSharesLeft: 0, ubMapsLeft: 0, staleRunningAtEnd: 0, lastAttachKill: 0, keptDataChecks: 0,
   };
   const violations: string[] = [];
   const createFailureKinds: Record<string, number> = {};
@@ -321,12 +326,27 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       importUbsImage(inst);
       node.control(Object.entries(DELAYS).map(([op, ms]) => `delay_ms.${op}=${ms}\n`).join(''));
     }
-    cfg = writeAgentConfig(dir, inst.nriSocket, ub ? [...SHARES, LONE] : SHARES, node?.backendConfig({ backend: { budgetMs: UB_BUDGET_MS } }));
+    cfg = writeAgentConfig(dir, inst.nriSocket, ub ? [...SHARES, LONE, KEPT] : SHARES, node?.backendConfig({ backend: { budgetMs: UB_BUDGET_MS } }));
     agent = new AgentSlot(cfg.config, join(dir, 'agent.log'), node ? { env: node.agentEnv(), readyLog: /^ubs: connected to the UB memory daemon/ } : {});
     const ag = agent;
     const image = ub ? UBS_IMAGE : undefined;
     ag.start();
     await ag.waitSynced();
+
+    // UB: a pod the churn leaves alone holds KEPT; its application maps it only now and then (here:
+    // never), so only the holder keeps it attached through every agent kill; its bytes are checked
+    // at the end, with its memids
+    let keeper: { podId: string; token: string; memids: number[] } | undefined;
+    if (ub) {
+      const kp = await cri.runPod({ name: uniqueName('chaos-keeper'), namespace: NAMESPACE, annotations: { [POD_KEY]: KEPT.name } });
+      await cri.runContainer(kp, { name: 'app', image });
+      const sdk = sdkNameOf(KEPT.ns, KEPT.name);
+      const token = uniqueName('kept-bytes');
+      const w = node!.consumer(['--sdk-name', sdk, 'write', '4096', token]);
+      if (w.status !== 0) violation(`writing the keeper's bytes: ${w.out}`);
+      keeper = { podId: kp.id, token, memids: node!.attachment(sdk)?.memids ?? [] };
+      log(`chaos: keeper pod bound to ${KEPT.ns}/${KEPT.name} (memids ${keeper.memids.join(' ')}), ${token.length} bytes written`);
+    }
 
     // ---------------- churn ----------------
     const window = () => ({ epoch: ag.epoch, synced: ag.synced && !cdRestarting, cd: cdEpoch });
@@ -358,8 +378,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       let cPods: PodInfo[];
       let cCtrs: ContainerInfo[];
       try {
-        cPods = await cri.listPods();
-        cCtrs = await cri.listContainers();
+        cPods = (await cri.listPods()).filter((p) => p.id !== keeper?.podId);
+        cCtrs = (await cri.listContainers()).filter((c) => c.pod_sandbox_id !== keeper?.podId);
       } catch {
         await sleep(200);
         return;
@@ -383,10 +403,14 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
         switch (action) {
           case 'createPod': {
             const annotations: Record<string, string> = {};
+            // UB mode: the churn's containers run as root, the owner class of the holder's shares
+            // (mode 0666): the access check refuses a root :ro binding at start (README, UB access),
+            // so UB churn binds read-write only; the access model has its own e2e test (ubs.test.ts)
+            const refs = (x: string): string => (ub ? x.replace(/:ro/g, '') : x);
             const v = rng.pick(POD_VALUES);
-            if (v !== undefined) annotations[POD_KEY] = v;
-            if (rng.chance(0.35)) annotations[`${CTR_KEY}side`] = rng.pick(['-', 'gamma', 'alpha:ro', 'beta,alpha']);
-            if (rng.chance(0.2)) annotations[`${CTR_KEY}tool`] = rng.pick(['-', 'beta:ro']);
+            if (v !== undefined) annotations[POD_KEY] = refs(v);
+            if (rng.chance(0.35)) annotations[`${CTR_KEY}side`] = refs(rng.pick(['-', 'gamma', 'alpha:ro', 'beta,alpha']));
+            if (rng.chance(0.2)) annotations[`${CTR_KEY}tool`] = refs(rng.pick(['-', 'beta:ro']));
             const name = uniqueName('chaos');
             const pod = await cri.runPod({ name, namespace: NAMESPACE, annotations });
             pods.set(pod.id, { id: pod.id, name, annotations, config: pod.config, stopRequested: false });
@@ -512,7 +536,17 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
 
     // ---- UB mode: device numbers in the runtime spec against the double
     type DevState = { kind: 'ok'; pid: number } | { kind: 'none' } | { kind: 'stale' | 'mode'; detail: string } | { kind: 'unknown' };
-    /** what the runtime spec of a started container says, against the memids the live agent keeps attached now */
+    /** the UB holder's pid (looked up at most every 300 ms), or undefined when none runs */
+    let holderSeen = { at: 0, pid: undefined as number | undefined };
+    const holderPid = (): number | undefined => {
+      if (Date.now() - holderSeen.at > 300) {
+        const r = spawnSync('pgrep', ['-f', `socket ${join(cfg!.stateDir, 'ubs-holder.sock')}`], { encoding: 'utf8' });
+        const pids = (r.stdout ?? '').split('\n').filter(Boolean).map(Number);
+        holderSeen = { at: Date.now(), pid: pids.length === 1 ? pids[0] : undefined };
+      }
+      return holderSeen.pid;
+    };
+    /** what the runtime spec of a started container says, against the memids the UB holder keeps attached now */
     const deviceState = (c: CtrM): DevState => {
       let devs;
       try {
@@ -521,12 +555,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
         return { kind: 'unknown' }; // not started yet, or gone
       }
       if (devs.length === 0) return { kind: 'none' };
-      const pid = ag.pid;
-      if (pid === undefined) return { kind: 'stale', detail: 'no agent runs: nothing keeps its shares attached' };
+      // the UB holder keeps the node's shares attached (it outlives the agent's kills)
+      const pid = holderPid();
+      if (pid === undefined) return { kind: 'stale', detail: 'no UB holder runs: nothing keeps its shares attached' };
       const want = new Map<number, Ref>();
       for (const r of c.wants) {
         const a = node!.attachment(sdkNameOf(r.ns, r.name));
-        if (!a || !a.pids.includes(pid)) return { kind: 'stale', detail: `${r.ns}/${r.name} is not attached by the running agent (pid ${pid})` };
+        if (!a || !a.pids.includes(pid)) return { kind: 'stale', detail: `${r.ns}/${r.name} is not attached by the UB holder (pid ${pid})` };
         for (const m of a.memids) want.set(m, r);
       }
       const have = devs.map((d) => d.minor).sort((x, y) => x - y);
@@ -588,8 +623,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       if (st.kind === 'ok' || st.kind === 'unknown' || st.kind === 'mode') return;
       if (!(await confirmRunning(c))) return;
       c.verified = false;
-      if (ag.running && ag.pid === c.verifiedPid) {
-        violation(`(c) container ${c.id.slice(0, 12)} (${c.name}) runs bound, and its share was released or re-attached under it by the same agent (pid ${c.verifiedPid}): ${st.kind === 'none' ? 'no devices' : st.detail}`);
+      if (holderPid() === c.verifiedPid) {
+        violation(`(c) container ${c.id.slice(0, 12)} (${c.name}) runs bound, and its share was released or re-attached under it while the same UB holder ran (pid ${c.verifiedPid}): ${st.kind === 'none' ? 'no devices' : st.detail}`);
         c.stopRequested = true; // report once
         return;
       }
@@ -770,7 +805,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
             violation(`agent run ${ag.epoch} did not synchronize: ${(e as Error).message}`);
           }
           const inWindow = (): boolean =>
-            (mode === 'duringAttach' ? createsInFlight > 0 && stopsInFlight === 0 : stopsInFlight > 0 && createsInFlight === 0) && inSdkCall(ag.pid);
+            (mode === 'duringAttach' ? createsInFlight > 0 && stopsInFlight === 0 : stopsInFlight > 0 && createsInFlight === 0) && inSdkCall(holderPid());
           const until = Date.now() + 4000;
           while (!inWindow() && Date.now() < until) await sleep(3);
           if (inWindow()) {
@@ -940,13 +975,24 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     }
     await finalCheck('end of chaos', false);
 
+    // UB: the keeper's share went through every kill with no application mapping it
+    if (keeper) {
+      const sdk = sdkNameOf(KEPT.ns, KEPT.name);
+      const r = node!.consumer(['--sdk-name', sdk, 'read', '4096', String(keeper.token.length)]);
+      const memids = node!.attachment(sdk)?.memids ?? [];
+      if (r.json.text !== keeper.token) violation(`(e) the keeper's share ${KEPT.ns}/${KEPT.name} lost its bytes through ${counts.kills} agent kills: read ${r.out.trim()}`);
+      if (memids.join(' ') !== keeper.memids.join(' ')) violation(`(e) the keeper's share changed memids through agent kills: ${keeper.memids.join(' ')} -> ${memids.join(' ')}`);
+      counts.keptDataChecks = r.json.text === keeper.token ? 1 : 0;
+      log(`chaos: keeper data check after ${counts.kills} kills: ${r.json.text === keeper.token ? 'the same bytes' : 'LOST'}, memids ${memids.join(' ')}`);
+    }
+
     // UB: one more kill, aimed after the SDK allocated a share that no other pod uses and before
     // the agent mapped it (in the map's delay): a restarted agent must still release it
     if (ub) {
       const sdk = sdkNameOf(LONE.ns, LONE.name);
       const lone = await cri.runPod({ name: uniqueName('chaos-lone'), namespace: NAMESPACE, annotations: { [POD_KEY]: LONE.name } });
       const created = cri.createContainer(lone.id, lone.config, { name: 'app', image }).then(() => 'created', (e: unknown) => `refused: ${shortError(e)}`);
-      const inWindow = (): boolean => node!.shares().includes(sdk) && inSdkCall(ag.pid);
+      const inWindow = (): boolean => node!.shares().includes(sdk) && inSdkCall(holderPid());
       const until = Date.now() + 10_000;
       while (!inWindow() && Date.now() < until) await sleep(2);
       if (inWindow()) {

@@ -2,7 +2,9 @@
 // at random moments (>= 100 kills in all) and containerd restarts a few times; no share may leak,
 // vanish under a running container, or be missing from one (see test/chaos/chaos.ts for the
 // invariants). Seeded: the seed is printed, CHAOS_SEED=<n> replays the choices.
-// UB mode (backend ubs over the SDK double) too, 30 kills per version aimed at attach and release.
+// UB mode (backend ubs over the SDK double) too, 30 kills per version aimed at attach and release
+// (the SDK calls run in the UB holder, which outlives the kills), and a share no application maps
+// whose bytes and memids must survive every kill.
 // Long form: node dist/test/chaos/run.js --kills N --version 1.7|2.1 [--backend ubs] [--seed S] [--save].
 import * as assert from 'uvu/assert';
 import { suite } from 'uvu';
@@ -64,6 +66,7 @@ if (root) {
       assert.ok(c.deviceChecks > 0 && c.hostChecks > 0, 'the device numbers were sampled');
       assert.ok(c.killsDuringAttach + c.killsDuringRelease > 0, 'some kills landed inside an SDK call');
       assert.is(c.lastAttachKill, 1, 'the last kill landed between allocate and map');
+      assert.is(c.keptDataChecks, 1, 'the keeper share, mapped by no application, kept its bytes and memids through every kill');
       assert.is(c.ubSharesLeft, 0, 'no share left in the double');
       assert.is(c.ubMapsLeft, 0, 'no mapping left in the double');
       assert.is(c.staleRunningAtEnd, 0, 'no container running with stale device numbers');

@@ -28,6 +28,8 @@ type LinkState = { ready: true } | { ready: false; reason: string };
 export class SdkPool implements UbsPool {
   private state: LinkState = { ready: false, reason: 'ubsmem_initialize has not answered yet' };
   private readonly mappings = new Map<string, SdkMapping>();
+  /** calls per share name, one at a time: an unmap asked while its map runs waits for that map */
+  private readonly queues = new Map<string, Promise<unknown>>();
   private readonly ready: Promise<void>;
   private stopped = false;
 
@@ -65,27 +67,43 @@ export class SdkPool implements UbsPool {
     return this.ready;
   }
 
+  /** Runs fn after every earlier call on the same name (the agent that asked may be gone by then). */
+  private serial<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.queues.get(name) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.catch(() => undefined);
+    this.queues.set(name, tail);
+    void tail.then(() => {
+      if (this.queues.get(name) === tail) this.queues.delete(name);
+    });
+    return next;
+  }
+
   allocate(region: string, name: string, sizeBytes: number, mode: number, flags: number): Promise<number> {
-    return this.sdk.allocate(region, name, sizeBytes, mode, flags);
+    return this.serial(name, () => this.sdk.allocate(region, name, sizeBytes, mode, flags));
   }
 
   deallocate(name: string): Promise<number> {
-    return this.sdk.deallocate(name);
+    return this.serial(name, () => this.sdk.deallocate(name));
   }
 
-  async map(name: string, lengthBytes: number, prot: number): Promise<number> {
-    if (this.mappings.has(name)) return 0;
-    const r = await this.sdk.map(name, lengthBytes, prot);
-    if (r.code === 0 && r.mapping) this.mappings.set(name, r.mapping);
-    return r.code;
+  map(name: string, lengthBytes: number, prot: number): Promise<number> {
+    return this.serial(name, async () => {
+      if (this.mappings.has(name)) return 0;
+      const r = await this.sdk.map(name, lengthBytes, prot);
+      if (r.code === 0 && r.mapping) this.mappings.set(name, r.mapping);
+      return r.code;
+    });
   }
 
-  async unmap(name: string): Promise<number> {
-    const m = this.mappings.get(name);
-    if (!m) return 0;
-    const code = await this.sdk.unmap(m);
-    if (code === 0 || code === UbsmCode.NOT_FOUND) this.mappings.delete(name);
-    return code;
+  unmap(name: string): Promise<number> {
+    return this.serial(name, async () => {
+      const m = this.mappings.get(name);
+      if (!m) return 0;
+      const code = await this.sdk.unmap(m);
+      if (code === 0 || code === UbsmCode.NOT_FOUND) this.mappings.delete(name);
+      return code;
+    });
   }
 
   lookup(name: string): Promise<{ code: number; info?: ShmemInfo }> {
