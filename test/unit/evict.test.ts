@@ -223,4 +223,22 @@ test('handlers: without onEvictionFailed a failure still reaches onError', async
   assert.equal(errors, ['evicting container victim (pid 778)']);
 });
 
+test('handlers: a container found stale before the runtime\'s Synchronize (a UB share restored at start with new memids) is evicted right after it, with the pid it reports', async () => {
+  let stale: ((id: string, reason: string) => void) | undefined;
+  const svc = fakeService([]);
+  (svc as unknown as { onEvict: unknown }).onEvict = undefined;
+  const impl = new Proxy({}, {
+    get: (_t, k: string) => (k === 'onEvict' ? (l: (id: string, r: string) => void) => (stale = l) : (svc as unknown as Record<string, unknown>)[k]),
+  }) as unknown as MemshareService;
+  const kills: Array<[string, number]> = [];
+  const h = memshareHandlers({ service: impl, stub: () => ({ updateContainers: async () => [] }), kill: (id, pid) => (kills.push([id, pid]), 'killed'), evictionRetryDelaysMs: [] });
+  assert.ok(stale, 'the handlers listen for stale containers');
+  // the restore runs at start, before Synchronize: no pid is known yet
+  stale!('runs-stale', 'memids changed');
+  stale!('gone-meanwhile', 'memids changed');
+  assert.equal(kills, [], 'nothing can be killed before the runtime said which containers run');
+  await (h as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>).synchronize([pod0], [ctr0('runs-stale', 901), ctr0('unrelated', 902)], {});
+  assert.equal(kills, [['runs-stale', 901]], 'evicted right after Synchronize; a container gone meanwhile needs nothing');
+});
+
 test.run();
