@@ -12,7 +12,7 @@ import { copyFileSync, realpathSync, mkdirSync, mkdtempSync, readdirSync, readFi
 import { join } from 'node:path';
 import { CriClient, requireRoot, type RunningPod } from '../harness';
 import { assertFetched } from '../harness/paths';
-import { DAEMON_GID, NATIVE, SDK_LIB, STANDIN, STAND_IN_LIBS, UBS_IMAGE, freeMajor, ubsImageTar } from './ubs-env';
+import { DAEMON_GID, NATIVE, STAND_IN_LIBS, UBS_IMAGE, freeMajor, ubsImageTar } from './ubs-env';
 
 const repo = join(__dirname, '../../..');
 const harness = join(repo, 'test/harness/systemd-node.sh');
@@ -419,6 +419,8 @@ if (ok) {
   // agent's UB holder (dist/agent/ubs-holder.js, started by the agent in the unit's cgroup) maps it.
   // The double lists each live mapping as <state>/maps/<name>@<node>@<pid>.<seq>.<t>.
   const UB = '/var/lib/nms-ub';
+  /** dist/native/ubs as the node sees it (copied in) */
+  const NODE_NATIVE = `${UB}/native`;
   const UB_SOCKDIR = `${UB}/matrix/memory`;
   const UB_STATE = `${UB}/state`;
   const UB_DEV = `${UB}/dev`;
@@ -506,20 +508,23 @@ if (ok) {
   test('UB node: the agent on the ubs backend (double + stand-in daemon), a pod through CRI binds a share, the holder maps it', async () => {
     // the double's daemon dir, state (shared with containers: 0777), device dir, /proc/devices
     const major = freeMajor();
-    nodeMust(['mkdir', '-p', UB_SOCKDIR, UB_DEV, `${UB}/cdi`]);
+    nodeMust(['mkdir', '-p', UB_SOCKDIR, UB_DEV, `${UB}/cdi`, NODE_NATIVE]);
     nodeMust(['mkdir', '-m', '0777', '-p', UB_STATE]);
     nodeMust(['tee', `${UB}/proc-devices`], `Character devices:\n  1 mem\n${major} OBMM_SHMDEV\n\nBlock devices:\n`);
+    // the double, the stand-in and their libraries, copied into the node: the node has a /tmp of
+    // its own, so a checkout under /tmp (CI's clean clone may be one) is not visible in it
+    must('cp', ['-a', `${NATIVE}/.`, `/proc/${nodePid}/root${NODE_NATIVE}`]);
     // the daemon stand-in: a unit of the test's own
-    nodeMust(['systemd-run', '--unit=nms-ubsmd', '-p', 'Restart=no', STANDIN, `${UB_SOCKDIR}/MxmAgentIpcServer`, String(DAEMON_GID)]);
+    nodeMust(['systemd-run', '--unit=nms-ubsmd', '-p', 'Restart=no', join(NODE_NATIVE, 'bin', 'ubsmd-standin'), `${UB_SOCKDIR}/MxmAgentIpcServer`, String(DAEMON_GID)]);
     await until('the stand-in socket', () => node(['test', '-S', `${UB_SOCKDIR}/MxmAgentIpcServer`]).status === 0, 15_000,
       () => node(['journalctl', '--no-pager', '-u', 'nms-ubsmd']).stdout);
     // the agent's config: the ubs backend over the double (as test/e2e/ubs-env.ts's backendConfig)
     const cfg = JSON.parse(nodeMust(['cat', '/etc/nri-memshare/config.json'])) as Record<string, unknown>;
     cfg.backend = {
       kind: 'ubs',
-      sdkLibrary: SDK_LIB,
-      sdkDir: { host: NATIVE, container: '/host/usr/local/ubs_mem' },
-      libraries: STAND_IN_LIBS.map((l) => ({ host: join(NATIVE, 'lib', l), container: `/usr/lib64/${l}` })),
+      sdkLibrary: join(NODE_NATIVE, 'lib', 'libubsm_sdk.so'),
+      sdkDir: { host: NODE_NATIVE, container: '/host/usr/local/ubs_mem' },
+      libraries: STAND_IN_LIBS.map((l) => ({ host: join(NODE_NATIVE, 'lib', l), container: `/usr/lib64/${l}` })),
       socketDir: UB_SOCKDIR,
       groups: [DAEMON_GID],
       cdi: 'never',
@@ -537,7 +542,7 @@ if (ok) {
     nodeMust(['tee', `/etc/systemd/system/${UNIT}.d/20-ubs-double.conf`], [
       '[Service]',
       `Environment=UBSM_DOUBLE_DIR=${UB_SOCKDIR} UBSM_DOUBLE_STATE=${UB_STATE} UBSM_DOUBLE_DEV_DIR=${UB_DEV}`,
-      `Environment=UBSM_DOUBLE_OBMM=${join(NATIVE, 'lib', 'libobmm.so.1')} UBSM_DOUBLE_MAJOR=${major}`,
+      `Environment=UBSM_DOUBLE_OBMM=${join(NODE_NATIVE, 'lib', 'libobmm.so.1')} UBSM_DOUBLE_MAJOR=${major}`,
       'CapabilityBoundingSet=CAP_MKNOD',
       '',
     ].join('\n'));
