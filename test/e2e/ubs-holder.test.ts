@@ -180,5 +180,7 @@ function register(test: (name: string, fn: () => unknown) => void, env: E2eEnv, 
     assert.equal(agent().errorLines(), [], 'no errors in the agent log');
     assert.ok(existsSync(holderSocket()), 'the holder stays (idle) until it has been unused a while');
     await agent().cleanup();
+    // the stand-in daemon and the node's dirs (the holder leaves once its socket is gone)
+    await node.cleanup();
   });
 }
