@@ -227,7 +227,9 @@ export function mountStat(path: string): MountStat {
   if (fns.statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_MNT_ID_UNIQUE, buf) !== 0) fail(fns, 'statx', path);
   return {
     mountRoot: hasBit(buf.stx_attributes_mask, STATX_ATTR_MOUNT_ROOT) ? hasBit(buf.stx_attributes, STATX_ATTR_MOUNT_ROOT) : undefined,
-    uniqueMountId: hasBit(buf.stx_mask, STATX_MNT_ID_UNIQUE) ? String(buf.stx_mnt_id) : undefined,
+    // 0 is no mount's id: a statx that sets the mask bit but not the field (qemu-user 7.2 copies
+    // stx_mask whole and drops stx_mnt_id) must not make every mount look like the same one
+    uniqueMountId: hasBit(buf.stx_mask, STATX_MNT_ID_UNIQUE) && BigInt(buf.stx_mnt_id as number | bigint) !== 0n ? String(buf.stx_mnt_id) : undefined,
   };
 }
 

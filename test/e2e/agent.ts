@@ -5,8 +5,8 @@
 // sharesDir; a process exit hook does the same for a test file that dies.
 import type { FailedEviction } from '../../plugin/memshare/failed-evictions';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { startPlugin, type PluginProcess } from './plugin-process';
 import { AGENT_CLI } from '../support/agent-cli';
 
@@ -97,12 +97,20 @@ export class Agent {
       throw new Error('agent already running');
     }
     if (this.proc) this.earlier += this.proc.output();
-    this.proc = startPlugin([CLI, 'run', '--config', this.configPath], {}, this.opts.launcher);
-    await this.proc.waitFor(SYNCED, 1, timeoutMs);
+    const rt = agentRuntime();
+    if (rt) {
+      this.proc = startPlugin([rt.cli, 'run', '--config', this.configPath], rt.env, this.opts.launcher, rt.node);
+      // the emulated agent starts slower (qemu translates V8 and its JIT code): a longer wait
+      await this.proc.waitFor(SYNCED, 1, timeoutMs * 4);
+    } else {
+      this.proc = startPlugin([CLI, 'run', '--config', this.configPath], {}, this.opts.launcher);
+      await this.proc.waitFor(SYNCED, 1, timeoutMs);
+    }
   }
 
   /** Stops the agent (SIGTERM: orderly; SIGKILL: as a crash). Shares stay mounted. */
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    agentRuntime()?.recordProof();
     await this.proc?.kill(signal);
   }
 
@@ -268,6 +276,93 @@ export async function retry<T>(fn: () => Promise<T>, timeoutMs: number): Promise
     }
     await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+/**
+ * How the tests run the agent on another architecture (test/arch64.sh sets these; unset: the agent
+ * runs as `process.execPath dist/agent/nri-memshare.js`, on this host's architecture):
+ * - NRI_MEMSHARE_AGENT_ARCH=aarch64: the agent is an aarch64 process, the arm64 node under
+ *   qemu-aarch64-static -L <prefix> (test/harness/fetch-arm64.sh's sysroot), talking to the real (x86)
+ *   containerd over its NRI socket. Its UB holder is started by the agent with process.execPath,
+ *   i.e. the arm64 node again, through binfmt_misc (fetch-arm64.sh registers it).
+ * - NRI_MEMSHARE_AGENT_PAYLOAD (required): the unpacked payload of the aarch64 RPM (rpm2cpio);
+ *   the agent is its usr/lib/nri-memshare/dist/agent/nri-memshare.js, with the RPM's
+ *   node_modules (koffi's linux_arm64 binary only).
+ * - NRI_MEMSHARE_ARM64_ROOT: the sysroot (default $NRI_MEMSHARE_CACHE/arm64/root).
+ * - NRI_MEMSHARE_AGENT_NATIVE: the aarch64 build of native/ubs (default dist/native/ubs-aarch64).
+ *   The emulated processes see it AT dist/native/ubs: qemu's -L prefix is a directory of this
+ *   process's own (links to the sysroot's usr, lib, bin, sbin, and <repo>/dist/native/ubs -> the
+ *   aarch64 build), and qemu-user opens an absolute path under the prefix first when it exists
+ *   there. So the configs the tests write stay as they are: backend.sdkLibrary and
+ *   UBSM_DOUBLE_OBMM name dist/native/ubs/lib/..., the aarch64 agent and holder load the arm64
+ *   double from that path, and the x86 processes (check-config and status run by the tests,
+ *   containers, their consumer) load the x86 one, as on two nodes of two architectures.
+ * - NRI_MEMSHARE_QEMU_PAGESIZE: qemu's -p (the page size the guest sees).
+ * - NRI_MEMSHARE_ARCH_PROOF=FILE: before each stop, one line per emulated process of the run
+ *   (agent and holder): its pid, its command line and the ELF objects it has mapped from the
+ *   payload, the sysroot and the native dir. test/arch64.sh checks that the arm64 koffi and the
+ *   arm64 double were loaded.
+ */
+export interface AgentRuntime {
+  node: string[];
+  cli: string;
+  env: Record<string, string>;
+  recordProof(): void;
+}
+
+const REPO = join(__dirname, '..', '..', '..');
+const HOST_NATIVE = join(REPO, 'dist', 'native', 'ubs');
+let runtime: AgentRuntime | null | undefined;
+
+export function agentRuntime(): AgentRuntime | null {
+  if (runtime !== undefined) return runtime;
+  const arch = process.env.NRI_MEMSHARE_AGENT_ARCH ?? '';
+  if (arch === '' || arch === process.arch || (arch === 'x86_64' && process.arch === 'x64')) return (runtime = null);
+  if (arch !== 'aarch64' && arch !== 'arm64') throw new Error(`NRI_MEMSHARE_AGENT_ARCH=${arch}: only aarch64 is supported`);
+  const cache = process.env.NRI_MEMSHARE_CACHE ?? '/var/tmp/nri-memshare-cache';
+  const root = process.env.NRI_MEMSHARE_ARM64_ROOT ?? join(cache, 'arm64', 'root');
+  const payload = process.env.NRI_MEMSHARE_AGENT_PAYLOAD;
+  if (!payload) throw new Error('NRI_MEMSHARE_AGENT_ARCH=aarch64 needs NRI_MEMSHARE_AGENT_PAYLOAD (the unpacked aarch64 RPM; test/arch64.sh)');
+  const native = process.env.NRI_MEMSHARE_AGENT_NATIVE ?? join(REPO, 'dist', 'native', 'ubs-aarch64');
+  const cli = join(payload, 'usr', 'lib', 'nri-memshare', 'dist', 'agent', 'nri-memshare.js');
+  const qemu = '/usr/bin/qemu-aarch64-static';
+  for (const f of [qemu, join(root, 'usr', 'bin', 'node'), cli, join(native, 'lib', 'libubsm_sdk.so')]) {
+    if (!existsSync(f)) throw new Error(`NRI_MEMSHARE_AGENT_ARCH=aarch64: ${f} is missing (run test/arch64.sh)`);
+  }
+  // the prefix: the sysroot plus dist/native/ubs -> the aarch64 build (see above)
+  const prefix = realpathSync(mkdtempSync('/tmp/nrims-a64-'));
+  process.on('exit', () => rmSync(prefix, { recursive: true, force: true }));
+  for (const e of readdirSync(root)) symlinkSync(join(root, e), join(prefix, e));
+  mkdirSync(join(prefix, dirname(HOST_NATIVE)), { recursive: true });
+  symlinkSync(native, join(prefix, HOST_NATIVE));
+  const page = process.env.NRI_MEMSHARE_QEMU_PAGESIZE;
+  const node = [qemu, '-L', prefix, ...(page ? ['-p', page] : []), join(root, 'usr', 'bin', 'node')];
+  // QEMU_LD_PREFIX (and QEMU_PAGESIZE) reach what the agent starts through binfmt: its holder
+  const env: Record<string, string> = { QEMU_LD_PREFIX: prefix, ...(page ? { QEMU_PAGESIZE: page } : {}) };
+  const proofFile = process.env.NRI_MEMSHARE_ARCH_PROOF;
+  const recordProof = (): void => {
+    if (!proofFile) return;
+    const nodeBin = realpathSync(join(root, 'usr', 'bin', 'node'));
+    for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+      let maps: string;
+      let cmd: string;
+      try {
+        maps = readFileSync(`/proc/${pid}/maps`, 'utf8');
+        cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+      } catch {
+        continue; // gone, or not ours to read
+      }
+      if (!maps.includes(nodeBin) || !cmd.includes(payload)) continue; // not an emulated node of this payload (agent, holder)
+      const objs = new Set<string>();
+      for (const l of maps.split('\n')) {
+        const f = l.split(/\s+/).slice(5).join(' ');
+        if (/\.(node|so)(\.\d+)*$/.test(f) && (f.startsWith(payload) || f.startsWith(native) || f.startsWith(root) || f.startsWith(`${HOST_NATIVE}/`) || f.includes('/koffi/'))) objs.add(f);
+      }
+      appendFileSync(proofFile, `${JSON.stringify({ pid: Number(pid), cmd, objects: [...objs].sort() })}\n`);
+    }
+  };
+  runtime = { node, cli, env, recordProof };
+  return runtime;
 }
 
 function installExitHook(): void {

@@ -14,10 +14,11 @@ export interface PluginProcess {
 
 /**
  * Runs `node args...`. `launcher`: a command that execs its arguments (e.g. setpriv ... --), put
- * before node; the child's pid is then node's once the launcher has exec'd.
+ * before node; the child's pid is then node's once the launcher has exec'd. `node`: the command
+ * that runs node in place of process.execPath (test/e2e/agent.ts: the aarch64 node under qemu).
  */
-export function startPlugin(args: string[], env: NodeJS.ProcessEnv = {}, launcher: readonly string[] = []): PluginProcess {
-  const [cmd, ...argv] = [...launcher, process.execPath, ...args];
+export function startPlugin(args: string[], env: NodeJS.ProcessEnv = {}, launcher: readonly string[] = [], node: readonly string[] = [process.execPath]): PluginProcess {
+  const [cmd, ...argv] = [...launcher, ...node, ...args];
   const child = spawn(cmd, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const waiters = new Set<() => void>();

@@ -124,6 +124,17 @@ test('mountStat tells mount roots from plain directories, also for same-filesyst
   }
 });
 
+test('mountStat: a unique mount id, when there is one, is never 0 and differs between two mounts', () => {
+  // qemu-user 7.2 (test/arch64.sh runs the agent as aarch64 under it) passes statx's mask through,
+  // STATX_MNT_ID_UNIQUE bit included, but not stx_mnt_id: every path then reported id "0", and the
+  // local backend took a foreign tmpfs stacked on a share for its own mount (docs/aarch64.md)
+  const a = native.mountStat('/');
+  const b = native.mountStat('/proc');
+  assert.is.not(a.uniqueMountId, '0');
+  assert.is.not(b.uniqueMountId, '0');
+  if (a.uniqueMountId !== undefined || b.uniqueMountId !== undefined) assert.is.not(a.uniqueMountId, b.uniqueMountId, '/ and /proc are two mounts');
+});
+
 test('flock: a second exclusive non-blocking lock on the same file is refused', () => {
   const dir = mkdtempSync(join(tmpdir(), 'native-test-'));
   const a = openSync(join(dir, 'lock'), 'w');
