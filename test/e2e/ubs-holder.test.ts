@@ -13,11 +13,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { forEachContainerd, selectedVersions, uniqueName, type E2eEnv, type RunningPod } from '../harness';
 import { RECONCILED, waitUntil } from './agent';
-import { DAEMON_GID, UBS_IMAGE, UbsNode, importUbsImage, parseConsumer, type ConsumerResult } from './ubs-env';
+import { DAEMON_GID, UBS_IMAGE, UbsNode, importUbsImage, parseConsumer, sdkNameOf, type ConsumerResult } from './ubs-env';
 
 const POD_KEY = 'memshare.nri.io/pod';
 const USER = 4178;
-const sdkNameOf = (ns: string, share: string) => `nms.${ns}.${share}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 for (const version of selectedVersions()) {

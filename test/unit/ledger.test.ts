@@ -229,6 +229,20 @@ test('a damaged line in the middle is reported and skipped, the others kept, the
   await c.ledger.close();
 });
 
+test('a held share whose keepUntil is not an integer is refused by name (the same check reads the journal back); the rest is kept', async () => {
+  const dir = freshDir();
+  const { ledger } = await Ledger.open(dir);
+  const handle = { backend: 'ubs', namespace: 'team-a', name: 'data', sizeBytes: 1, requestedBytes: 1, data: {} };
+  const err = await ledger.hold({ handle, keepUntil: 'soon' as unknown as number }).then(() => undefined, (e: Error) => e);
+  assert.match(err?.message ?? '', 'ledger: refusing a held share "team-a"/"data": keepUntil must be an integer');
+  await ledger.hold({ handle: { ...handle, name: 'other' }, keepUntil: 1_900_000_000_000 });
+  await ledger.close();
+  const b = await Ledger.open(dir);
+  assert.equal(b.warnings, []);
+  assert.equal(b.ledger.held().map((h) => [h.handle.name, h.keepUntil]), [['other', 1_900_000_000_000]]);
+  await b.ledger.close();
+});
+
 test('a damaged snapshot line loses only that record', async () => {
   const dir = freshDir();
   const { ledger } = await Ledger.open(dir);

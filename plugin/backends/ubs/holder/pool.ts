@@ -1,6 +1,7 @@
 // What the UBS backend asks of the UB memory pool, by share name. Two implementations: SdkPool
 // (here) calls the SDK in this process and keeps its mappings by name; RemotePool (./client.ts)
 // asks the holder process, which runs an SdkPool, so mappings outlive the agent.
+import { KeyedLock } from '../../../model';
 import { UbsmCode, ubsmCodeMeaning, ubsmCodeName, type SdkMapping, type ShmemInfo, type UbsSdk } from '../../../../native/ubs-sdk';
 
 export interface UbsPool {
@@ -29,7 +30,7 @@ export class SdkPool implements UbsPool {
   private state: LinkState = { ready: false, reason: 'ubsmem_initialize has not answered yet' };
   private readonly mappings = new Map<string, SdkMapping>();
   /** calls per share name, one at a time: an unmap asked while its map runs waits for that map */
-  private readonly queues = new Map<string, Promise<unknown>>();
+  private readonly perName = new KeyedLock();
   private readonly ready: Promise<void>;
   private stopped = false;
 
@@ -67,28 +68,16 @@ export class SdkPool implements UbsPool {
     return this.ready;
   }
 
-  /** Runs fn after every earlier call on the same name (the agent that asked may be gone by then). */
-  private serial<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.queues.get(name) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
-    const tail = next.catch(() => undefined);
-    this.queues.set(name, tail);
-    void tail.then(() => {
-      if (this.queues.get(name) === tail) this.queues.delete(name);
-    });
-    return next;
-  }
-
   allocate(region: string, name: string, sizeBytes: number, mode: number, flags: number): Promise<number> {
-    return this.serial(name, () => this.sdk.allocate(region, name, sizeBytes, mode, flags));
+    return this.perName.run(name, () => this.sdk.allocate(region, name, sizeBytes, mode, flags));
   }
 
   deallocate(name: string): Promise<number> {
-    return this.serial(name, () => this.sdk.deallocate(name));
+    return this.perName.run(name, () => this.sdk.deallocate(name));
   }
 
   map(name: string, lengthBytes: number, prot: number): Promise<number> {
-    return this.serial(name, async () => {
+    return this.perName.run(name, async () => {
       if (this.mappings.has(name)) return 0;
       const r = await this.sdk.map(name, lengthBytes, prot);
       if (r.code === 0 && r.mapping) this.mappings.set(name, r.mapping);
@@ -97,7 +86,7 @@ export class SdkPool implements UbsPool {
   }
 
   unmap(name: string): Promise<number> {
-    return this.serial(name, async () => {
+    return this.perName.run(name, async () => {
       const m = this.mappings.get(name);
       if (!m) return 0;
       const code = await this.sdk.unmap(m);
