@@ -173,6 +173,12 @@ test('the ubs backend reads its own keys, with the vendor recipe as defaults, an
   assert.ok(bad.some((p) => p.startsWith('backend.budgetMs: must be an integer from 50')), bad.join('; '));
   assert.ok(bad.some((p) => p.startsWith('backend.shareMode: must be an octal mode')), bad.join('; '));
   assert.ok(bad.some((p) => p.startsWith('backend.libraries[0]: must be an absolute path')), bad.join('; '));
+  // the holder keys: defaults, and a bad value named by its key
+  assert.is(config.backend.holder, true);
+  assert.is(config.backend.staleGraceSeconds, 600);
+  const bad2 = parseConfig({ backend: { kind: 'ubs', holder: 'yes', staleGraceSeconds: -1 } }, 't').problems;
+  assert.ok(bad2.some((p) => p.startsWith('backend.holder: ')), bad2.join('; '));
+  assert.ok(bad2.some((p) => p.startsWith('backend.staleGraceSeconds: must be an integer from 0')), bad2.join('; '));
 });
 
 test('loadConfig reads a file and throws ConfigError listing every problem', () => {
