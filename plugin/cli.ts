@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // nri-memshare: the one executable. `run` is the daemon; `status` and `check-config` are for people.
-import { buildInfo } from './service/build-info';
-import { LOG_LEVELS, type LogLevel } from './service/logger';
-import type { Daemon } from './service/daemon';
+import { buildInfo } from './agent/build-info';
+import { LOG_LEVELS, type LogLevel } from './agent/logger';
+import type { Daemon } from './agent/daemon';
 
 const USAGE = `usage: nri-memshare <command> [options]
 
@@ -112,7 +112,7 @@ async function main(): Promise<number> {
     process.stderr.write(`nri-memshare: unknown command ${JSON.stringify(args.command)}\n${USAGE}`);
     return 2;
   }
-  const { DEFAULT_CONFIG_PATH, checkConfig, loadConfig } = await import('./service/config');
+  const { DEFAULT_CONFIG_PATH, checkConfig, loadConfig } = await import('./agent/config');
   const configPath = args.config ?? DEFAULT_CONFIG_PATH;
   switch (args.command) {
     case 'check-config': {
@@ -121,7 +121,7 @@ async function main(): Promise<number> {
       // keys all valid: the files and libraries they name must also open as `run` opens them
       // (a ubs backend's SDK library loads, nothing in it is called)
       if (problems.length === 0) {
-        const files = await (await import('./service/config-check')).checkConfigFiles(loadConfig(configPath));
+        const files = await (await import('./agent/config-check')).checkConfigFiles(loadConfig(configPath));
         problems.push(...files.problems);
         warnings.push(...files.warnings);
       }
@@ -134,11 +134,11 @@ async function main(): Promise<number> {
       return 1;
     }
     case 'status': {
-      const { showStatus } = await import('./service/status');
+      const { showStatus } = await import('./agent/status');
       return showStatus(loadConfig(configPath), args.json, process.stdout);
     }
     case 'run': {
-      const { createLogger } = await import('./service/logger');
+      const { createLogger } = await import('./agent/logger');
       // the logger exists before the config is read: a start that fails is a log line like any
       // other (with its journald priority), not plain text on stderr
       const log = createLogger({ level: args.logLevel ?? 'info' });
@@ -169,7 +169,7 @@ async function main(): Promise<number> {
         if (args.socket) config.nri.socket = args.socket;
         if (args.logLevel) config.log.level = args.logLevel;
         log.level = config.log.level;
-        const { startDaemon } = await import('./service/daemon');
+        const { startDaemon } = await import('./agent/daemon');
         daemon = await startDaemon(config, log);
         if (stopAsked) stopDaemon(daemon, stopAsked);
         return -1; // keep running

@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client, Server, duplexTransport } from '../../plugin/ttrpc';
 import { readMountInfo, umount2, MNT_DETACH } from '../../native';
-import type { LedgerSync } from '../../plugin/service/config';
+import type { LedgerSync } from '../../plugin/agent/config';
 import { percentiles, fmt, round, type Percentiles } from './stats';
 import { AGENT_CLI } from '../support/agent-cli';
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startContainerd, uniqueName, type ContainerdVersion, type RunningPod, type CriClient } from '../harness';
 import { startPlugin, type PluginProcess } from '../e2e/plugin-process';
-import type { LedgerSync } from '../../plugin/service/config';
+import type { LedgerSync } from '../../plugin/agent/config';
 import { percentiles, fmt, round } from './stats';
 import { unmountUnder } from './bench';
 import { mount, umount2, MNT_DETACH } from '../../native';

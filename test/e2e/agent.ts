@@ -3,7 +3,7 @@
 // host's mounts and the agent's status, and to clean up. The agent leaves shares mounted when it
 // stops (running containers still use them), so cleanup() unmounts whatever is left under its
 // sharesDir; a process exit hook does the same for a test file that dies.
-import type { FailedEviction } from '../../plugin/memshare/failed-evictions';
+import type { FailedEviction } from '../../plugin/agent/failed-evictions';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';

@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { kubeRequest, parseKubeconfig } from '../../plugin/declarations';
 import { EVENT_REASON, REPORTING_CONTROLLER, RefusalEvents, resolveNodeName, type KubeSend } from '../../plugin/cluster';
-import { parseConfig } from '../../plugin/service/config';
+import { parseConfig } from '../../plugin/agent/config';
 import { FakeApiServer } from '../support/fake-apiserver';
 import { cleanupsAfterEach } from '../support/cleanup';
 import { anonymousKubeconfigText } from '../support/fake-apiserver-https';

@@ -2,8 +2,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Writable } from 'node:stream';
-import { createLogger } from '../../plugin/service/logger';
-import { parseConfig } from '../../plugin/service/config';
+import { createLogger } from '../../plugin/agent/logger';
+import { parseConfig } from '../../plugin/agent/config';
 
 function capture(): { stream: Writable; lines: () => Array<Record<string, unknown>> } {
   const chunks: string[] = [];

@@ -12,7 +12,7 @@ import {
   ledgerSyncs,
   loadConfig,
   parseConfig,
-} from '../../plugin/service/config';
+} from '../../plugin/agent/config';
 
 const dir = mkdtempSync(join(tmpdir(), 'memshare-config-'));
 function file(name: string, content: unknown): string {

@@ -4,8 +4,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { defaultConfig } from '../../plugin/service/config';
-import { createMemshareMetrics } from '../../plugin/service/metrics';
+import { defaultConfig } from '../../plugin/agent/config';
+import { createMemshareMetrics } from '../../plugin/agent/metrics';
 
 const root = join(__dirname, '..', '..', '..');
 const read = (rel: string) => readFileSync(join(root, rel), 'utf8');

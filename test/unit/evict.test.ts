@@ -5,9 +5,9 @@ import { existsSync, mkdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Evictor, EVICTION_RETRY_DELAYS_MS, killContainerInit, type EvictionFailure, type KillOutcome } from '../../plugin/memshare/evict';
-import type { FailedEviction } from '../../plugin/memshare/failed-evictions';
-import { memshareHandlers } from '../../plugin/memshare/plugin';
+import { Evictor, EVICTION_RETRY_DELAYS_MS, killContainerInit, type EvictionFailure, type KillOutcome } from '../../plugin/eviction/evictor';
+import type { FailedEviction } from '../../plugin/agent/failed-evictions';
+import { memshareHandlers } from '../../plugin/nri-adapter/adapter';
 import type { MemshareService } from '../../plugin/memshare/service';
 import { ContainerState, type Container, type PodSandbox } from '../../plugin/nri';
 

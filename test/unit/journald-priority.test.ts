@@ -9,11 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { parse as parseYaml } from 'yaml';
-import { createLogger, isJournalStream, syslogPriority } from '../../plugin/service/logger';
+import { createLogger, isJournalStream, syslogPriority } from '../../plugin/agent/logger';
 import { AGENT_CLI } from '../support/agent-cli';
 
 const CLI = AGENT_CLI;
-const LOGGER = join(__dirname, '..', '..', 'plugin', 'service', 'logger.js');
+const LOGGER = join(__dirname, '..', '..', 'plugin', 'agent', 'logger.js');
 
 function capture(): { stream: Writable; raw: () => string[] } {
   const chunks: string[] = [];

@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { MemoryDeclarationSource, MergedDeclarationStore } from '../../plugin/declarations';
 import { Ledger } from '../../plugin/ledger';
 import { MemshareService } from '../../plugin/memshare/service';
-import { memshareHandlers } from '../../plugin/memshare/plugin';
+import { memshareHandlers } from '../../plugin/nri-adapter/adapter';
 import { ContainerState, type Container, type PodSandbox } from '../../plugin/nri';
 import { DEFAULT_LIMITS, RefusalError, emptyInjection, type ContainerInfo, type PodInfo, type ShareDeclaration, type ShareHandle } from '../../plugin/model';
 import type { AttachTarget, Backend, BoundShare } from '../../plugin/backends';

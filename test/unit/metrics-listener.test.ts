@@ -5,8 +5,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { connect, type Socket } from 'node:net';
 import { readdirSync } from 'node:fs';
-import { Registry, createMemshareMetrics, isLoopbackAddress, startMetricsServer, METRICS_LIMITS, type MetricsServer } from '../../plugin/service/metrics';
-import { packageVersion, NRI_PROTOCOL_VERSION } from '../../plugin/service/build-info';
+import { Registry, createMemshareMetrics, isLoopbackAddress, startMetricsServer, METRICS_LIMITS, type MetricsServer } from '../../plugin/agent/metrics';
+import { packageVersion, NRI_PROTOCOL_VERSION } from '../../plugin/agent/build-info';
 import { within } from '../support/util';
 
 const servers: MetricsServer[] = [];

@@ -6,7 +6,7 @@ import {
   createMemshareMetrics,
   parseListenAddress,
   startMetricsServer,
-} from '../../plugin/service/metrics';
+} from '../../plugin/agent/metrics';
 
 function get(port: number, path: string, method = 'GET'): Promise<{ status: number; type: string; body: string }> {
   return new Promise((resolve, reject) => {

@@ -8,7 +8,7 @@ import { parseAllDocuments } from 'yaml';
 import { validateShareMemory } from '../../plugin/declarations/sharememory';
 import { parseBinding } from '../../plugin/memshare/annotations';
 import { DEFAULT_LIMITS } from '../../plugin/model/types';
-import { defaultConfig } from '../../plugin/service/config';
+import { defaultConfig } from '../../plugin/agent/config';
 import { statusApplyBody, statusPath } from '../../plugin/cluster/apply';
 
 const dir = join(__dirname, '../../../packaging');

@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { closeFd, recvDatagram, sockaddrUn, unixBind, unixDgramSocket } from '../../native/libc';
-import { notifierFromEnv, notifyMessage, watchdogIntervalMs } from '../../plugin/service/notify';
+import { notifierFromEnv, notifyMessage, watchdogIntervalMs } from '../../plugin/agent/notify';
 import { DEFAULT_NRI_SNIPPET, Stub } from '../../plugin/nri/stub';
 import { FakeRuntime } from '../support/fake-runtime';
 import { startPlugin } from '../e2e/plugin-process';

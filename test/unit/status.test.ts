@@ -11,9 +11,9 @@ import {
   readFailedEvictions,
   writeFailedEvictions,
   type FailedEviction,
-} from '../../plugin/memshare/failed-evictions';
-import { collectStatus, renderStatus, showStatus, type NodeStatus } from '../../plugin/service/status';
-import { defaultConfig } from '../../plugin/service/config';
+} from '../../plugin/agent/failed-evictions';
+import { collectStatus, renderStatus, showStatus, type NodeStatus } from '../../plugin/agent/status';
+import { defaultConfig } from '../../plugin/agent/config';
 
 const ID = 'f00dfeedcafe0123456789abcdef0123456789abcdef0123456789abcdef0123';
 const failure: FailedEviction = {

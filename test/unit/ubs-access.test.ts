@@ -26,9 +26,9 @@ import {
 } from '../../plugin/backends/ubs/access';
 import { UbsBackend, defaultUbsConfig } from '../../plugin/backends/ubs';
 import type { UbsPool } from '../../plugin/backends/ubs/holder/pool';
-import { adjustmentOf } from '../../plugin/memshare/plugin';
+import { adjustmentOf } from '../../plugin/nri-adapter/adapter';
 import { codecs } from '../../plugin/nri/api';
-import { parseConfig } from '../../plugin/service/config';
+import { parseConfig } from '../../plugin/agent/config';
 import type { ShareHandle } from '../../plugin/model';
 import { AGENT_CLI } from '../support/agent-cli';
 

@@ -4,22 +4,11 @@
 // removed when nothing is failing.
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import type { FailedEviction } from '../eviction/evictor';
+
+export type { FailedEviction };
 
 export const FAILED_EVICTIONS_FILE = 'failed-evictions.json';
-
-export interface FailedEviction {
-  containerId: string;
-  /** the container's init process that could not be signalled */
-  pid: number;
-  /** failed attempts so far */
-  attempts: number;
-  /** the last attempt's error, e.g. "pidfd_send_signal(pidfd 22) failed: EPERM: Operation not permitted" */
-  lastError: string;
-  /** ISO time of the first failed attempt */
-  since: string;
-  /** whether another attempt is scheduled (false: the agent gave up until its next reconcile) */
-  retrying: boolean;
-}
 
 /** The file's path in `stateDir`. */
 export function failedEvictionsPath(stateDir: string): string {

@@ -1,9 +1,8 @@
 // The memshare plugin as NRI handlers: converts NRI's pods and containers into the service's
 // plain shapes, and the service's injection into an NRI container adjustment.
 import { ContainerState, type Container, type ContainerAdjustment, type Handlers, type PodSandbox, type Stub } from '../nri';
-import { Evictor, killContainerInit, type EvictionFailure, type KillOutcome } from './evict';
-import type { FailedEviction } from './failed-evictions';
-import type { MemshareService } from './service';
+import { Evictor, killContainerInit, type EvictionFailure, type FailedEviction, type KillOutcome } from '../eviction/evictor';
+import type { MemshareService } from '../memshare/service';
 import type { ContainerInfo, ContainerInjection, ContainerStateName, PodInfo } from '../model';
 
 const stateNames: Record<number, ContainerStateName> = {

@@ -11,7 +11,7 @@ let cached: string | undefined;
 /** The package version, e.g. "0.1.0"; "unknown" when package.json cannot be read. */
 export function packageVersion(): string {
   if (cached) return cached;
-  // dist/plugin/service/ in the tree and /usr/lib/nri-memshare/dist/plugin/service/ when installed
+  // dist/plugin/agent/ in the tree and /usr/lib/nri-memshare/dist/plugin/agent/ when installed
   for (const up of [join('..', '..', '..'), join('..', '..')]) {
     try {
       const v = (JSON.parse(readFileSync(join(__dirname, up, 'package.json'), 'utf8')) as { name?: string; version?: unknown });

@@ -7,7 +7,21 @@
 // Evictor below and reported (log, metrics, the state file that `status` reads).
 import { readFileSync, closeSync } from 'node:fs';
 import * as native from '../../native';
-import type { FailedEviction } from './failed-evictions';
+
+/** An eviction that failed and is not resolved yet (the container still runs without its shares). */
+export interface FailedEviction {
+  containerId: string;
+  /** the container's init process that could not be signalled */
+  pid: number;
+  /** failed attempts so far */
+  attempts: number;
+  /** the last attempt's error, e.g. "pidfd_send_signal(pidfd 22) failed: EPERM: Operation not permitted" */
+  lastError: string;
+  /** ISO time of the first failed attempt */
+  since: string;
+  /** whether another attempt is scheduled (false: the agent gave up until its next reconcile) */
+  retrying: boolean;
+}
 
 export type KillOutcome = 'killed' | 'gone' | 'no-pid' | 'not-this-container';
 

@@ -5,7 +5,7 @@ import { formatBytes, shareKey, type ShareHandle } from '../model';
 import { join } from 'node:path';
 import { HOLDER_SOCKET, LocalBackend, hostPathOf, probeHolder, type HolderHello } from '../backends';
 import type { Config } from './config';
-import { readFailedEvictions, type FailedEviction } from '../memshare/failed-evictions';
+import { readFailedEvictions, type FailedEviction } from './failed-evictions';
 import { readAgentState, type AgentState } from './agent-state';
 
 export interface ShareStatus {
