@@ -125,10 +125,12 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
       unbound: (r) => cluster?.changed(r.share),
       // these happen inside NRI handlers: count now, log once the reply is out (setImmediate),
       // so nothing above debug is written on the request path
-      refused: (reason, message, subject) => {
+      // the pod's Event gets the tenant's text; the log gets the operator's (they differ where the
+      // tenant's is kept vague on purpose); the metric counts the real reason
+      refused: (reason, message, subject, operatorDetail) => {
         metrics.refusals.labels(reason).inc();
         if (subject) setImmediate(() => cluster?.refused(subject.pod, message));
-        setImmediate(() => log.warn({ reason }, message));
+        setImmediate(() => log.warn({ reason }, operatorDetail ?? message));
       },
       released: (ns, name, why) => {
         cluster?.changed({ namespace: ns, name });

@@ -1,6 +1,8 @@
 // Decide whether a container may have the shares it asks for: each ref must be declared, be
 // the pod's own or shared with its namespace (read-only where only that is granted), fit the
-// limits, and fit on the node.
+// limits, and fit on the node. A share of another namespace that is not shared with the pod's
+// gets one answer whether it exists or not (docs/security.md); the refusal's operatorDetail
+// keeps the difference for the agent's log.
 import { type Limits, type ShareDeclaration, type ShareRef, RefusalError } from '../model/types';
 import { shareKey } from '../model/names';
 import { formatBytes } from '../model/quantity';
@@ -44,23 +46,31 @@ export function authorize(req: AuthorizeRequest): AuthorizedRef[] {
   let newBytes = 0;
   for (const ref of req.refs) {
     const key = shareKey(ref.namespace, ref.name);
-    const refusal = (reason: RefusalReason, text: string) => new RefusalError(`${annotation}: share "${key}": ${text}`, reason);
+    const refusal = (reason: RefusalReason, text: string, operatorText?: string) =>
+      new RefusalError(`${annotation}: share "${key}": ${text}`, reason, operatorText === undefined ? undefined : `${annotation}: share "${key}": ${operatorText}`);
     const present = req.isPresent(ref.namespace, ref.name);
     const decl = req.store.get(ref.namespace, ref.name);
+    const foreign = ref.namespace !== podNamespace;
+    const granted = decl !== undefined && (decl.allowedNamespaces.includes(podNamespace) || (decl.readOnlyNamespaces?.includes(podNamespace) ?? false));
+    if (foreign && !granted) {
+      // One answer whether the share is declared, removed or never was: anything else tells a
+      // tenant which share names other namespaces use. The reason (a metric label) and the log
+      // keep the operator's distinction.
+      const notGranted = `not granted to namespace "${podNamespace}" (no ShareMemory ${key} on this node lists "${podNamespace}" in spec.allowedNamespaces or spec.readOnlyNamespaces)`;
+      if (decl) {
+        throw refusal('forbidden-namespace', notGranted, `belongs to namespace "${ref.namespace}" and its ShareMemory does not list "${podNamespace}" in spec.allowedNamespaces`);
+      }
+      if (present) throw refusal('declaration-removed', notGranted, `its ShareMemory ${key} was removed; it takes no new bindings`);
+      throw refusal('unknown-share', notGranted, `not declared (no ShareMemory ${key} on this node)`);
+    }
     if (!decl) {
       if (present) {
         throw refusal('declaration-removed', `its ShareMemory ${key} was removed; it takes no new bindings (current users keep it until they end)`);
       }
       throw refusal('unknown-share', `not declared (no ShareMemory ${key} on this node)`);
     }
-    if (ref.namespace !== podNamespace && !decl.allowedNamespaces.includes(podNamespace)) {
-      const readOnlyGrant = decl.readOnlyNamespaces?.includes(podNamespace) ?? false;
-      if (!readOnlyGrant) {
-        throw refusal(
-          'forbidden-namespace',
-          `belongs to namespace "${ref.namespace}" and its ShareMemory does not list "${podNamespace}" in spec.allowedNamespaces`,
-        );
-      }
+    if (foreign && !decl.allowedNamespaces.includes(podNamespace)) {
+      // granted read-only (the only grant left)
       if (!ref.readOnly) {
         throw refusal(
           'read-only-grant',

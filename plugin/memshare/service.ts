@@ -30,7 +30,8 @@ export interface ServiceEvents {
   bound?(rec: BindingRecord): void;
   /** a binding ended (its container ended or was removed); the share may stay for other holders */
   unbound?(rec: Readonly<BindingRecord>, why: string): void;
-  refused?(reason: string, message: string, subject?: RefusalSubject): void;
+  /** `message` is the tenant's; `operatorDetail` (RefusalError's) is for the log only */
+  refused?(reason: string, message: string, subject?: RefusalSubject, operatorDetail?: string): void;
   released?(namespace: string, name: string, why: string): void;
   /** a release failed; `retryAt` is when it is tried again (undefined: only at the next start) */
   releaseFailed?(namespace: string, name: string, message: string, retryAt: number | undefined): void;
@@ -164,7 +165,7 @@ export class MemshareService {
       const down = this.o.backend.unavailable?.();
       if (down) throw new RefusalError(`${binding.annotation}: ${down}`, 'backend-unavailable');
     } catch (err) {
-      if (err instanceof RefusalError) this.ev.refused?.(err.reason, err.message, { pod, container: ctr });
+      if (err instanceof RefusalError) this.ev.refused?.(err.reason, err.message, { pod, container: ctr }, err.operatorDetail);
       throw err;
     }
     const bound: BoundShare[] = [];
@@ -178,7 +179,7 @@ export class MemshareService {
       // nothing half-done survives a failed creation: undo this container's bindings
       await this.endContainer(ctr.id, 'creation failed').catch(() => undefined);
       if (err instanceof RefusalError) {
-        this.ev.refused?.(err.reason, err.message, { pod, container: ctr });
+        this.ev.refused?.(err.reason, err.message, { pod, container: ctr }, err.operatorDetail);
         throw err;
       }
       const msg = `memshare: cannot bind shares for container ${ctr.name} of pod ${pod.namespace}/${pod.name}: ${messageOf(err)}`;

@@ -140,12 +140,18 @@ export interface ShareHandle {
   readonly data: Readonly<Record<string, HandleValue>>;
 }
 
-/** An error that refuses a binding; its message is shown to the user through CRI. */
+/**
+ * An error that refuses a binding; its message is shown to the user through CRI (and in an Event
+ * in the pod's namespace). `operatorDetail`, when set, is the fuller account for the agent's log
+ * only: the message is kept the same on purpose, so that it tells the tenant nothing of other
+ * namespaces.
+ */
 export class RefusalError extends Error {
   constructor(
     message: string,
-    /** a short machine-readable reason, used as a metric label */
+    /** a short machine-readable reason, used as a metric label (the operator's view) */
     readonly reason: string,
+    readonly operatorDetail?: string,
   ) {
     super(message);
     this.name = 'RefusalError';

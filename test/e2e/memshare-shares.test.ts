@@ -3,6 +3,7 @@
 import * as assert from 'uvu/assert';
 import { forEachContainerd, uniqueName, type RunningPod } from '../harness';
 import { Agent, MiB, rejection, retry } from './agent';
+import { waitFor } from '../support/util';
 
 const POD_KEY = 'memshare.nri.io/pod';
 const ctrKey = (name: string) => `memshare.nri.io/container.${name}`;
@@ -96,6 +97,11 @@ forEachContainerd('memshare shares', (test, env) => {
     assert.match(msg, `${owner}/${share}`);
     assert.match(msg, 'allowedNamespaces');
     assert.match(msg, `"${guest}"`);
+    // a share the owner never declared reads the same: the guest learns no names of other namespaces
+    const ghost = await refused(await pod(guest, { [POD_KEY]: `${owner}/${share}-none` }));
+    assert.is(ghost.replaceAll(`${share}-none`, share), msg);
+    // the operator's log keeps the difference (logged after the reply)
+    await waitFor(() => agent.output().includes(`does not list \\"${guest}\\" in spec.allowedNamespaces`) && agent.output().includes(`not declared (no ShareMemory ${owner}/${share}-none on this node)`), 'the refusals in the log');
 
     // the owner lets the guest namespace in: no agent restart, the next creation is accepted
     agent.writeDeclaration(owner, share, '128Mi', [guest]);

@@ -75,10 +75,39 @@ test("another tenant's share is refused unless it lists the pod namespace", () =
   refused(
     req([ref('team-b', 'private')]),
     'forbidden-namespace',
-    'memshare.nri.io/pod: share "team-b/private": belongs to namespace "team-b" and its ShareMemory does not list "team-a" in spec.allowedNamespaces',
+    'memshare.nri.io/pod: share "team-b/private": not granted to namespace "team-a" (no ShareMemory team-b/private on this node lists "team-a" in spec.allowedNamespaces or spec.readOnlyNamespaces)',
   );
   refused(req([ref('team-b', 'model')], { podNamespace: 'team-c' }), 'forbidden-namespace', /"team-c"/);
   assert.is(authorize(req([ref('team-b', 'model')])).length, 1);
+});
+
+/** The refusal of a request, for comparing two answers. */
+function refusalOf(r: AuthorizeRequest): RefusalError {
+  try {
+    authorize(r);
+  } catch (e) {
+    assert.instance(e, RefusalError);
+    return e as RefusalError;
+  }
+  assert.unreachable('authorized');
+  throw new Error('unreachable');
+}
+
+test("outside a share's grants, a pod gets one answer whether the share is declared, removed or never was; the operator's detail and reason differ", () => {
+  const removed = { isPresent: (ns: string, n: string) => ns === 'team-b' && n === 'private' };
+  const declared = refusalOf(req([ref('team-b', 'private')]));
+  const gone = refusalOf(req([ref('team-b', 'private')], { store: new MergedDeclarationStore([]), ...removed }));
+  const never = refusalOf(req([ref('team-b', 'private')], { store: new MergedDeclarationStore([]) }));
+  assert.is(gone.message, declared.message, 'removed and declared read the same to the pod');
+  assert.is(never.message, declared.message, 'never declared and declared read the same to the pod');
+  // read-only bindings too: a ":ro" ref must not probe either
+  assert.is(refusalOf(req([ref('team-b', 'private', true)])).message, refusalOf(req([ref('team-b', 'ghost', true)])).message.replace(/ghost/g, 'private'));
+  assert.equal([declared.reason, gone.reason, never.reason], ['forbidden-namespace', 'declaration-removed', 'unknown-share']);
+  assert.match(declared.operatorDetail ?? '', 'belongs to namespace "team-b" and its ShareMemory does not list "team-a" in spec.allowedNamespaces');
+  assert.match(gone.operatorDetail ?? '', 'its ShareMemory team-b/private was removed');
+  assert.match(never.operatorDetail ?? '', 'not declared (no ShareMemory team-b/private on this node)');
+  // within its own namespace a pod still learns which: those names are its own
+  assert.is(refusalOf(req([ref('team-a', 'nope')])).operatorDetail, undefined);
 });
 
 test('spec.readOnlyNamespaces: a namespace granted read-only binds with ":ro" only; read-write grants and other namespaces unchanged', () => {
@@ -94,7 +123,7 @@ test('spec.readOnlyNamespaces: a namespace granted read-only binds with ":ro" on
   assert.is(authorize(req([ref('team-b', 'feed')], { store: grants, podNamespace: 'team-rw' })).length, 1, 'allowedNamespaces still grants read-write');
   assert.is(authorize(req([ref('team-b', 'feed', true)], { store: grants, podNamespace: 'team-rw' })).length, 1);
   assert.is(authorize(req([ref('team-b', 'feed')], { store: grants, podNamespace: 'team-b' })).length, 1, 'the owner writes');
-  refused(req([ref('team-b', 'feed', true)], { store: grants, podNamespace: 'team-c' }), 'forbidden-namespace', /does not list "team-c"/);
+  refused(req([ref('team-b', 'feed', true)], { store: grants, podNamespace: 'team-c' }), 'forbidden-namespace', /not granted to namespace "team-c"/);
 });
 
 test('the annotation key in messages is the one the refs came from', () => {

@@ -66,16 +66,17 @@ async function setup(decls: ShareDeclaration[], limits = DEFAULT_LIMITS) {
   const backend = new RecordingBackend();
   const released: string[] = [];
   const refused: string[] = [];
+  const told: Array<{ message: string; operatorDetail?: string }> = [];
   const service = new MemshareService({
     backend, ledger, declarations: store, limits,
-    events: { released: (ns, n) => released.push(`${ns}/${n}`), refused: (r) => refused.push(r) },
+    events: { released: (ns, n) => released.push(`${ns}/${n}`), refused: (r, message, _s, operatorDetail) => (refused.push(r), told.push({ message, operatorDetail })) },
   });
   await service.init();
   const done = async () => {
     await ledger.close();
     rmSync(dir, { recursive: true, force: true });
   };
-  return { dir, ledger, source, backend, service, released, refused, done };
+  return { dir, ledger, source, backend, service, released, refused, told, done };
 }
 
 test('a bound container gets the mount, the share is acquired once and recorded', async () => {
@@ -147,6 +148,7 @@ test('refusals name the annotation and the share, and leave nothing behind', asy
   const cases: Array<[Record<string, string>, RegExp, string]> = [
     [{ 'memshare.nri.io/pod': 'nope' }, /memshare\.nri\.io\/pod.*team\/nope.*not declared/, 'unknown-share'],
     [{ 'memshare.nri.io/pod': 'other/private' }, /other\/private.*allowedNamespaces/, 'forbidden-namespace'],
+    [{ 'memshare.nri.io/pod': 'other/nothing' }, /other\/nothing.*not granted to namespace "team"/, 'unknown-share'],
     [{ 'memshare.nri.io/pod': '../etc' }, /memshare\.nri\.io\/pod/, 'syntax'],
     [{ 'memshare.nri.io/container.app': 'cache,,x' }, /memshare\.nri\.io\/container\.app/, 'syntax'],
   ];
@@ -162,6 +164,22 @@ test('refusals name the annotation and the share, and leave nothing behind', asy
   assert.is(s.backend.mounted.size, 0);
   const p = pod('team', { 'memshare.nri.io/pod': 'other/open' });
   assert.ok(await s.service.createContainer(p, ctr(p)), 'allowedNamespaces lets team in');
+  await s.done();
+});
+
+test("a refusal outside the share's grants tells the pod one thing and the operator's event the difference", async () => {
+  const s = await setup([decl('other', 'private')]);
+  const answers: string[] = [];
+  for (const share of ['other/private', 'other/nothing']) {
+    const p = pod('team', { 'memshare.nri.io/pod': share });
+    const err = await s.service.createContainer(p, ctr(p)).then(() => undefined, (e: unknown) => e);
+    answers.push((err as Error).message.replaceAll(share, 'SHARE'));
+  }
+  assert.is(answers[0], answers[1]);
+  assert.equal(s.refused, ['forbidden-namespace', 'unknown-share']);
+  assert.equal(s.told.map((t) => t.message.replace(/other\/\w+/g, 'SHARE')), [answers[0], answers[0]]);
+  assert.match(s.told[0].operatorDetail ?? '', 'does not list "team"');
+  assert.match(s.told[1].operatorDetail ?? '', 'not declared');
   await s.done();
 });
 
