@@ -16,7 +16,7 @@ export async function checkConfigFiles(config: Config): Promise<ConfigFileCheck>
   const out: ConfigFileCheck = { problems: [], warnings: [] };
   checkDeclarationsDir(config.declarationsDir, out);
   if (config.kubernetes) {
-    const { loadKubeCredentials } = await import('../declarations/kubeconfig');
+    const { loadKubeCredentials } = await import('../kube/kubeconfig');
     try {
       // run's own loader: it reads the kubeconfig, then the token, CA and client certificate files it names
       loadKubeCredentials(config.kubernetes);

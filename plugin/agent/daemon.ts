@@ -5,7 +5,7 @@ import { mkdirSync } from 'node:fs';
 // the files' parts come from their own modules, the Kubernetes parts only when configured
 import { DeclarationsDirectory } from '../declarations/directory';
 import { MergedDeclarationStore } from '../declarations/store';
-import type { KubeCredentials } from '../declarations/kubeconfig';
+import type { KubeCredentials } from '../kube/kubeconfig';
 import type { KubernetesDeclarationSource } from '../declarations/kubernetes';
 import { Ledger } from '../ledger';
 import { MemshareService } from '../memshare/service';
@@ -73,7 +73,7 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
   let kubeCredentials: KubeCredentials | undefined;
   if (config.kubernetes) {
     // unusable credentials throw (naming the kubeconfig field): the start fails with that message
-    const { loadKubeCredentials } = await import('../declarations/kubeconfig');
+    const { loadKubeCredentials } = await import('../kube/kubeconfig');
     const { KubernetesDeclarationSource } = await import('../declarations/kubernetes');
     const credentials = loadKubeCredentials(config.kubernetes);
     kubeCredentials = credentials;

@@ -7,7 +7,8 @@
 import { createHash } from 'node:crypto';
 import { isObject } from '../model';
 import { SHARE_MEMORY_API_VERSION, SHARE_MEMORY_KIND } from '../declarations/sharememory';
-import { SHARE_MEMORY_PLURAL, type KubeRequest, type KubeResponse } from '../declarations/kubernetes';
+import { SHARE_MEMORY_PLURAL } from '../declarations/kubernetes';
+import type { KubeRequest, KubeResponse } from '../kube/request';
 
 export const APPLY_CONTENT_TYPE = 'application/apply-patch+yaml';
 

@@ -1,7 +1,7 @@
 // The two cluster writers as the daemon uses them: built from the config, fed by the service's
 // events, reading the node's state from the service, the ledger and the backend.
-import type { KubeCredentials } from '../declarations/kubeconfig';
-import { kubeRequest } from '../declarations/kubernetes';
+import type { KubeCredentials } from '../kube/kubeconfig';
+import { kubeRequest } from '../kube/request';
 import { shareKey, type ShareHandle } from '../model';
 import type { BindingRecord } from '../ledger';
 import type { KubeSend, NodeShareStatus, ShareRef } from './apply';

@@ -22,24 +22,7 @@ export {
 } from './store';
 export { MemoryDeclarationSource } from './memory-source';
 export {
-  KubeconfigError,
-  loadInCluster,
-  loadKubeconfig,
-  parseKubeconfig,
-  loadKubeCredentials,
-  SERVICE_ACCOUNT_DIR,
-  MAX_CREDENTIAL_FILE_BYTES,
-  type KubeTransport,
-  type KubeConnection,
-  type KubeCredentials,
-  type InClusterOptions,
-  type KubeconfigOptions,
-} from './kubeconfig';
-export {
   KubernetesDeclarationSource,
-  kubeRequest,
-  type KubeRequest,
-  type KubeResponse,
   SHARE_MEMORY_GROUP,
   SHARE_MEMORY_PLURAL,
   SHARE_MEMORY_LIST_PATH,

@@ -13,11 +13,13 @@
 // the set. An invalid object is reported and left out; the others are unaffected. An object that
 // turns invalid (e.g. MODIFIED to a size beyond this node's limits) is left out too: the object is
 // the truth, and a last good copy would be a size nobody declares any more.
-import * as http from 'node:http';
-import * as https from 'node:https';
+import type * as http from 'node:http';
 import type { Limits, ShareDeclaration } from '../model/types';
 import { isObject, type PlainObject } from '../model';
-import type { KubeConnection, KubeCredentials } from './kubeconfig';
+import type { KubeCredentials } from '../kube/kubeconfig';
+import { BodyTooLargeError, GoneError, KubeApiError as ApiError, MAX_RESPONSE_BYTES, describeRequestError, readBody, sendRequest } from '../kube/request';
+import { metaOf, readListPage } from '../kube/list';
+import { readWatchStream, type WatchEvent } from '../kube/watch';
 import { DeclarationError, SHARE_MEMORY_API_VERSION, SHARE_MEMORY_KIND, validateShareMemory } from './sharememory';
 import {
   type DeclarationChange,
@@ -43,7 +45,7 @@ export const MAX_WATCH_EVENT_BYTES = 8 * 1024 * 1024;
 // The largest list page accepted: a page holds pageSize (500) objects; a ShareMemory with the
 // most allowedNamespaces (1024) is about 70 KiB of JSON, so a full page of the largest is some
 // 35 MiB. Past the cap the list fails, naming it (lower pageSize, or raise the cap).
-export const MAX_LIST_BODY_BYTES = 64 * 1024 * 1024;
+export const MAX_LIST_BODY_BYTES = MAX_RESPONSE_BYTES;
 // Error bodies are only read for their Status message.
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
@@ -76,21 +78,6 @@ export interface KubernetesSourceOptions {
   log?: SourceLog;
 }
 
-/** A 410 Gone: the resourceVersion (or continue token) is too old; list again. */
-class GoneError extends Error {}
-
-/** A failure talking to the API server, with a message meant for the operator. */
-class ApiError extends Error {
-  constructor(message: string, readonly retryAfterMs = 0) {
-    super(message);
-  }
-}
-
-interface WatchEvent {
-  type: string;
-  object: unknown;
-}
-
 /** How the API server is reached, for the start-up warning and for status. */
 export interface KubernetesSourceSecurity {
   /** the server's origin, e.g. "https://10.0.0.1:6443" */
@@ -101,14 +88,6 @@ export interface KubernetesSourceSecurity {
   tlsVerified: boolean;
   /** what is unsafe and which kubeconfig field makes it so; absent when verified */
   warning?: string;
-}
-
-/** A body larger than the cap: the request fails naming it. */
-class BodyTooLargeError extends Error {}
-
-
-function metaOf(obj: unknown): PlainObject {
-  return isObject(obj) && isObject(obj.metadata) ? obj.metadata : {};
 }
 
 /** "namespace/name" as the object says, for keying and messages even when invalid. */
@@ -303,30 +282,14 @@ export class KubernetesDeclarationSource implements DeclarationSource {
       if (this.pageSize > 0) q.set('limit', String(this.pageSize));
       if (cont) q.set('continue', cont);
       const res = await this.request(q);
-      const ok = res.statusCode === 200;
-      let body: string;
-      try {
-        body = await readBody(res, this.requestTimeoutMs, ok ? this.maxListBytes : MAX_ERROR_BODY_BYTES);
-      } catch (err) {
-        if (!(err instanceof BodyTooLargeError)) throw err;
-        if (!ok) body = ''; // a Status is small; past the cap only the code counts
-        else throw new ApiError(`${this.where()}: list: ${err.message} (a page of ${this.pageSize || 'all'} objects; lower pageSize)`);
-      }
-      if (!ok) throw this.httpError(res, body, 'list');
-      let page: unknown;
-      try {
-        page = JSON.parse(body);
-      } catch {
-        throw new ApiError(`${this.where()}: list: the response is not JSON`);
-      }
-      if (!isObject(page) || !Array.isArray(page.items)) throw new ApiError(`${this.where()}: list: the response has no items`);
-      const meta = metaOf(page);
-      if (typeof meta.resourceVersion !== 'string' || !meta.resourceVersion) {
-        throw new ApiError(`${this.where()}: list: the response has no metadata.resourceVersion`);
-      }
-      rv = meta.resourceVersion;
-      items.push(...page.items);
-      cont = typeof meta.continue === 'string' && meta.continue ? meta.continue : undefined;
+      if (res.statusCode !== 200) throw this.httpError(res, await this.errorBody(res), 'list');
+      const page = await readListPage(
+        res,
+        { where: this.where(), timeoutMs: this.requestTimeoutMs, maxBytes: this.maxListBytes, pageSize: this.pageSize },
+        (item) => items.push(item),
+      );
+      rv = page.resourceVersion;
+      cont = page.continue;
     } while (cont && !this.stopped);
     if (this.stopped) return;
 
@@ -361,85 +324,18 @@ export class KubernetesDeclarationSource implements DeclarationSource {
       allowWatchBookmarks: 'true',
       timeoutSeconds: String(this.watchTimeoutSeconds),
     });
-    const started = Date.now();
+    const startedAt = Date.now();
     const res = await this.request(q);
-    if (res.statusCode !== 200) {
-      const body = await readBody(res, this.requestTimeoutMs, MAX_ERROR_BODY_BYTES).catch((err: unknown) => {
-        if (err instanceof BodyTooLargeError) return '';
-        throw err;
-      });
-      throw this.httpError(res, body, 'watch');
-    }
+    if (res.statusCode !== 200) throw this.httpError(res, await this.errorBody(res), 'watch');
     this.connectedNow();
-    return new Promise((resolve, reject) => {
-      // the line so far, as chunks: each byte is looked at once for a newline (scanning the whole
-      // buffer again on every chunk made a long line quadratic: 66 MiB cost 40 s of CPU)
-      let pending: Buffer[] = [];
-      let pendingBytes = 0;
-      let events = 0;
-      let settled = false;
-      // the server ends the stream after timeoutSeconds; one that stays silent well beyond that
-      // is a half-open connection
-      const guard = setTimeout(() => {
-        finish(new ApiError(`${this.where()}: watch: the stream outlived timeoutSeconds=${this.watchTimeoutSeconds} by 30 s; reconnecting`));
-      }, this.watchTimeoutSeconds * 1000 + 30000);
-      const finish = (outcome: 'ended' | 'idle' | 'gone' | Error) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(guard);
-        pending = [];
-        res.removeAllListeners('data');
-        if (outcome !== 'ended' && outcome !== 'idle') res.destroy();
-        if (outcome instanceof Error) reject(outcome);
-        else resolve(outcome);
-      };
-      const onLine = (line: string) => {
-        line = line.trim();
-        if (!line) return;
-        events++;
-        let ev: WatchEvent;
-        try {
-          ev = JSON.parse(line) as WatchEvent;
-        } catch {
-          finish(new ApiError(`${this.where()}: watch: event ${events} is not JSON (${Buffer.byteLength(line)} bytes); reconnecting`));
-          return;
-        }
-        const r = this.onEvent(ev);
-        if (r) finish(r);
-      };
-      res.on('data', (chunk: Buffer) => {
-        let start = 0;
-        let nl: number;
-        while (!settled && (nl = chunk.indexOf(0x0a, start)) >= 0) {
-          const part = chunk.subarray(start, nl);
-          if (pendingBytes + part.length > this.maxEventBytes) return finish(this.tooLong());
-          // utf8 is decoded per whole line, so a character split across chunks stays whole
-          const line = pendingBytes ? Buffer.concat([...pending, part], pendingBytes + part.length) : part;
-          pending = [];
-          pendingBytes = 0;
-          onLine(line.toString('utf8'));
-          start = nl + 1;
-        }
-        if (settled || start >= chunk.length) return;
-        const rest = chunk.subarray(start);
-        if (pendingBytes + rest.length > this.maxEventBytes) return finish(this.tooLong());
-        pending.push(rest);
-        pendingBytes += rest.length;
-      });
-      res.on('end', () => {
-        if (this.stopped) return finish('ended');
-        const idle = events === 0 && Date.now() - started < 1000;
-        finish(idle ? 'idle' : 'ended');
-      });
-      res.on('error', (err) => finish(new ApiError(`${this.where()}: watch: ${err.message}`)));
-      res.on('close', () => finish(this.stopped ? 'ended' : new ApiError(`${this.where()}: watch: the connection closed mid-stream`)));
+    return readWatchStream(res, {
+      where: this.where(),
+      startedAt,
+      timeoutSeconds: this.watchTimeoutSeconds,
+      maxEventBytes: this.maxEventBytes,
+      stopped: () => this.stopped,
+      onEvent: (ev) => this.onEvent(ev),
     });
-  }
-
-  private tooLong(): ApiError {
-    return new ApiError(
-      `${this.where()}: watch: an event is longer than ${this.maxEventBytes} bytes without a newline (no ShareMemory is that large); the stream is cut off and the watch reconnects`,
-    );
   }
 
   /** Applies one event; returns 'gone' or an Error to end the stream. */
@@ -504,24 +400,17 @@ export class KubernetesDeclarationSource implements DeclarationSource {
 
   private request(query: URLSearchParams): Promise<http.IncomingMessage> {
     if (this.stopped) return Promise.reject(new Error('stopped'));
-    const conn = this.options.credentials.connection(); // rotating tokens and certificates: read now
-    const base = conn.server.pathname.replace(/\/+$/, '');
-    const path = `${base}${SHARE_MEMORY_LIST_PATH}?${query.toString()}`;
-    const headers = { Accept: 'application/json', 'User-Agent': 'nri-memshare', ...conn.headers };
-    return new Promise((resolve, reject) => {
-      const req = openRequest(conn, 'GET', path, headers);
-      this.current = req;
-      const timer = setTimeout(() => req.destroy(new Error(`no response within ${this.requestTimeoutMs} ms`)), this.requestTimeoutMs);
-      req.on('response', (res) => {
-        clearTimeout(timer);
-        resolve(res);
-      });
-      req.on('error', (err) => {
-        clearTimeout(timer);
-        const code = (err as NodeJS.ErrnoException).code;
-        reject(new ApiError(`${this.where()}: ${code && !err.message.includes(code) ? `${code} ` : ''}${err.message}`));
-      });
-      req.end();
+    const r = { method: 'GET' as const, path: SHARE_MEMORY_LIST_PATH, query, timeoutMs: this.requestTimeoutMs };
+    return sendRequest(this.options.credentials, r, (req) => (this.current = req)).catch((err: unknown) => {
+      throw new ApiError(`${this.where()}: ${describeRequestError(err)}`);
+    });
+  }
+
+  /** An error answer's body, read only for its Status message (past the cap only the code counts). */
+  private errorBody(res: http.IncomingMessage): Promise<string> {
+    return readBody(res, this.requestTimeoutMs, MAX_ERROR_BODY_BYTES).catch((err: unknown) => {
+      if (err instanceof BodyTooLargeError) return '';
+      throw err;
     });
   }
 
@@ -555,117 +444,5 @@ export class KubernetesDeclarationSource implements DeclarationSource {
         return new ApiError(`${at}: HTTP ${code}: ${detail}`, Number.isFinite(ra) && ra > 0 ? Math.min(ra, 300) * 1000 : 0);
       }
     }
-  }
-}
-
-/** The whole body, at most maxBytes; a failure rejects with a plain Error (the caller names the server). */
-function readBody(res: http.IncomingMessage, timeoutMs: number, maxBytes: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let total = 0;
-    const tooLarge = () => {
-      clearTimeout(timer);
-      reject(new BodyTooLargeError(`the response is larger than the ${maxBytes} bytes allowed`));
-      res.destroy();
-    };
-    const timer = setTimeout(() => res.destroy(new Error(`the response did not complete within ${timeoutMs} ms`)), timeoutMs);
-    // a declared length over the cap fails before any of it is read
-    if (Number(res.headers['content-length']) > maxBytes) return tooLarge();
-    res.on('data', (c: Buffer) => {
-      total += c.length;
-      if (total > maxBytes) return tooLarge();
-      chunks.push(c);
-    });
-    res.on('end', () => {
-      clearTimeout(timer);
-      resolve(Buffer.concat(chunks).toString('utf8'));
-    });
-    res.on('error', (err) => {
-      clearTimeout(timer);
-      reject(new Error(`reading the response: ${err.message}`));
-    });
-    res.on('close', () => {
-      clearTimeout(timer);
-      if (!res.complete) reject(new Error('the connection closed before the response was complete'));
-    });
-  });
-}
-
-/** One request to the API server with this connection's TLS material; one connection per request. */
-function openRequest(conn: KubeConnection, method: string, path: string, headers: Record<string, string>): http.ClientRequest {
-  const opts: https.RequestOptions = {
-    protocol: conn.server.protocol,
-    hostname: conn.server.hostname.replace(/^\[(.*)\]$/, '$1'),
-    port: conn.server.port || (conn.server.protocol === 'https:' ? 443 : 80),
-    path,
-    method,
-    headers,
-    agent: false, // one connection per request: a watch holds its own, and stop() ends it
-  };
-  if (conn.server.protocol === 'https:') {
-    Object.assign(opts, {
-      ca: conn.tls.ca,
-      cert: conn.tls.cert,
-      key: conn.tls.key,
-      rejectUnauthorized: conn.tls.rejectUnauthorized,
-      servername: conn.tls.servername,
-    });
-  }
-  return (conn.server.protocol === 'https:' ? https : http).request(opts);
-}
-
-export interface KubeRequest {
-  method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
-  /** below the server's base path, e.g. /apis/events.k8s.io/v1/namespaces/NS/events */
-  path: string;
-  query?: URLSearchParams;
-  contentType?: string;
-  body?: string;
-  /** no complete answer within this fails (default 30000 ms) */
-  timeoutMs?: number;
-}
-
-export interface KubeResponse {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-/**
- * One request and its whole answer (at most MAX_LIST_BODY_BYTES), for the writers beside the
- * watch (plugin/cluster: status, Events). Any HTTP status resolves; no answer rejects with an
- * Error naming the server and the request (cause set).
- */
-export async function kubeRequest(credentials: KubeCredentials, r: KubeRequest): Promise<KubeResponse> {
-  const timeoutMs = r.timeoutMs ?? 30000;
-  const where = `kubernetes ${credentials.server.origin}: ${r.method} ${r.path}`;
-  try {
-    const conn = credentials.connection(); // rotating tokens and certificates: read now
-    const base = conn.server.pathname.replace(/\/+$/, '');
-    const qs = r.query?.toString();
-    const headers: Record<string, string> = { Accept: 'application/json', 'User-Agent': 'nri-memshare', ...conn.headers };
-    if (r.body !== undefined) {
-      headers['Content-Type'] = r.contentType ?? 'application/json';
-      headers['Content-Length'] = String(Buffer.byteLength(r.body));
-    }
-    const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
-      const req = openRequest(conn, r.method, `${base}${r.path}${qs ? `?${qs}` : ''}`, headers);
-      const timer = setTimeout(() => req.destroy(new Error(`no response within ${timeoutMs} ms`)), timeoutMs);
-      req.on('response', (resp) => {
-        clearTimeout(timer);
-        resolve(resp);
-      });
-      req.on('error', (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-      req.end(r.body);
-    });
-    const body = await readBody(res, timeoutMs, MAX_LIST_BODY_BYTES);
-    return { status: res.statusCode ?? 0, headers: res.headers, body };
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const msg = (err as Error).message;
-    throw new Error(`${where}: ${code && !msg.includes(code) ? `${code} ` : ''}${msg}`, { cause: err });
   }
 }

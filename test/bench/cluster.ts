@@ -140,7 +140,7 @@ async function benchList(): Promise<Record<string, unknown>> {
   const times: number[] = [];
   try {
     for (let i = 0; i < 7; i++) {
-      const c = (await import('../../plugin/declarations')).parseKubeconfig(kubeconfigText(api.url), '/nonexistent/kubeconfig');
+      const c = (await import('../../plugin/kube')).parseKubeconfig(kubeconfigText(api.url), '/nonexistent/kubeconfig');
       const src = new KubernetesDeclarationSource({ credentials: c, limits: DEFAULT_LIMITS });
       const store = new MergedDeclarationStore([src]);
       const start = process.hrtime.bigint();

@@ -3,7 +3,7 @@
 // expired; the per-pod limit; the config keys that switch the writers off.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { kubeRequest, parseKubeconfig } from '../../plugin/declarations';
+import { kubeRequest, parseKubeconfig } from '../../plugin/kube';
 import { EVENT_REASON, REPORTING_CONTROLLER, RefusalEvents, resolveNodeName, type KubeSend } from '../../plugin/cluster';
 import { parseConfig } from '../../plugin/agent/config';
 import { FakeApiServer } from '../support/fake-apiserver';

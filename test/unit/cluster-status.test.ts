@@ -3,7 +3,7 @@
 // and the catch-up after it, removal, the start-up correction, and the fake's own semantics.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { kubeRequest, parseKubeconfig, type KubeCredentials } from '../../plugin/declarations';
+import { kubeRequest, parseKubeconfig, type KubeCredentials } from '../../plugin/kube';
 import { applyNodeStatus, fieldManagerFor, StatusWriter, type KubeSend, type NodeShareStatus, type ShareRef } from '../../plugin/cluster';
 import { FakeApiServer } from '../support/fake-apiserver';
 import { waitFor } from '../support/util';

@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { KubeconfigError, loadInCluster, loadKubeCredentials, loadKubeconfig, parseKubeconfig } from '../../plugin/declarations';
+import { KubeconfigError, loadInCluster, loadKubeCredentials, loadKubeconfig, parseKubeconfig } from '../../plugin/kube';
 import { tempDirs } from '../support/cleanup';
 
 const tempDir = tempDirs(test, 'memshare-kubeconfig-');

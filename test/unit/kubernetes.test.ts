@@ -7,12 +7,11 @@ import * as path from 'node:path';
 import {
   KubernetesDeclarationSource,
   MergedDeclarationStore,
-  parseKubeconfig,
   type DeclarationChange,
   type DeclarationProblem,
-  type KubeCredentials,
   type SourceLog,
 } from '../../plugin/declarations';
+import { parseKubeconfig, type KubeCredentials } from '../../plugin/kube';
 import { DEFAULT_LIMITS } from '../../plugin/model/types';
 import { FakeApiServer, selfSignedCert, shareMemory } from '../support/fake-apiserver';
 import { SKIP_TLS_VERIFY, kubeconfigText, trustCert } from '../support/fake-apiserver-https';

@@ -11,7 +11,7 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isObject, type PlainObject } from '../model';
 import { FileReadError, readRegularFileSync } from '../model/regular-file';
-import { YamlTextError, parseYamlDocuments } from './parse';
+import { YamlTextError, parseYamlDocuments } from '../declarations/parse';
 
 /** The largest kubeconfig, token, certificate or key file read (a CA bundle is some 200 KiB). */
 export const MAX_CREDENTIAL_FILE_BYTES = 1024 * 1024;
