@@ -2,22 +2,21 @@
 // Every problem is reported with its key path ("limits.maxShareBytes: ...") so that
 // `nri-memshare check-config` can list them all at once instead of failing on the first.
 import { realpathSync } from 'node:fs';
-import { FileReadError, readRegularFileSync } from '../model/regular-file';
-import { JsonSyntaxError, parseStrictJson } from '../model/strict-json';
+import { FileReadError, readRegularFileSync } from '../files/regular-file';
+import { JsonSyntaxError, parseStrictJson } from '../files/strict-json';
 import { basename, dirname, join, resolve } from 'node:path';
 import {
-  ConfigReader,
   DEFAULT_CONFIG_PATH,
   DEFAULT_DECLARATIONS_DIR,
   DEFAULT_LIMITS,
   DEFAULT_SHARES_DIR,
   DEFAULT_STATE_DIR,
   DNS_LABEL_MAX,
-  describe,
   isObject,
   messageOf,
   type Limits,
 } from '../model';
+import { ConfigReader, describe } from '../config/reader';
 import { isDurable, readBackendConfig, type BackendConfig } from '../backends';
 import { DEFAULT_SOCKET } from '../nri';
 import { parseListenAddress } from './metrics';

@@ -1,7 +1,7 @@
 // Memory backends behind one interface (./types): local (tmpfs on this node) and ubs (the UB
 // memory pool through the ubs-mem SDK). Each is a self-contained module with its kind, its own
 // config keys and its factory; this registry is the only place that lists them.
-import { describe, type ConfigReader } from '../model';
+import { describe, type ConfigReader } from '../config/reader';
 import { LOCAL_KIND, LocalBackend, readLocalConfig, type LocalBackendConfig } from './local';
 import { UBS_KIND, UbsBackend, readUbsConfig, type UbsBackendConfig } from './ubs';
 import type { Backend } from './types';

@@ -12,16 +12,16 @@ import type * as Crypto from 'node:crypto';
 import { chmodSync, closeSync, existsSync, ftruncateSync, mkdirSync, promises as fsp, readdirSync, readFileSync, realpathSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as native from '../../native';
+import type { ConfigReader } from '../config/reader';
+import { KeyedLock } from '../locks/keyed-lock';
 import {
   DEFAULT_SHARES_DIR,
-  KeyedLock,
   emptyInjection,
   isDnsLabel,
   isObject,
   quote,
   shareKey,
   wrapError,
-  type ConfigReader,
   type ContainerInjection,
   type ShareDeclaration,
   type ShareHandle,

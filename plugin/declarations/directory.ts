@@ -15,7 +15,7 @@
 //   misses events, a periodic rescan.
 // - No file can stall the agent (the files are input from whoever may write the directory):
 //   only regular files are read, never opened blocking, never from /proc or /sys, at most
-//   maxFileBytes of them (model/regular-file.ts); parsing has a budget (parse.ts). A FIFO, device
+//   maxFileBytes of them (files/regular-file.ts); parsing has a budget (parse.ts). A FIFO, device
 //   or dangling link in place of a file is reported and the file keeps its last good declarations.
 // - Scans are off the request path: the first one (in start(), before the agent serves) is
 //   synchronous; later ones read through the thread pool and parse in a worker thread, and swap
@@ -23,7 +23,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { FileReadError, readRegularFile, readRegularFileSync } from '../model/regular-file';
+import { FileReadError, readRegularFile, readRegularFileSync } from '../files/regular-file';
 import { DEFAULT_PARSE_BUDGET, parseDeclarationText, type ParseBudget } from './parse';
 import type { ParseReply, ParseRequest } from './parse-worker';
 import type { Limits, ShareDeclaration } from '../model/types';

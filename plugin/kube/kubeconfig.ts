@@ -10,8 +10,8 @@
 // files only, bounded, and errors give line and column, never the file's content.
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isObject, type PlainObject } from '../model';
-import { FileReadError, readRegularFileSync } from '../model/regular-file';
-import { YamlTextError, parseYamlDocuments } from '../declarations/parse';
+import { FileReadError, readRegularFileSync } from '../files/regular-file';
+import { YamlTextError, parseYamlDocuments } from '../files/yaml';
 
 /** The largest kubeconfig, token, certificate or key file read (a CA bundle is some 200 KiB). */
 export const MAX_CREDENTIAL_FILE_BYTES = 1024 * 1024;

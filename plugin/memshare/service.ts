@@ -3,8 +3,8 @@
 // Knows nothing of wire formats: the NRI adapter (plugin.ts) calls it with plain objects.
 import { parseBinding } from './annotations';
 import { authorize } from './authorize';
+import { KeyedLock } from '../locks/keyed-lock';
 import {
-  KeyedLock,
   RefusalError,
   messageOf,
   shareKey,

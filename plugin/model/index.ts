@@ -6,5 +6,3 @@ export * from './quantity';
 export * from './object';
 export * from './errors';
 export * from './paths';
-export { KeyedLock } from './keyed-lock';
-export { ConfigReader, describe } from './config-reader';

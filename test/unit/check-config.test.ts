@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { nearest } from '../../plugin/model/config-reader';
+import { nearest } from '../../plugin/config/reader';
 import { kubeconfigText } from '../support/fake-apiserver-https';
 import { AGENT_CLI } from '../support/agent-cli';
 

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { DeclarationsDirectory, MergedDeclarationStore, type DeclarationChange, type DeclarationProblem } from '../../plugin/declarations';
 import { DEFAULT_LIMITS } from '../../plugin/model/types';
 import { spawnSync } from 'node:child_process';
-import { FileReadError, readAtMostSync, readRegularFileSync } from '../../plugin/model/regular-file';
+import { FileReadError, readAtMostSync, readRegularFileSync } from '../../plugin/files/regular-file';
 import { tempDirs } from '../support/cleanup';
 import { waitFor } from '../support/util';
 

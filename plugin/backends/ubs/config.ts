@@ -2,7 +2,8 @@
 // to the vendor's pod recipe (ubs-test's matrixshm pods; see README "UB memory nodes").
 import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
-import { describe, isObject, type ConfigReader, type MountSpec } from '../../model';
+import { isObject, type MountSpec } from '../../model';
+import { describe, type ConfigReader } from '../../config/reader';
 import { namePrefixProblem } from './naming';
 
 export const UBS_KIND = 'ubs';

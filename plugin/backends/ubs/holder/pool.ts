@@ -1,7 +1,7 @@
 // What the UBS backend asks of the UB memory pool, by share name. Two implementations: SdkPool
 // (here) calls the SDK in this process and keeps its mappings by name; RemotePool (./client.ts)
 // asks the holder process, which runs an SdkPool, so mappings outlive the agent.
-import { KeyedLock } from '../../../model';
+import { KeyedLock } from '../../../locks/keyed-lock';
 import { UbsmCode, ubsmCodeMeaning, ubsmCodeName, type SdkMapping, type ShmemInfo, type UbsSdk } from '../../../../native/ubs-sdk';
 
 export interface UbsPool {

@@ -2,8 +2,8 @@
 // problem names its key path ("limits.maxShareBytes: ..."), and keys never asked about are
 // reported as unknown. Used by the service's config and by each backend for its own keys.
 import { isAbsolute } from 'node:path';
-import { isObject, type PlainObject } from './object';
-import { parseQuantityBytes } from './quantity';
+import { isObject, type PlainObject } from '../model/object';
+import { parseQuantityBytes } from '../model/quantity';
 
 /** A short description of a value for a problem message. */
 export function describe(v: unknown): string {
