@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 export NRI_MEMSHARE_CACHE=${NRI_MEMSHARE_CACHE:-/var/tmp/nri-memshare-cache}
 
 need=()
-for p in runc busybox-static rpm rpmlint systemd iproute2 gcc libc6-dev patchelf; do
+for p in runc busybox-static rpm rpmlint systemd iproute2 gcc libc6-dev patchelf openssl; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -22,6 +22,8 @@ fi
 
 npm ci --no-audit --no-fund --loglevel=error
 bash test/harness/fetch-containerd.sh
+# etcd, kubectl and Kubernetes' API server built from Debian's Go sources (first build: minutes)
+bash test/harness/fetch-kube-tools.sh
 # no Node 24, no test run: fetch-node.sh fails loudly, never skips (also outside CI)
 bash test/harness/fetch-node.sh
 npm run build

@@ -7,7 +7,9 @@ import { ContainerdVersion } from './paths';
 export { startContainerd, mountsUnder, shimPids } from './containerd';
 export type { ContainerdInstance, ContainerdOptions } from './containerd';
 export * from './cri';
-export { TEST_IMAGE, cacheDir, criProtoPath, imageTarPath, containerdBinDir } from './paths';
+export { TEST_IMAGE, cacheDir, criProtoPath, imageTarPath, containerdBinDir, kubeToolsBinDir, kubeApiserverPath } from './paths';
+export { startKubeApi, freePort, ADMIN_GROUP } from './apiserver';
+export type { KubeApi, CommandResult } from './apiserver';
 export type { ContainerdVersion } from './paths';
 export { debug, step } from './debug';
 

@@ -41,3 +41,19 @@ export function containerdDeb(version: ContainerdVersion): string {
     return 'unknown';
   }
 }
+
+/** Folder of fetch-kube-tools.sh's etcd, etcdctl and kubectl. */
+export function kubeToolsBinDir(): string {
+  return join(cacheDir(), 'kube-tools', 'bin');
+}
+
+/** The API server fetch-kube-tools.sh builds (Kubernetes' apiextensions-apiserver, the project's main). */
+export function kubeApiserverPath(): string {
+  return join(cacheDir(), 'kube-apiserver', 'apiserver');
+}
+
+/** Throws a message that says how to fix it when the Kubernetes parts are not built yet. */
+export function assertKubeFetched(): void {
+  const missing = [kubeApiserverPath(), ...['etcd', 'etcdctl', 'kubectl'].map((b) => join(kubeToolsBinDir(), b))].filter((p) => !existsSync(p));
+  if (missing.length) throw new Error(`missing ${missing.join(', ')}: run "bash test/harness/fetch-kube-tools.sh" first`);
+}
