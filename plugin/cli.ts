@@ -3,6 +3,7 @@
 import { buildInfo } from './agent/build-info';
 import { LOG_LEVELS, type LogLevel } from './agent/logger';
 import type { Daemon } from './agent/daemon';
+import { printable } from './model/printable';
 
 const USAGE = `usage: nri-memshare <command> [options]
 
@@ -125,12 +126,15 @@ async function main(): Promise<number> {
         problems.push(...files.problems);
         warnings.push(...files.warnings);
       }
-      for (const w of warnings) process.stderr.write(`${configPath}: warning: ${w}\n`);
+      // problems quote key names and paths from the file: escaped again here so that none can
+      // forge a line of its own or drive the terminal
+      const where = printable(configPath);
+      for (const w of warnings) process.stderr.write(`${where}: warning: ${printable(w)}\n`);
       if (problems.length === 0) {
-        process.stdout.write(`${configPath}: ok${warnings.length ? ` (${warnings.length} warning${warnings.length > 1 ? 's' : ''})` : ''}\n`);
+        process.stdout.write(`${where}: ok${warnings.length ? ` (${warnings.length} warning${warnings.length > 1 ? 's' : ''})` : ''}\n`);
         return 0;
       }
-      for (const p of problems) process.stderr.write(`${configPath}: ${p}\n`);
+      for (const p of problems) process.stderr.write(`${where}: ${printable(p)}\n`);
       return 1;
     }
     case 'status': {

@@ -1,7 +1,7 @@
 // `nri-memshare status`: what is shared on this node, read from the ownership records and the
 // backend (never from the running agent, so it works while the agent is down too).
 import { Ledger, type BindingRecord } from '../ledger';
-import { formatBytes, shareKey, type ShareHandle } from '../model';
+import { formatBytes, printable, printableJson, shareKey, type ShareHandle } from '../model';
 import { join } from 'node:path';
 import { HOLDER_SOCKET, LocalBackend, hostPathOf, probeHolder, type HolderHello } from '../backends';
 import type { Config } from './config';
@@ -178,28 +178,32 @@ export function renderStatus(st: NodeStatus): string {
       rows.push([...lead, `${h.pod.namespace}/${h.pod.name}`, `${h.container.name} (${h.container.id.slice(0, 12)})`, h.readOnly ? 'ro' : 'rw']);
     });
   }
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  const lines = rows.map((r) => r.map((x, c) => x.padEnd(widths[c])).join('  ').trimEnd());
+  const lines = renderTable(rows);
   if (st.shares.length === 0) lines.push('(no shares on this node)');
   lines.unshift(...head);
   if (st.failedEvictions.length) lines.push('', ...renderFailedEvictions(st.failedEvictions));
   for (const w of st.warnings) lines.push(`warning: ${w}`);
-  return `${lines.join('\n')}\n`;
+  // names and errors in these lines came from files, records and tenants: a newline or an escape
+  // sequence in one must not forge a line of its own ("warning: ...") or drive the terminal
+  return `${lines.map(printable).join('\n')}\n`;
+}
+
+/** Rows as aligned columns, each cell escaped first so that the widths hold. */
+function renderTable(rows: string[][]): string[] {
+  const cells = rows.map((r) => r.map(printable));
+  const widths = cells[0].map((_, c) => Math.max(...cells.map((r) => r[c].length)));
+  return cells.map((r) => r.map((x, c) => x.padEnd(widths[c])).join('  ').trimEnd());
 }
 
 /** The "failed evictions" section: containers that run without their shares because the agent could not kill them. */
 function renderFailedEvictions(list: readonly FailedEviction[]): string[] {
   const rows: string[][] = [['CONTAINER', 'PID', 'ATTEMPTS', 'SINCE', 'RETRYING', 'LAST ERROR']];
   for (const f of list) rows.push([f.containerId.slice(0, 12), String(f.pid), String(f.attempts), f.since, f.retrying ? 'yes' : 'no', f.lastError]);
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  return [
-    `failed evictions (${list.length}): these containers run without their shares; the agent could not kill them`,
-    ...rows.map((r) => r.map((x, c) => x.padEnd(widths[c])).join('  ').trimEnd()),
-  ];
+  return [`failed evictions (${list.length}): these containers run without their shares; the agent could not kill them`, ...renderTable(rows)];
 }
 
 export async function showStatus(config: Config, json: boolean, out: NodeJS.WritableStream): Promise<number> {
   const st = await collectStatus(config);
-  out.write(json ? `${JSON.stringify(st, null, 2)}\n` : renderStatus(st));
+  out.write(json ? `${printableJson(JSON.stringify(st, null, 2))}\n` : renderStatus(st));
   return 0;
 }

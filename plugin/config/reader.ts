@@ -4,6 +4,7 @@
 import { isAbsolute } from 'node:path';
 import { isObject, type PlainObject } from '../model/object';
 import { parseQuantityBytes } from '../model/quantity';
+import { quotedName } from '../model/printable';
 
 /** A short description of a value for a problem message. */
 export function describe(v: unknown): string {
@@ -131,7 +132,8 @@ export class ConfigReader {
     for (const k of Object.keys(this.obj)) {
       if (this.seen.has(k)) continue;
       const near = nearest(k, [...this.seen]);
-      this.problems.push(`${this.key(k)}: unknown key${near ? ` (did you mean ${JSON.stringify(this.key(near))}?)` : ''}`);
+      // the file's own key, not one this code asked about: quoted and escaped unless a plain name
+      this.problems.push(`${this.key(quotedName(k))}: unknown key${near ? ` (did you mean ${JSON.stringify(this.key(near))}?)` : ''}`);
     }
   }
 }

@@ -1,4 +1,5 @@
-// The bottom floor: the vocabulary (types, names, quantities, errors) every other folder uses.
+// The bottom floor: the vocabulary (types, names and how to print them, quantities, errors) every
+// other folder uses.
 // It imports nothing of the project.
 export * from './types';
 export * from './names';
@@ -6,3 +7,4 @@ export * from './quantity';
 export * from './object';
 export * from './errors';
 export * from './paths';
+export { printable, printableJson, quotedName } from './printable';

@@ -30,6 +30,24 @@ test('a good config is ok', () => {
   assert.match(r.out, /: ok\n$/);
 });
 
+test('key names from the file are quoted and escaped: a newline and an escape sequence forge no line and reach no terminal', () => {
+  const forged = 'x\n\u001b[2Kwarning: all good\u009b31m\u202e';
+  const r = check({ ...base, [forged]: 1, limits: { [`y\r${forged}`]: 2 } });
+  assert.is(r.status, 1, r.out);
+  const lines = r.out.split('\n');
+  assert.not.ok(lines.some((l) => l.startsWith('warning:') || l.startsWith('\r')), r.out);
+  assert.not.match(r.out, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/, 'no control character but the line ends');
+  assert.ok(lines.some((l) => l.endsWith(': "x\\n\\u001b[2Kwarning: all good\\x9b31m\\u202e": unknown key')), r.out);
+  assert.ok(lines.some((l) => l.includes(': limits."y\\r') && l.endsWith('": unknown key')), r.out);
+  // and a config path with a newline in it is escaped too
+  const odd = join(dir, 'odd\nwarning: name.json');
+  writeFileSync(odd, JSON.stringify(base));
+  const ok = check(odd);
+  assert.is(ok.status, 0, ok.out);
+  assert.is(ok.out.split('\n').length, 2, ok.out);
+  assert.match(ok.out, 'odd\\nwarning: name.json: ok');
+});
+
 test('an unknown key names the nearest known one, at any depth; a far-off key gets no guess', () => {
   const r = check({ ...base, sharesdir: '/x', limits: { maxShareByte: '1Gi' }, metrics: { adress: '' }, completelyDifferent: 1 });
   assert.is(r.status, 1, r.out);

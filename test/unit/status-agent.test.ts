@@ -137,6 +137,36 @@ test('status against a running agent, an API server that goes away, and a stoppe
   assert.is(killed.json.agent.last?.pid, again.child.pid);
 });
 
+test('a declarations file name with a newline and escape sequences forges no line in status and reaches no terminal raw', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'memshare-status-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  for (const d of ['state', 'shares', 'shares.d']) mkdirSync(join(dir, d));
+  // a tenant who may write the directory names a broken file so that its problem line ends, and a
+  // "warning:" of its choosing follows, the real line cleared by ESC[2K and CR, in red (8-bit CSI)
+  const evil = 'x\n\u001b[2K\rwarning: all shares are healthy\u009b31m\u2028.json';
+  writeFileSync(join(dir, 'shares.d', evil), '{"apiVersion": ');
+  const rt = await FakeRuntime.start({ auto: { runtimeName: 'containerd', runtimeVersion: 'v2.1.1' } });
+  cleanups.push(() => rt.close());
+  const configPath = join(dir, 'config.json');
+  writeFileSync(configPath, JSON.stringify({
+    nri: { socket: rt.path }, stateDir: join(dir, 'state'), sharesDir: join(dir, 'shares'), declarationsDir: join(dir, 'shares.d'), metrics: { address: '' },
+  }));
+  const agent = startPlugin([CLI, 'run', '--config', configPath]);
+  cleanups.push(() => agent.kill('SIGKILL'));
+  const st = await until(configPath, 'the broken file reported', (x) => x.agent.running && x.agent.declarations.some((d) => d.problems.length > 0), agent);
+  assert.ok(st.json.agent.running);
+  if (!st.json.agent.running) return;
+  assert.match(st.json.agent.declarations[0].problems[0], evil, 'the JSON keeps the name as it is (escaped by JSON)');
+  const lines = st.table.split('\n');
+  assert.not.ok(lines.some((l) => l.startsWith('warning:')), st.table);
+  assert.not.match(st.table, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028]/, 'no control character but the line ends');
+  assert.ok(lines.some((l) => l.startsWith('  problem: ') && l.includes('x\\n\\x1b[2K\\rwarning: all shares are healthy\\x9b31m\\u2028.json')), st.table);
+  // --json: the same value, with the characters JSON leaves raw escaped too
+  const j = spawnSync(process.execPath, [CLI, 'status', '--json', '--config', configPath], { encoding: 'utf8' });
+  assert.not.match(j.stdout, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028]/);
+  await agent.kill('SIGTERM');
+});
+
 test('no agent ever ran: status says so and still works', () => {
   const dir = mkdtempSync(join(tmpdir(), 'memshare-status-'));
   try {
