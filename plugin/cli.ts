@@ -4,6 +4,7 @@ import { buildInfo } from './agent/build-info';
 import { LOG_LEVELS, type LogLevel } from './agent/logger';
 import type { Daemon } from './agent/daemon';
 import { printable } from './model/printable';
+import { messageOf } from './model/errors';
 
 const USAGE = `usage: nri-memshare <command> [options]
 
@@ -95,7 +96,7 @@ async function main(): Promise<number> {
   try {
     args = parseArgs(process.argv.slice(2));
   } catch (err) {
-    process.stderr.write(`nri-memshare: ${(err as Error).message}\n${USAGE}`);
+    process.stderr.write(`nri-memshare: ${messageOf(err)}\n${USAGE}`);
     return 2;
   }
   if (args.version || args.command === 'version') {

@@ -4,6 +4,7 @@
 // reads it and checks that the pid it names is alive and is still the same process.
 import { closeSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { messageOf } from '../model/errors';
 
 export const AGENT_STATE_FILE = 'agent-state.json';
 
@@ -89,7 +90,7 @@ export function readAgentState(stateDir: string): AgentLiveness {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return { running: false, reason: `no agent has run on ${stateDir} (no ${AGENT_STATE_FILE})`, last: null };
-    return { running: false, reason: `cannot read ${path}: ${(err as Error).message}`, last: null };
+    return { running: false, reason: `cannot read ${path}: ${messageOf(err)}`, last: null };
   }
   let state: AgentState;
   try {
@@ -99,7 +100,7 @@ export function readAgentState(stateDir: string): AgentLiveness {
     }
   } catch (err) {
     // never echo the file's contents: only that it is damaged
-    return { running: false, reason: `${path} is damaged (${err instanceof SyntaxError ? 'not JSON' : (err as Error).message})`, last: null };
+    return { running: false, reason: `${path} is damaged (${err instanceof SyntaxError ? 'not JSON' : messageOf(err)})`, last: null };
   }
   if (state.lifecycle === 'stopped') return { running: false, reason: `the agent (pid ${state.pid}) stopped at ${state.updatedAt}`, last: state };
   const ticks = processStartTicks(state.pid);

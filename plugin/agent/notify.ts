@@ -3,6 +3,7 @@
 // newline-separated KEY=VALUE assignments (READY=1, STATUS=..., WATCHDOG=1, STOPPING=1).
 // Node's dgram has no AF_UNIX, so the socket comes from libc through koffi (native/libc.ts).
 import { closeFd, unixDgramSocket, unixSendTo } from '../../native/libc';
+import { messageOf } from '../model/errors';
 
 export interface Notifier {
   /** the address from NOTIFY_SOCKET */
@@ -43,7 +44,7 @@ export function notifierFromEnv(env: NodeJS.ProcessEnv = process.env, onError: (
         unixSendTo(fd, Buffer.from(notifyMessage(fields), 'utf8'), socket);
         return true;
       } catch (err) {
-        onError(new Error(`sd_notify to ${socket}: ${(err as Error).message}`));
+        onError(new Error(`sd_notify to ${socket}: ${messageOf(err)}`));
         return false;
       }
     },

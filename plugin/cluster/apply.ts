@@ -5,7 +5,7 @@
 // set elements. An apply without them removes what this manager owned and nobody else does,
 // which is how the entry goes when the node no longer holds the share.
 import { createHash } from 'node:crypto';
-import { isObject } from '../model';
+import { isObject, messageOf } from '../model';
 import { SHARE_MEMORY_API_VERSION, SHARE_MEMORY_KIND } from '../declarations/sharememory';
 import { SHARE_MEMORY_PLURAL } from '../declarations/kubernetes';
 import type { KubeRequest, KubeResponse } from '../kube/request';
@@ -103,7 +103,7 @@ export async function applyNodeStatus(send: KubeSend, nodeName: string, share: S
       body: JSON.stringify(statusApplyBody(nodeName, share, entry)),
     });
   } catch (err) {
-    return { kind: 'retry', message: `${what}: ${(err as Error).message}`, retryAfterMs: 0 };
+    return { kind: 'retry', message: `${what}: ${messageOf(err)}`, retryAfterMs: 0 };
   }
   if (res.status >= 200 && res.status < 300) return { kind: 'applied' };
   const detail = statusMessage(res.body);

@@ -5,6 +5,7 @@ import { isAbsolute } from 'node:path';
 import { isObject, type PlainObject } from '../model/object';
 import { parseQuantityBytes } from '../model/quantity';
 import { quotedName } from '../model/printable';
+import { messageOf } from '../model/errors';
 
 /** A short description of a value for a problem message. */
 export function describe(v: unknown): string {
@@ -98,7 +99,7 @@ export class ConfigReader {
         if (n > 0) return n;
         this.problem(k, `must be more than 0 bytes, got ${describe(v)}`);
       } catch (err) {
-        this.problem(k, (err as Error).message);
+        this.problem(k, messageOf(err));
       }
       return def;
     }

@@ -30,6 +30,7 @@ import {
   diffDeclarations,
   sameDeclaration,
 } from './store';
+import { messageOf } from '../model/errors';
 
 export const SHARE_MEMORY_GROUP = 'resource.ubsvirt.huawei.com';
 export const SHARE_MEMORY_PLURAL = 'sharememories';
@@ -233,7 +234,7 @@ export class KubernetesDeclarationSource implements DeclarationSource {
           goneInARow = 0;
           this.isConnected = false;
           retryAfterMs = err instanceof ApiError ? err.retryAfterMs : 0;
-          const msg = err instanceof ApiError ? err.message : `${this.options.credentials.server.origin}: ${(err as Error).message}`;
+          const msg = err instanceof ApiError ? err.message : `${this.options.credentials.server.origin}: ${messageOf(err)}`;
           this.setConnectionProblem(`${msg}; keeping the last ${this.decls.size} known declaration(s) and retrying`);
         }
       }

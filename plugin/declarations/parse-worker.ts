@@ -3,6 +3,7 @@
 import { parentPort } from 'node:worker_threads';
 import { parseDeclarationText, type ParseBudget } from './parse';
 import { DeclarationError } from './sharememory';
+import { messageOf } from '../model/errors';
 
 export interface ParseRequest {
   id: number;
@@ -22,7 +23,7 @@ parentPort?.on('message', (req: ParseRequest) => {
   } catch (err) {
     reply = {
       id: req.id,
-      error: err instanceof DeclarationError ? { origin: err.origin, field: err.field, reason: err.reason } : { message: (err as Error).message },
+      error: err instanceof DeclarationError ? { origin: err.origin, field: err.field, reason: err.reason } : { message: messageOf(err) },
     };
   }
   try {

@@ -12,6 +12,7 @@
 // Symbolic links are followed: a Kubernetes ConfigMap or Secret volume presents every file as a
 // link into its "..data" directory, and the checks above apply to what the link reaches.
 import * as fs from 'node:fs';
+import { messageOf } from '../model/errors';
 
 export type FileRefusal =
   | 'missing' // nothing at the path
@@ -81,7 +82,7 @@ function checkPath(path: string, st: fs.Stats | undefined, statErr: unknown): Fi
         ? new FileReadError(path, 'dangling-link', 'is a symbolic link to nothing (its target does not exist)')
         : new FileReadError(path, 'missing', 'no such file');
     }
-    return new FileReadError(path, 'unreadable', `cannot read (${code(statErr) ?? (statErr as Error).message})`, { cause: statErr });
+    return new FileReadError(path, 'unreadable', `cannot read (${code(statErr) ?? messageOf(statErr)})`, { cause: statErr });
   }
   if (!st.isFile()) return new FileReadError(path, 'not-regular', `is ${kindOf(st)}, not a regular file; it is not read`);
   return undefined;
@@ -122,7 +123,7 @@ export function readAtMostSync(path: string, fd: number, maxBytes: number): Buff
 function wrapUnexpected(path: string, err: unknown): FileReadError {
   if (err instanceof FileReadError) return err;
   if (code(err) === 'ENOENT') return new FileReadError(path, 'missing', 'no such file');
-  return new FileReadError(path, 'unreadable', `cannot read (${code(err) ?? (err as Error).message})`, { cause: err });
+  return new FileReadError(path, 'unreadable', `cannot read (${code(err) ?? messageOf(err)})`, { cause: err });
 }
 
 /** The file's bytes, if it is a regular file of at most maxBytes; throws FileReadError. */

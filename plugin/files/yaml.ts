@@ -6,6 +6,7 @@
 // it is then composed without the library's quadratic check, and duplicate keys are found here
 // with a set, linearly.
 import type { CST, Document, Node } from 'yaml';
+import { messageOf } from '../model/errors';
 // the yaml library is loaded at the first YAML text: a node whose declarations are JSON (or that
 // has none) never pays its start-up time and memory
 let yamlModule: typeof import('yaml') | undefined;
@@ -128,7 +129,7 @@ export function parseYamlDocuments(text: string, budget: ParseBudget = DEFAULT_P
       v = doc.toJS({ maxAliasCount: 100 });
     } catch (err) {
       // the library's message can name an anchor of the text: say only which kind of failure
-      const msg = (err as Error).message;
+      const msg = messageOf(err);
       const reason = /alias count/i.test(msg)
         ? 'aliases expand to more than 100 nodes'
         : /unresolved alias/i.test(msg)

@@ -9,7 +9,7 @@
 // agent warns at start and shows it in status. Every file is read as untrusted input: regular
 // files only, bounded, and errors give line and column, never the file's content.
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { isObject, type PlainObject } from '../model';
+import { isObject, type PlainObject, messageOf } from '../model';
 import { FileReadError, readRegularFileSync } from '../files/regular-file';
 import { YamlTextError, parseYamlDocuments } from '../files/yaml';
 
@@ -71,7 +71,7 @@ function readFile(source: string, field: string, path: string): Buffer {
   try {
     return readRegularFileSync(path, MAX_CREDENTIAL_FILE_BYTES);
   } catch (err) {
-    const reason = err instanceof FileReadError ? err.message : `${path}: ${(err as Error).message}`;
+    const reason = err instanceof FileReadError ? err.message : `${path}: ${messageOf(err)}`;
     throw new KubeconfigError(source, field, `cannot read ${reason}`, { cause: err });
   }
 }

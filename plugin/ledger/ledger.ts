@@ -11,7 +11,7 @@
 import * as fs from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as native from '../../native';
-import { isDnsLabel, wrapError } from '../model';
+import { isDnsLabel, wrapError, messageOf } from '../model';
 import { decodeLines, encodeLine } from './framing';
 import { freezeHeld, freezeRecord, heldProblem, recordProblem, type BindingRecord, type HeldShare } from './record';
 
@@ -443,7 +443,7 @@ export class Ledger {
         try {
           fs.ftruncateSync(this.journalFd, this.journalBytes); // drop a partial append
         } catch (err2) {
-          this.broken = new Error(`ledger ${this.stateDir}: journal unusable after a failed append (${failure.message}) and a failed repair: ${(err2 as Error).message}`);
+          this.broken = new Error(`ledger ${this.stateDir}: journal unusable after a failed append (${failure.message}) and a failed repair: ${messageOf(err2)}`);
         }
       }
     }
@@ -480,7 +480,7 @@ export class Ledger {
       this.nextAutoCompactBytes = this.compactAfterBytes;
       for (const w of waiters) w.resolve();
     } catch (e) {
-      const err = new Error(`ledger ${this.stateDir}: compaction failed: ${(e as Error).message}`);
+      const err = new Error(`ledger ${this.stateDir}: compaction failed: ${messageOf(e)}`);
       // try again only after as much more journal again, not in a tight loop
       this.nextAutoCompactEntries = this.journalEntries + this.compactAfterEntries;
       this.nextAutoCompactBytes = this.journalBytes + this.compactAfterBytes;

@@ -19,6 +19,7 @@
 // for every start of a UB container.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { messageOf } from '../../model/errors';
 
 /** The CLI subcommand the hook runs. */
 export const ACCESS_CHECK_COMMAND = 'ubs-access-check';
@@ -175,7 +176,7 @@ export function containerUser(stateJson: string, readFile: (p: string) => string
   try {
     spec = JSON.parse(readFile(path)) as typeof spec;
   } catch (err) {
-    throw new Error(`cannot read the container's user from ${path}: ${(err as Error).message}`);
+    throw new Error(`cannot read the container's user from ${path}: ${messageOf(err)}`);
   }
   const user = spec?.process?.user ?? {};
   // OCI: uid and gid are required on Linux; runc runs a missing one as 0
@@ -202,14 +203,14 @@ export function runAccessCheck(args: readonly string[], stdin: string, readFile?
     }
     if (!shares.length) throw new Error('no --share');
   } catch (err) {
-    return { code: 2, message: `nri-memshare ubs-access-check: ${(err as Error).message}` };
+    return { code: 2, message: `nri-memshare ubs-access-check: ${messageOf(err)}` };
   }
   let user: { uid: number; gid: number };
   try {
     user = containerUser(stdin, readFile);
   } catch (err) {
     // fail closed: a binding nobody checked may be one that writes through :ro
-    return { code: 1, message: `nri-memshare: cannot check the UB share bindings of this container: ${(err as Error).message}` };
+    return { code: 1, message: `nri-memshare: cannot check the UB share bindings of this container: ${messageOf(err)}` };
   }
   const refused = shares.map((s) => ({ s, v: checkAccess(s, user.uid, user.gid) })).filter((x) => !x.v.ok);
   if (!refused.length) return { code: 0 };

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { ShmemInfo } from '../../../../native/ubs-sdk';
 import type { UbsPool } from './pool';
 import { HOLDER_PROTOCOLS, LineReader, type HolderHello } from './protocol';
+import { messageOf } from '../../../model/errors';
 
 export interface RemotePoolOptions {
   socketPath: string;
@@ -238,7 +239,7 @@ export async function probeHolder(socketPath: string, timeoutMs = 2000): Promise
     sock = await dial(socketPath);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    return code === 'ENOENT' || code === 'ECONNREFUSED' ? `no holder answers on ${socketPath}` : `cannot reach ${socketPath}: ${(err as Error).message}`;
+    return code === 'ENOENT' || code === 'ECONNREFUSED' ? `no holder answers on ${socketPath}` : `cannot reach ${socketPath}: ${messageOf(err)}`;
   }
   return new Promise((resolve) => {
     const timer = setTimeout(() => {

@@ -4,6 +4,7 @@
 // it chose (or refuses), so an agent of a later release can keep talking to an older holder that
 // still holds the node's shares (an upgrade never needs the holder to go).
 import type { ShmemInfo } from '../../../../native/ubs-sdk';
+import { messageOf } from '../../../model/errors';
 
 /** Protocol versions this build speaks; the holder picks the highest both know. */
 export const HOLDER_PROTOCOLS: readonly number[] = [1];
@@ -54,7 +55,7 @@ export function parseRequest(line: string): { id: number; req: HolderRequest } |
   try {
     v = JSON.parse(line);
   } catch (err) {
-    return { id: undefined, problem: `not JSON: ${(err as Error).message}` };
+    return { id: undefined, problem: `not JSON: ${messageOf(err)}` };
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return { id: undefined, problem: 'not an object' };
   const o = v as Record<string, unknown>;
