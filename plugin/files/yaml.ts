@@ -111,12 +111,32 @@ function checkKeys(text: string, root: Node | null, doc: number | undefined): vo
   }
 }
 
+/**
+ * YAML 1.2 only. A `%YAML 1.1` directive would switch the library to the 1.1 schema for that
+ * document: merge keys (`<<: *anchor` pulls fields from elsewhere and sets keys twice past the
+ * duplicate check) and yes/no/on/off booleans. Any other version is refused too, rather than
+ * read as 1.2 with a warning no one sees.
+ */
+function checkVersionDirectives(text: string, cst: CST.Token[]): void {
+  for (const tok of cst) {
+    if (tok.type !== 'directive') continue;
+    const [name, version] = tok.source.trim().split(/\s+/);
+    if (name === '%YAML' && version !== '1.2') {
+      // the version is digits and dots or refused unquoted: only a short, printable form is named
+      const shown = /^\d{1,3}\.\d{1,3}$/.test(version ?? '') ? version : 'other';
+      throw yamlError(text, tok.offset, `a %YAML ${shown} directive: only YAML 1.2 is accepted (1.1 turns on merge keys and yes/no booleans)`);
+    }
+  }
+}
+
 /** The value of each document of a YAML text, within the budget; throws YamlTextError. */
 export function parseYamlDocuments(text: string, budget: ParseBudget = DEFAULT_PARSE_BUDGET): unknown[] {
   lexWithinBudget(text, budget);
   const cst = [...new (yaml().Parser)().parse(text)];
   checkDepth(text, cst, budget.maxDepth);
-  const docs: Document.Parsed[] = [...new (yaml().Composer)({ uniqueKeys: false }).compose(cst)];
+  checkVersionDirectives(text, cst);
+  // pinned, not left to the library's defaults: the 1.2 core schema, no merge keys
+  const docs: Document.Parsed[] = [...new (yaml().Composer)({ uniqueKeys: false, version: '1.2', merge: false, schema: 'core' }).compose(cst)];
   const out: unknown[] = [];
   docs.forEach((doc, i) => {
     const n = docs.length > 1 ? i + 1 : undefined;

@@ -250,6 +250,29 @@ test('an 80,000-key YAML file is refused by the parse budget', async () => {
   assert.ok(m.some((x) => x.startsWith(path.join(dir, 'deep.yaml')) && /nested deeper than 32 levels/.test(x)), m.join('\n'));
 });
 
+test('YAML 1.2 only: a %YAML 1.1 header (merge keys, yes/no booleans) or any other version is refused, naming the file and the line', async () => {
+  const dir = tempDir();
+  // under 1.1, "<<: *big" would pull fields from elsewhere and "allowExec: yes" would be true
+  const tricks = '  <<: *big\n  allowExec: yes\n';
+  const share = (name: string) => yamlShare('a', name, '128Mi', tricks).replace(`name: ${name}\n`, `name: ${name}\n  labels: &big {team: x}\n`);
+  fs.writeFileSync(path.join(dir, 'v11.yaml'), `%YAML 1.1\n---\n${share('old')}`);
+  fs.writeFileSync(path.join(dir, 'v13.yaml'), `%YAML 1.3\n---\n${share('new')}`);
+  fs.writeFileSync(path.join(dir, 'second.yaml'), `%YAML 1.2\n---\n${yamlShare('a', 'first', '128Mi')}...\n%YAML 1.1\n---\n${share('second')}`);
+  fs.writeFileSync(path.join(dir, 'v12.yaml'), `%YAML 1.2\n---\n${yamlShare('a', 'plain', '128Mi')}`);
+  fs.writeFileSync(path.join(dir, 'none.yaml'), share('bare'));
+  const d = new DeclarationsDirectory(dir, { limits: DEFAULT_LIMITS, rescanIntervalMs: 0 });
+  await d.rescan();
+  assert.equal(keys(d), ['a/plain'], 'only the 1.2 file without tricks loads');
+  const m = messages(d);
+  const refusal = (file: string, line: number, version: string) =>
+    `${path.join(dir, file)}: not valid YAML at line ${line}, column 1: a %YAML ${version} directive: only YAML 1.2 is accepted (1.1 turns on merge keys and yes/no booleans)`;
+  assert.ok(m.includes(refusal('v11.yaml', 1, '1.1')), m.join('\n'));
+  assert.ok(m.includes(refusal('v13.yaml', 1, '1.3')), m.join('\n'));
+  assert.ok(m.includes(refusal('second.yaml', 11, '1.1')), m.join('\n'));
+  // without a header it is YAML 1.2: "yes" is a string and "<<" an ordinary key
+  assert.ok(m.some((x) => x.startsWith(path.join(dir, 'none.yaml')) && /allowExec/.test(x)), m.join('\n'));
+});
+
 test('duplicate keys are refused in JSON as in YAML, with line and column', async () => {
   const dir = tempDir();
   fs.writeFileSync(path.join(dir, 'dup.json'), '{"apiVersion": "resource.ubsvirt.huawei.com/v1", "kind": "ShareMemory",\n "metadata": {"name": "x", "namespace": "a"},\n "spec": {"storage": "128Mi", "storage": "512Gi"}}');

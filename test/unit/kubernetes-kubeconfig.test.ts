@@ -200,6 +200,9 @@ test('kubeconfig errors never echo its content; its files must be regular and bo
   fs.writeFileSync(file, 'current-context: a\ncurrent-context: SECRET-b\n');
   const dup = refusal(() => loadKubeconfig(file));
   assert.is(dup.message, `kubeconfig ${file}: not valid YAML at line 2, column 1: duplicate key (each key may appear once in a mapping)`);
+  // the kubeconfig is YAML 1.2 too: a 1.1 header would let merge keys set keys twice
+  fs.writeFileSync(file, '%YAML 1.1\n---\ncurrent-context: a\n<<: {current-context: SECRET-b}\n');
+  assert.is(refusal(() => loadKubeconfig(file)).message, `kubeconfig ${file}: not valid YAML at line 1, column 1: a %YAML 1.1 directive: only YAML 1.2 is accepted (1.1 turns on merge keys and yes/no booleans)`);
   fs.unlinkSync(file);
   fs.symlinkSync('/proc/kmsg', file);
   assert.match(refusal(() => loadKubeconfig(file)).message, /is on proc, whose files are not data at rest/);
