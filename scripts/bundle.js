@@ -12,6 +12,7 @@
 'use strict';
 const { build } = require('esbuild');
 const { join } = require('node:path');
+const { writeFileSync } = require('node:fs');
 
 const root = join(__dirname, '..');
 const outdir = join(root, 'dist', 'agent');
@@ -34,6 +35,11 @@ build({
   alias: { assert: './scripts/bundle-assert.js' },
   legalComments: 'none',
   logLevel: 'warning',
+  // which npm packages went into the bundle: scripts/bundled-packages.js reads it for the RPM's
+  // License tag, license texts and bundled() Provides
+  metafile: true,
+}).then((result) => {
+  writeFileSync(join(outdir, 'meta.json'), JSON.stringify(result.metafile));
 }).catch((err) => {
   console.error(`bundle: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);

@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# Builds the release source tarball nri-memshare-<version>.tar.gz that packaging/nri-memshare.spec
-# turns into an RPM (rpmbuild -tb works on it directly: the spec is inside).
+# Builds the two sources of the RPM (packaging/nri-memshare.spec) and the spec itself:
+#   nri-memshare-<version>.tar.gz         Source0: the project's sources (what git tracks for the
+#                                         agent: plugin/, native/*.ts, proto/, the build scripts,
+#                                         systemd/, packaging/, docs/, README, LICENSE) + the spec
+#   nri-memshare-<version>-vendor.tar.gz  Source1: the vendored node_modules the build needs and
+#                                         nothing more (the agent's dependencies, typescript,
+#                                         esbuild, protobufjs, @types/node), copied from this tree
+#   nri-memshare.spec                     the spec with @VERSION@, @LICENSE@ and @BUNDLED_PROVIDES@
+#                                         filled in from package.json and scripts/bundled-packages.js
+# The RPM's %build compiles the agent from them with no network; `rpmbuild -ts` makes the SRPM an
+# offline build system rebuilds, `rpmbuild -tb` (both tarballs in one directory) the binary RPM.
 #
 # usage: scripts/make-tarball.sh [--out DIR] [--no-build]
-#   --out DIR    where to write the tarball and the versioned spec (default dist/release)
+#   --out DIR    where to write the tarballs and the versioned spec (default dist/release)
 #   --no-build   use the existing dist/ (the test command has just built it)
-#
-# The tarball carries what runs on the node, not the TypeScript sources: the bundled agent
-# (dist/agent, made by scripts/bundle.js), package.json (the CLI reads its version), the modules
-# the bundle leaves outside (copied from the local tree, so no registry is needed; koffi trimmed
-# to its Linux x64 and arm64 binaries), the systemd unit, the default config, the containerd
-# snippet, the Kubernetes manifests, and LICENSE/README when the repo has them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
 
 out=dist/release
 build=1
@@ -21,7 +23,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --out) out=$2; shift 2 ;;
     --no-build) build=0; shift ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "make-tarball: unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -33,65 +35,61 @@ case "$version" in
 esac
 
 if [ "$build" = 1 ]; then
+  node proto/gen-codecs.js
   npx --no-install tsc -p tsconfig.json
   node scripts/bundle.js
 fi
-for f in dist/agent/nri-memshare.js dist/agent/parse-worker.js dist/agent/ubs-holder.js package.json node_modules systemd/$name.service packaging/config.json \
-         packaging/$name.spec packaging/$name.sh packaging/$name.8 packaging/$name.bash-completion packaging/containerd/nri.toml packaging/kubernetes; do
-  [ -e "$f" ] || { echo "make-tarball: $f is missing (build first, or the checkout is incomplete)" >&2; exit 1; }
+# the bundle's metafile says which packages it holds (the spec's Provides and License come from it)
+for f in dist/agent/meta.json node_modules/koffi package-lock.json; do
+  [ -e "$f" ] || { echo "make-tarball: $f is missing (build first: npm ci && npm run build)" >&2; exit 1; }
 done
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 top=$stage/$name-$version
-mkdir -p "$top/dist" "$top/node_modules" "$top/packaging"
+mkdir -p "$top"
 
-# the bundled agent only: the rest of the project's code and pino are inside it
-mkdir -p "$top/dist/agent"
-cp -p dist/agent/nri-memshare.js dist/agent/parse-worker.js dist/agent/ubs-holder.js "$top/dist/agent/"
-cp -p package.json "$top/"
+# Source0: tracked files only, as they are in the work tree (no build output, nothing untracked)
+git ls-files -z -- package.json package-lock.json tsconfig.json plugin native proto systemd packaging docs \
+    scripts/bundle.js scripts/bundle-assert.js scripts/bundled-packages.js README.md LICENSE \
+  | while IFS= read -r -d '' f; do
+      case "$f" in
+        native/ubs/*) continue ;;              # the UB SDK double is for tests, not the package
+        packaging/$name.spec) continue ;;      # the filled-in spec goes at the top (rpmbuild -t takes one)
+      esac
+      [ -e "$f" ] || continue                      # deleted in the work tree, not yet committed
+      mkdir -p "$top/$(dirname "$f")"
+      cp -p "$f" "$top/$f"
+    done
+[ -f "$top/plugin/cli.ts" ] || { echo "make-tarball: git ls-files found no sources (not a git checkout?)" >&2; exit 1; }
+provides=$(node scripts/bundled-packages.js provides)
+license=$(node scripts/bundled-packages.js license)
+awk -v version="$version" -v license="$license" -v provides="$provides" '
+  { gsub(/@VERSION@/, version); gsub(/@LICENSE@/, license) }
+  /^@BUNDLED_PROVIDES@$/ { print provides; next }
+  { print }' packaging/$name.spec > "$top/$name.spec"
+grep -q '@[A-Z_]*@' "$top/$name.spec" && { echo "make-tarball: a placeholder is left in the spec" >&2; exit 1; }
 
-# the modules the bundle loads from node_modules (scripts/bundle.js's `external`), with what they
-# depend on, exactly as installed here (npm resolves the tree; we copy its members)
-externals="koffi yaml"
-# shellcheck disable=SC2086
-npm ls $externals --omit=dev --all --parseable 2>/dev/null | while IFS= read -r p; do
-  [ "$p" = "$root" ] && continue
-  rel=${p#"$root"/}
-  case "$rel" in node_modules/*) ;; *) continue ;; esac
-  mkdir -p "$top/$(dirname "$rel")"
-  [ -e "$top/$rel" ] || cp -a "$p" "$top/$rel"
+# Source1: the vendored modules, unpacked by %prep beside the sources (node_modules/...)
+vend=$stage/vendor
+mkdir -p "$vend"
+node scripts/bundled-packages.js closure koffi pino yaml typescript esbuild protobufjs @types/node | while IFS= read -r p; do
+  mkdir -p "$vend/$(dirname "$p")"
+  cp -a "$p" "$vend/$p"
 done
-[ -d "$top/node_modules/koffi" ] || { echo "make-tarball: production node_modules were not copied (npm ls failed?)" >&2; exit 1; }
-# koffi: only the Linux glibc binaries for the two supported arches; no C sources
-koffi=$top/node_modules/koffi
+# koffi: only the Linux glibc binaries of the two supported arches, not its C sources and other
+# platforms' builds (the RPM keeps the target's one)
+koffi=$vend/node_modules/koffi
 find "$koffi/build/koffi" -mindepth 1 -maxdepth 1 -type d ! -name linux_x64 ! -name linux_arm64 -exec rm -rf {} +
 rm -rf "$koffi/src" "$koffi/vendor" "$koffi/lib" "$koffi/doc"
-# only what runs: no type declarations (with @types/node, which protobufjs lists as a dependency,
-# and its undici-types), source maps, tests, benchmarks, docs, hidden files (CI configs, git hooks),
-# the libraries' own command-line tools, or yaml's browser build
-find "$top/node_modules" -type f \( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.map' \) -delete
-find "$top/node_modules" -depth -name '.*' -exec rm -rf {} +
-# (only a package's own top-level folders: yaml's dist/doc, say, is code)
-for pkg in "$top"/node_modules/* "$top"/node_modules/@*/*; do
-  [ -d "$pkg" ] || continue
-  for d in test tests __tests__ benchmarks bench docs doc example examples; do rm -rf "${pkg:?}/$d"; done
-done
-rm -rf "$top/node_modules/@types" "$top/node_modules/undici-types" "$top/node_modules/yaml/browser"
-rm -f "$top/node_modules/yaml/bin.mjs"
-
-mkdir -p "$top/systemd"
-cp -p systemd/$name.service "$top/systemd/"
-cp -p packaging/config.json packaging/$name.sh packaging/$name.8 packaging/$name.bash-completion "$top/packaging/"
-cp -rp packaging/containerd packaging/kubernetes "$top/packaging/"
-for f in LICENSE README.md; do [ -f "$f" ] && cp -p "$f" "$top/"; done
-sed "s/@VERSION@/$version/g" packaging/$name.spec > "$top/$name.spec"
+find "$vend/node_modules" -depth -name '.*' -exec rm -rf {} +
 
 mkdir -p "$out"
-tarball=$(cd "$out" && pwd)/$name-$version.tar.gz
+out=$(cd "$out" && pwd)
 # reproducible: sorted names, fixed owner and time
 mtime=$(git log -1 --format=%cI 2>/dev/null || echo '2024-01-01T00:00:00Z')
-tar -C "$stage" --sort=name --owner=0 --group=0 --numeric-owner --mtime="$mtime" \
-    -cf - "$name-$version" | gzip -n -9 > "$tarball"
+pack() { tar -C "$1" --sort=name --owner=0 --group=0 --numeric-owner --mtime="$mtime" -cf - "$2" | gzip -n -9 > "$3"; }
+pack "$stage" "$name-$version" "$out/$name-$version.tar.gz"
+pack "$vend" node_modules "$out/$name-$version-vendor.tar.gz"
 cp "$top/$name.spec" "$out/$name.spec"
-echo "$tarball"
+echo "$out/$name-$version.tar.gz"

@@ -47,7 +47,7 @@ chmod 755 "$W" # the unit tests run the consumer as other users, from the tree c
 say "building the aarch64 RPM (rpmbuild --target aarch64)"
 bash scripts/make-tarball.sh --no-build --out "$W/release" >/dev/null
 version=$(node -p 'require("./package.json").version')
-rpmbuild --quiet --target aarch64 --define "_topdir $W/rpmbuild" -tb "$W/release/nri-memshare-$version.tar.gz" >"$W/rpmbuild.log" 2>&1 \
+rpmbuild --quiet --nodeps --target aarch64 --define "_topdir $W/rpmbuild" -tb "$W/release/nri-memshare-$version.tar.gz" >"$W/rpmbuild.log" 2>&1 \
   || { cat "$W/rpmbuild.log"; loud "rpmbuild --target aarch64 failed"; exit 1; }
 RPM=$(ls "$W"/rpmbuild/RPMS/aarch64/nri-memshare-*.aarch64.rpm)
 [ "$(rpm -qp --qf '%{ARCH}' "$RPM")" = aarch64 ] || { loud "$RPM is not an aarch64 package"; exit 1; }

@@ -120,22 +120,25 @@ function stopNode(): void {
 }
 
 /**
- * The RPM of this checkout. release > 1: the same tarball with the spec's Release: bumped, which
- * rpm takes for a newer package (the upgrade test's "next release").
+ * The RPM of this checkout, built as a distribution's build system does: the SRPM (make-tarball.sh's
+ * two sources and spec, rpmbuild -bs), rebuilt with `rpmbuild --rebuild` in a network namespace
+ * with only lo (unshare -n). release > 1: the spec's Release: bumped, which rpm takes for a newer
+ * package (the upgrade test's "next release"). --nodeps: Debian's node is not an rpm package.
  */
 function buildRpm(release = 1): string {
-  must('bash', [join(repo, 'scripts/make-tarball.sh'), '--no-build', '--out', join(work, 'out')]);
+  const out = join(work, 'out');
+  must('bash', [join(repo, 'scripts/make-tarball.sh'), '--no-build', '--out', out]);
   const top = join(work, release === 1 ? 'top' : `top-r${release}`);
-  mkdirSync(join(top, 'SOURCES'), { recursive: true });
-  copyFileSync(join(work, 'out', `nri-memshare-${version}.tar.gz`), join(top, 'SOURCES', `nri-memshare-${version}.tar.gz`));
-  let spec = join(work, 'out', 'nri-memshare.spec');
+  let spec = join(out, 'nri-memshare.spec');
   if (release !== 1) {
     const text = readFileSync(spec, 'utf8');
     assert.match(text, /^Release:\s+1%\{\?dist\}$/m, 'the spec says Release: 1%{?dist}');
-    spec = join(work, 'out', `nri-memshare-r${release}.spec`);
+    spec = join(out, `nri-memshare-r${release}.spec`);
     writeFileSync(spec, text.replace(/^Release:\s+1%\{\?dist\}$/m, `Release:        ${release}%{?dist}`));
   }
-  must('rpmbuild', ['-bb', '--quiet', '--define', `_topdir ${top}`, '--define', `_tmppath ${work}`, spec]);
+  must('rpmbuild', ['-bs', '--quiet', '--define', `_topdir ${top}`, '--define', `_sourcedir ${out}`, spec]);
+  const srpm = join(top, 'SRPMS', readdirSync(join(top, 'SRPMS'))[0]);
+  must('unshare', ['-n', 'rpmbuild', '--rebuild', '--quiet', '--nodeps', '--define', `_topdir ${top}`, '--define', `_tmppath ${work}`, srpm]);
   const rpms: string[] = [];
   for (const arch of readdirSync(join(top, 'RPMS'))) for (const f of readdirSync(join(top, 'RPMS', arch))) rpms.push(join(top, 'RPMS', arch, f));
   assert.is(rpms.length, 1, `one RPM: ${rpms.join(', ')}`);

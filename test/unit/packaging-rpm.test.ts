@@ -1,5 +1,7 @@
-// The release path end to end: scripts/make-tarball.sh, then rpmbuild with a private %_topdir,
-// then the built RPM inspected (files, config, scriptlets, requires) and its payload unpacked and run.
+// The release path end to end: scripts/make-tarball.sh (sources + vendored dependencies), the SRPM
+// (rpmbuild -ts), its offline rebuild (rpmbuild --rebuild in a network namespace with only lo, as a
+// distribution's build system runs it), then the built RPM inspected (files, licenses, Provides,
+// config, scriptlets, requires) and its payload unpacked and run.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
@@ -42,16 +44,32 @@ let rpmFile = '';
 const unpacked = join(work, 'root');
 const appdir = join(unpacked, 'usr/lib/nri-memshare');
 
+let srpm = '';
+
+/** `unshare -n` (root) or `unshare -rn` (a user): a network namespace with nothing but lo. */
+function offline(): string[] {
+  return process.getuid?.() === 0 ? ['unshare', '-n'] : ['unshare', '-r', '-n'];
+}
+
+/** The SRPM of the tarballs make-tarball.sh wrote (rpmbuild -ts: the spec inside Source0). */
+function buildSrpm(): string {
+  const top = join(work, 'top-srpm');
+  must('rpmbuild', ['-ts', '--quiet', '--define', `_topdir ${top}`, join(work, 'out', `nri-memshare-${version}.tar.gz`)]);
+  const srpms = readdirSync(join(top, 'SRPMS'));
+  assert.equal(srpms, [`nri-memshare-${version}-1.src.rpm`]);
+  return join(top, 'SRPMS', srpms[0]);
+}
+
+/** rpmbuild --rebuild of the SRPM with no network. --nodeps: Debian's node is not an rpm package. */
 function buildRpm(target?: string): string {
   const top = join(work, `top-${target ?? 'native'}`);
-  mkdirSync(join(top, 'SOURCES'), { recursive: true });
   mkdirSync(join(work, 'tmp'), { recursive: true });
-  copyFileSync(join(work, 'out', `nri-memshare-${version}.tar.gz`), join(top, 'SOURCES', `nri-memshare-${version}.tar.gz`));
-  must('rpmbuild', [
-    '-bb', '--quiet', ...(target ? ['--target', target] : []),
+  const [cmd, ...pre] = offline();
+  must(cmd, [
+    ...pre, 'rpmbuild', '--rebuild', '--quiet', '--nodeps', ...(target ? ['--target', target] : []),
     '--define', `_topdir ${top}`,
     '--define', `_tmppath ${join(work, 'tmp')}`,
-    join(work, 'out', 'nri-memshare.spec'),
+    srpm,
   ]);
   const rpms: string[] = [];
   const base = join(top, 'RPMS');
@@ -61,42 +79,60 @@ function buildRpm(target?: string): string {
 }
 
 if (!skip) {
-  test('make-tarball.sh packs the agent, its production modules and the packaging files', () => {
+  test('make-tarball.sh: Source0 holds the sources and the filled-in spec, Source1 the vendored modules the build needs', () => {
     const out = must('bash', ['scripts/make-tarball.sh', '--no-build', '--out', join(work, 'out')]).trim();
     assert.is(out, join(work, 'out', `nri-memshare-${version}.tar.gz`));
-    const list = must('tar', ['tzf', out]).split('\n');
+    const list = must('tar', ['tzf', out]).split('\n').filter(Boolean);
     const top = `nri-memshare-${version}/`;
     for (const p of [
-      'nri-memshare.spec', 'package.json', 'dist/agent/nri-memshare.js', 'dist/agent/parse-worker.js',
-      'node_modules/yaml/package.json', 'node_modules/koffi/build/koffi/linux_x64/koffi.node',
-      'node_modules/koffi/build/koffi/linux_arm64/koffi.node', 'systemd/nri-memshare.service',
-      'packaging/config.json', 'packaging/nri-memshare.sh', 'packaging/containerd/nri.toml',
-      'packaging/kubernetes/crd-sharememory.yaml',
+      'nri-memshare.spec', 'package.json', 'package-lock.json', 'tsconfig.json', 'plugin/cli.ts', 'native/koffi.ts',
+      'proto/gen-codecs.js', 'proto/nri.proto', 'scripts/bundle.js', 'scripts/bundled-packages.js', 'systemd/nri-memshare.service',
+      'packaging/config.json', 'packaging/nri-memshare.sh', 'packaging/nri-memshare.8', 'packaging/containerd/nri.toml',
+      'packaging/kubernetes/crd-sharememory.yaml', 'README.md', 'LICENSE', 'docs/operations.md',
     ]) {
-      assert.ok(list.includes(top + p), `tarball lacks ${p}`);
+      assert.ok(list.includes(top + p), `Source0 lacks ${p}`);
     }
-    const bad = list.filter((p) =>
-      p.includes('/dist/test/') || (p.endsWith('.ts') && !p.includes('/node_modules/')) || p.includes('node_modules/typescript/') ||
-      p.includes('node_modules/uvu/') || /koffi\/build\/koffi\/(?!linux_x64|linux_arm64)[^/]+\//.test(p) || p.endsWith('.js.map'));
-    assert.equal(bad.slice(0, 10), [], 'no tests, sources, dev dependencies or foreign koffi builds');
-    // the bundle holds the project's code and pino: no loose modules, no build-time protobufjs
-    const loose = list.filter((p) => /\/dist\/(plugin|native)\//.test(p) || /\/node_modules\/(pino|protobufjs|long|sonic-boom)\//.test(p) || p.includes('/proto/'));
-    assert.equal(loose.slice(0, 10), [], 'only the bundle and the modules it leaves outside');
-    // only what runs: no test-only packages (the CRI client's gRPC is a devDependency), no type
-    // declarations, no hidden files, no test, benchmark or doc trees of the libraries
-    const lean = list.filter((p) => {
-      const m = /\/node_modules\/(.*)$/.exec(p);
-      if (!m) return false;
-      const rel = m[1];
-      return /^@grpc\/|^@types\/|^undici-types\//.test(rel) || /\.d\.[cm]?ts$/.test(rel) || /(^|\/)\.[^/]/.test(rel) ||
-        /^(@[^/]+\/)?[^@/][^/]*\/(test|tests|__tests__|benchmarks?|docs?|examples?)\//.test(rel);
-    });
-    assert.equal(lean.slice(0, 10), [], `${lean.length} payload entries that do not run`);
-    assert.ok(list.includes(`${top}packaging/nri-memshare.8`), 'the man page source');
-    assert.not.match(readFileSync(join(work, 'out', 'nri-memshare.spec'), 'utf8'), /@VERSION@/);
+    // what git tracks only: no build output, tests, the SDK double's C, node_modules or a second spec
+    const bad = list.filter((p) => /\/(dist|test|node_modules|native\/ubs)\//.test(p) || p === `${top}packaging/nri-memshare.spec`);
+    assert.equal(bad.slice(0, 10), [], 'no build output, tests, test doubles, modules or template spec in Source0');
+    const tracked = new Set(must('git', ['ls-files']).split('\n'));
+    const untracked = list.filter((p) => !p.endsWith('/') && p !== `${top}nri-memshare.spec` && !tracked.has(p.slice(top.length)));
+    assert.equal(untracked, [], 'only tracked files');
+    const spec = readFileSync(join(work, 'out', 'nri-memshare.spec'), 'utf8');
+    assert.not.match(spec, /@[A-Z_]+@/);
+    assert.match(spec, /^Source1:\s+%\{name\}-%\{version\}-vendor\.tar\.gz$/m);
+
+    const vendor = must('tar', ['tzf', join(work, 'out', `nri-memshare-${version}-vendor.tar.gz`)]).split('\n');
+    const pkgs = new Set(vendor.map((p) => /^node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(p)?.[1]).filter((n): n is string => !!n));
+    for (const n of ['koffi', 'yaml', 'pino', 'sonic-boom', 'typescript', 'esbuild', 'protobufjs', '@types/node']) assert.ok(pkgs.has(n), `Source1 lacks ${n}`);
+    for (const n of ['uvu', '@grpc/grpc-js', '@grpc/proto-loader']) assert.not.ok(pkgs.has(n), `Source1 holds the test-only ${n}`);
+    assert.not.ok(vendor.some((p) => /koffi\/build\/koffi\/(?!linux_x64|linux_arm64)[^/]+\//.test(p)), 'koffi: Linux x64 and arm64 builds only');
   });
 
-  test('rpmbuild -bb builds the package for this machine', () => {
+  test('bundled-packages.js check: a spec whose Provides or License differ from the bundle fails the build, naming the difference', () => {
+    const spec = readFileSync(join(work, 'out', 'nri-memshare.spec'), 'utf8');
+    const bad = join(work, 'bad.spec');
+    writeFileSync(bad, spec.replace(/^Provides: bundled\(npm\(sonic-boom\)\).*\n/m, '').replace(/^License:.*$/m, 'License:        Apache-2.0'));
+    const r = run(process.execPath, ['scripts/bundled-packages.js', 'check', bad]);
+    assert.is(r.status, 1, r.stderr);
+    assert.match(r.stderr, /missing: Provides: bundled\(npm\(sonic-boom\)\) = \d/);
+    assert.match(r.stderr, /License: is "Apache-2\.0", this build ships "Apache-2\.0 AND ISC AND MIT"/);
+    assert.is(run(process.execPath, ['scripts/bundled-packages.js', 'check', join(work, 'out', 'nri-memshare.spec')]).status, 0);
+  });
+
+  test('rpmbuild -ts: the SRPM carries the spec and both sources', () => {
+    srpm = buildSrpm();
+    const files = must('rpm', ['-qlp', srpm]).trim().split('\n');
+    assert.equal(files.sort(), [`nri-memshare-${version}-vendor.tar.gz`, `nri-memshare-${version}.tar.gz`, 'nri-memshare.spec']);
+  });
+
+  test('the rebuild is offline: its network namespace has only lo', () => {
+    const [cmd, ...pre] = offline();
+    const devs = must(cmd, [...pre, 'cat', '/proc/net/dev']).split('\n').slice(2).map((l) => l.split(':')[0].trim()).filter(Boolean);
+    assert.equal(devs, ['lo']);
+  });
+
+  test('rpmbuild --rebuild of the SRPM, offline, builds the package for this machine (tsc and the bundle run in %build)', () => {
     rpmFile = buildRpm();
     assert.match(rpmFile, new RegExp(`nri-memshare-${version.replace(/\./g, '\\.')}-1[^/]*\\.(x86_64|aarch64)\\.rpm$`));
   });
@@ -125,6 +161,45 @@ if (!skip) {
     const keep = arch === 'aarch64' ? 'linux_arm64' : 'linux_x64';
     const koffi = files.filter((f) => f.includes('/koffi/build/koffi/') && f.endsWith('.node'));
     assert.equal(koffi, [`/usr/lib/nri-memshare/node_modules/koffi/build/koffi/${keep}/koffi.node`]);
+    // no leftovers: only the three bundle entry points (no metafile), no build tools, no sources
+    assert.equal(files.filter((f) => f.startsWith('/usr/lib/nri-memshare/dist/')).sort(), [
+      '/usr/lib/nri-memshare/dist/agent', '/usr/lib/nri-memshare/dist/agent/nri-memshare.js',
+      '/usr/lib/nri-memshare/dist/agent/parse-worker.js', '/usr/lib/nri-memshare/dist/agent/ubs-holder.js',
+    ]);
+    const modules = new Set(files.map((f) => /^\/usr\/lib\/nri-memshare\/node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(f)?.[1]).filter(Boolean));
+    assert.equal([...modules].sort(), ['koffi', 'yaml']);
+    assert.not.ok(files.some((f) => /\.(ts|map|py)$/.test(f) || f.includes('/koffi/lib/')), 'no sources, maps or koffi build scripts');
+  });
+
+  test('License covers what ships; every shipped npm package has its license text and a bundled() Provides; docs/ is %doc', () => {
+    assert.is(must('rpm', ['-qp', '--qf', '%{LICENSE}', rpmFile]), 'Apache-2.0 AND ISC AND MIT');
+    const listed = JSON.parse(must(process.execPath, ['scripts/bundled-packages.js', 'list'])) as Array<{ name: string; version: string; license: string; licenseFiles: string[] }>;
+    const names = listed.map((p) => p.name);
+    for (const n of ['pino', 'sonic-boom', 'thread-stream', 'koffi', 'yaml']) assert.ok(names.includes(n), `${n} is listed`);
+    // the lockfile agrees with each package's own package.json on the license
+    for (const p of listed) {
+      const own = (JSON.parse(readFileSync(join(repo, 'node_modules', p.name, 'package.json'), 'utf8')) as { license: string }).license;
+      assert.is(p.license, own, `${p.name}: lockfile says ${p.license}, its package.json ${own}`);
+    }
+    const provides = must('rpm', ['-qp', '--provides', rpmFile]).split('\n').filter((l) => l.startsWith('bundled('));
+    assert.equal(provides.sort(), listed.map((p) => `bundled(npm(${p.name})) = ${p.version}`).sort());
+    const files = must('rpm', ['-qlp', rpmFile]).split('\n');
+    const licenses = must('rpm', ['-qp', '--licensefiles', rpmFile]).split('\n');
+    assert.ok(licenses.includes('/usr/share/licenses/nri-memshare/LICENSE'), licenses.join('\n'));
+    for (const p of listed) {
+      for (const f of p.licenseFiles) {
+        const path = `/usr/share/licenses/nri-memshare/node_modules-licenses/${p.name}/${f}`;
+        assert.ok(licenses.includes(path), `${p.name}: ${path} is a %license file`);
+      }
+    }
+    const docs = must('rpm', ['-qp', '--docfiles', rpmFile]).split('\n');
+    assert.ok(docs.includes('/usr/share/doc/nri-memshare/README.md'));
+    // every docs/*.md the README links to is on the node beside it
+    const readme = readFileSync(join(repo, 'README.md'), 'utf8');
+    const linked = [...readme.matchAll(/\]\((docs\/[^)#]+\.md)/g)].map((m) => m[1]);
+    assert.ok(linked.length > 0);
+    for (const d of linked) assert.ok(docs.includes(`/usr/share/doc/nri-memshare/${d}`), `README links ${d}; the package lacks it`);
+    assert.ok(files.includes('/usr/share/doc/nri-memshare/docs/operations.md'));
   });
 
   test('the config file is %config(noreplace)', () => {
@@ -228,6 +303,7 @@ if (!skip) {
       [/E: non-standard-dir-perm \/var\/lib\/nri-memshare 700$/, 'the state dir holds the ledger: root only'],
       [/E: no-signature$/, 'packages are signed by the distribution\'s build system, not here'],
       [/E: no-packager-tag$/, 'Packager is set by the build system'],
+      [/W: invalid-license (Apache-2\.0|ISC|MIT)$/, 'SPDX identifiers; Debian\'s rpmlint knows only the old Fedora short names'],
     ];
     const errors = lines.filter((l) => / E: /.test(l) && !accepted.some(([re]) => re.test(l)));
     process.stdout.write(`\n  rpmlint on ${rpmFile.split('/').pop()}: ${lines.length} lines remain\n`);
@@ -238,7 +314,7 @@ if (!skip) {
     assert.equal(errors, [], 'rpmlint errors');
     const spec = readFileSync(join(work, 'out', 'nri-memshare.spec'), 'utf8');
     assert.match(spec, /^URL:\s+https:\/\//m);
-    assert.not.ok(lines.some((l) => /no-url-tag|description-line-too-long|hidden-file|zero-length|env-script-interpreter/.test(l)), 'fixed warnings stay fixed');
+    assert.not.ok(lines.some((l) => /no-url-tag|description-line-too-long|hidden-file|zero-length|env-script-interpreter|non-standard-executable-perm|files-duplicate.*(dist|bin)/.test(l)), 'fixed warnings stay fixed');
   });
 
   test('the wrapper execs node on the installed CLI', () => {
