@@ -208,7 +208,8 @@ if (ok) {
     copyFileSync(rpm, `/proc/${nodePid}/root${inNode}`);
     // --nodeps: nodejs and containerd are not rpm packages on this Debian machine
     nodeMust(['rpm', '-i', '--nodeps', '--nosignature', inNode]);
-    for (const p of ['/usr/bin/nri-memshare', '/usr/lib/systemd/system/nri-memshare.service', '/etc/nri-memshare/config.json',
+    for (const p of ['/usr/bin/nri-memshare', '/usr/lib/systemd/system/nri-memshare.service', '/usr/lib/systemd/system/nri-memshare.service.d/10-runtime.conf',
+      '/usr/share/doc/nri-memshare/README.md', '/usr/share/doc/nri-memshare/docs/operations.md', '/usr/share/licenses/nri-memshare/node_modules-licenses/pino/LICENSE', '/etc/nri-memshare/config.json',
       '/usr/share/bash-completion/completions/nri-memshare', '/usr/share/nri-memshare/containerd/nri.toml']) {
       assert.is(node(['test', '-e', p]).status, 0, `the RPM installed ${p}`);
     }
@@ -395,6 +396,49 @@ if (ok) {
     const j = JSON.parse(nodeMust(['nri-memshare', 'status', '--json'])) as { agent: { running: boolean; reason: string } };
     assert.is(j.agent.running, false);
     capture('nri-memshare status (stopped)', text);
+    resetStartLimit();
+    nodeMust(['systemctl', 'start', 'containerd']);
+    await waitActive(/^registered with containerd 1\.7/);
+  });
+
+  test('systemd-analyze security of the installed unit: exposure at or below 4.9; UMask, RestrictNamespaces, OOMScoreAdjust in effect', () => {
+    const r = node(['systemd-analyze', 'security', '--no-pager', UNIT]);
+    const m = /Overall exposure level for nri-memshare\.service: (\d+\.\d)/.exec(r.stdout);
+    assert.ok(m, `systemd-analyze security said:\n${r.stdout}${r.stderr}`);
+    capture('systemd-analyze security nri-memshare.service (exposure)', m[0]);
+    assert.ok(Number(m[1]) <= 4.9, `exposure ${m[1]}`);
+    const s = show();
+    const pid = s.MainPID;
+    assert.is(nodeMust(['cat', `/proc/${pid}/oom_score_adj`]).trim(), '-999');
+    assert.match(nodeMust(['grep', '^Umask:', `/proc/${pid}/status`]), /^Umask:\s+0077$/m);
+    // still the host's mount namespace (the node's): the shares it mounts are containerd's to see
+    assert.is(nodeMust(['readlink', `/proc/${pid}/ns/mnt`]).trim(), nodeMust(['readlink', '/proc/1/ns/mnt']).trim());
+    // the state files it writes under UMask=0077 are root's alone
+    assert.is(nodeMust(['stat', '-c', '%a', '/var/lib/nri-memshare/agent-state.json']).trim(), '600');
+  });
+
+  test('another runtime unit is a drop-in away: BindsTo=k3s.service in /etc, add-wants; k3s stops and starts the agent', async () => {
+    assert.match(nodeMust(['systemctl', 'show', '-p', 'BindsTo', UNIT]), /^BindsTo=.*\bcontainerd\.service\b/m, 'the shipped drop-in binds it to containerd');
+    // k3s.service: the same containerd under another unit name (as k3s and RKE2 embed theirs)
+    nodeMust(['systemctl', 'stop', 'containerd']);
+    await until(`${UNIT} inactive`, () => show().ActiveState === 'inactive', 60_000, statusDiag);
+    nodeMust(['sh', '-c', 'sed "s/^Description=.*/Description=k3s stand-in: containerd under another unit name/" /etc/systemd/system/containerd.service > /etc/systemd/system/k3s.service']);
+    nodeMust(['mkdir', '-p', `/etc/systemd/system/${UNIT}.d`]);
+    nodeMust(['tee', `/etc/systemd/system/${UNIT}.d/10-runtime.conf`], '[Unit]\nBindsTo=k3s.service\nAfter=k3s.service\n');
+    nodeMust(['systemctl', 'daemon-reload']);
+    nodeMust(['systemctl', 'add-wants', 'k3s.service', UNIT]);
+    const binds = nodeMust(['systemctl', 'show', '-p', 'BindsTo', '-p', 'After', UNIT]);
+    assert.match(binds, /^BindsTo=k3s\.service$/m, binds);
+    assert.not.match(binds, /containerd\.service/, 'the /etc drop-in replaced the shipped one');
+    resetStartLimit();
+    nodeMust(['systemctl', 'start', 'k3s.service']);
+    await waitActive(/^registered with containerd 1\.7/);
+    nodeMust(['systemctl', 'stop', 'k3s.service']);
+    await until(`${UNIT} inactive after k3s stopped`, () => show().ActiveState === 'inactive', 60_000, statusDiag);
+    // back to containerd.service for the rest of the run
+    nodeMust(['rm', '-f', `/etc/systemd/system/${UNIT}.d/10-runtime.conf`, '/etc/systemd/system/k3s.service', `/etc/systemd/system/k3s.service.wants/${UNIT}`]);
+    nodeMust(['systemctl', 'daemon-reload']);
+    assert.match(nodeMust(['systemctl', 'show', '-p', 'BindsTo', UNIT]), /^BindsTo=.*\bcontainerd\.service\b/m);
     resetStartLimit();
     nodeMust(['systemctl', 'start', 'containerd']);
     await waitActive(/^registered with containerd 1\.7/);

@@ -3,12 +3,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { unitSection } from '../support/unit-file';
 
 const UNIT = join(__dirname, '../../../systemd/nri-memshare.service');
+const RUNTIME_DROPIN = join(__dirname, '../../../systemd/nri-memshare.service.d/10-runtime.conf');
 
 const text = readFileSync(UNIT, 'utf8');
 const section = (name: string): Map<string, string[]> => unitSection(UNIT, name);
@@ -32,6 +33,8 @@ test('systemd-analyze verify accepts the unit with no warnings', () => {
     const patched = text.replace(/^ExecStart=\/usr\/bin\/nri-memshare /m, 'ExecStart=/bin/true ');
     assert.is.not(patched, text, 'ExecStart was rewritten');
     writeFileSync(copy, patched);
+    mkdirSync(`${copy}.d`);
+    copyFileSync(RUNTIME_DROPIN, join(`${copy}.d`, '10-runtime.conf'));
     // BindsTo= needs containerd.service to exist; a node has containerd's own unit, this machine
     // may not: give verify a minimal one beside the copy (the copy's directory is searched first)
     writeFileSync(join(dir, 'containerd.service'), '[Unit]\nDescription=containerd (stand-in for verify)\n[Service]\nExecStart=/bin/true\n');
@@ -78,11 +81,41 @@ test('shares under /run/nri-memshare survive a stop of the agent', () => {
   assert.equal(section('Service').get('RuntimeDirectoryPreserve'), ['yes']);
 });
 
-test('ordered after and bound to containerd, and started again whenever containerd starts', () => {
+test('bound to containerd.service through the drop-in, not the unit: another runtime unit is a same-named drop-in in /etc away', () => {
   const u = section('Unit');
-  assert.ok((u.get('After') ?? []).join(' ').includes('containerd.service'));
-  assert.equal(u.get('BindsTo'), ['containerd.service']);
+  assert.not.ok(text.split('\n').some((l) => /^(BindsTo|Requires|After|Requisite|PartOf)=.*containerd/.test(l)), 'the unit itself names no runtime unit');
+  assert.equal(u.get('After'), ['local-fs.target']);
+  const d = unitSection(RUNTIME_DROPIN, 'Unit');
+  assert.equal([...d.keys()].sort(), ['After', 'BindsTo']);
+  assert.equal(d.get('BindsTo'), ['containerd.service']);
+  assert.equal(d.get('After'), ['containerd.service']);
   assert.ok((section('Install').get('WantedBy') ?? []).join(' ').includes('containerd.service'));
+});
+
+test('what systemd-analyze security weighs: UMask=0077, no namespaces, containerd\'s OOM score', () => {
+  const s = section('Service');
+  assert.equal(s.get('UMask'), ['0077']);
+  assert.equal(s.get('RestrictNamespaces'), ['yes']);
+  assert.equal(s.get('OOMScoreAdjust'), ['-999']);
+});
+
+test('systemd-analyze security --offline: exposure at or below 4.9 (the systemd-node e2e measures the installed unit)', () => {
+  if (!haveTool('systemd-analyze')) {
+    if (process.env.CI === 'true') assert.unreachable('systemd-analyze not installed');
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'memshare-unit-'));
+  try {
+    const copy = join(dir, 'nri-memshare.service');
+    writeFileSync(copy, text);
+    const r = spawnSync('systemd-analyze', ['security', '--offline=true', '--no-pager', copy], { encoding: 'utf8', env: { ...process.env, SYSTEMD_COLORS: '0' } });
+    const m = /Overall exposure level for nri-memshare\.service: (\d+\.\d)/.exec(r.stdout);
+    assert.ok(m, `no exposure level in:\n${r.stdout}${r.stderr}`);
+    process.stdout.write(`\n  systemd-analyze security --offline: ${m[1]}\n`);
+    assert.ok(Number(m[1]) <= 4.9, `exposure ${m[1]}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('no hardening option that would give the agent a private mount namespace', () => {
