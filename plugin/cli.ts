@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // nri-memshare: the one executable. `run` is the daemon; `status` and `check-config` are for people.
+import { existsSync } from 'node:fs';
 import { buildInfo } from './agent/build-info';
 import { LOG_LEVELS, type LogLevel } from './agent/logger';
 import type { Daemon } from './agent/daemon';
@@ -23,6 +24,9 @@ options:
   --json             (status, version) print JSON instead of text
   --version          print the version
   --help, -h         this text
+
+exit status of status: 0 the agent runs and is registered with containerd; 1 it runs but is not
+  registered; 2 bad arguments or config; 3 the agent does not run; 4 unknown (needs root)
 
 run by the runtime, not by people:
   ubs-access-check --share SPEC...  OCI createRuntime hook the ubs backend adds to UB containers:
@@ -120,6 +124,8 @@ async function main(): Promise<number> {
     case 'check-config': {
       const problems = checkConfig(configPath);
       const warnings: string[] = [];
+      // the default file may be absent (run then uses the built-in defaults): say which was checked
+      if (problems.length === 0 && !existsSync(configPath)) warnings.push('does not exist: checked the built-in defaults, which `run` uses without the file');
       // keys all valid: the files and libraries they name must also open as `run` opens them
       // (a ubs backend's SDK library loads, nothing in it is called)
       if (problems.length === 0) {
@@ -139,8 +145,15 @@ async function main(): Promise<number> {
       return 1;
     }
     case 'status': {
-      const { showStatus } = await import('./agent/status');
-      return showStatus(loadConfig(configPath), args.json, process.stdout);
+      const { showStatus, STATUS_EXIT } = await import('./agent/status');
+      let config;
+      try {
+        config = loadConfig(configPath);
+      } catch (err) {
+        process.stderr.write(`nri-memshare status: ${printable(messageOf(err))}\n`);
+        return STATUS_EXIT.usage;
+      }
+      return showStatus(config, args.json, process.stdout);
     }
     case 'run': {
       const { createLogger } = await import('./agent/logger');

@@ -18,8 +18,10 @@ export async function checkConfigFiles(config: Config): Promise<ConfigFileCheck>
   if (config.kubernetes) {
     const { loadKubeCredentials } = await import('../kube/kubeconfig');
     try {
-      // run's own loader: it reads the kubeconfig, then the token, CA and client certificate files it names
-      loadKubeCredentials(config.kubernetes);
+      // run's own loader: it reads the kubeconfig, then the token, CA and client certificate files it
+      // names; what run warns about at start (TLS verification off, plain http) is a warning here too
+      const creds = loadKubeCredentials(config.kubernetes);
+      if (creds.transportWarning) out.warnings.push(creds.transportWarning);
     } catch (err) {
       const where = config.kubernetes.inCluster ? 'kubernetes.inCluster' : 'kubernetes.kubeconfig';
       out.problems.push(`${where}: ${messageOf(err)}`);

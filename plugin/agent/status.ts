@@ -1,7 +1,9 @@
 // `nri-memshare status`: what is shared on this node, read from the ownership records and the
-// backend (never from the running agent, so it works while the agent is down too).
+// backend (never from the running agent, so it works while the agent is down too). It only reads:
+// no directory or file is created, whatever the config names.
 import { Ledger, type BindingRecord } from '../ledger';
-import { formatBytes, printable, printableJson, shareKey, type ShareHandle } from '../model';
+import { formatBytes, messageOf, printable, printableJson, shareKey, type ShareHandle } from '../model';
+import { accessSync, constants as fsConstants, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { HOLDER_SOCKET, LocalBackend, hostPathOf, probeHolder, type HolderHello } from '../backends';
 import type { Config } from './config';
@@ -69,7 +71,8 @@ export async function collectStatus(config: Config): Promise<NodeStatus> {
       s.releasing = { attempts: r.attempts, lastError: r.lastError, retryable: r.retryable, since: new Date(r.since).toISOString(), nextAttemptAt: r.retryable ? new Date(r.nextAttemptAt).toISOString() : null };
     }
   }
-  if (config.backend.kind === 'local') {
+  // (no sharesDir: no agent has made a share here; the backend would create the directory)
+  if (config.backend.kind === 'local' && existsSync(config.sharesDir)) {
     // the mount table is the truth for tmpfs shares
     const backend = new LocalBackend({ sharesDir: config.sharesDir, stateDir: config.stateDir });
     for (const p of await backend.present()) {
@@ -202,8 +205,61 @@ function renderFailedEvictions(list: readonly FailedEviction[]): string[] {
   return [`failed evictions (${list.length}): these containers run without their shares; the agent could not kill them`, ...renderTable(rows)];
 }
 
-export async function showStatus(config: Config, json: boolean, out: NodeJS.WritableStream): Promise<number> {
-  const st = await collectStatus(config);
+/**
+ * `status` exit codes, after systemctl's (LSB's) for `status`: 0 and 3 mean what they mean there.
+ * docs/operations.md and the man page list them.
+ */
+export const STATUS_EXIT = {
+  /** the agent runs and is registered with the runtime (containers get their shares) */
+  ok: 0,
+  /** the agent runs but is not (yet, or no longer) registered with the runtime */
+  notRegistered: 1,
+  /** bad arguments or config (the CLI's own) */
+  usage: 2,
+  /** the agent does not run */
+  notRunning: 3,
+  /** status cannot tell: it may not read the state directory (not root) */
+  unknown: 4,
+} as const;
+
+export function statusExitCode(st: NodeStatus): number {
+  if (!st.agent.running) return STATUS_EXIT.notRunning;
+  const n = st.agent.nri;
+  return n.state === 'synchronized' && n.registeredSince ? STATUS_EXIT.ok : STATUS_EXIT.notRegistered;
+}
+
+/** A permission error (the state directory and its files are root's alone, mode 0700/0600). */
+function isPermissionError(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'EACCES' || code === 'EPERM' || /\b(EACCES|EPERM)\b/.test(messageOf(err));
+}
+
+/** The path status may not read, if any: stateDir (0700) and the agent's state file (0600) in it. */
+function unreadable(config: Config): string | undefined {
+  for (const [path, mode] of [[config.stateDir, fsConstants.R_OK | fsConstants.X_OK], [join(config.stateDir, 'agent-state.json'), fsConstants.R_OK]] as const) {
+    try {
+      accessSync(path, mode);
+    } catch (err) {
+      if (isPermissionError(err)) return path;
+    }
+  }
+  return undefined;
+}
+
+export async function showStatus(config: Config, json: boolean, out: NodeJS.WritableStream, err: NodeJS.WritableStream = process.stderr): Promise<number> {
+  const needsRoot = (detail: string) => {
+    err.write(`nri-memshare status: needs root: ${detail} (run it as root, e.g. with sudo)\n`);
+    return STATUS_EXIT.unknown;
+  };
+  const denied = unreadable(config);
+  if (denied) return needsRoot(`${denied} is readable by root only`);
+  let st: NodeStatus;
+  try {
+    st = await collectStatus(config);
+  } catch (e) {
+    if (isPermissionError(e)) return needsRoot(messageOf(e));
+    throw e;
+  }
   out.write(json ? `${printableJson(JSON.stringify(st, null, 2))}\n` : renderStatus(st));
-  return 0;
+  return statusExitCode(st);
 }

@@ -251,6 +251,7 @@ export interface StatusJson {
 /** `nri-memshare status --json --config FILE`, parsed. */
 export function agentStatus(configPath: string): StatusJson {
   const r = spawnSync(process.execPath, [CLI, 'status', '--json', '--config', configPath], { encoding: 'utf8', timeout: 60_000 });
-  if (r.status !== 0) throw new Error(`status --json exited ${r.status ?? r.signal}: ${r.stderr}`);
+  // 0 registered, 1 running but not registered, 3 not running: each prints the status
+  if (r.status !== 0 && r.status !== 1 && r.status !== 3) throw new Error(`status --json exited ${r.status ?? r.signal}: ${r.stderr}`);
   return JSON.parse(r.stdout) as StatusJson;
 }

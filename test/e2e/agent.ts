@@ -200,14 +200,15 @@ export class Agent {
   /** `nri-memshare status --json --config <cfg>`, parsed. */
   status(): StatusJson {
     const r = spawnSync(process.execPath, [CLI, 'status', '--json', '--config', this.configPath], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`status --json exited ${r.status}: ${r.stderr}`);
+    // 0 registered, 1 running but not registered, 3 not running (the agent may be stopped on purpose)
+    if (r.status !== 0 && r.status !== 1 && r.status !== 3) throw new Error(`status --json exited ${r.status}: ${r.stderr}`);
     return JSON.parse(r.stdout) as StatusJson;
   }
 
   /** `nri-memshare status --config <cfg>` (the table). */
   statusTable(): string {
     const r = spawnSync(process.execPath, [CLI, 'status', '--config', this.configPath], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`status exited ${r.status}: ${r.stderr}`);
+    if (r.status !== 0 && r.status !== 1 && r.status !== 3) throw new Error(`status exited ${r.status}: ${r.stderr}`);
     return r.stdout;
   }
 
