@@ -118,7 +118,7 @@ async function main(): Promise<number> {
     process.stderr.write(`nri-memshare: unknown command ${JSON.stringify(args.command)}\n${USAGE}`);
     return 2;
   }
-  const { DEFAULT_CONFIG_PATH, checkConfig, loadConfig } = await import('./agent/config');
+  const { DEFAULT_CONFIG_PATH, ConfigError, EXIT_CONFIG, checkConfig, loadConfig } = await import('./agent/config');
   const configPath = args.config ?? DEFAULT_CONFIG_PATH;
   switch (args.command) {
     case 'check-config': {
@@ -194,7 +194,8 @@ async function main(): Promise<number> {
       } catch (err) {
         log.level = 'info';
         log.fatal({ config: configPath }, `start failed: ${err instanceof Error ? err.message : String(err)}`);
-        return 1;
+        // a refused config stays refused: a status systemd does not restart on (see EXIT_CONFIG)
+        return err instanceof ConfigError ? EXIT_CONFIG : 1;
       }
     }
     default:

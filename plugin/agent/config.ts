@@ -102,6 +102,14 @@ export function defaultConfig(): Config {
   };
 }
 
+/**
+ * The exit status of `run` when its config is refused: EX_CONFIG of sysexits.h, which systemd
+ * names "CONFIG". The unit's RestartPreventExitStatus= lists it, so a config that cannot work
+ * leaves the unit `failed` (where an operator and node monitoring see it) instead of restarting
+ * into the same refusal forever. Every other start failure exits 1 and is restarted.
+ */
+export const EXIT_CONFIG = 78;
+
 /** The file could not be used; `problems` lists every reason, each naming its key. */
 export class ConfigError extends Error {
   constructor(

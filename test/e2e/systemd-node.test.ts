@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { CriClient, requireRoot, type RunningPod } from '../harness';
 import { assertFetched } from '../harness/paths';
 import { DAEMON_GID, NATIVE, STAND_IN_LIBS, UBS_IMAGE, freeMajor, ubsImageTar } from './ubs-env';
+import { EXIT_CONFIG } from '../../plugin/agent/config';
 
 const repo = join(__dirname, '../../..');
 const harness = join(repo, 'test/harness/systemd-node.sh');
@@ -50,7 +51,7 @@ function nodeMust(args: string[], input?: string): string {
 }
 
 function show(unit = UNIT): Record<string, string> {
-  const out = nodeMust(['systemctl', 'show', '-p', 'ActiveState,SubState,StatusText,MainPID,NRestarts,Result,WatchdogUSec', unit]);
+  const out = nodeMust(['systemctl', 'show', '-p', 'ActiveState,SubState,StatusText,MainPID,NRestarts,Result,WatchdogUSec,ExecMainStatus', unit]);
   const o: Record<string, string> = {};
   for (const line of out.split('\n')) {
     const i = line.indexOf('=');
@@ -337,7 +338,7 @@ if (ok) {
     } finally {
       node(['systemctl', 'stop', 'nms-second']);
     }
-    // a start that fails: one fatal line, exit status 1
+    // a start that fails on its config: one fatal line, exit status EXIT_CONFIG (78)
     // (systemd-run --wait needs D-Bus: the unit's end is polled instead)
     nodeMust(['systemd-run', '--unit=nms-broken', '-p', 'Restart=no', '/usr/bin/nri-memshare', 'run', '--config', '/etc/nms-missing.json']);
     try {
@@ -346,7 +347,7 @@ if (ok) {
         return st.ActiveState === 'failed' ? st : undefined;
       }, 30_000, () => node(['systemctl', 'status', '--no-pager', 'nms-broken']).stdout);
       assert.is(ended.Result, 'exit-code');
-      assert.is(nodeMust(['systemctl', 'show', '-P', 'ExecMainStatus', 'nms-broken']).trim(), '1', 'exit status 1');
+      assert.is(nodeMust(['systemctl', 'show', '-P', 'ExecMainStatus', 'nms-broken']).trim(), String(EXIT_CONFIG), 'exit status EXIT_CONFIG');
     } finally {
       node(['systemctl', 'reset-failed', 'nms-broken']);
     }
@@ -385,6 +386,39 @@ if (ok) {
     resetStartLimit();
     nodeMust(['systemctl', 'restart', UNIT]);
     assert.is((await waitActive(/^registered with containerd 1\.7/)).WatchdogUSec, '30s');
+  });
+
+  test('a refused config: the shipped unit lands in failed (RestartPreventExitStatus), not in a restart loop', async () => {
+    // the shipped unit, its config replaced by one with an unknown key (a drop-in on ExecStart)
+    nodeMust(['sh', '-c', 'sed -e "s|^{|{\\"notAKey\\": 1,|" /etc/nri-memshare/config.json > /etc/nms-refused.json']);
+    nodeMust(['mkdir', '-p', `/etc/systemd/system/${UNIT}.d`]);
+    nodeMust(['tee', `/etc/systemd/system/${UNIT}.d/test-refused.conf`], '[Service]\nExecStart=\nExecStart=/usr/bin/nri-memshare run --config /etc/nms-refused.json\n');
+    nodeMust(['systemctl', 'daemon-reload']);
+    resetStartLimit();
+    try {
+      node(['systemctl', 'restart', UNIT]); // fails: the start is refused
+      const failed = await until(`${UNIT} failed`, () => {
+        const st = show();
+        return st.ActiveState === 'failed' ? st : undefined;
+      }, 60_000, statusDiag);
+      assert.is(failed.Result, 'exit-code');
+      assert.is(failed.ExecMainStatus, String(EXIT_CONFIG));
+      // RestartSec is 2s: well past it, still failed and never restarted
+      await new Promise((r) => setTimeout(r, 6000));
+      const later = show();
+      assert.is(later.ActiveState, 'failed', 'no restart into the same refusal');
+      assert.is(later.NRestarts, failed.NRestarts, 'NRestarts unchanged');
+      const fatal = agentLines(journal(['-u', UNIT])).filter((l) => l.json.msg.startsWith('start failed: config /etc/nms-refused.json'));
+      assert.is(fatal.length, 1, 'one refusal in the journal, not one per RestartSec');
+      assert.match(fatal[0].json.msg, 'notAKey: unknown key');
+    } finally {
+      nodeMust(['rm', '-f', `/etc/systemd/system/${UNIT}.d/test-refused.conf`, '/etc/nms-refused.json']);
+      nodeMust(['systemctl', 'daemon-reload']);
+      node(['systemctl', 'reset-failed', UNIT]);
+      resetStartLimit();
+      nodeMust(['systemctl', 'restart', UNIT]);
+    }
+    await waitActive(/^registered with containerd 1\.7/);
   });
 
   test('BindsTo=containerd.service: stopping containerd stops the agent; starting it starts the agent', async () => {

@@ -11,6 +11,7 @@ import { startPlugin } from '../e2e/plugin-process';
 import { SKIP_TLS_VERIFY, kubeconfigText } from '../support/fake-apiserver-https';
 import { waitFor } from '../support/util';
 import { AGENT_CLI } from '../support/agent-cli';
+import { EXIT_CONFIG } from '../../plugin/agent/config';
 
 const ROOT = join(__dirname, '..', '..', '..');
 const CLI = AGENT_CLI;
@@ -41,6 +42,33 @@ test('help and --help print the usage; no command is a usage error; an unknown o
   const l = cli('run', '--log-level', 'loud');
   assert.is(l.status, 2);
   assert.match(l.stderr, /--log-level "loud": not one of trace, debug, info, warn, error, fatal, silent/);
+});
+
+test('run: a refused config exits with EXIT_CONFIG (78, which the unit does not restart on); any other start failure exits 1', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'memshare-cli-'));
+  try {
+    const good = { nri: { socket: join(dir, 'absent.sock') }, sharesDir: join(dir, 'shares'), declarationsDir: join(dir, 'shares.d'), metrics: { address: '' } };
+    const run = (config: unknown) => {
+      const path = join(dir, `c${Math.random().toString(36).slice(2)}.json`);
+      writeFileSync(path, typeof config === 'string' ? config : JSON.stringify(config));
+      return spawnSync(process.execPath, [CLI, 'run', '--config', path], { encoding: 'utf8', timeout: 20000 });
+    };
+    for (const bad of [{ ...good, stateDir: join(dir, 'state'), limits: { maxShareBytes: 'lots' } }, { ...good, stateDir: join(dir, 'state'), stateDri: '/x' }, '{"stateDir": ']) {
+      const r = run(bad);
+      assert.is(r.status, EXIT_CONFIG, `${JSON.stringify(bad)}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stdout, /"level":"fatal".*"msg":"start failed: config /);
+    }
+    assert.is(spawnSync(process.execPath, [CLI, 'run', '--config', join(dir, 'missing.json')], { encoding: 'utf8' }).status, EXIT_CONFIG, 'no config file at all');
+    // a good config whose state directory cannot be made (a file is in its way): not the config's
+    // fault as written, and it may heal (a mount that comes late): exit 1, restarted
+    writeFileSync(join(dir, 'in-the-way'), '');
+    const other = run({ ...good, stateDir: join(dir, 'in-the-way', 'state') });
+    assert.is(other.status, 1, other.stdout + other.stderr);
+    assert.match(other.stdout, /"msg":"start failed: /);
+    assert.is.not(EXIT_CONFIG, 1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("--log-level overrides the config's log.level for run", async () => {

@@ -11,6 +11,7 @@ import { Writable } from 'node:stream';
 import { parse as parseYaml } from 'yaml';
 import { createLogger, isJournalStream, syslogPriority } from '../../plugin/agent/logger';
 import { AGENT_CLI } from '../support/agent-cli';
+import { EXIT_CONFIG } from '../../plugin/agent/config';
 
 const CLI = AGENT_CLI;
 const LOGGER = join(__dirname, '..', '..', 'plugin', 'agent', 'logger.js');
@@ -117,7 +118,7 @@ test('a failed start is a fatal log line on stdout with priority 2, nothing on s
     } finally {
       closeSync(fd);
     }
-    assert.is(r.status, 1);
+    assert.is(r.status, EXIT_CONFIG, 'a refused config: the status systemd does not restart on');
     assert.is(r.stderr, '');
     const lines = readFileSync(out, 'utf8').split('\n').filter(Boolean);
     assert.is(lines.length, 1, lines.join('\n'));

@@ -7,6 +7,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { unitSection } from '../support/unit-file';
+import { EXIT_CONFIG } from '../../plugin/agent/config';
 
 const UNIT = join(__dirname, '../../../systemd/nri-memshare.service');
 const RUNTIME_DROPIN = join(__dirname, '../../../systemd/nri-memshare.service.d/10-runtime.conf');
@@ -70,6 +71,8 @@ test('the unit runs the product CLI and restarts on failure', () => {
   assert.equal(s.get('ExecStart'), ['/usr/bin/nri-memshare run --config /etc/nri-memshare/config.json']);
   assert.equal(s.get('Restart'), ['on-failure']);
   assert.equal(s.get('RestartSec'), ['2s']);
+  // except on a refused config: restarting would refuse it again forever; the unit stays failed
+  assert.equal(s.get('RestartPreventExitStatus'), [String(EXIT_CONFIG)]);
   assert.equal(s.get('StandardOutput'), ['journal']);
   assert.equal(s.get('StateDirectory'), ['nri-memshare']);
   assert.equal(s.get('RuntimeDirectory'), ['nri-memshare']);
