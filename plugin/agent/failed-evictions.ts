@@ -71,3 +71,31 @@ export function readFailedEvictions(stateDir: string): { failedEvictions: Failed
   });
   return { failedEvictions: out, warnings };
 }
+
+/**
+ * The agent's writer of the file: the latest list only, written off the request path (one write
+ * for a burst of changes); a failed write is logged and the next change tries again.
+ */
+export class FailedEvictionsFile {
+  private toWrite: FailedEviction[] | undefined;
+
+  constructor(
+    private readonly stateDir: string,
+    private readonly onWriteError: (err: unknown) => void,
+  ) {}
+
+  record(failing: FailedEviction[]): void {
+    const pending = this.toWrite !== undefined;
+    this.toWrite = failing;
+    if (pending) return;
+    setImmediate(() => {
+      const list = this.toWrite ?? [];
+      this.toWrite = undefined;
+      try {
+        writeFailedEvictions(this.stateDir, list);
+      } catch (err) {
+        this.onWriteError(err);
+      }
+    });
+  }
+}
