@@ -17,10 +17,11 @@ import type * as http from 'node:http';
 import type { Limits, ShareDeclaration } from '../model/types';
 import { isObject, type PlainObject } from '../model';
 import type { KubeCredentials } from '../kube/kubeconfig';
-import { BodyTooLargeError, GoneError, KubeApiError as ApiError, MAX_RESPONSE_BYTES, describeRequestError, readBody, sendRequest } from '../kube/request';
-import { metaOf, readListPage } from '../kube/list';
+import { BodyTooLargeError, GoneError, KubeApiError as ApiError, describeRequestError, readBody, sendRequest } from '../kube/request';
+import { metaOf, readListPage, type ListItem } from '../kube/list';
 import { readWatchStream, type WatchEvent } from '../kube/watch';
 import { DeclarationError, SHARE_MEMORY_API_VERSION, SHARE_MEMORY_KIND, validateShareMemory } from './sharememory';
+import { KeptDeclarations, MAX_KEPT_DECLARATION_BYTES } from './kept-declarations';
 import {
   type DeclarationChange,
   type DeclarationChangeListener,
@@ -43,10 +44,14 @@ export const SHARE_MEMORY_LIST_PATH = `/apis/${SHARE_MEMORY_API_VERSION}/${SHARE
 // those limits and still bounds what a broken or hostile server (or a proxy in between) can make
 // the agent hold: a longer line ends the stream with an error and the watch reconnects.
 export const MAX_WATCH_EVENT_BYTES = 8 * 1024 * 1024;
-// The largest list page accepted: a page holds pageSize (500) objects; a ShareMemory with the
-// most allowedNamespaces (1024) is about 70 KiB of JSON, so a full page of the largest is some
-// 35 MiB. Past the cap the list fails, naming it (lower pageSize, or raise the cap).
-export const MAX_LIST_BODY_BYTES = MAX_RESPONSE_BYTES;
+// The largest object accepted, in a list page as in a watch event: the same bound. A list page is
+// read as it streams, one item at a time (plugin/kube/list.ts), so a page has no size cap of its
+// own: 500 objects of the largest size the API server stores are some 150 MiB, and the agent
+// never holds more than one of them as text. A larger object is left out, named, with a warning.
+export const MAX_OBJECT_BYTES = MAX_WATCH_EVENT_BYTES;
+// Problems about single objects kept for errors() (and status); past this they are only counted,
+// so that 100,000 invalid objects cost no more than 1,000.
+export const MAX_OBJECT_PROBLEMS = 1000;
 // Error bodies are only read for their Status message.
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
@@ -71,8 +76,10 @@ export interface KubernetesSourceOptions {
   requestTimeoutMs?: number;
   /** a watch event line longer than this ends the stream with an error (default MAX_WATCH_EVENT_BYTES) */
   maxEventBytes?: number;
-  /** a list page larger than this fails (default MAX_LIST_BODY_BYTES) */
-  maxListBytes?: number;
+  /** an object (list item) larger than this is left out and reported (default MAX_OBJECT_BYTES) */
+  maxObjectBytes?: number;
+  /** the declarations kept take at most this many bytes; more objects are left out (default MAX_KEPT_DECLARATION_BYTES) */
+  maxKeptBytes?: number;
   /** called once for each new problem (a connection failure or an invalid object) */
   onProblem?: (problem: DeclarationProblem) => void;
   onListenerError?: (err: unknown) => void;
@@ -101,10 +108,14 @@ function objectKey(obj: unknown): string {
 export class KubernetesDeclarationSource implements DeclarationSource {
   readonly name: string;
   private readonly listeners: ListenerSet;
-  /** valid declarations by "namespace/name" */
-  private decls = new Map<string, ShareDeclaration>();
-  /** invalid objects by "namespace/name" */
+  /** valid declarations by "namespace/name", within the byte budget */
+  private decls: KeptDeclarations;
+  /** invalid objects by "namespace/name" (at most MAX_OBJECT_PROBLEMS) */
   private invalid = new Map<string, string>();
+  /** invalid objects past MAX_OBJECT_PROBLEMS, only counted */
+  private invalidUncounted = 0;
+  /** objects left out for the budget since the last list: a list is due once there is room */
+  private leftOutForBudget = 0;
   private connectionProblem: string | undefined;
   private rv: string | undefined;
   private started = false;
@@ -120,7 +131,7 @@ export class KubernetesDeclarationSource implements DeclarationSource {
   private readonly pageSize: number;
   private readonly requestTimeoutMs: number;
   private readonly maxEventBytes: number;
-  private readonly maxListBytes: number;
+  private readonly maxObjectBytes: number;
   private running: Promise<void> | undefined;
 
   constructor(private readonly options: KubernetesSourceOptions) {
@@ -131,7 +142,8 @@ export class KubernetesDeclarationSource implements DeclarationSource {
     this.pageSize = options.pageSize ?? 500;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 60000;
     this.maxEventBytes = options.maxEventBytes ?? MAX_WATCH_EVENT_BYTES;
-    this.maxListBytes = options.maxListBytes ?? MAX_LIST_BODY_BYTES;
+    this.maxObjectBytes = options.maxObjectBytes ?? MAX_OBJECT_BYTES;
+    this.decls = new KeptDeclarations(options.maxKeptBytes ?? MAX_KEPT_DECLARATION_BYTES);
     this.readyPromise = new Promise<void>((res, rej) => {
       this.resolveReady = res;
       this.rejectReady = rej;
@@ -147,6 +159,9 @@ export class KubernetesDeclarationSource implements DeclarationSource {
     const out: DeclarationProblem[] = [];
     if (this.connectionProblem) out.push({ source: this.name, message: this.connectionProblem });
     for (const message of this.invalid.values()) out.push({ source: this.name, message });
+    if (this.invalidUncounted > 0) {
+      out.push({ source: this.name, message: `${this.invalidUncounted} more ShareMemory object(s) are invalid or left out (only the first ${MAX_OBJECT_PROBLEMS} are listed)` });
+    }
     return out;
   }
 
@@ -213,7 +228,8 @@ export class KubernetesDeclarationSource implements DeclarationSource {
     while (!this.stopped) {
       let retryAfterMs = 0;
       try {
-        if (this.rv === undefined) await this.relist();
+        // a list again also when objects were left out for the budget and room has been made since
+        if (this.rv === undefined || (this.leftOutForBudget > 0 && this.decls.bytes < this.decls.maxBytes / 2)) await this.relist();
         const outcome = await this.watch();
         if (outcome === 'gone') {
           // too old: list again (at once the first time; a second 410 in a row backs off)
@@ -275,7 +291,36 @@ export class KubernetesDeclarationSource implements DeclarationSource {
   // ---- list -------------------------------------------------------------------------------------
 
   private async relist(): Promise<void> {
-    const items: unknown[] = [];
+    // each item is validated as it arrives and only its declaration is kept (the unchanged ones
+    // are the very objects already held): a list costs the kept set plus one object's text
+    const next = new KeptDeclarations(this.decls.maxBytes, this.decls);
+    const invalid = new Map<string, string>();
+    let uncounted = 0;
+    let leftOut = 0;
+    const onItem = (item: ListItem) => {
+      let key: string;
+      let r: ShareDeclaration | string;
+      if ('tooLarge' in item) {
+        const t = item.tooLarge;
+        key = `${t.namespace || '?'}/${t.name || '?'}`;
+        r = this.tooLargeMessage(key, t.bytes);
+      } else {
+        // list items of a custom resource carry apiVersion and kind; fill them in if a server omits them
+        const raw = item.object;
+        const obj = isObject(raw) ? { apiVersion: SHARE_MEMORY_API_VERSION, kind: SHARE_MEMORY_KIND, ...raw } : raw;
+        key = objectKey(obj);
+        r = this.validate(obj);
+      }
+      if (typeof r !== 'string') {
+        const before = this.decls.get(key);
+        const kept = next.set(key, r, before && sameDeclaration(before, r) ? before : undefined);
+        if (kept === true) return;
+        leftOut++;
+        r = this.overBudgetMessage(key, kept, next);
+      }
+      if (invalid.size < MAX_OBJECT_PROBLEMS) invalid.set(key, r);
+      else uncounted++;
+    };
     let cont: string | undefined;
     let rv: string | undefined;
     do {
@@ -284,35 +329,45 @@ export class KubernetesDeclarationSource implements DeclarationSource {
       if (cont) q.set('continue', cont);
       const res = await this.request(q);
       if (res.statusCode !== 200) throw this.httpError(res, await this.errorBody(res), 'list');
-      const page = await readListPage(
-        res,
-        { where: this.where(), timeoutMs: this.requestTimeoutMs, maxBytes: this.maxListBytes, pageSize: this.pageSize },
-        (item) => items.push(item),
-      );
+      const page = await readListPage(res, { where: this.where(), timeoutMs: this.requestTimeoutMs, maxItemBytes: this.maxObjectBytes }, onItem);
       rv = page.resourceVersion;
       cont = page.continue;
     } while (cont && !this.stopped);
     if (this.stopped) return;
 
-    const next = new Map<string, ShareDeclaration>();
-    const invalid = new Map<string, string>();
-    for (const raw of items) {
-      // list items of a custom resource carry apiVersion and kind; fill them in if a server omits them
-      const obj = isObject(raw) ? { apiVersion: SHARE_MEMORY_API_VERSION, kind: SHARE_MEMORY_KIND, ...raw } : raw;
-      const key = objectKey(obj);
-      const r = this.validate(obj);
-      if (typeof r === 'string') invalid.set(key, r);
-      else next.set(key, r);
-    }
-    const changes = diffDeclarations(this.decls, next);
+    const changes = diffDeclarations(this.decls.map(), next.map());
     const newProblems = [...invalid].filter(([k, m]) => this.invalid.get(k) !== m).map(([, m]) => m);
     this.decls = next;
     this.invalid = invalid;
+    this.invalidUncounted = uncounted;
+    this.leftOutForBudget = leftOut;
     this.rv = rv;
     this.connectedNow();
     for (const message of newProblems) this.reportInvalid(message);
     this.listeners.emit(changes);
     this.resolveReady();
+  }
+
+  private tooLargeMessage(key: string, bytes: number): string {
+    return `kubernetes:${key}: the object is larger than the ${this.maxObjectBytes} bytes a ShareMemory may be here (${bytes} bytes or more); this object is ignored`;
+  }
+
+  private overBudgetMessage(key: string, need: number, kept: KeptDeclarations): string {
+    return (
+      `kubernetes:${key}: left out: the ${kept.size} ShareMemory declaration(s) kept from Kubernetes take ${kept.bytes} of the ${kept.maxBytes} bytes ` +
+      `this agent keeps, and this one needs ${need} more (limit the objects per namespace with a ResourceQuota); this object is ignored until there is room`
+    );
+  }
+
+  /** Records an invalid (or left out) object; true if its message is new. */
+  private setInvalid(key: string, message: string): boolean {
+    const known = this.invalid.get(key);
+    if (known === undefined && this.invalid.size >= MAX_OBJECT_PROBLEMS) {
+      this.invalidUncounted++;
+      return true;
+    }
+    this.invalid.set(key, message);
+    return known !== message;
   }
 
   // ---- watch ------------------------------------------------------------------------------------
@@ -355,18 +410,23 @@ export class KubernetesDeclarationSource implements DeclarationSource {
     const previous = this.decls.get(key);
     let change: DeclarationChange | undefined;
     if (ev.type === 'ADDED' || ev.type === 'MODIFIED') {
-      const r = this.validate(obj);
+      let r = this.validate(obj);
+      if (typeof r !== 'string') {
+        const kept = this.decls.set(key, r, previous && sameDeclaration(previous, r) ? previous : undefined);
+        if (kept !== true) {
+          this.leftOutForBudget++;
+          r = this.overBudgetMessage(key, kept, this.decls);
+        }
+      }
       if (typeof r === 'string') {
-        const known = this.invalid.get(key);
-        this.invalid.set(key, r);
         this.decls.delete(key);
-        if (known !== r) this.reportInvalid(r);
+        if (this.setInvalid(key, r)) this.reportInvalid(r);
         if (previous) change = { kind: 'removed', declaration: previous };
       } else {
         this.invalid.delete(key);
-        this.decls.set(key, r);
-        if (!previous) change = { kind: 'added', declaration: r };
-        else if (!sameDeclaration(previous, r)) change = { kind: 'changed', declaration: r, previous };
+        const kept = this.decls.get(key)!;
+        if (!previous) change = { kind: 'added', declaration: kept };
+        else if (!sameDeclaration(previous, kept)) change = { kind: 'changed', declaration: kept, previous };
       }
     } else if (ev.type === 'DELETED') {
       this.invalid.delete(key);

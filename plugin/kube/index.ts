@@ -27,5 +27,5 @@ export {
   type KubeRequest,
   type KubeResponse,
 } from './request';
-export { readListPage, metaOf, type ListPage, type ListPageOptions } from './list';
+export { readListPage, metaOf, MAX_PAGE_METADATA_BYTES, type ListItem, type ListPage, type ListPageOptions } from './list';
 export { readWatchStream, type WatchEvent, type WatchOutcome, type WatchStreamOptions } from './watch';

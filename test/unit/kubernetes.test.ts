@@ -47,7 +47,8 @@ async function harness(
     api?: FakeApiServer;
     watchTimeoutSeconds?: number;
     maxEventBytes?: number;
-    maxListBytes?: number;
+    maxObjectBytes?: number;
+    maxKeptBytes?: number;
     log?: SourceLog;
   } = {},
 ): Promise<Harness> {
@@ -64,7 +65,8 @@ async function harness(
     pageSize: opts.pageSize,
     watchTimeoutSeconds: opts.watchTimeoutSeconds,
     maxEventBytes: opts.maxEventBytes,
-    maxListBytes: opts.maxListBytes,
+    maxObjectBytes: opts.maxObjectBytes,
+    maxKeptBytes: opts.maxKeptBytes,
     log: opts.log,
     onProblem: (p) => problems.push(p),
   });
@@ -424,17 +426,48 @@ test('a watch line longer than the cap is cut off with an error; the watch recon
   assert.equal(keys(src), ['ns/a:128', 'ns/b:256']);
 });
 
-test('a list page larger than the cap fails naming it; smaller pages list fine', async () => {
+test('a page has no size cap: an object larger than the cap is left out by name, the rest of the page lists', async () => {
   const fill = (api: FakeApiServer) => {
     for (let i = 0; i < 40; i++) api.share('ns', `s${i}`, '128Mi');
+    const big = shareMemory('ns', 'huge', '128Mi');
+    big.metadata.annotations = { filler: 'x'.repeat(20 * 1024) };
+    api.apply(big);
   };
-  const big = await harness(fill, { maxListBytes: 8 * 1024, pageSize: 0 });
-  await waitFor(() => big.problems.length > 0, 'the list fails');
-  assert.match(big.problems[0].message, /: list: the response is larger than the 8192 bytes allowed \(a page of all objects; lower pageSize\)/);
-  assert.equal(big.src.list(), []);
-  const paged = await harness(fill, { maxListBytes: 8 * 1024, pageSize: 10 });
-  await within(paged.src.ready(), 'paged list');
-  assert.is(paged.src.list().length, 40);
+  // the page (all 41 objects, some 30 KiB) is larger than an object may be: it still lists
+  const { src, problems } = await harness(fill, { maxObjectBytes: 8 * 1024, pageSize: 0 });
+  await within(src.ready(), 'the list');
+  assert.is(src.list().length, 40);
+  const huge = problems.map((p) => p.message).filter((m) => m.startsWith('kubernetes:ns/huge: '));
+  assert.is(huge.length, 1, problems.map((p) => p.message).join('\n'));
+  const m = /^kubernetes:ns\/huge: the object is larger than the 8192 bytes a ShareMemory may be here \((\d+) bytes or more\); this object is ignored$/.exec(huge[0]);
+  assert.ok(m && Number(m[1]) > 20 * 1024, huge[0]);
+  assert.ok(src.errors().some((p) => p.message.startsWith('kubernetes:ns/huge: the object is larger than')), 'listed in errors()');
+});
+
+test('past the byte budget objects are left out by name, never the agent; deleting others makes room at the next list', async () => {
+  // each declaration grants 100 distinct namespaces of 40 characters: about 17 KiB counted
+  const grants = (i: number) => Array.from({ length: 100 }, (_, j) => `n${String(i).padStart(3, '0')}-${String(j).padStart(3, '0')}-${'x'.repeat(32)}`);
+  const fill = (api: FakeApiServer) => {
+    for (let i = 0; i < 10; i++) api.share('ns', `s${i}`, '128Mi', grants(i));
+  };
+  const { api, src, problems } = await harness(fill, { maxKeptBytes: 64 * 1024, pageSize: 3 });
+  await within(src.ready(), 'the list');
+  const kept = src.list().length;
+  assert.ok(kept >= 2 && kept < 10, `kept ${kept}`);
+  const leftOut = problems.filter((p) => /: left out: the \d+ ShareMemory declaration\(s\) kept from Kubernetes take \d+ of the 65536 bytes this agent keeps/.test(p.message));
+  assert.is(leftOut.length, 10 - kept, problems.map((p) => p.message).join('\n'));
+  assert.ok(leftOut.every((p) => /^kubernetes:ns\/s\d: left out/.test(p.message)));
+  // an object added over the watch past the budget is left out too
+  api.share('ns', 'late', '128Mi', grants(99));
+  await waitFor(() => problems.some((p) => p.message.startsWith('kubernetes:ns/late: left out')), 'late left out');
+  assert.is(src.list().length, kept);
+  // room is made: the next list (after this watch ends) takes the left-out objects
+  for (let i = 0; i < 10; i++) api.delete('ns', `s${i}`);
+  await waitFor(() => src.list().length === 0, 'deletions seen');
+  api.endWatches();
+  await waitFor(() => src.list().length === 1, 'the left-out object kept at the next list');
+  assert.equal(src.list().map((d) => d.name), ['late']);
+  assert.ok(!src.errors().some((p) => p.message.includes('left out')), 'no left-out problem stays');
 });
 
 test('a token over http:// is refused before anything is sent', async () => {
