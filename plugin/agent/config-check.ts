@@ -1,6 +1,7 @@
 // What check-config adds to the config's own validation: the files and libraries the config names,
 // opened as `run` would open them (kubeconfig and the files it points to, the declarations
 // directory, a UB backend's SDK library), so that "ok" means `run` gets past its start.
+import { checkBackendConfig } from '../backends';
 import { DeclarationsDirectory } from '../declarations/directory';
 import { messageOf } from '../model';
 import type { Config } from './config';
@@ -27,10 +28,7 @@ export async function checkConfigFiles(config: Config): Promise<ConfigFileCheck>
       out.problems.push(`${where}: ${messageOf(err)}`);
     }
   }
-  if (config.backend.kind === 'ubs') {
-    const { ubsConfigProblems } = await import('../backends/ubs/check');
-    out.problems.push(...ubsConfigProblems(config.backend));
-  }
+  out.problems.push(...checkBackendConfig(config.backend));
   return out;
 }
 

@@ -56,13 +56,12 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
 
   // a backend that cannot be made (e.g. the UB SDK library missing) fails the start, naming why
   const backend = createBackend(config.backend, {
-    sharesDir: config.sharesDir,
     stateDir: config.stateDir,
     warn: (msg, detail) => log.warn(detail ?? {}, msg),
     info: (msg, detail) => log.info(detail ?? {}, msg),
-  });
-  backend.start?.();
-  stops.push(() => backend.close?.());
+  }, { sharesDir: config.sharesDir });
+  backend.start();
+  stops.push(() => backend.close());
 
   // the cluster writers (status entries, refusal Events) only mark and queue here: their requests
   // run later, off the request path

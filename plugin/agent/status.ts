@@ -3,9 +3,9 @@
 // no directory or file is created, whatever the config names.
 import { Ledger, type BindingRecord } from '../ledger';
 import { formatBytes, messageOf, printable, printableJson, shareKey, type ShareHandle } from '../model';
-import { accessSync, constants as fsConstants, existsSync } from 'node:fs';
+import { accessSync, constants as fsConstants } from 'node:fs';
 import { join } from 'node:path';
-import { HOLDER_SOCKET, LocalBackend, hostPathOf, probeHolder, type HolderHello } from '../backends';
+import { inspectBackend, type HelperStatus } from '../backends';
 import type { Config } from './config';
 import { readFailedEvictions, type FailedEviction } from './failed-evictions';
 import { readAgentState, type AgentState } from './agent-state';
@@ -13,8 +13,8 @@ import { readAgentState, type AgentState } from './agent-state';
 export interface ShareStatus {
   namespace: string;
   name: string;
-  /** where the backend has it on the host; '' when records name it but it is not present */
-  hostPath: string;
+  /** where the backend has it on the host; '' when it has no path to show or is not present */
+  location: string;
   present: boolean;
   sizeBytes: number | null;
   usedBytes: number | null;
@@ -43,7 +43,7 @@ export interface NodeStatus {
   backend: string;
   shares: ShareStatus[];
   /** UB: the holder process that keeps the node's shares attached (null for other backends) */
-  holder: { running: true; pid: number; version: string; since: string; protocol: number; sdk: HolderHello['sdk']; maps: string[] } | { running: false; reason: string } | null;
+  holder: HelperStatus | null;
   /** containers the agent could not evict (they run without their shares), from the state directory */
   failedEvictions: FailedEviction[];
   warnings: string[];
@@ -55,35 +55,31 @@ export async function collectStatus(config: Config): Promise<NodeStatus> {
   const entry = (namespace: string, name: string): ShareStatus => {
     const key = shareKey(namespace, name);
     let s = shares.get(key);
-    if (!s) shares.set(key, (s = { namespace, name, hostPath: '', present: false, sizeBytes: null, usedBytes: null, handle: null, releasing: null, keptUntil: null, holders: [] }));
+    if (!s) shares.set(key, (s = { namespace, name, location: '', present: false, sizeBytes: null, usedBytes: null, handle: null, releasing: null, keptUntil: null, holders: [] }));
     return s;
   };
+  const backend = await inspectBackend(config.backend, { stateDir: config.stateDir }, { sharesDir: config.sharesDir }, held.some((x) => !x.releasing));
   // what the last agent recorded it holds (UB shares are known only from these records: status
   // never loads the SDK, whose calls can block)
   for (const h of held) {
     const s = entry(h.handle.namespace, h.handle.name);
     s.handle = h.handle.data;
     s.sizeBytes = h.handle.sizeBytes;
-    s.present = !h.releasing && config.backend.kind !== 'local';
+    s.present = !h.releasing && backend.present === undefined;
     if (h.keepUntil !== undefined && h.keepUntil > Date.now()) s.keptUntil = new Date(h.keepUntil).toISOString();
     if (h.releasing) {
       const r = h.releasing;
       s.releasing = { attempts: r.attempts, lastError: r.lastError, retryable: r.retryable, since: new Date(r.since).toISOString(), nextAttemptAt: r.retryable ? new Date(r.nextAttemptAt).toISOString() : null };
     }
   }
-  // (no sharesDir: no agent has made a share here; the backend would create the directory)
-  if (config.backend.kind === 'local' && existsSync(config.sharesDir)) {
-    // the mount table is the truth for tmpfs shares
-    const backend = new LocalBackend({ sharesDir: config.sharesDir, stateDir: config.stateDir });
-    for (const p of await backend.present()) {
-      const s = entry(p.namespace, p.name);
-      s.present = true;
-      s.hostPath = hostPathOf(p);
-      const u = await backend.usage(p);
-      if (u) {
-        s.sizeBytes = u.sizeBytes;
-        s.usedBytes = u.usedBytes;
-      }
+  // where the backend sees its shares itself (local: the mount table), that is the truth
+  for (const p of backend.present ?? []) {
+    const s = entry(p.namespace, p.name);
+    s.present = true;
+    s.location = p.location;
+    if (p.usage) {
+      s.sizeBytes = p.usage.sizeBytes;
+      s.usedBytes = p.usage.usedBytes;
     }
   }
   for (const r of records) {
@@ -98,17 +94,10 @@ export async function collectStatus(config: Config): Promise<NodeStatus> {
   for (const s of shares.values()) {
     if (!s.present && s.holders.length) warnings.push(`share ${shareKey(s.namespace, s.name)} has holders on record but is not present on this node`);
     if (s.present && !s.holders.length && s.keptUntil) warnings.push(`share ${shareKey(s.namespace, s.name)}: its containers were evicted for stale device numbers; kept for their return until ${s.keptUntil}, then released`);
-    else if (s.present && !s.holders.length) warnings.push(`share ${shareKey(s.namespace, s.name)} is present${s.hostPath ? ` at ${s.hostPath}` : ''} but no record explains it (the agent releases it at its next reconcile)`);
+    else if (s.present && !s.holders.length) warnings.push(`share ${shareKey(s.namespace, s.name)} is present${s.location ? ` at ${s.location}` : ''} but no record explains it (the agent releases it at its next reconcile)`);
     if (s.releasing) warnings.push(`share ${shareKey(s.namespace, s.name)}: release failing after ${s.releasing.attempts} attempt(s) (${s.releasing.lastError}); ${s.releasing.nextAttemptAt ? `next attempt ${s.releasing.nextAttemptAt}` : 'retried at the next start'}`);
   }
-  let holder: NodeStatus['holder'] = null;
-  if (config.backend.kind === 'ubs' && config.backend.holder) {
-    const h = await probeHolder(join(config.stateDir, HOLDER_SOCKET));
-    holder = typeof h === 'string'
-      ? { running: false, reason: h }
-      : { running: true, pid: h.pid, version: h.version, since: new Date(h.startedAt).toISOString(), protocol: h.protocol, sdk: h.sdk, maps: h.held.map((x) => x.name) };
-    if (typeof h === 'string' && held.some((x) => !x.releasing)) warnings.push(`UB holder: ${h}; the node's UB shares are not attached by this node until the agent starts one`);
-  }
+  warnings.push(...backend.warnings);
   const failed = readFailedEvictions(config.stateDir);
   warnings.push(...failed.warnings);
   const live = readAgentState(config.stateDir);
@@ -126,7 +115,7 @@ export async function collectStatus(config: Config): Promise<NodeStatus> {
     stateDir: config.stateDir,
     backend: config.backend.kind,
     shares: [...shares.values()].sort((a, b) => shareKey(a.namespace, a.name).localeCompare(shareKey(b.namespace, b.name))),
-    holder,
+    holder: backend.helper,
     failedEvictions: failed.failedEvictions,
     warnings,
   };

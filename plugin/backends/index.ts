@@ -1,37 +1,41 @@
 // Memory backends behind one interface (./types): local (tmpfs on this node) and ubs (the UB
 // memory pool through the ubs-mem SDK). Each is a self-contained module with its kind, its own
-// config keys and its factory; this registry is the only place that lists them.
+// config keys, its factory, what `status` shows of it and what `check-config` checks of it; this
+// registry is the only place that lists them.
 import { describe, type ConfigReader } from '../config/reader';
-import { LOCAL_KIND, LocalBackend, readLocalConfig, type LocalBackendConfig } from './local';
-import { UBS_KIND, UbsBackend, readUbsConfig, type UbsBackendConfig } from './ubs';
-import type { Backend } from './types';
+import { LOCAL_DURABLE, LOCAL_KIND, createLocalBackend, inspectLocal, readLocalConfig, type LocalBackendConfig, type LocalTopLevel } from './local';
+import { UBS_DURABLE, UBS_KIND, UbsBackend, inspectUbs, readUbsConfig, ubsConfigProblems, type UbsBackendConfig } from './ubs';
+import type { Backend, BackendEnv, BackendInspection } from './types';
 
 export type BackendConfig = LocalBackendConfig | UbsBackendConfig;
 
-/** What every backend may use from the agent's config and services. */
-export interface BackendEnv {
-  sharesDir: string;
-  stateDir: string;
-  /** told about things worth a log line (the backend never logs itself) */
-  warn?(msg: string, detail?: object): void;
-  info?(msg: string, detail?: object): void;
-}
+/**
+ * The settings of backends that the config file keeps at its top level, where the files written
+ * so far have them (each backend reads only its own).
+ */
+export type TopLevelSettings = LocalTopLevel;
 
 interface BackendModule<C extends BackendConfig> {
   /** whether its memory outlives the node's kernel (the ledger then fdatasyncs) */
   durable: boolean;
   readConfig(r: ConfigReader): C;
-  create(config: C, env: BackendEnv): Backend;
+  create(config: C, env: BackendEnv, top: TopLevelSettings): Backend;
+  /** what `status` shows of it, without the agent; `holdsShares`: the records hold shares */
+  inspect(config: C, env: Pick<BackendEnv, 'stateDir'>, top: TopLevelSettings, holdsShares: boolean): Promise<BackendInspection>;
+  /** what `check-config` finds wrong beyond the keys ("backend.<key>: reason") */
+  check(config: C): string[];
 }
 
 const modules: { [K in BackendConfig['kind']]: BackendModule<Extract<BackendConfig, { kind: K }>> } = {
-  [LOCAL_KIND]: { durable: false, readConfig: readLocalConfig, create: (_c, env) => new LocalBackend({ sharesDir: env.sharesDir, stateDir: env.stateDir, warn: env.warn }) },
-  [UBS_KIND]: { durable: true, readConfig: readUbsConfig, create: (c, env) => new UbsBackend(c, env) },
+  [LOCAL_KIND]: { durable: LOCAL_DURABLE, readConfig: readLocalConfig, create: createLocalBackend, inspect: inspectLocal, check: () => [] },
+  [UBS_KIND]: { durable: UBS_DURABLE, readConfig: readUbsConfig, create: (c, env) => new UbsBackend(c, env), inspect: (c, env, _top, holds) => inspectUbs(c, env, holds), check: ubsConfigProblems },
 };
 
 export const BACKEND_KINDS = Object.keys(modules) as Array<BackendConfig['kind']>;
 
 const isKind = (k: unknown): k is BackendConfig['kind'] => typeof k === 'string' && Object.prototype.hasOwnProperty.call(modules, k);
+
+const moduleOf = (config: BackendConfig) => modules[config.kind] as BackendModule<BackendConfig>;
 
 /** Reads the config's "backend" object (absent: local); problems go to the reader. */
 export function readBackendConfig(r: ConfigReader | undefined): BackendConfig {
@@ -50,10 +54,20 @@ export function isDurable(config: BackendConfig): boolean {
 }
 
 /** The backend the config asks for. Throws (naming the cause) when it cannot be made. */
-export function createBackend(config: BackendConfig, env: BackendEnv): Backend {
-  return (modules[config.kind] as BackendModule<BackendConfig>).create(config, env);
+export function createBackend(config: BackendConfig, env: BackendEnv, top: TopLevelSettings): Backend {
+  return moduleOf(config).create(config, env, top);
+}
+
+/** What `status` shows of the configured backend, read without the agent. */
+export function inspectBackend(config: BackendConfig, env: Pick<BackendEnv, 'stateDir'>, top: TopLevelSettings, holdsShares: boolean): Promise<BackendInspection> {
+  return moduleOf(config).inspect(config, env, top, holdsShares);
+}
+
+/** What `check-config` finds wrong with the configured backend beyond its keys. */
+export function checkBackendConfig(config: BackendConfig): string[] {
+  return moduleOf(config).check(config);
 }
 
 export { LocalBackend, CONTAINER_SHM_DIR, DEFAULT_SHARES_DIR, MOUNT_SOURCE_PREFIX, SHARES_LOCK_FILE, hostPathOf, mountSourceFor, type LocalBackendOptions, type LocalShareHandle, type MountOps } from './local';
 export { UbsBackend, HOLDER_SOCKET, probeHolder, type HolderHello, type UbsBackendConfig } from './ubs';
-export { RetryableError, type AttachTarget, type Backend, type BoundShare, type RuntimeInfo } from './types';
+export { BackendDefaults, RetryableError, type Backend, type BackendEnv, type BackendInspection, type BoundShare, type HelperStatus, type RuntimeInfo } from './types';

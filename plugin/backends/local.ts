@@ -1,6 +1,6 @@
 // The local backend: each share is a size-limited tmpfs at <sharesDir>/<namespace>/<name> on the
 // host, bound into containers at /dev/shm/<name>. The kernel enforces the size (ENOSPC).
-// Self-contained: its kind, its config keys (none besides "kind"), its factory.
+// Self-contained: its kind, its config (sharesDir), its factory, its status and check.
 //
 // Only root and the bound containers reach a share: sharesDir and the namespace directories are
 // 0700 root (runc resolves a bind source as root, so containers need no traversal there), and a
@@ -26,14 +26,26 @@ import {
   type ShareDeclaration,
   type ShareHandle,
 } from '../model';
-import type { AttachTarget, Backend, BoundShare } from './types';
+import { BackendDefaults, type BackendEnv, type BackendInspection, type BoundShare } from './types';
 
 export { DEFAULT_SHARES_DIR };
 
 export const LOCAL_KIND = 'local';
 
+/** A tmpfs ends with the kernel, and with it every container bound to it. */
+export const LOCAL_DURABLE = false;
+
 export interface LocalBackendConfig {
   kind: typeof LOCAL_KIND;
+}
+
+/**
+ * The local backend's settings that the config file has at its top level (where files written so
+ * far have them): only this backend reads them.
+ */
+export interface LocalTopLevel {
+  /** where the shares are mounted */
+  sharesDir: string;
 }
 
 /** Reads backend.* for kind "local": no keys of its own. */
@@ -43,14 +55,44 @@ export function readLocalConfig(r: ConfigReader): LocalBackendConfig {
   return { kind: LOCAL_KIND };
 }
 
+/** What a local share's handle keeps: where its tmpfs is on the host, its mount source, whether it allows exec. */
+export type LocalHandleData = { readonly hostPath: string; readonly source: string; readonly exec: boolean };
+
+export type LocalShareHandle = ShareHandle<LocalHandleData>;
+
 /**
- * A local share's handle: where its tmpfs is mounted on the host, the mount source it was made
- * with (absent in handles recorded by agents from before the mark), and whether it allows exec.
+ * A recorded handle's data as far as it is the local backend's: the mount source is absent in
+ * handles recorded by agents from before the mark, exec in those from before allowExec.
  */
-export type LocalShareHandle = ShareHandle & { readonly data: { readonly hostPath: string; readonly source: string; readonly exec: boolean } };
+export function localData(h: Pick<ShareHandle, 'data'>): Partial<LocalHandleData> {
+  const { hostPath, source, exec } = h.data ?? {};
+  return {
+    ...(typeof hostPath === 'string' ? { hostPath } : {}),
+    ...(typeof source === 'string' ? { source } : {}),
+    ...(typeof exec === 'boolean' ? { exec } : {}),
+  };
+}
 
 /** The host path of a local share's handle. */
-export const hostPathOf = (h: ShareHandle): string => String(h.data.hostPath ?? '');
+export const hostPathOf = (h: ShareHandle): string => localData(h).hostPath ?? '';
+
+/** The local backend for the agent. */
+export function createLocalBackend(_c: LocalBackendConfig, env: BackendEnv, top: LocalTopLevel): LocalBackend {
+  return new LocalBackend({ sharesDir: top.sharesDir, stateDir: env.stateDir, warn: env.warn });
+}
+
+/** What `status` shows of local shares: the mount table is the truth for tmpfs shares. */
+export async function inspectLocal(_c: LocalBackendConfig, env: Pick<BackendEnv, 'stateDir'>, top: LocalTopLevel): Promise<BackendInspection> {
+  // no sharesDir: no agent has made a share here (and status creates nothing: present() would)
+  if (!existsSync(top.sharesDir)) return { present: [], helper: null, warnings: [] };
+  const backend = new LocalBackend({ sharesDir: top.sharesDir, stateDir: env.stateDir });
+  const present = [];
+  for (const p of await backend.present()) {
+    const u = await backend.usage(p);
+    present.push({ namespace: p.namespace, name: p.name, location: p.data.hostPath, usage: u });
+  }
+  return { present, helper: null, warnings: [] };
+}
 
 /** Where a bound share appears inside a container. */
 export const CONTAINER_SHM_DIR = '/dev/shm';
@@ -117,10 +159,9 @@ const MAX_STACKED_MOUNTS = 8;
  *   really in force in the handle's sizeBytes so the caller can log the difference.
  * Sizes are whole pages: tmpfs rounds size= up to the page size.
  */
-export class LocalBackend implements Backend {
+export class LocalBackend extends BackendDefaults {
   readonly kind = LOCAL_KIND;
-  // a tmpfs ends with the kernel, and with it every container bound to it
-  readonly durable = false;
+  readonly durable = LOCAL_DURABLE;
   readonly sharesDir: string;
   private resolvedDir: string | undefined;
   private sourceMark: string | undefined;
@@ -137,11 +178,17 @@ export class LocalBackend implements Backend {
    * skips re-reading mountinfo (its cost grows with every mount on the node).
    */
   private readonly known = new Map<string, { mountId: string; source: string; exec: boolean }>();
+  /**
+   * The allowExec each share was acquired for by this agent, by "ns/name": a change acquires
+   * again (a remount). A share found after a restart has no entry and is taken as it is.
+   */
+  private readonly acquiredExec = new Map<string, boolean>();
 
   constructor(
     options: LocalBackendOptions = {},
     private readonly ops: MountOps = realOps,
   ) {
+    super();
     this.sharesDir = options.sharesDir ?? DEFAULT_SHARES_DIR;
     this.stateDir = options.stateDir;
     this.warn = options.warn;
@@ -206,14 +253,33 @@ export class LocalBackend implements Backend {
     if (!Number.isSafeInteger(decl.sizeBytes) || decl.sizeBytes <= 0) {
       throw new Error(`local backend: share ${shareKey(decl.namespace, decl.name)}: size ${decl.sizeBytes} is not a positive whole number of bytes`);
     }
-    return this.lock.run(shareKey(decl.namespace, decl.name), () => this.doAcquire(decl, path));
+    const key = shareKey(decl.namespace, decl.name);
+    return this.lock.run(key, async () => {
+      const handle = await this.doAcquire(decl, path);
+      this.acquiredExec.set(key, decl.allowExec === true);
+      return handle;
+    });
+  }
+
+  /** The size and the exec setting it was acquired for. */
+  serves(handle: ShareHandle, decl: ShareDeclaration): boolean {
+    const exec = this.acquiredExec.get(shareKey(handle.namespace, handle.name));
+    return super.serves(handle, decl) && (exec === undefined || exec === (decl.allowExec === true));
+  }
+
+  locationOf(handle: ShareHandle): string {
+    return hostPathOf(handle);
   }
 
   async release(handle: Pick<ShareHandle, 'namespace' | 'name'> & Partial<ShareHandle>): Promise<void> {
     const path = this.pathOf(handle.namespace, handle.name);
     // a handle without a source was recorded before shares were marked: its tmpfs has the old one
-    const legacyOk = typeof handle.data?.source !== 'string';
-    return this.lock.run(shareKey(handle.namespace, handle.name), () => this.doRelease(handle.namespace, path, legacyOk));
+    const legacyOk = localData({ data: handle.data ?? {} }).source === undefined;
+    const key = shareKey(handle.namespace, handle.name);
+    return this.lock.run(key, async () => {
+      await this.doRelease(handle.namespace, path, legacyOk);
+      this.acquiredExec.delete(key);
+    });
   }
 
   /** The agent's own shares present; foreign mounts where a share could be are reported once. */
@@ -246,13 +312,13 @@ export class LocalBackend implements Backend {
     return { sizeBytes: st.totalBytes, usedBytes: st.usedBytes };
   }
 
-  attach(_target: AttachTarget, shares: readonly BoundShare[]): ContainerInjection {
+  attach(shares: readonly BoundShare[]): ContainerInjection {
     const inj = emptyInjection();
     for (const { handle, readOnly } of shares) {
       checkComponent('share name', handle.name);
       const options = ['rbind', 'rprivate', readOnly ? 'ro' : 'rw', 'nosuid', 'nodev'];
       // said here too: the runtime's bind remount sets the flags it is given, not the source's
-      if (handle.data.exec !== true) options.push('noexec');
+      if (localData(handle).exec !== true) options.push('noexec');
       inj.mounts.push({
         destination: `${CONTAINER_SHM_DIR}/${handle.name}`,
         type: 'bind',

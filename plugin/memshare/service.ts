@@ -73,8 +73,6 @@ export class MemshareService {
   private readonly unrestored = new Set<string>();
   /** acquires still running (past a request's budget, kept for the kubelet's retry) */
   private readonly acquiring = new Map<string, Promise<ShareHandle>>();
-  /** the allowExec each present share was acquired for (a change acquires again: local remounts) */
-  private readonly acquiredExec = new Map<string, boolean>();
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
   /** shares kept with no binding until then (ms): their holders were evicted for stale device numbers */
   private readonly keepUntil = new Map<string, number>();
@@ -101,7 +99,7 @@ export class MemshareService {
         this.present.set(shareKey(h.handle.namespace, h.handle.name), h.handle);
         if (h.keepUntil !== undefined && h.keepUntil > this.now()) this.keepUntil.set(shareKey(h.handle.namespace, h.handle.name), h.keepUntil);
         // (a placeholder, recorded before its share was made, is acquired anew or released instead)
-        if (this.o.backend.restore && h.handle.requestedBytes > 0) this.unrestored.add(shareKey(h.handle.namespace, h.handle.name));
+        if (h.handle.requestedBytes > 0) this.unrestored.add(shareKey(h.handle.namespace, h.handle.name));
       }
     }
     for (const p of await this.o.backend.present()) {
@@ -112,11 +110,11 @@ export class MemshareService {
       // what the kernel reports wins; the declared size it was made for comes from the record
       this.present.set(key, { ...p, sizeBytes: p.sizeBytes || recorded?.sizeBytes || decl?.sizeBytes || 0, requestedBytes: recorded?.requestedBytes ?? p.requestedBytes });
     }
-    this.o.backend.onLost?.((shares) => {
+    this.o.backend.onLost((shares) => {
       for (const s of shares) this.unrestored.add(shareKey(s.namespace, s.name));
       void this.restoreAll();
     });
-    if (this.o.backend.restore) void this.restoreAll();
+    void this.restoreAll();
   }
 
   /** When a share kept for its evicted holders' return is released at the latest, or undefined. */
@@ -131,7 +129,7 @@ export class MemshareService {
   }
 
   setRuntime(info: RuntimeInfo): void {
-    this.o.backend.setRuntime?.(info);
+    this.o.backend.setRuntime(info);
   }
 
   /** Stops the background retries (the records stay; the next start picks them up). */
@@ -162,7 +160,7 @@ export class MemshareService {
         isPresent: (ns, name) => this.present.has(shareKey(ns, name)),
         nodeBytesInUse: this.nodeBytes(),
       });
-      const down = this.o.backend.unavailable?.();
+      const down = this.o.backend.unavailable();
       if (down) throw new RefusalError(`${binding.annotation}: ${down}`, 'backend-unavailable');
     } catch (err) {
       if (err instanceof RefusalError) this.ev.refused?.(err.reason, err.message, { pod, container: ctr }, err.operatorDetail);
@@ -174,7 +172,7 @@ export class MemshareService {
         const handle = await this.bindOne(pod, ctr, ref, declaration, ctx);
         bound.push({ handle, readOnly: ref.readOnly, ref: ref.namespace === pod.namespace ? ref.name : shareKey(ref.namespace, ref.name) });
       }
-      return this.o.backend.attach({ id: ctr.id, name: ctr.name, podNamespace: pod.namespace }, bound);
+      return this.o.backend.attach(bound);
     } catch (err) {
       // nothing half-done survives a failed creation: undo this container's bindings
       await this.endContainer(ctr.id, 'creation failed').catch(() => undefined);
@@ -193,7 +191,7 @@ export class MemshareService {
     const key = shareKey(ref.namespace, ref.name);
     let gaveUp = false;
     const task = this.lock.run(key, async () => {
-      const handle = await this.ensurePresent(key, decl, ctx);
+      const handle = await this.ensurePresent(key, decl);
       // the caller refused the binding meanwhile: keep the share for the kubelet's retry, bind nothing
       if (gaveUp) return handle;
       const t = this.now();
@@ -223,7 +221,7 @@ export class MemshareService {
       timer = setTimeout(() => {
         gaveUp = true;
         void task.then(() => this.releaseLaterIfUnused(ref.namespace, ref.name), () => undefined);
-        const msg = this.o.backend.pendingMessage?.(decl) ?? `share ${key} is still being made ready on this node; the kubelet will retry`;
+        const msg = this.o.backend.pendingMessage(decl);
         reject(new RefusalError(`memshare: container ${ctr.name} of pod ${pod.namespace}/${pod.name}: ${msg}`, 'pending'));
       }, budget);
     });
@@ -243,15 +241,13 @@ export class MemshareService {
   }
 
   /** Under the share's lock: the present handle, acquiring (and recording) it when needed. */
-  private async ensurePresent(key: string, decl: ShareDeclaration, ctx: RequestContext): Promise<ShareHandle> {
-    const have = this.present.get(key);
+  private async ensurePresent(key: string, decl: ShareDeclaration): Promise<ShareHandle> {
+    let have = this.present.get(key);
     // a binding made before the background restore reached this share would get the last run's
     // device numbers: restore it first (under the share's lock, as restoreAll does)
-    if (have && this.unrestored.has(key)) return this.restoreOne(have);
-    // the same size and exec setting it was acquired for: nothing to do (a later binding's path).
-    // A handle restored after a restart has no exec entry and is taken as it is.
-    const exec = this.acquiredExec.get(key);
-    if (have && have.requestedBytes === decl.sizeBytes && (exec === undefined || exec === (decl.allowExec === true))) return have;
+    if (have && this.unrestored.has(key)) have = await this.restoreOne(have);
+    // what it was acquired for (the size; local: the exec setting): nothing to do (a later binding's path)
+    if (have && this.o.backend.serves(have, decl)) return have;
     let p = this.acquiring.get(key);
     if (!p) {
       p = (async () => {
@@ -261,7 +257,7 @@ export class MemshareService {
         if (intent) await this.o.ledger.hold({ handle: placeholderHandle(this.o.backend.kind, decl.namespace, decl.name) });
         let handle: ShareHandle;
         try {
-          handle = await this.o.backend.acquire(decl, { deadline: undefined, signal: ctx.signal });
+          handle = await this.o.backend.acquire(decl);
         } catch (err) {
           // the backend undid what this call made: the intent goes (unless a release took it over)
           if (intent && !this.o.ledger.heldShare(decl.namespace, decl.name)?.releasing) await this.o.ledger.drop(decl.namespace, decl.name).catch(() => undefined);
@@ -270,7 +266,6 @@ export class MemshareService {
         // recorded before any binding of it: a restarted agent must find what to release
         await this.o.ledger.hold({ handle });
         this.present.set(key, handle);
-        this.acquiredExec.set(key, decl.allowExec === true);
         this.unrestored.delete(key);
         this.cancelRetry(key);
         return handle;
@@ -300,7 +295,6 @@ export class MemshareService {
     if (recs.length === 0) return 0;
     await this.o.ledger.end(containerId, why);
     for (const r of recs) this.ev.unbound?.(r, why);
-    await this.o.backend.detach?.(containerId);
     for (const r of recs) await this.releaseIfUnused(r.share.namespace, r.share.name, `last user ended (${why})`);
     return recs.length;
   }
@@ -334,7 +328,6 @@ export class MemshareService {
       }
     }
     const releases: Array<Promise<unknown>> = [];
-    if (this.o.backend.detach) for (const gid of gone) await this.o.backend.detach(gid);
     for (const sh of touched.values()) releases.push(this.releaseIfUnused(sh.namespace, sh.name, 'last user gone at reconcile'));
 
     // shares present or recorded that no binding explains (e.g. the agent died between acquire
@@ -349,7 +342,8 @@ export class MemshareService {
         this.lock.run(key, async () => {
           if (this.activeBindings(p.namespace, p.name) > 0 || this.acquiring.has(key)) return;
           if (this.keepForEvicted(p.namespace, p.name, 'orphan at reconcile')) return;
-          const where = typeof p.data.hostPath === 'string' ? ` at ${p.data.hostPath}` : '';
+          const at = this.o.backend.locationOf(p);
+          const where = at ? ` at ${at}` : '';
           this.ev.warn?.(`share ${key} is present${where} but no binding holds it; releasing it`);
           if (await this.releaseNow(p, 'orphan at reconcile')) report.orphansReleased.push(key);
         }),
@@ -421,7 +415,7 @@ export class MemshareService {
   private expectedMounts(c: Pick<ContainerInfo, 'id' | 'name'>, podNamespace: string, r: Readonly<BindingRecord>): string[] {
     const handle = this.present.get(shareKey(r.share.namespace, r.share.name)) ?? placeholderHandle(this.o.backend.kind, r.share.namespace, r.share.name);
     const ref = r.share.namespace === podNamespace ? r.share.name : shareKey(r.share.namespace, r.share.name);
-    return this.o.backend.attach({ id: c.id, name: c.name, podNamespace }, [{ handle, readOnly: r.readOnly, ref }]).mounts.map((m) => m.destination);
+    return this.o.backend.attach([{ handle, readOnly: r.readOnly, ref }]).mounts.map((m) => m.destination);
   }
 
   private boundRecords(containerId: string): Array<Readonly<BindingRecord>> {
@@ -487,7 +481,6 @@ export class MemshareService {
     }
     this.cancelRetry(key);
     this.present.delete(key);
-    this.acquiredExec.delete(key);
     await this.o.ledger.drop(namespace, name);
     this.ev.released?.(namespace, name, why);
     return true;
@@ -525,8 +518,6 @@ export class MemshareService {
    * with it). A share whose device numbers changed leaves its containers stale: they are evicted.
    */
   private async restoreAll(): Promise<void> {
-    const restore = this.o.backend.restore;
-    if (!restore) return;
     for (const h of this.o.ledger.held()) {
       if (h.releasing) continue;
       const { namespace, name } = h.handle;
@@ -554,7 +545,7 @@ export class MemshareService {
     }
     const t = setTimeout(() => {
       if (this.closed) return;
-      this.releaseIfUnused(namespace, name, `${why}; kept ${Math.round((this.o.backend.staleGraceMs ?? 0) / 1000)} s for its evicted containers, none came back`).catch((err) =>
+      this.releaseIfUnused(namespace, name, `${why}; kept ${Math.round(this.o.backend.staleGraceMs / 1000)} s for its evicted containers, none came back`).catch((err) =>
         this.ev.warn?.(`releasing share ${key} failed`, { err: messageOf(err) }));
     }, left + 10);
     t.unref();
@@ -567,7 +558,7 @@ export class MemshareService {
     const key = shareKey(namespace, name);
     let fresh: ShareHandle;
     try {
-      fresh = await this.o.backend.restore!.call(this.o.backend, handle);
+      fresh = await this.o.backend.restore(handle);
     } catch (err) {
       if (err instanceof RetryableError) {
         // busy (the daemon's delayed removal after a holder died), network: it passes; the
@@ -587,7 +578,7 @@ export class MemshareService {
     if (!sameData(fresh, handle)) {
       const holders = this.o.ledger.byShare(namespace, name).filter((r) => r.state === 'bound');
       // an eviction is not a release: the share and its data wait for the recreated containers
-      const graceMs = this.o.backend.staleGraceMs ?? 0;
+      const graceMs = this.o.backend.staleGraceMs;
       const keepUntil = holders.length && graceMs > 0 ? this.now() + graceMs : undefined;
       if (keepUntil !== undefined) this.keepUntil.set(key, keepUntil);
       await this.o.ledger.hold(keepUntil !== undefined ? { handle: fresh, keepUntil } : { handle: fresh });

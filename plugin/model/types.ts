@@ -123,11 +123,15 @@ export const DEFAULT_LIMITS: Limits = {
 /** A JSON-safe value a backend keeps about a share it made present. */
 export type HandleValue = string | number | boolean | readonly number[] | readonly string[];
 
+/** What a backend keeps about a share, as the ledger records it (JSON). */
+export type HandleData = Readonly<Record<string, HandleValue>>;
+
 /**
  * A share made present on this node by a backend: what the ledger records durably, so that a
- * restarted agent can release exactly what the last one acquired.
+ * restarted agent can release exactly what the last one acquired. `D` is the backend's own data
+ * (each backend reads recorded data back through a checked reader of its own).
  */
-export interface ShareHandle {
+export interface ShareHandle<D extends HandleData = HandleData> {
   /** the backend kind that made it ("local", "ubs") */
   readonly backend: string;
   readonly namespace: string;
@@ -137,7 +141,7 @@ export interface ShareHandle {
   /** the declared size it was acquired for: a changed declaration acquires again */
   readonly requestedBytes: number;
   /** backend-specific facts (local: hostPath; ubs: SDK name, memids, device major) */
-  readonly data: Readonly<Record<string, HandleValue>>;
+  readonly data: Readonly<D>;
 }
 
 /**

@@ -39,7 +39,7 @@ async function main(): Promise<void> {
   });
   const standin = spawn(join(out, 'bin', 'ubsmd-standin'), [join(daemonDir, 'MxmAgentIpcServer'), '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise((r) => standin.stdout!.once('data', r));
-  const backend = new UbsBackend({ ...defaultUbsConfig(), sdkLibrary: join(out, 'lib', 'libubsm_sdk.so'), procDevices: join(root, 'proc-devices'), hostDevDir: devDir, groups: [], budgetMs: 60_000 }, { sharesDir: '', stateDir: join(root, 'agent') });
+  const backend = new UbsBackend({ ...defaultUbsConfig(), sdkLibrary: join(out, 'lib', 'libubsm_sdk.so'), procDevices: join(root, 'proc-devices'), hostDevDir: devDir, groups: [], budgetMs: 60_000 }, { stateDir: join(root, 'agent') });
   backend.start();
   while (backend.unavailable()) await new Promise((r) => setTimeout(r, 10));
   const decls: ShareDeclaration[] = Array.from({ length: samples + 1 }, (_, i) => ({ namespace: 'bench', name: `s${i}`, sizeBytes: 128 << 20, allowedNamespaces: [], origin: 'bench' }));

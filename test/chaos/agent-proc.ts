@@ -241,7 +241,7 @@ export interface StatusJson {
   shares: Array<{
     namespace: string;
     name: string;
-    hostPath: string;
+    location: string;
     present: boolean;
     holders: Array<{ pod: { sandboxId: string; name: string }; container: { id: string; name: string }; readOnly: boolean }>;
   }>;

@@ -940,7 +940,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
         }
         if (ub) continue; // (b) for UB shares: ubCheck, from the double
         if (!s.present && s.holders.length) violation(`(b) ${phase}: share ${s.namespace}/${s.name} has ${s.holders.length} holder(s) on record but is not mounted`, true);
-        if (s.present && s.holders.length === 0) violation(`(b) ${phase}: share ${s.namespace}/${s.name} is mounted at ${s.hostPath} without a user on record`, true);
+        if (s.present && s.holders.length === 0) violation(`(b) ${phase}: share ${s.namespace}/${s.name} is mounted at ${s.location} without a user on record`, true);
       }
       // a container only created (no process) while the agent was down cannot be killed yet: the
       // agent evicts it when it starts; it passes if a reconcile listed it for eviction

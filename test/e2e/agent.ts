@@ -32,7 +32,7 @@ export interface AgentOptions {
 export interface ShareStatusJson {
   namespace: string;
   name: string;
-  hostPath: string;
+  location: string;
   present: boolean;
   sizeBytes: number | null;
   usedBytes: number | null;

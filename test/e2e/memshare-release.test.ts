@@ -106,7 +106,7 @@ forEachContainerd('memshare release', (test, env) => {
     const st = agent.shareStatus(ns, share);
     assert.ok(st, `share listed: ${JSON.stringify(agent.status())}`);
     assert.is(st!.present, true);
-    assert.is(st!.hostPath, agent.hostPath(ns, share));
+    assert.is(st!.location, agent.hostPath(ns, share));
     assert.is(st!.sizeBytes, 128 * MiB);
     assert.ok(st!.usedBytes !== null && st!.usedBytes >= 3 * MiB && st!.usedBytes < 4 * MiB, `usedBytes ${st!.usedBytes}`);
     assert.is(st!.holders.length, 1);

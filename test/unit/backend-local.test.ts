@@ -220,18 +220,17 @@ test('a non-tmpfs mount at the share path is refused', async () => {
 test('injection is one bind mount at /dev/shm/<name>, ro with :ro, and no env', () => {
   const b = new LocalBackend({ sharesDir });
   const share = { backend: 'local', namespace: 'team-a', name: 'inj', sizeBytes: 1, requestedBytes: 1, data: { hostPath: '/run/x/team-a/inj' } };
-  const target = { id: 'c1', name: 'app', podNamespace: 'team-a' };
-  const rw = b.attach(target, [{ handle: share, readOnly: false, ref: 'inj' }]);
+  const rw = b.attach([{ handle: share, readOnly: false, ref: 'inj' }]);
   assert.equal(rw.env, []);
   assert.equal(rw.mounts, [
     { destination: '/dev/shm/inj', type: 'bind', source: '/run/x/team-a/inj', options: ['rbind', 'rprivate', 'rw', 'nosuid', 'nodev', 'noexec'] },
   ]);
   assert.equal(rw.devices, []);
-  const ro = b.attach(target, [{ handle: share, readOnly: true, ref: 'inj' }]);
+  const ro = b.attach([{ handle: share, readOnly: true, ref: 'inj' }]);
   assert.ok(ro.mounts[0].options.includes('ro'));
   assert.not.ok(ro.mounts[0].options.includes('rw'));
   // a share that allows exec is bound without noexec (nosuid, nodev stay)
-  const ex = b.attach(target, [{ handle: { ...share, data: { ...share.data, exec: true } }, readOnly: false, ref: 'inj' }]);
+  const ex = b.attach([{ handle: { ...share, data: { ...share.data, exec: true } }, readOnly: false, ref: 'inj' }]);
   assert.equal(ex.mounts[0].options, ['rbind', 'rprivate', 'rw', 'nosuid', 'nodev']);
 });
 

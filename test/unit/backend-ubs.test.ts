@@ -154,7 +154,7 @@ test('an SDK whose lookup answers nonsense: the binding is refused naming it, no
     lookup: async () => ({ code: 0, info }),
     listLookup: async () => ({ code: 0, shares: [{ name: 'nms.team.odd', sizeBytes: 128 * MiB }] }),
   };
-  const b = new UbsBackend(config(), { sharesDir: '', stateDir: '' }, broken);
+  const b = new UbsBackend(config(), { stateDir: '' }, broken);
   await ready(b);
   const { svc, ledger } = await service(b, [decl('team', 'odd')]);
   const p = pod('team', 'odd');
@@ -169,7 +169,7 @@ test('an SDK whose lookup answers nonsense: the binding is refused naming it, no
 });
 
 test('a missing SDK library is an error naming its path', () => {
-  assert.throws(() => new UbsBackend(config({ sdkLibrary: join(root, 'nope', 'libubsm_sdk.so') }), { sharesDir: '', stateDir: '' }), /nope\/libubsm_sdk\.so/);
+  assert.throws(() => new UbsBackend(config({ sdkLibrary: join(root, 'nope', 'libubsm_sdk.so') }), { stateDir: '' }), /nope\/libubsm_sdk\.so/);
 });
 
 test('check-config\'s library check: a library that loads is no problem; missing, truncated or symbol-less ones are named', () => {
@@ -190,7 +190,7 @@ test('check-config\'s library check: a library that loads is no problem; missing
 });
 
 test('until the daemon answers, UB bindings are refused with the reason; then they work', async () => {
-  const b = new UbsBackend(config(), { sharesDir: '', stateDir: '' });
+  const b = new UbsBackend(config(), { stateDir: '' });
   b.start();
   await new Promise((r) => setTimeout(r, 300));
   assert.match(b.unavailable() ?? '', /not connected to its daemon/);
@@ -206,7 +206,7 @@ test('until the daemon answers, UB bindings are refused with the reason; then th
 });
 
 test('first binding allocates, maps and looks up; the container gets exactly its devices, mounts and env', async () => {
-  const b = new UbsBackend(config(), { sharesDir: '', stateDir: '' });
+  const b = new UbsBackend(config(), { stateDir: '' });
   await ready(b);
   b.setRuntime({ name: 'containerd', version: 'v2.1.9' });
   const { svc, ledger } = await service(b, [decl('team', 'big', 200), decl('team', 'other')]);
@@ -246,7 +246,7 @@ test('first binding allocates, maps and looks up; the container gets exactly its
 });
 
 test('in use on another node (6024) is not an error; busy (6017) is retried in the background, durably', async () => {
-  const b = new UbsBackend(config(), { sharesDir: '', stateDir: '' });
+  const b = new UbsBackend(config(), { stateDir: '' });
   await ready(b);
   const { svc, ledger } = await service(b, [decl('team', 'wide'), decl('team', 'busy')]);
   const p = pod('team', 'wide');
@@ -275,7 +275,7 @@ test('in use on another node (6024) is not an error; busy (6017) is retried in t
 });
 
 test('an SDK error fails the binding with its reason; a slow SDK is refused within the budget, then the retry binds', async () => {
-  const b = new UbsBackend(config({ budgetMs: 300 }), { sharesDir: '', stateDir: '' });
+  const b = new UbsBackend(config({ budgetMs: 300 }), { stateDir: '' });
   await ready(b);
   const { svc, ledger } = await service(b, [decl('team', 'full'), decl('team', 'slow')]);
   writeFileSync(control, 'fail.allocate=6022\n');
@@ -326,7 +326,7 @@ const alivePid = (pid: number) => {
 
 test('the UB holder: the agent restarts and the share stays attached (same memids, same bytes, no eviction); the holder dies: evicted, kept for the grace period, bound again with its data', async () => {
   const hstate = mkdtempSync(join(root, 'holder-'));
-  const env = { sharesDir: '', stateDir: hstate };
+  const env = { stateDir: hstate };
   const b1 = new UbsBackend(config({ holder: true, staleGraceSeconds: 30 }), env);
   await ready(b1);
   const s1 = await service(b1, [decl('team', 'kept')]);
@@ -387,7 +387,7 @@ test('the UB holder: the agent restarts and the share stays attached (same memid
 });
 
 test('after an agent restart without a holder, a recorded share is mapped again; new memids evict its containers', async () => {
-  const b1 = new UbsBackend(config(), { sharesDir: '', stateDir: '' });
+  const b1 = new UbsBackend(config(), { stateDir: '' });
   await ready(b1);
   const s1 = await service(b1, [decl('team', 'again')]);
   const p = pod('team', 'again');
@@ -402,7 +402,7 @@ test('after an agent restart without a holder, a recorded share is mapped again;
   assert.is(dead.stdout.trim(), '0', 'attached while the first agent maps it');
   await s1.ledger.close();
   await b1.close();
-  const b2 = new UbsBackend(config(), { sharesDir: '', stateDir: '' });
+  const b2 = new UbsBackend(config(), { stateDir: '' });
   await ready(b2);
   const { ledger } = await Ledger.open(s1.dir);
   const evicted: string[] = [];

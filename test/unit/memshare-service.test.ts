@@ -12,25 +12,36 @@ import { MemshareService } from '../../plugin/memshare/service';
 import { memshareHandlers } from '../../plugin/nri-adapter/adapter';
 import { ContainerState, type Container, type PodSandbox } from '../../plugin/nri';
 import { DEFAULT_LIMITS, RefusalError, emptyInjection, type ContainerInfo, type PodInfo, type ShareDeclaration, type ShareHandle } from '../../plugin/model';
-import type { AttachTarget, Backend, BoundShare } from '../../plugin/backends';
+import { BackendDefaults, type BoundShare } from '../../plugin/backends';
 
 const MiB = 1024 * 1024;
 
-class RecordingBackend implements Backend {
+class RecordingBackend extends BackendDefaults {
   readonly kind = 'recording';
   readonly durable: boolean = false;
   mounted = new Map<string, number>();
+  /** the allowExec each share was acquired for (as the local backend, which remounts on a change) */
+  exec = new Map<string, boolean>();
   calls: string[] = [];
   failAcquire = false;
   async acquire(d: ShareDeclaration): Promise<ShareHandle> {
     this.calls.push(`acquire ${d.namespace}/${d.name}`);
     if (this.failAcquire) throw new Error('mount(2) failed: ENOMEM');
     this.mounted.set(`${d.namespace}/${d.name}`, d.sizeBytes);
+    this.exec.set(`${d.namespace}/${d.name}`, d.allowExec === true);
     return handle(d.namespace, d.name, d.sizeBytes);
+  }
+  serves(h: ShareHandle, d: ShareDeclaration): boolean {
+    const exec = this.exec.get(`${h.namespace}/${h.name}`);
+    return super.serves(h, d) && (exec === undefined || exec === (d.allowExec === true));
+  }
+  locationOf(h: ShareHandle): string {
+    return String(h.data.hostPath ?? '');
   }
   async release(h: ShareHandle): Promise<void> {
     this.calls.push(`release ${h.namespace}/${h.name}`);
     this.mounted.delete(`${h.namespace}/${h.name}`);
+    this.exec.delete(`${h.namespace}/${h.name}`);
   }
   async present() {
     return [...this.mounted].map(([k, size]) => handle(k.split('/')[0], k.split('/')[1], size));
@@ -39,7 +50,7 @@ class RecordingBackend implements Backend {
     const s = this.mounted.get(`${h.namespace}/${h.name}`);
     return s === undefined ? undefined : { sizeBytes: s, usedBytes: 0 };
   }
-  attach(_t: AttachTarget, shares: readonly BoundShare[]) {
+  attach(shares: readonly BoundShare[]) {
     const inj = emptyInjection();
     for (const { handle: h, readOnly } of shares) inj.mounts.push({ destination: `/dev/shm/${h.name}`, type: 'bind', source: `/shares/${h.namespace}/${h.name}`, options: ['rbind', readOnly ? 'ro' : 'rw'] });
     return inj;
@@ -353,8 +364,8 @@ class DurableBackend extends RecordingBackend {
     if (this.slowRestore.has(h.name) && this.gate) await this.gate;
     return { ...h, data: { ...h.data, memIds: [this.gen * 100] } };
   }
-  attach(t: AttachTarget, shares: readonly BoundShare[]) {
-    const inj = super.attach(t, shares);
+  attach(shares: readonly BoundShare[]) {
+    const inj = super.attach(shares);
     for (const { handle: h } of shares) inj.env.push({ key: `MEMIDS_${h.name}`, value: String(h.data.memIds) });
     return inj;
   }

@@ -251,8 +251,8 @@ const handle = (ns: string, name: string, memIds: number[]): ShareHandle => ({
 
 test('attach(): one createRuntime hook running accessCheck ubs-access-check with a --share per binding; :ro nodes 0444, :rw 0666', () => {
   const cfg = { ...defaultUbsConfig(), groups: [], shareMode: 0o644, accessCheck: ['/opt/bin/nms', '--flag'] };
-  const b = new UbsBackend(cfg, { sharesDir: dir, stateDir: dir }, noPool);
-  const inj = b.attach({ id: 'c', name: 'main', podNamespace: 'team' }, [
+  const b = new UbsBackend(cfg, { stateDir: dir }, noPool);
+  const inj = b.attach([
     { handle: handle('team', 'a', [3]), readOnly: true, ref: 'a:ro' },
     { handle: handle('other', 'b', [5, 6]), readOnly: false, ref: 'other/b' },
   ]);

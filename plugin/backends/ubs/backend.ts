@@ -13,13 +13,12 @@ import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadUbsSdk, ubsmCodeMeaning, ubsmCodeName, UbsmCode, type UbsSdk } from '../../../native/ubs-sdk';
 import { emptyInjection, messageOf, shareKey, wrapError, type ContainerInjection, type DeviceSpec, type HookSpec, type ShareDeclaration, type ShareHandle } from '../../model';
-import { RetryableError, type AttachTarget, type Backend, type BoundShare, type RuntimeInfo } from '../types';
-import type { BackendEnv } from '../index';
+import { BackendDefaults, RetryableError, type BackendEnv, type BackendInspection, type BoundShare, type LostListener, type RuntimeInfo } from '../types';
 import { ACCESS_CHECK_COMMAND, ACCESS_CHECK_TIMEOUT_S, formatShareArg } from './access';
 import { CDI_DEVICE_NAME, runtimeResolvesCdi, writeCdiSpec } from './cdi';
 import { SDK_SOCKET_DIR, UBS_KIND, resolveGroups, type UbsBackendConfig } from './config';
 import { readShmdevMajor, shmdevPath } from './devices';
-import { RemotePool } from './holder/client';
+import { RemotePool, probeHolder } from './holder/client';
 import { SdkPool, type UbsPool } from './holder/pool';
 import { HOLDER_SOCKET, type HolderHello } from './holder/protocol';
 import { sdkNameOf } from './naming';
@@ -33,12 +32,34 @@ export const SHARES_ENV = 'MEMSHARE_UBS_SHARES';
 /** Codes that may pass by waiting: busy, network, unknown/timeout. */
 const PASSING = new Set<number>([UbsmCode.BUSY, UbsmCode.NET, UbsmCode.BUFF]);
 
-/** A UB share's handle: its SDK name and the device numbers it has on this node. */
-export interface UbsHandleData {
-  sdkName: string;
-  memIds: number[];
-  major: number;
-  unitBytes: number;
+/** Pooled memory outlives this node's kernel: its records must reach the disk. */
+export const UBS_DURABLE = true;
+
+/** What a UB share's handle keeps: its SDK name and the device numbers it has on this node. */
+export type UbsHandleData = { readonly sdkName: string; readonly memIds: readonly number[]; readonly major: number; readonly unitBytes: number };
+
+export type UbsShareHandle = ShareHandle<UbsHandleData>;
+
+/** A recorded handle's data as far as it is the UB backend's (a placeholder has none of it). */
+export function ubsData(h: Pick<ShareHandle, 'data'>): Partial<UbsHandleData> {
+  const { sdkName, memIds, major, unitBytes } = h.data;
+  return {
+    ...(typeof sdkName === 'string' && sdkName ? { sdkName } : {}),
+    ...(Array.isArray(memIds) && memIds.every((m) => typeof m === 'number') ? { memIds: memIds as readonly number[] } : {}),
+    ...(typeof major === 'number' ? { major } : {}),
+    ...(typeof unitBytes === 'number' ? { unitBytes } : {}),
+  };
+}
+
+/** What `status` shows of UB: the holder (shares are known from the records: the SDK's calls can block). */
+export async function inspectUbs(c: UbsBackendConfig, env: Pick<BackendEnv, 'stateDir'>, holdsShares: boolean): Promise<BackendInspection> {
+  if (!c.holder) return { helper: null, warnings: [] };
+  const h = await probeHolder(join(env.stateDir, HOLDER_SOCKET));
+  if (typeof h === 'string') {
+    const warnings = holdsShares ? [`UB holder: ${h}; the node's UB shares are not attached by this node until the agent starts one`] : [];
+    return { helper: { running: false, reason: h }, warnings };
+  }
+  return { helper: { running: true, pid: h.pid, version: h.version, since: new Date(h.startedAt).toISOString(), protocol: h.protocol, sdk: h.sdk, maps: h.held.map((x) => x.name) }, warnings: [] };
 }
 
 /** An SDK call that returned an error code, in words that name the share and the operation. */
@@ -68,19 +89,15 @@ export function lookupProblem(sizeBytes: number, unitBytes: number, memIds: read
   return undefined;
 }
 
-/** Shares whose mappings went away with a holder that died (their memids will change). */
-export type LostListener = (shares: Array<{ namespace: string; name: string }>) => void;
-
-export class UbsBackend implements Backend {
+export class UbsBackend extends BackendDefaults {
   readonly kind = UBS_KIND;
-  // pooled memory outlives this node's kernel: its records must reach the disk
-  readonly durable = true;
+  readonly durable = UBS_DURABLE;
   readonly acquireBudgetMs: number;
   readonly staleGraceMs: number;
   private readonly pool: UbsPool;
   private readonly remote: RemotePool | undefined;
   /** the shares mapped for this node (in the holder), by "ns/name" */
-  private readonly mappings = new Map<string, { handle: ShareHandle }>();
+  private readonly mappings = new Map<string, { handle: UbsShareHandle }>();
   private lost: LostListener | undefined;
   private cdi = false;
   private gids: number[] = [];
@@ -94,6 +111,7 @@ export class UbsBackend implements Backend {
     private readonly env: BackendEnv,
     pool?: UbsPool | UbsSdk,
   ) {
+    super();
     this.acquireBudgetMs = c.budgetMs;
     this.staleGraceMs = c.staleGraceSeconds * 1000;
     const log = { info: env.info, warn: env.warn };
@@ -121,7 +139,7 @@ export class UbsBackend implements Backend {
     this.remote?.start();
   }
 
-  /** Who re-makes shares whose holder died (the service: restore, evict stale holders). */
+  /** Who re-makes shares whose holder died (their memids change): the service restores them and evicts stale holders. */
   onLost(listener: LostListener): void {
     this.lost = listener;
   }
@@ -165,7 +183,7 @@ export class UbsBackend implements Backend {
     if (lost.length) this.lost?.(lost);
   }
 
-  async acquire(decl: ShareDeclaration): Promise<ShareHandle> {
+  async acquire(decl: ShareDeclaration): Promise<UbsShareHandle> {
     this.requireReady();
     const key = shareKey(decl.namespace, decl.name);
     const name = this.sdkName(decl.namespace, decl.name);
@@ -185,7 +203,7 @@ export class UbsBackend implements Backend {
     }
   }
 
-  async restore(handle: ShareHandle): Promise<ShareHandle> {
+  async restore(handle: ShareHandle): Promise<UbsShareHandle> {
     await this.pool.whenReady();
     const key = shareKey(handle.namespace, handle.name);
     const mine = this.mappings.get(key);
@@ -219,7 +237,7 @@ export class UbsBackend implements Backend {
     throw this.error('deallocate', code, key, name);
   }
 
-  attach(_target: AttachTarget, shares: readonly BoundShare[]): ContainerInjection {
+  attach(shares: readonly BoundShare[]): ContainerInjection {
     const inj = emptyInjection();
     const ro = ['rbind', 'rprivate', 'ro', 'nosuid', 'nodev'];
     inj.mounts.push({ destination: this.c.sdkDir.container, type: 'bind', source: this.c.sdkDir.host, options: ro });
@@ -230,7 +248,7 @@ export class UbsBackend implements Backend {
     const names: string[] = [];
     const checks: string[] = [];
     for (const s of shares) {
-      const d = s.handle.data as unknown as Partial<UbsHandleData>;
+      const d = ubsData(s.handle);
       const sdkName = d.sdkName ?? this.nameOf(s.handle);
       names.push(`${s.ref}=${sdkName}`);
       for (const memid of d.memIds ?? []) inj.devices.push(this.device(d.major ?? 0, memid, s.readOnly));
@@ -259,7 +277,7 @@ export class UbsBackend implements Backend {
     return { path, args: [path, ...fixed, ACCESS_CHECK_COMMAND, ...checks], env: node ? [`NRI_MEMSHARE_NODE=${node}`] : [], timeout: ACCESS_CHECK_TIMEOUT_S };
   }
 
-  async present(): Promise<ShareHandle[]> {
+  async present(): Promise<UbsShareHandle[]> {
     return [...this.mappings.values()].map((m) => m.handle);
   }
 
@@ -299,7 +317,7 @@ export class UbsBackend implements Backend {
     await this.remote?.shutdown();
   }
 
-  private async mapAndLook(namespace: string, shareName: string, name: string, requestedBytes: number, alreadyMapped = false): Promise<ShareHandle> {
+  private async mapAndLook(namespace: string, shareName: string, name: string, requestedBytes: number, alreadyMapped = false): Promise<UbsShareHandle> {
     const key = shareKey(namespace, shareName);
     if (!alreadyMapped) {
       // the map length must be the real size, which the pool rounds to its block size
@@ -319,8 +337,7 @@ export class UbsBackend implements Backend {
       if (bad) throw new Error(`UB share ${key} (SDK name ${name}): lookup returned ${bad}; refusing to make device nodes from it`);
       const major = readShmdevMajor(this.c.procDevices);
       this.tightenHostNodes(key, memIds);
-      const data: UbsHandleData = { sdkName: name, memIds, major, unitBytes: looked.info.unitBytes };
-      const handle: ShareHandle = { backend: UBS_KIND, namespace, name: shareName, sizeBytes: looked.info.sizeBytes, requestedBytes, data: { ...data } };
+      const handle: UbsShareHandle = { backend: UBS_KIND, namespace, name: shareName, sizeBytes: looked.info.sizeBytes, requestedBytes, data: { sdkName: name, memIds, major, unitBytes: looked.info.unitBytes } };
       this.mappings.set(key, { handle });
       return handle;
     } catch (err) {
@@ -351,8 +368,7 @@ export class UbsBackend implements Backend {
   }
 
   private nameOf(handle: ShareHandle): string {
-    const n = handle.data.sdkName;
-    return typeof n === 'string' && n ? n : this.sdkName(handle.namespace, handle.name);
+    return ubsData(handle).sdkName ?? this.sdkName(handle.namespace, handle.name);
   }
 
   private requireReady(): void {

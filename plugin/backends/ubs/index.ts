@@ -1,5 +1,5 @@
 // The UBS backend's public surface (see backend.ts).
-export { UbsBackend, UbsSdkError, SHARES_ENV, lookupProblem, type UbsHandleData } from './backend';
+export { UbsBackend, UbsSdkError, SHARES_ENV, UBS_DURABLE, inspectUbs, lookupProblem, ubsData, type UbsHandleData, type UbsShareHandle } from './backend';
 export { ubsConfigProblems } from './check';
 export { UBS_KIND, SDK_SOCKET_DIR, readUbsConfig, defaultUbsConfig, resolveGroups, type UbsBackendConfig, type PathPair } from './config';
 export { sdkNameOf, SDK_NAME_MAX, SDK_NAME_RE } from './naming';
