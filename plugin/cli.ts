@@ -14,7 +14,7 @@ commands:
   status        whether the agent runs and is registered, and the shares on this node
   check-config  list every problem in the config file
   version       print the version (--json: also the NRI protocol and Node.js versions)
-  help          this text
+  help          this text; help COMMAND (or COMMAND --help): that command's options and exit status
 
 options:
   --config FILE      config file (default /etc/nri-memshare/config.json)
@@ -22,7 +22,7 @@ options:
   --log-level LEVEL  (run) log level instead of the config's log.level:
                      trace, debug, info, warn, error, fatal, silent
   --json             (status, version) print JSON instead of text
-  --version          print the version
+  --version, -V      print the version
   --help, -h         this text
 
 exit status of status: 0 the agent runs and is registered with containerd; 1 it runs but is not
@@ -36,6 +36,60 @@ run by the runtime, not by people:
 
 const COMMANDS = ['run', 'status', 'check-config', 'version', 'help'];
 
+/** `nri-memshare COMMAND --help` and `nri-memshare help COMMAND`. */
+const COMMAND_HELP: Record<string, string> = {
+  run: `usage: nri-memshare run [--config FILE] [--socket PATH] [--log-level LEVEL]
+
+Runs the agent: connects to containerd's NRI socket and binds declared shares into the
+containers whose pods ask for them. Logs JSON lines on standard output. Run by systemd
+(nri-memshare.service) or the DaemonSet, not by hand.
+
+  --config FILE      config file (default /etc/nri-memshare/config.json)
+  --socket PATH      the NRI socket, instead of the config's nri.socket
+  --log-level LEVEL  trace, debug, info, warn, error, fatal or silent, instead of log.level
+
+exit status: 0 stopped by SIGTERM or SIGINT; 1 the start failed (config refused, state
+directory locked by another agent, backend not loadable); 2 bad arguments
+`,
+  status: `usage: nri-memshare status [--config FILE] [--json]
+
+Whether the agent runs and is registered with containerd, its declaration sources, and the
+shares on this node with their holders. Reads the state directory (needs root); creates nothing.
+
+  --config FILE  config file (default /etc/nri-memshare/config.json)
+  --json         print JSON instead of text
+
+exit status (as systemctl status):
+  0  the agent runs and is registered with containerd
+  1  the agent runs but is not registered with containerd
+  2  bad arguments, or a config it cannot use
+  3  the agent does not run
+  4  it cannot tell: not root
+`,
+  'check-config': `usage: nri-memshare check-config [--config FILE]
+
+Lists every problem in the config file and the files it names, as run would refuse them, and
+warns about what run would start with but report (no declarations directory yet, TLS
+verification of the API server off, no config file: the defaults).
+
+  --config FILE  config file (default /etc/nri-memshare/config.json)
+
+exit status: 0 no problem (warnings on standard error); 1 problems; 2 bad arguments
+`,
+  version: `usage: nri-memshare version [--json]    (or: nri-memshare --version, -V)
+
+Prints the version; version --json also the NRI protocol and Node.js versions.
+
+exit status: 0
+`,
+  help: `usage: nri-memshare help [COMMAND]
+
+Prints the usage, or COMMAND's options and exit status.
+
+exit status: 0; 2 for an unknown COMMAND
+`,
+};
+
 interface Args {
   command?: string;
   config?: string;
@@ -44,6 +98,8 @@ interface Args {
   json: boolean;
   help: boolean;
   version: boolean;
+  /** help COMMAND */
+  topic?: string;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -68,8 +124,9 @@ function parseArgs(argv: string[]): Args {
       a.logLevel = l as LogLevel;
     } else if (x === '--json') a.json = true;
     else if (x === '--help' || x === '-h') a.help = true;
-    else if (x === '--version') a.version = true;
+    else if (x === '--version' || x === '-V') a.version = true;
     else if (!x.startsWith('-') && !a.command) a.command = x;
+    else if (!x.startsWith('-') && a.command === 'help' && !a.topic) a.topic = x;
     else throw new Error(`unknown argument ${JSON.stringify(x)}`);
   }
   return a;
@@ -102,6 +159,17 @@ async function main(): Promise<number> {
   } catch (err) {
     process.stderr.write(`nri-memshare: ${messageOf(err)}\n${USAGE}`);
     return 2;
+  }
+  // help for one command: `status --help`, `help status`
+  const topic = args.command === 'help' ? (args.topic ?? (args.help ? 'help' : undefined)) : args.help ? args.command : undefined;
+  if (topic !== undefined) {
+    const text = COMMAND_HELP[topic];
+    if (!text) {
+      process.stderr.write(`nri-memshare: unknown command ${JSON.stringify(topic)}\n${USAGE}`);
+      return 2;
+    }
+    process.stdout.write(text);
+    return 0;
   }
   if (args.version || args.command === 'version') {
     const b = buildInfo();

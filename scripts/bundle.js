@@ -12,7 +12,7 @@
 'use strict';
 const { build } = require('esbuild');
 const { join } = require('node:path');
-const { writeFileSync } = require('node:fs');
+const { chmodSync, writeFileSync } = require('node:fs');
 
 const root = join(__dirname, '..');
 const outdir = join(root, 'dist', 'agent');
@@ -40,6 +40,8 @@ build({
   metafile: true,
 }).then((result) => {
   writeFileSync(join(outdir, 'meta.json'), JSON.stringify(result.metafile));
+  // package.json's bin: runnable as it is (its first line is cli.ts's #!/usr/bin/env node)
+  chmodSync(join(outdir, 'nri-memshare.js'), 0o755);
 }).catch((err) => {
   console.error(`bundle: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);

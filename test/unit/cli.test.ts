@@ -3,9 +3,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { startPlugin } from '../e2e/plugin-process';
 import { SKIP_TLS_VERIFY, kubeconfigText } from '../support/fake-apiserver-https';
@@ -28,6 +28,31 @@ test('version prints the package, NRI protocol and Node.js versions; --json as a
   assert.is(j.status, 0);
   assert.equal(JSON.parse(j.stdout), { version, nriVersion: 'v0.12', node: process.version });
   assert.is(cli('--version').stdout, `nri-memshare ${version}\n`);
+});
+
+test('per-command help: COMMAND --help and help COMMAND print its options and exit status; -V is --version', () => {
+  for (const cmd of ['run', 'status', 'check-config', 'version', 'help']) {
+    const a = cli(cmd, '--help');
+    assert.is(a.status, 0, a.stderr);
+    assert.match(a.stdout, new RegExp(`^usage: nri-memshare ${cmd}\\b`));
+    assert.is(cli('help', cmd).stdout, a.stdout);
+    if (cmd !== 'version') assert.match(a.stdout, /\nexit status/);
+  }
+  const s = cli('status', '--help').stdout;
+  for (const code of ['0', '1', '2', '3', '4']) assert.match(s, new RegExp(`^  ${code}  `, 'm'), `status --help lists exit ${code}`);
+  assert.is(cli('help', 'frobnicate').status, 2);
+  assert.is(cli('-V').stdout, cli('--version').stdout);
+});
+
+test('package.json bin is the bundle, executable as it is', () => {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+  const bin = join(ROOT, pkg.bin['nri-memshare']);
+  assert.is(bin, AGENT_CLI);
+  assert.ok((statSync(bin).mode & 0o111) === 0o111, `${bin} is not executable`);
+  assert.match(readFileSync(bin, 'utf8'), /^#!\/usr\/bin\/env node\n/);
+  const r = spawnSync(bin, ['-V'], { encoding: 'utf8', env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` } });
+  assert.is(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^nri-memshare \d+\.\d+\.\d+/);
 });
 
 test('help and --help print the usage; no command is a usage error; an unknown one names itself', () => {

@@ -2,7 +2,7 @@
 // config key (with its default) is in docs/configuration.md, every metric in docs/operations.md.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultConfig } from '../../plugin/agent/config';
 import { createMemshareMetrics } from '../../plugin/agent/metrics';
@@ -92,16 +92,53 @@ test('every refusal reason is in docs/operations.md', () => {
   for (const r of [...reasons, 'backend']) assert.ok(doc.includes(`| \`${r}\` |`), `docs/operations.md has no row for refusal reason ${r}`);
 });
 
-test('the docs link only to files that exist', () => {
-  for (const rel of ['README.md', 'docs/operations.md', 'docs/concepts.md', 'docs/configuration.md', 'docs/annotations.md']) {
+/** GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens. */
+function anchorOf(heading: string): string {
+  return heading.trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-');
+}
+
+function anchorsIn(md: string): Set<string> {
+  const out = new Set<string>();
+  let inCode = false;
+  for (const l of md.split('\n')) {
+    if (l.trim().startsWith('```')) inCode = !inCode;
+    const h = !inCode && /^#{1,6} (.+)$/.exec(l);
+    if (h) out.add(anchorOf(h[1]));
+  }
+  return out;
+}
+
+test('the docs link only to files and headings that exist', () => {
+  const docs = ['README.md', ...readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+  const broken: string[] = [];
+  for (const rel of docs) {
     const md = read(rel);
     const base = join(root, rel, '..');
-    for (const m of md.matchAll(/\]\(([^)#\s]+)(#[^)]*)?\)/g)) {
-      const target = m[1];
+    for (const m of md.matchAll(/\]\(([^)#\s]*)(#[^)\s]*)?\)/g)) {
+      const [target, fragment] = [m[1], m[2]];
       if (/^[a-z]+:/.test(target)) continue;
-      assert.ok(existsSync(join(base, target)), `${rel} links to ${target}, which does not exist`);
+      const file = target ? join(base, target) : join(root, rel);
+      if (!existsSync(file)) {
+        broken.push(`${rel} links to ${target}, which does not exist`);
+        continue;
+      }
+      if (fragment && file.endsWith('.md') && !anchorsIn(readFileSync(file, 'utf8')).has(fragment.slice(1))) {
+        broken.push(`${rel} links to ${target || rel}${fragment}, which has no such heading`);
+      }
     }
   }
+  assert.equal(broken, []);
+});
+
+test('the man page lists every command, option and exit status of status', () => {
+  const man = read('packaging/nri-memshare.8');
+  for (const cmd of ['run', 'status', 'check-config', 'version', 'help']) assert.match(man, new RegExp(`^\\.BI? ${cmd}\\b`, 'm'), `man page: ${cmd}`);
+  for (const opt of ['config', 'json', 'log\\\\-level', 'socket', 'help', 'version']) assert.match(man, new RegExp(`\\\\-\\\\-${opt}\\b`), `man page: --${opt}`);
+  assert.match(man, /\\-V\b/);
+  const exit = man.slice(man.indexOf('.SH EXIT STATUS'), man.indexOf('.SH SEE ALSO'));
+  for (const code of ['0', '1', '2', '3', '4']) assert.match(exit, new RegExp(`^\\.B ${code}$`, 'm'), `man page: status exit ${code}`);
+  // the declarations directory is read with and without a cluster, as the README says
+  assert.match(man, /declarations directory, which is read with or without a cluster/);
 });
 
 test.run();
