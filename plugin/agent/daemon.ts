@@ -2,7 +2,7 @@
 // parts stop in reverse order of their start, from one list. Shares stay mounted across a stop:
 // running containers still use them.
 import { mkdirSync } from 'node:fs';
-import { Ledger } from '../ledger';
+import { Ledger, type BindingRecord } from '../ledger';
 import { MemshareService } from '../memshare/service';
 import { memshareHandlers } from '../nri-adapter/adapter';
 import { Stub } from '../nri';
@@ -33,6 +33,11 @@ export interface DaemonOptions {
 
 /** A started part: what stops it. */
 type Stop = () => unknown;
+
+/** A binding's pod, container and share, as the log names them. */
+function bindingFields(r: Readonly<BindingRecord>): { pod: string; container: string; containerId: string; share: string; readOnly: boolean } {
+  return { pod: `${r.pod.namespace}/${r.pod.name}`, container: r.container.name, containerId: r.container.id, share: `${r.share.namespace}/${r.share.name}`, readOnly: r.readOnly };
+}
 
 export async function startDaemon(config: Config, log: Logger = createLogger({ level: config.log.level }), opts: DaemonOptions = {}): Promise<Daemon> {
   const env = opts.env ?? process.env;
@@ -72,11 +77,16 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
     declarations: store,
     limits: config.limits,
     events: {
+      // bindings and their ends at info, naming pod, container and share (logged once the NRI
+      // reply is out, as below)
       bound: (r) => {
         cluster?.changed(r.share);
-        log.debug({ share: `${r.share.namespace}/${r.share.name}`, container: r.container.id }, 'bound');
+        setImmediate(() => log.info(bindingFields(r), 'bound'));
       },
-      unbound: (r) => cluster?.changed(r.share),
+      unbound: (r, why) => {
+        cluster?.changed(r.share);
+        setImmediate(() => log.info({ ...bindingFields(r), why }, 'unbound'));
+      },
       // these happen inside NRI handlers: count now, log once the reply is out (setImmediate),
       // so nothing above debug is written on the request path
       // the pod's Event gets the tenant's text; the log gets the operator's (they differ where the
@@ -84,7 +94,10 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
       refused: (reason, message, subject, operatorDetail) => {
         metrics.refusals.labels(reason).inc();
         if (subject) setImmediate(() => cluster?.refused(subject.pod, message));
-        setImmediate(() => log.warn({ reason }, operatorDetail ?? message));
+        const who = subject
+          ? { pod: `${subject.pod.namespace}/${subject.pod.name}`, container: subject.container.name, containerId: subject.container.id, shares: subject.shares }
+          : {};
+        setImmediate(() => log.warn({ reason, ...who }, operatorDetail ?? message));
       },
       released: (ns, name, why) => {
         cluster?.changed({ namespace: ns, name });
@@ -156,20 +169,22 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
     memshareHandlers({
       service,
       stub: () => stub,
-      onReconciled: (r) =>
-        log.info({ ended: r.ended, orphansReleased: r.orphansReleased, evicted: r.evict.map((e) => e.containerId), why: r.evict.map((e) => e.reason) }, 'reconciled with the runtime'),
+      onReconciled: (r) => {
+        log.info({ ended: r.ended, orphansReleased: r.orphansReleased, evicted: r.evict.map((e) => e.containerId), why: r.evict.map((e) => e.reason) }, 'reconciled with the runtime');
+        for (const e of r.evict) log.warn({ pod: e.pod, container: e.container, containerId: e.containerId, shares: e.shares }, `evicting: ${e.reason}`);
+      },
       // the reason is the service's, written for the user (e.g. a UB share came back with new memids)
-      onStale: (containerId, reason) => log.warn({ container: containerId }, reason),
-      onEvicted: (containerId, outcome) =>
-        log.warn({ container: containerId, outcome }, 'evicted a container (it runs without its shares, or with stale ones: the reason is logged before)'),
+      onStale: (containerId, reason, who) => log.warn({ ...who, containerId }, reason),
+      onEvicted: (containerId, outcome, who) =>
+        log.warn({ ...who, containerId, outcome }, 'evicted a container (it runs without its shares, or with stale ones: the reason is logged before)'),
       failedEvictions: previous.failedEvictions,
       onFailedEvictions: (failing) => {
         metrics.evictionsFailing.set(failing.length);
         failedEvictionsFile.record(failing);
       },
-      onEvictionFailed: (f) => {
+      onEvictionFailed: (f, who) => {
         metrics.evictionFailures.inc();
-        const detail = { container: f.containerId, pid: f.pid, errno: f.errno, err: f.lastError, attempts: f.attempts, since: f.since };
+        const detail = { ...who, containerId: f.containerId, pid: f.pid, errno: f.errno, err: f.lastError, attempts: f.attempts, since: f.since };
         // logged once the NRI reply is out: an eviction at reconcile or start runs in a handler
         setImmediate(() => {
           if (f.final) log.error(detail, 'eviction failed for good; the container runs without its shares until it ends or the agent reconciles again');

@@ -20,10 +20,12 @@ import { RetryableError, type Backend, type BoundShare, type RuntimeInfo } from 
 import type { DeclarationStore } from '../declarations/store';
 import type { BindingRecord, HeldShare, Ledger } from '../ledger';
 
-/** Whose binding was refused (for an Event on the pod). */
+/** Whose binding was refused (for an Event on the pod, and the agent's log). */
 export interface RefusalSubject {
   pod: PodInfo;
   container: ContainerInfo;
+  /** the shares ("namespace/name") the container asked for; empty when its annotation was refused */
+  shares: string[];
 }
 
 export interface ServiceEvents {
@@ -45,7 +47,8 @@ export interface ReconcileReport {
   ended: number;
   released: string[];
   orphansReleased: string[];
-  evict: Array<{ containerId: string; pid: number; reason: string }>;
+  /** pod as "namespace/name", container by name, and the shares it lacks (or holds stale) */
+  evict: Array<{ containerId: string; pid: number; reason: string; pod: string; container: string; shares: string[] }>;
 }
 
 export interface ServiceOptions {
@@ -148,9 +151,11 @@ export class MemshareService {
    */
   async createContainer(pod: PodInfo, ctr: ContainerInfo, ctx: RequestContext = {}): Promise<ContainerInjection | undefined> {
     let authorized;
+    let shares: string[] = [];
     try {
       const binding = parseBinding(pod.annotations, pod.namespace, ctr.name, { maxNameLength: this.o.limits.maxNameLength });
       if (binding.refs.length === 0) return undefined;
+      shares = binding.refs.map((r) => shareKey(r.namespace, r.name));
       authorized = authorize({
         annotation: binding.annotation,
         refs: binding.refs,
@@ -163,7 +168,7 @@ export class MemshareService {
       const down = this.o.backend.unavailable();
       if (down) throw new RefusalError(`${binding.annotation}: ${down}`, 'backend-unavailable');
     } catch (err) {
-      if (err instanceof RefusalError) this.ev.refused?.(err.reason, err.message, { pod, container: ctr }, err.operatorDetail);
+      if (err instanceof RefusalError) this.ev.refused?.(err.reason, err.message, { pod, container: ctr, shares }, err.operatorDetail);
       throw err;
     }
     const bound: BoundShare[] = [];
@@ -177,11 +182,11 @@ export class MemshareService {
       // nothing half-done survives a failed creation: undo this container's bindings
       await this.endContainer(ctr.id, 'creation failed').catch(() => undefined);
       if (err instanceof RefusalError) {
-        this.ev.refused?.(err.reason, err.message, { pod, container: ctr }, err.operatorDetail);
+        this.ev.refused?.(err.reason, err.message, { pod, container: ctr, shares }, err.operatorDetail);
         throw err;
       }
       const msg = `memshare: cannot bind shares for container ${ctr.name} of pod ${pod.namespace}/${pod.name}: ${messageOf(err)}`;
-      this.ev.refused?.('backend', msg, { pod, container: ctr });
+      this.ev.refused?.('backend', msg, { pod, container: ctr, shares });
       throw new RefusalError(msg, 'backend');
     }
   }
@@ -368,8 +373,9 @@ export class MemshareService {
       if (refs.length === 0) continue;
       const missing = unbound(this.boundRecords(c.id), refs);
       const lost = missing.length ? undefined : this.lostInjection(c, pod.namespace);
-      if (missing.length) report.evict.push({ containerId: c.id, pid: c.pid ?? 0, reason: createdWithout(missing) });
-      else if (lost) report.evict.push({ containerId: c.id, pid: c.pid ?? 0, reason: lost });
+      const who = { pod: shareKey(pod.namespace, pod.name), container: c.name };
+      if (missing.length) report.evict.push({ containerId: c.id, pid: c.pid ?? 0, reason: createdWithout(missing), ...who, shares: missing.map((r) => shareKey(r.namespace, r.name)) });
+      else if (lost) report.evict.push({ containerId: c.id, pid: c.pid ?? 0, reason: lost, ...who, shares: refs.map((r) => shareKey(r.namespace, r.name)) });
     }
     return report;
   }

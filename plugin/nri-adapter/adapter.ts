@@ -23,21 +23,28 @@ export const containerInfo = (c: Container): ContainerInfo => ({
   mounts: c.mounts.map((m) => m.destination),
 });
 
+/** Whose container an eviction is about, for the log (the runtime names it only by id). */
+export interface ContainerWho {
+  /** "namespace/name" */
+  pod: string;
+  container: string;
+}
+
 export interface PluginDeps {
   service: MemshareService;
   /** the stub, for evictions after reconcile (sent outside any handler) */
   stub: () => Pick<Stub, 'updateContainers'>;
   onReconciled?(report: Awaited<ReturnType<MemshareService['reconcile']>>): void;
-  onEvicted?(containerId: string, outcome: KillOutcome): void;
+  onEvicted?(containerId: string, outcome: KillOutcome, who?: ContainerWho): void;
   onError?(what: string, err: unknown): void;
   /** how an evicted container's init is stopped (tests replace it); default: pidfd + cgroup check + SIGKILL */
   kill?(containerId: string, pid: number): KillOutcome;
   /** a container found stale outside reconcile (e.g. a restored UB share has new device numbers) */
-  onStale?(containerId: string, reason: string): void;
+  onStale?(containerId: string, reason: string, who?: ContainerWho): void;
   /** delays between attempts of a failed eviction (default 1 s, 2 s, 4 s, 8 s) */
   evictionRetryDelaysMs?: readonly number[];
   /** each failed attempt to evict (without it: onError) */
-  onEvictionFailed?(f: EvictionFailure): void;
+  onEvictionFailed?(f: EvictionFailure, who?: ContainerWho): void;
   /** the evictions still failing changed (to persist them for `status`, and for a gauge) */
   onFailedEvictions?(failing: FailedEviction[]): void;
   /** failed evictions an earlier agent recorded: listed until the first reconcile decides */
@@ -56,14 +63,17 @@ export function memshareHandlers(d: PluginDeps): Handlers {
       d.onError?.(what, err);
     }
   };
+  /** pod and name of the containers the runtime told about, by id (evictions are by id) */
+  const whoOf = new Map<string, ContainerWho>();
+  const learn = (p: PodSandbox, c: Container) => whoOf.set(c.id, { pod: `${p.namespace}/${p.name}`, container: c.name });
   const evictor = new Evictor({
     kill: d.kill ?? killContainerInit,
     retryDelaysMs: d.evictionRetryDelaysMs,
     initial: d.failedEvictions,
-    onOutcome: (id, _pid, outcome) => guarded(`reporting the eviction of ${id}`, () => d.onEvicted?.(id, outcome)),
+    onOutcome: (id, _pid, outcome) => guarded(`reporting the eviction of ${id}`, () => d.onEvicted?.(id, outcome, whoOf.get(id))),
     onFailure: (f) =>
       guarded(`reporting the failed eviction of ${f.containerId}`, () =>
-        d.onEvictionFailed ? d.onEvictionFailed(f) : d.onError?.(`evicting container ${f.containerId} (pid ${f.pid})`, f.error)),
+        d.onEvictionFailed ? d.onEvictionFailed(f, whoOf.get(f.containerId)) : d.onError?.(`evicting container ${f.containerId} (pid ${f.pid})`, f.error)),
     onChange: (failing) => guarded('recording the failed evictions', () => d.onFailedEvictions?.(failing)),
   });
   const killInit = (containerId: string, pid: number): void => evictor.evict(containerId, pid);
@@ -74,7 +84,7 @@ export function memshareHandlers(d: PluginDeps): Handlers {
   let synchronized = false;
   service.onEvict((containerId, reason) => {
     const pid = pidOf.get(containerId) ?? 0;
-    d.onStale?.(containerId, reason);
+    d.onStale?.(containerId, reason, whoOf.get(containerId));
     if (pid > 1) killInit(containerId, pid);
     else if (!synchronized) beforeSync.add(containerId);
     else evictOnStart.add(containerId);
@@ -82,6 +92,7 @@ export function memshareHandlers(d: PluginDeps): Handlers {
   const end = (what: string) => async (_pod: PodSandbox, c: Container) => {
     evictOnStart.delete(c.id);
     pidOf.delete(c.id);
+    whoOf.delete(c.id);
     evictor.forget(c.id); // a container that ended needs no eviction any more
     try {
       await service.endContainer(c.id, what);
@@ -95,6 +106,11 @@ export function memshareHandlers(d: PluginDeps): Handlers {
     },
     async synchronize(pods, containers) {
       for (const c of containers) if (c.pid > 1) pidOf.set(c.id, c.pid);
+      const podById = new Map(pods.map((p) => [p.id, p]));
+      for (const c of containers) {
+        const p = podById.get(c.podSandboxId);
+        if (p) learn(p, c);
+      }
       synchronized = true;
       // stale before the runtime said which containers run: a running one is evicted now, one
       // only created when it starts, one that is gone needs nothing
@@ -128,10 +144,13 @@ export function memshareHandlers(d: PluginDeps): Handlers {
     },
     async createContainer(pod, container, ctx) {
       const inj = await service.createContainer(podInfo(pod), containerInfo(container), ctx);
+      // (after the answer only: a refused creation has no container to remember)
+      learn(pod, container);
       if (!inj) return;
       return { adjust: adjustmentOf(inj) };
     },
     postStartContainer(pod, c) {
+      learn(pod, c);
       if (c.pid > 1) pidOf.set(c.id, c.pid);
       // flagged at reconcile, or never seen: created in the gap after one agent died, stored by
       // the runtime only after the next one's Synchronize had listed the containers

@@ -124,7 +124,7 @@ forEachContainerd('eviction with the unit\'s capabilities', (test, env) => {
       const st = await env.cri.containerStatus(id);
       assert.is(st.exit_code, 137, `killed by SIGKILL: ${JSON.stringify({ exit: st.exit_code, reason: st.reason })}`);
       assert.ok(
-        agent.logRecords().some((r) => r.container === id && r.outcome === 'killed'),
+        agent.logRecords().some((r) => r.containerId === id && r.outcome === 'killed'),
         `the agent logged the kill:\n${agent.output().slice(-2000)}`,
       );
       assert.equal(agent.errorLines(), [], 'no errors');
@@ -142,7 +142,7 @@ forEachContainerd('eviction with the unit\'s capabilities', (test, env) => {
     try {
       const GAVE_UP = /"msg":"eviction failed for good[^"]*"/;
       await agent.proc!.waitFor(GAVE_UP, 1, 40000);
-      const fails = agent.logRecords().filter((r) => r.level === 'error' && r.container === id);
+      const fails = agent.logRecords().filter((r) => r.level === 'error' && r.containerId === id);
       process.stdout.write(`  [retry] attempts at ${fails.map((r) => r.time).join(', ')}\n`);
       // every attempt: error level, with the container id, its pid and the errno
       assert.is(fails.length, 5, `five attempts logged:\n${fails.map((f) => JSON.stringify(f)).join('\n')}`);
