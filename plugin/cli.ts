@@ -48,8 +48,9 @@ containers whose pods ask for them. Logs JSON lines on standard output. Run by s
   --socket PATH      the NRI socket, instead of the config's nri.socket
   --log-level LEVEL  trace, debug, info, warn, error, fatal or silent, instead of log.level
 
-exit status: 0 stopped by SIGTERM or SIGINT; 1 the start failed (config refused, state
-directory locked by another agent, backend not loadable); 2 bad arguments
+exit status: 0 stopped by SIGTERM or SIGINT; 78 (EX_CONFIG) the config file is refused (the
+unit does not restart it); 1 any other start failure (state directory locked by another agent,
+backend not loadable); 2 bad arguments
 `,
   status: `usage: nri-memshare status [--config FILE] [--json]
 

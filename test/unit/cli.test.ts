@@ -38,6 +38,7 @@ test('per-command help: COMMAND --help and help COMMAND print its options and ex
     assert.is(cli('help', cmd).stdout, a.stdout);
     if (cmd !== 'version') assert.match(a.stdout, /\nexit status/);
   }
+  assert.match(cli('run', '--help').stdout, /\b78 \(EX_CONFIG\)/);
   const s = cli('status', '--help').stdout;
   for (const code of ['0', '1', '2', '3', '4']) assert.match(s, new RegExp(`^  ${code}  `, 'm'), `status --help lists exit ${code}`);
   assert.is(cli('help', 'frobnicate').status, 2);
