@@ -19,7 +19,7 @@ import {
 import { ConfigReader, describe } from '../config/reader';
 import { isDurable, readBackendConfig, type BackendConfig } from '../backends';
 import { DEFAULT_SOCKET } from '../nri';
-import { parseListenAddress } from './metrics';
+import { parseListenAddress } from './metrics-listener';
 import { LOG_LEVELS, type LogLevel } from './logger';
 
 export { DEFAULT_CONFIG_PATH };

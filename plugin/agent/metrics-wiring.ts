@@ -3,7 +3,8 @@
 import type { Backend } from '../backends/types';
 import type { Ledger } from '../ledger';
 import type { MemshareService } from '../memshare/service';
-import { startMetricsServer, type Health, type MemshareMetrics, type MetricsServer } from './metrics';
+import type { MemshareMetrics } from './metrics';
+import { startMetricsServer, type Health, type MetricsServer } from './metrics-listener';
 import type { Logger } from './logger';
 
 /** Fills the gauges that are read from the parts when Prometheus scrapes. */

@@ -5,7 +5,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { connect, type Socket } from 'node:net';
 import { readdirSync } from 'node:fs';
-import { Registry, createMemshareMetrics, isLoopbackAddress, startMetricsServer, METRICS_LIMITS, type MetricsServer } from '../../plugin/agent/metrics';
+import { Registry } from '../../plugin/prometheus';
+import { createMemshareMetrics } from '../../plugin/agent/metrics';
+import { isLoopbackAddress, startMetricsServer, METRICS_LIMITS, type MetricsServer } from '../../plugin/agent/metrics-listener';
 import { packageVersion, NRI_PROTOCOL_VERSION } from '../../plugin/agent/build-info';
 import { within } from '../support/util';
 

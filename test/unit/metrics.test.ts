@@ -1,12 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as http from 'node:http';
-import {
-  Registry,
-  createMemshareMetrics,
-  parseListenAddress,
-  startMetricsServer,
-} from '../../plugin/agent/metrics';
+import { Registry } from '../../plugin/prometheus';
+import { createMemshareMetrics } from '../../plugin/agent/metrics';
+import { parseListenAddress, startMetricsServer } from '../../plugin/agent/metrics-listener';
 
 function get(port: number, path: string, method = 'GET'): Promise<{ status: number; type: string; body: string }> {
   return new Promise((resolve, reject) => {
