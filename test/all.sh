@@ -24,6 +24,8 @@ npm ci --no-audit --no-fund --loglevel=error
 bash test/harness/fetch-containerd.sh
 # etcd, kubectl and Kubernetes' API server built from Debian's Go sources (first build: minutes)
 bash test/harness/fetch-kube-tools.sh
+# promtool (Debian's prometheus package, unpacked into the cache) for the alert-rule tests
+bash test/harness/fetch-promtool.sh >/dev/null
 # no Node 24, no test run: fetch-node.sh fails loudly, never skips (also outside CI)
 bash test/harness/fetch-node.sh
 npm run build

@@ -137,7 +137,7 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
     log.info({ node: nodeName, status: !!writers.status, events: !!writers.events }, 'kubernetes: writing this node\'s ShareMemory status and refusal Events');
   }
 
-  collectFromParts(metrics, { ledger, service, backend });
+  collectFromParts(metrics, { ledger, service, backend, sources, cluster: () => cluster });
 
   // failed evictions: in the state directory for `status` (written off the request path, the
   // latest list only), and in the metrics
@@ -175,8 +175,10 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
       },
       // the reason is the service's, written for the user (e.g. a UB share came back with new memids)
       onStale: (containerId, reason, who) => log.warn({ ...who, containerId }, reason),
-      onEvicted: (containerId, outcome, who) =>
-        log.warn({ ...who, containerId, outcome }, 'evicted a container (it runs without its shares, or with stale ones: the reason is logged before)'),
+      onEvicted: (containerId, outcome, who) => {
+        if (outcome === 'killed') metrics.evictions.inc();
+        log.warn({ ...who, containerId, outcome }, 'evicted a container (it runs without its shares, or with stale ones: the reason is logged before)');
+      },
       failedEvictions: previous.failedEvictions,
       onFailedEvictions: (failing) => {
         metrics.evictionsFailing.set(failing.length);

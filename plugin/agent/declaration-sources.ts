@@ -16,7 +16,10 @@ export interface DeclarationSources {
   readonly kubeCredentials: KubeCredentials | undefined;
   /** each source's state, for `status` */
   states(): DeclarationSourceState[];
+  /** when the Kubernetes list last succeeded or its watch last delivered (ms); undefined without Kubernetes or before */
+  kubernetesLastSyncAt(): number | undefined;
   /** called when a source reports a problem or the merged declarations change */
+
   onChange(listener: () => void): void;
   stop(): Promise<void>;
 }
@@ -78,6 +81,7 @@ export async function startDeclarationSources(config: Config, log: Logger): Prom
       }
       return sources;
     },
+    kubernetesLastSyncAt: () => kube?.lastSyncAt,
     onChange(listener) {
       directory.onProblem(listener);
       store.onChange(listener);

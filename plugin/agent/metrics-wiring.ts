@@ -6,11 +6,30 @@ import type { MemshareService } from '../memshare/service';
 import type { MemshareMetrics } from './metrics';
 import { startMetricsServer, type Health, type MetricsServer } from './metrics-listener';
 import type { Logger } from './logger';
+import type { DeclarationSources } from './declaration-sources';
+import type { ClusterWriters } from '../cluster';
 
 /** Fills the gauges that are read from the parts when Prometheus scrapes. */
-export function collectFromParts(metrics: MemshareMetrics, parts: { ledger: Ledger; service: MemshareService; backend: Backend }): void {
-  const { ledger, service, backend } = parts;
+export function collectFromParts(
+  metrics: MemshareMetrics,
+  parts: { ledger: Ledger; service: MemshareService; backend: Backend; sources: DeclarationSources; cluster: () => ClusterWriters | undefined },
+): void {
+  const { ledger, service, backend, sources } = parts;
+  // the cluster writers count their failures; the counter follows their totals
+  const seen = { status: 0, event: 0 };
+  const follow = (kind: 'status' | 'event', total: number) => {
+    if (total > seen[kind]) metrics.clusterWriteFailures.labels(kind).inc(total - seen[kind]);
+    seen[kind] = total;
+  };
   metrics.registry.onCollect(async () => {
+    for (const s of sources.states()) metrics.declarationProblems.labels(s.kind).set(s.problems.length);
+    const synced = sources.kubernetesLastSyncAt();
+    if (synced !== undefined) metrics.kubernetesLastSync.set(synced / 1000);
+    const cluster = parts.cluster();
+    if (cluster) {
+      follow('status', cluster.status?.stats.failures ?? 0);
+      follow('event', cluster.events?.stats.failures ?? 0);
+    }
     metrics.bindings.set(ledger.all().filter((r) => r.state === 'bound').length);
     metrics.shareSizeBytes.reset();
     metrics.shareUsedBytes.reset();

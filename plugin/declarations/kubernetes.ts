@@ -121,6 +121,7 @@ export class KubernetesDeclarationSource implements DeclarationSource {
   private started = false;
   private stopped = false;
   private isConnected = false;
+  private lastSync: number | undefined;
   private current: http.ClientRequest | undefined;
   private wake: (() => void) | undefined;
   private readonly readyPromise: Promise<void>;
@@ -172,6 +173,11 @@ export class KubernetesDeclarationSource implements DeclarationSource {
   /** The last resourceVersion seen (from a list, an event or a bookmark). */
   get resourceVersion(): string | undefined {
     return this.rv;
+  }
+
+  /** When a list last succeeded or the watch last delivered an event or bookmark (ms; undefined: never). */
+  get lastSyncAt(): number | undefined {
+    return this.lastSync;
   }
 
   /** True while a list succeeded or a watch stream is open; false while failing. */
@@ -281,6 +287,7 @@ export class KubernetesDeclarationSource implements DeclarationSource {
   }
 
   private connectedNow(): void {
+    this.lastSync = Date.now();
     if (this.connectionProblem) {
       this.options.log?.info({ source: this.name, resourceVersion: this.rv, declarations: this.decls.size }, 'kubernetes: connected again');
     }
@@ -405,6 +412,7 @@ export class KubernetesDeclarationSource implements DeclarationSource {
     }
     const rv = metaOf(obj).resourceVersion;
     if (typeof rv === 'string' && rv) this.rv = rv;
+    this.lastSync = Date.now();
     if (ev.type === 'BOOKMARK') return undefined;
     const key = objectKey(obj);
     const previous = this.decls.get(key);

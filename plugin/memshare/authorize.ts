@@ -18,6 +18,16 @@ export type RefusalReason =
   | 'size-limit'
   | 'node-limit';
 
+/**
+ * Every reason a binding is refused with, for `nri_memshare_refusals_total{reason}`'s series to
+ * exist at 0 from the start (so `increase()` sees the first refusal): RefusalReason's, and the
+ * service's own (the backend is down, a share still being made, the backend failed).
+ */
+export const REFUSAL_REASONS: readonly string[] = [
+  'syntax', 'unknown-share', 'declaration-removed', 'forbidden-namespace', 'read-only-grant', 'size-limit', 'node-limit',
+  'backend-unavailable', 'pending', 'backend',
+] satisfies ReadonlyArray<RefusalReason | 'backend-unavailable' | 'pending' | 'backend'>;
+
 export interface AuthorizeRequest {
   /** the annotation key the refs came from (for messages) */
   annotation: string;

@@ -153,6 +153,8 @@ if (!skip) {
       '/usr/share/nri-memshare/containerd/nri.toml',
       '/usr/share/nri-memshare/manifests/crd-sharememory.yaml',
       '/usr/share/nri-memshare/manifests/rbac.yaml',
+      '/usr/share/nri-memshare/monitoring/prometheus-rule.yaml',
+      '/usr/share/nri-memshare/monitoring/grafana-dashboard.json',
       '/usr/share/nri-memshare/manifests/example-sharememory.yaml',
       '/usr/share/man/man8/nri-memshare.8.gz',
     ]) {
