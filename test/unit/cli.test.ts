@@ -3,8 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { startPlugin } from '../e2e/plugin-process';
@@ -12,6 +11,8 @@ import { SKIP_TLS_VERIFY, kubeconfigText } from '../support/fake-apiserver-https
 import { waitFor } from '../support/util';
 import { AGENT_CLI } from '../support/agent-cli';
 import { EXIT_CONFIG } from '../../plugin/agent/config';
+import { tempDirs } from '../support/cleanup';
+const tempDir = tempDirs(test, 'memshare-cli-');
 
 const ROOT = join(__dirname, '..', '..', '..');
 const CLI = AGENT_CLI;
@@ -71,64 +72,56 @@ test('help and --help print the usage; no command is a usage error; an unknown o
 });
 
 test('run: a refused config exits with EXIT_CONFIG (78, which the unit does not restart on); any other start failure exits 1', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'memshare-cli-'));
-  try {
-    const good = { nri: { socket: join(dir, 'absent.sock') }, sharesDir: join(dir, 'shares'), declarationsDir: join(dir, 'shares.d'), metrics: { address: '' } };
-    const run = (config: unknown) => {
-      const path = join(dir, `c${Math.random().toString(36).slice(2)}.json`);
-      writeFileSync(path, typeof config === 'string' ? config : JSON.stringify(config));
-      return spawnSync(process.execPath, [CLI, 'run', '--config', path], { encoding: 'utf8', timeout: 20000 });
-    };
-    for (const bad of [{ ...good, stateDir: join(dir, 'state'), limits: { maxShareBytes: 'lots' } }, { ...good, stateDir: join(dir, 'state'), stateDri: '/x' }, '{"stateDir": ']) {
-      const r = run(bad);
-      assert.is(r.status, EXIT_CONFIG, `${JSON.stringify(bad)}: ${r.stdout}${r.stderr}`);
-      assert.match(r.stdout, /"level":"fatal".*"msg":"start failed: config /);
-    }
-    assert.is(spawnSync(process.execPath, [CLI, 'run', '--config', join(dir, 'missing.json')], { encoding: 'utf8' }).status, EXIT_CONFIG, 'no config file at all');
-    // a good config whose state directory cannot be made (a file is in its way): not the config's
-    // fault as written, and it may heal (a mount that comes late): exit 1, restarted
-    writeFileSync(join(dir, 'in-the-way'), '');
-    const other = run({ ...good, stateDir: join(dir, 'in-the-way', 'state') });
-    assert.is(other.status, 1, other.stdout + other.stderr);
-    assert.match(other.stdout, /"msg":"start failed: /);
-    assert.is.not(EXIT_CONFIG, 1);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+  const dir = tempDir();
+  const good = { nri: { socket: join(dir, 'absent.sock') }, sharesDir: join(dir, 'shares'), declarationsDir: join(dir, 'shares.d'), metrics: { address: '' } };
+  const run = (config: unknown) => {
+    const path = join(dir, `c${Math.random().toString(36).slice(2)}.json`);
+    writeFileSync(path, typeof config === 'string' ? config : JSON.stringify(config));
+    return spawnSync(process.execPath, [CLI, 'run', '--config', path], { encoding: 'utf8', timeout: 20000 });
+  };
+  for (const bad of [{ ...good, stateDir: join(dir, 'state'), limits: { maxShareBytes: 'lots' } }, { ...good, stateDir: join(dir, 'state'), stateDri: '/x' }, '{"stateDir": ']) {
+    const r = run(bad);
+    assert.is(r.status, EXIT_CONFIG, `${JSON.stringify(bad)}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stdout, /"level":"fatal".*"msg":"start failed: config /);
   }
+  assert.is(spawnSync(process.execPath, [CLI, 'run', '--config', join(dir, 'missing.json')], { encoding: 'utf8' }).status, EXIT_CONFIG, 'no config file at all');
+  // a good config whose state directory cannot be made (a file is in its way): not the config's
+  // fault as written, and it may heal (a mount that comes late): exit 1, restarted
+  writeFileSync(join(dir, 'in-the-way'), '');
+  const other = run({ ...good, stateDir: join(dir, 'in-the-way', 'state') });
+  assert.is(other.status, 1, other.stdout + other.stderr);
+  assert.match(other.stdout, /"msg":"start failed: /);
+  assert.is.not(EXIT_CONFIG, 1);
 });
 
 test("--log-level overrides the config's log.level for run", async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'memshare-cli-'));
+  const dir = tempDir();
+  for (const d of ['state', 'shares', 'shares.d']) mkdirSync(join(dir, d));
+  const configPath = join(dir, 'config.json');
+  writeFileSync(configPath, JSON.stringify({
+    nri: { socket: join(dir, 'absent.sock') }, stateDir: join(dir, 'state'), sharesDir: join(dir, 'shares'),
+    declarationsDir: join(dir, 'shares.d'), metrics: { address: '' }, log: { level: 'warn' },
+  }));
+  const RETRY = /"level":"warn".*does not exist/;
+  // the config says warn: the retry warning shows, the start line (info, written before it) does not
+  const quiet = startPlugin([CLI, 'run', '--config', configPath]);
   try {
-    for (const d of ['state', 'shares', 'shares.d']) mkdirSync(join(dir, d));
-    const configPath = join(dir, 'config.json');
-    writeFileSync(configPath, JSON.stringify({
-      nri: { socket: join(dir, 'absent.sock') }, stateDir: join(dir, 'state'), sharesDir: join(dir, 'shares'),
-      declarationsDir: join(dir, 'shares.d'), metrics: { address: '' }, log: { level: 'warn' },
-    }));
-    const RETRY = /"level":"warn".*does not exist/;
-    // the config says warn: the retry warning shows, the start line (info, written before it) does not
-    const quiet = startPlugin([CLI, 'run', '--config', configPath]);
-    try {
-      await quiet.waitFor(RETRY);
-      assert.not.match(quiet.output(), /"level":"info"/);
-    } finally {
-      await quiet.kill('SIGKILL');
-    }
-    const loud = startPlugin([CLI, 'run', '--config', configPath, '--log-level', 'debug']);
-    try {
-      await loud.waitFor(RETRY);
-      assert.match(loud.output(), /"level":"info".*"msg":"nri-memshare started"/);
-    } finally {
-      await loud.kill('SIGKILL');
-    }
+    await quiet.waitFor(RETRY);
+    assert.not.match(quiet.output(), /"level":"info"/);
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    await quiet.kill('SIGKILL');
+  }
+  const loud = startPlugin([CLI, 'run', '--config', configPath, '--log-level', 'debug']);
+  try {
+    await loud.waitFor(RETRY);
+    assert.match(loud.output(), /"level":"info".*"msg":"nri-memshare started"/);
+  } finally {
+    await loud.kill('SIGKILL');
   }
 });
 
 test('a SIGTERM while the agent starts (waiting for the first Kubernetes list) stops it once started, exit 0', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'memshare-cli-'));
+  const dir = tempDir();
   // an API server that takes connections and never answers: the start waits for its list
   const sockets: Socket[] = [];
   const silent = createServer((s) => void sockets.push(s));
@@ -155,7 +148,6 @@ test('a SIGTERM while the agent starts (waiting for the first Kubernetes list) s
   } finally {
     for (const s of sockets) s.destroy();
     silent.close();
-    rmSync(dir, { recursive: true, force: true });
   }
 });
 

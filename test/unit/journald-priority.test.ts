@@ -4,14 +4,15 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { parse as parseYaml } from 'yaml';
 import { createLogger, isJournalStream, syslogPriority } from '../../plugin/agent/logger';
 import { AGENT_CLI } from '../support/agent-cli';
 import { EXIT_CONFIG } from '../../plugin/agent/config';
+import { tempDirs } from '../support/cleanup';
+const tempDir = tempDirs(test, 'memshare-journal-');
 
 const CLI = AGENT_CLI;
 const LOGGER = join(__dirname, '..', '..', 'plugin', 'agent', 'logger.js');
@@ -74,61 +75,53 @@ test('no field appears twice: a caller field named like a line field is renamed'
 });
 
 test('JOURNAL_STREAM is honoured only when it names stdout', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'memshare-journal-'));
-  try {
-    const out = join(dir, 'stdout');
+  const dir = tempDir();
+  const out = join(dir, 'stdout');
+  writeFileSync(out, '');
+  const st = statSync(out, { bigint: true });
+  const script = `const { createLogger } = require(${JSON.stringify(LOGGER)}); createLogger({ level: 'info' }).warn('hello');`;
+  const run = (journalStream: string | undefined): string => {
     writeFileSync(out, '');
-    const st = statSync(out, { bigint: true });
-    const script = `const { createLogger } = require(${JSON.stringify(LOGGER)}); createLogger({ level: 'info' }).warn('hello');`;
-    const run = (journalStream: string | undefined): string => {
-      writeFileSync(out, '');
-      const fd = openSync(out, 'a');
-      try {
-        const env = { ...process.env };
-        delete env.JOURNAL_STREAM;
-        if (journalStream !== undefined) env.JOURNAL_STREAM = journalStream;
-        const r = spawnSync(process.execPath, ['-e', script], { stdio: ['ignore', fd, 'pipe'], env, encoding: 'utf8' });
-        assert.is(r.status, 0, r.stderr);
-      } finally {
-        closeSync(fd);
-      }
-      return readFileSync(out, 'utf8');
-    };
-    assert.match(run(`${st.dev}:${st.ino}`), /^<4>\{"level":"warn"/);
-    assert.match(run(`${st.dev}:${st.ino + 1n}`), /^\{"level":"warn"/, 'another stream: stdout was redirected');
-    assert.match(run(undefined), /^\{"level":"warn"/);
-    assert.is(isJournalStream({ JOURNAL_STREAM: 'garbage' }), false);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
-
-test('a failed start is a fatal log line on stdout with priority 2, nothing on stderr', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'memshare-journal-'));
-  try {
-    const out = join(dir, 'stdout');
-    writeFileSync(out, '');
-    const st = statSync(out, { bigint: true });
     const fd = openSync(out, 'a');
-    let r;
     try {
-      r = spawnSync(process.execPath, [CLI, 'run', '--config', join(dir, 'missing.json')], {
-        stdio: ['ignore', fd, 'pipe'], encoding: 'utf8', env: { ...process.env, JOURNAL_STREAM: `${st.dev}:${st.ino}` },
-      });
+      const env = { ...process.env };
+      delete env.JOURNAL_STREAM;
+      if (journalStream !== undefined) env.JOURNAL_STREAM = journalStream;
+      const r = spawnSync(process.execPath, ['-e', script], { stdio: ['ignore', fd, 'pipe'], env, encoding: 'utf8' });
+      assert.is(r.status, 0, r.stderr);
     } finally {
       closeSync(fd);
     }
-    assert.is(r.status, EXIT_CONFIG, 'a refused config: the status systemd does not restart on');
-    assert.is(r.stderr, '');
-    const lines = readFileSync(out, 'utf8').split('\n').filter(Boolean);
-    assert.is(lines.length, 1, lines.join('\n'));
-    const f = frame(lines[0]);
-    assert.is(f.priority, 2);
-    assert.is(f.obj.level, 'fatal');
-    assert.match(String(f.obj.msg), /^start failed: config .*missing\.json: cannot read/);
+    return readFileSync(out, 'utf8');
+  };
+  assert.match(run(`${st.dev}:${st.ino}`), /^<4>\{"level":"warn"/);
+  assert.match(run(`${st.dev}:${st.ino + 1n}`), /^\{"level":"warn"/, 'another stream: stdout was redirected');
+  assert.match(run(undefined), /^\{"level":"warn"/);
+  assert.is(isJournalStream({ JOURNAL_STREAM: 'garbage' }), false);
+});
+
+test('a failed start is a fatal log line on stdout with priority 2, nothing on stderr', () => {
+  const dir = tempDir();
+  const out = join(dir, 'stdout');
+  writeFileSync(out, '');
+  const st = statSync(out, { bigint: true });
+  const fd = openSync(out, 'a');
+  let r;
+  try {
+    r = spawnSync(process.execPath, [CLI, 'run', '--config', join(dir, 'missing.json')], {
+      stdio: ['ignore', fd, 'pipe'], encoding: 'utf8', env: { ...process.env, JOURNAL_STREAM: `${st.dev}:${st.ino}` },
+    });
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    closeSync(fd);
   }
+  assert.is(r.status, EXIT_CONFIG, 'a refused config: the status systemd does not restart on');
+  assert.is(r.stderr, '');
+  const lines = readFileSync(out, 'utf8').split('\n').filter(Boolean);
+  assert.is(lines.length, 1, lines.join('\n'));
+  const f = frame(lines[0]);
+  assert.is(f.priority, 2);
+  assert.is(f.obj.level, 'fatal');
+  assert.match(String(f.obj.msg), /^start failed: config .*missing\.json: cannot read/);
 });
 
 test.run();

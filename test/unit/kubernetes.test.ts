@@ -2,7 +2,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   KubernetesDeclarationSource,
@@ -15,7 +14,7 @@ import { parseKubeconfig, type KubeCredentials } from '../../plugin/kube';
 import { DEFAULT_LIMITS } from '../../plugin/model/types';
 import { FakeApiServer, selfSignedCert, shareMemory } from '../support/fake-apiserver';
 import { SKIP_TLS_VERIFY, kubeconfigText, trustCert } from '../support/fake-apiserver-https';
-import { cleanupsAfterEach } from '../support/cleanup';
+import { cleanupsAfterEach, tempDirs } from '../support/cleanup';
 import { waitFor, within } from '../support/util';
 
 const Mi = 1024 ** 2;
@@ -38,6 +37,7 @@ interface Harness {
 }
 
 const cleanups = cleanupsAfterEach(test);
+const tempDir = tempDirs(test, 'memshare-kube-');
 
 async function harness(
   prepare: (api: FakeApiServer) => void = () => undefined,
@@ -335,8 +335,7 @@ test('404: the CRD is not installed; keeps retrying and starts once it is', asyn
 });
 
 test('a rotated token file is read again on reconnect', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'memshare-kube-'));
-  cleanups.push(async () => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir();
   fs.writeFileSync(path.join(dir, 'token'), 'first\n');
   const { api, src } = await harness(
     (api) => {

@@ -6,10 +6,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Ledger, type BindingRecord } from '../../plugin/ledger';
+import { tempDirs } from '../support/cleanup';
 
 function rec(container: string, share: string): BindingRecord {
   return {
@@ -45,7 +43,7 @@ async function child(dir: string, run: string, sync: boolean): Promise<void> {
 if (process.env.LEDGER_CRASH_CHILD) {
   void child(process.env.LEDGER_CRASH_DIR!, process.env.LEDGER_CRASH_CHILD, process.env.LEDGER_CRASH_SYNC === '1');
 } else {
-  const dirs: string[] = [];
+  const tempDir = tempDirs(test, 'ledger-crash-');
   const ROUNDS = 25;
 
   function runAndKill(run: string, dir: string, sync: boolean): Promise<string[]> {
@@ -74,8 +72,7 @@ if (process.env.LEDGER_CRASH_CHILD) {
   }
 
   for (const sync of [true, false]) test(`${ROUNDS} SIGKILLs at random moments lose no acknowledged change (${sync ? 'fdatasync each append' : 'no fdatasync'})`, async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ledger-crash-'));
-    dirs.push(dir);
+    const dir = tempDir();
     const mustHave = new Set<string>();
     const mustNotHave = new Set<string>();
     let acked = 0;
@@ -105,8 +102,5 @@ if (process.env.LEDGER_CRASH_CHILD) {
     console.log(`  ${ROUNDS} kills, ${acked} acknowledged binds checked, ${mustNotHave.size} acknowledged ends, ${tornTails} torn tails repaired`);
   });
 
-  test.after(() => {
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  });
   test.run();
 }

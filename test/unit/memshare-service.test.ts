@@ -1,8 +1,6 @@
 // The memshare service's decisions: bind, refuse, release, reconcile. Runs on a real ledger in a
 // temp dir; the backend is an in-memory recorder standing in for the tmpfs backend (which has its
 // own tests on real mounts, and the e2e tests run the two together).
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -13,6 +11,8 @@ import { memshareHandlers } from '../../plugin/nri-adapter/adapter';
 import { ContainerState, type Container, type PodSandbox } from '../../plugin/nri';
 import { DEFAULT_LIMITS, RefusalError, emptyInjection, type ContainerInfo, type PodInfo, type ShareDeclaration, type ShareHandle } from '../../plugin/model';
 import { BackendDefaults, type BoundShare } from '../../plugin/backends';
+import { tempDirs } from '../support/cleanup';
+const tempDir = tempDirs(test, 'svc-test-');
 
 const MiB = 1024 * 1024;
 
@@ -70,7 +70,7 @@ const pod = (namespace: string, annotations: Record<string, string>): PodInfo =>
 const ctr = (p: PodInfo, name = 'app', state: ContainerInfo['state'] = 'created'): ContainerInfo => ({ id: `ctr-${++seq}`, podSandboxId: p.id, name, state });
 
 async function setup(decls: ShareDeclaration[], limits = DEFAULT_LIMITS) {
-  const dir = mkdtempSync(join(tmpdir(), 'svc-test-'));
+  const dir = tempDir();
   const { ledger } = await Ledger.open(dir);
   const source = new MemoryDeclarationSource('test', decls);
   const store = new MergedDeclarationStore([source]);
@@ -83,10 +83,7 @@ async function setup(decls: ShareDeclaration[], limits = DEFAULT_LIMITS) {
     events: { released: (ns, n) => released.push(`${ns}/${n}`), refused: (r, message, _s, operatorDetail) => (refused.push(r), told.push({ message, operatorDetail })) },
   });
   await service.init();
-  const done = async () => {
-    await ledger.close();
-    rmSync(dir, { recursive: true, force: true });
-  };
+  const done = () => ledger.close();
   return { dir, ledger, source, backend, service, released, refused, told, done };
 }
 
@@ -292,7 +289,6 @@ test('records survive a restart of the service (reopened ledger) and reconcile k
   assert.ok(s.backend.mounted.has('team/cache'));
   assert.is(ledger.byContainer(c.id).length, 1);
   await ledger.close();
-  rmSync(s.dir, { recursive: true, force: true });
 });
 
 // NRI shapes for the handlers
@@ -379,7 +375,7 @@ async function durableSetup(dir: string, backend: DurableBackend, decls: ShareDe
 }
 
 test('a durable share is on record (by name) before the backend makes it, and the record goes if making it fails', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'svc-durable-'));
+  const dir = tempDir();
   const backend = new DurableBackend();
   let open!: () => void;
   backend.gate = new Promise((r) => (open = r));
@@ -398,11 +394,10 @@ test('a durable share is on record (by name) before the backend makes it, and th
   const q = pod('team', { 'memshare.nri.io/pod': 'other' });
   await service.createContainer(q, ctr(q)).catch(() => undefined);
   await ledger.close();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 test('after a restart, a binding made before the background restore reached its share restores it first (never the last run\'s device numbers)', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'svc-restore-'));
+  const dir = tempDir();
   const backend = new DurableBackend();
   const decls = [decl('team', 'alpha'), decl('team', 'beta')];
   const first = await durableSetup(dir, backend, decls);
@@ -425,7 +420,6 @@ test('after a restart, a binding made before the background restore reached its 
   await new Promise((r) => setTimeout(r, 50));
   assert.is(backend.calls.filter((c) => c === 'restore team/beta').length, 1, 'restored once, not again by the background pass');
   await second.ledger.close();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 test.run();

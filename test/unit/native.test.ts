@@ -1,10 +1,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, mkdirSync, rmSync, openSync, closeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, openSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import * as native from '../../native';
+import { tempDirs } from '../support/cleanup';
+const tempDir = tempDirs(test, 'native-test-');
 
 const isRoot = process.getuid?.() === 0;
 function needRoot(name: string): boolean {
@@ -74,7 +75,7 @@ test('a failing call throws naming the call, the path and strerror', () => {
 
 test('mount and umount2 a tmpfs', () => {
   if (!needRoot('mount and umount2 a tmpfs')) return;
-  const dir = mkdtempSync(join(tmpdir(), 'native-test-'));
+  const dir = tempDir();
   const target = join(dir, 'mnt');
   mkdirSync(target);
   try {
@@ -96,32 +97,27 @@ test('mount and umount2 a tmpfs', () => {
     }
   } finally {
     try { native.umount2(target, native.MNT_DETACH); } catch { /* already gone */ }
-    rmSync(dir, { recursive: true, force: true });
   }
 });
 
 test('mountStat tells mount roots from plain directories, also for same-filesystem binds', () => {
   assert.is(native.mountStat('/').mountRoot, true);
   assert.is(native.mountStat('/proc').mountRoot, true);
-  const dir = mkdtempSync(join(tmpdir(), 'native-test-'));
+  const dir = tempDir();
+  assert.is(native.mountStat(dir).mountRoot, false);
+  if (!needRoot('mountStat bind')) return;
+  const src = join(dir, 'src');
+  const dst = join(dir, 'dst');
+  mkdirSync(src);
+  mkdirSync(dst);
+  native.mount(src, dst, null, native.MS_BIND, null);
   try {
-    assert.is(native.mountStat(dir).mountRoot, false);
-    if (!needRoot('mountStat bind')) return;
-    const src = join(dir, 'src');
-    const dst = join(dir, 'dst');
-    mkdirSync(src);
-    mkdirSync(dst);
-    native.mount(src, dst, null, native.MS_BIND, null);
-    try {
-      assert.is(native.mountStat(dst).mountRoot, true);
-      assert.is(native.mountStat(src).mountRoot, false);
-    } finally {
-      native.umount2(dst, 0);
-    }
-    assert.is(native.mountStat(dst).mountRoot, false);
+    assert.is(native.mountStat(dst).mountRoot, true);
+    assert.is(native.mountStat(src).mountRoot, false);
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    native.umount2(dst, 0);
   }
+  assert.is(native.mountStat(dst).mountRoot, false);
 });
 
 test('mountStat: a unique mount id, when there is one, is never 0 and differs between two mounts', () => {
@@ -136,7 +132,7 @@ test('mountStat: a unique mount id, when there is one, is never 0 and differs be
 });
 
 test('flock: a second exclusive non-blocking lock on the same file is refused', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'native-test-'));
+  const dir = tempDir();
   const a = openSync(join(dir, 'lock'), 'w');
   const b = openSync(join(dir, 'lock'), 'r');
   try {
@@ -152,7 +148,6 @@ test('flock: a second exclusive non-blocking lock on the same file is refused', 
   } finally {
     closeSync(a);
     closeSync(b);
-    rmSync(dir, { recursive: true, force: true });
   }
 });
 

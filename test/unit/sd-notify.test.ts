@@ -6,8 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { closeFd, recvDatagram, sockaddrUn, unixBind, unixDgramSocket } from '../../native/libc';
 import { notifierFromEnv, notifyMessage, watchdogIntervalMs } from '../../plugin/agent/notify';
@@ -15,11 +14,12 @@ import { DEFAULT_NRI_SNIPPET, Stub } from '../../plugin/nri/stub';
 import { FakeRuntime } from '../support/fake-runtime';
 import { startPlugin } from '../e2e/plugin-process';
 import { tmpSocketPath, waitFor, within } from '../support/util';
-import { cleanupsAfterEach } from '../support/cleanup';
+import { cleanupsAfterEach, tempDirs } from '../support/cleanup';
 import { AGENT_CLI } from '../support/agent-cli';
 
 const CLI = AGENT_CLI;
 const cleanups = cleanupsAfterEach(test);
+const tempDir = tempDirs(test, 'memshare-notify-');
 
 /** A bound datagram socket and the messages it has received, each as KEY -> VALUE. */
 function receiver(address: string): { messages: () => Array<Map<string, string>>; raw: () => string[] } {
@@ -135,8 +135,7 @@ test('the connection warning is rate limited and names the installed containerd 
 });
 
 test('the agent: STATUS while retrying, READY=1 once registered, WATCHDOG=1, STOPPING=1 on SIGTERM', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'memshare-notify-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir();
   const nriSocket = join(dir, 'nri.sock');
   for (const d of ['state', 'shares', 'shares.d']) mkdirSync(join(dir, d));
   const configPath = join(dir, 'config.json');

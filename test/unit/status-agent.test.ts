@@ -6,8 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NodeStatus } from '../../plugin/agent/status';
 import { agentStatePath, inferNriVersion } from '../../plugin/agent/agent-state';
@@ -15,12 +14,13 @@ import { FakeRuntime } from '../support/fake-runtime';
 import { FakeApiServer, selfSignedCert } from '../support/fake-apiserver';
 import { SKIP_TLS_VERIFY, kubeconfigText } from '../support/fake-apiserver-https';
 import { startPlugin, type PluginProcess } from '../e2e/plugin-process';
-import { cleanupsAfterEach } from '../support/cleanup';
+import { cleanupsAfterEach, tempDirs } from '../support/cleanup';
 import { waitFor } from '../support/util';
 import { AGENT_CLI } from '../support/agent-cli';
 
 const CLI = AGENT_CLI;
 const cleanups = cleanupsAfterEach(test);
+const tempDir = tempDirs(test, 'memshare-status-');
 
 function status(configPath: string): { json: NodeStatus; table: string } {
   const j = spawnSync(process.execPath, [CLI, 'status', '--json', '--config', configPath], { encoding: 'utf8' });
@@ -58,8 +58,7 @@ test('status against a running agent, an API server that goes away, and a stoppe
     console.log(`\n!!!!! ${msg} !!!!!\n`);
     return;
   }
-  const dir = mkdtempSync(join(tmpdir(), 'memshare-status-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir();
   for (const d of ['state', 'shares', 'shares.d']) mkdirSync(join(dir, d));
   writeFileSync(join(dir, 'shares.d', 'good.json'), JSON.stringify({ apiVersion: 'resource.ubsvirt.huawei.com/v1', kind: 'ShareMemory', metadata: { name: 'filed', namespace: 'team-a' }, spec: { storage: '128Mi' } }));
   writeFileSync(join(dir, 'shares.d', 'broken.json'), '{"apiVersion": ');
@@ -142,8 +141,7 @@ test('status against a running agent, an API server that goes away, and a stoppe
 });
 
 test('a declarations file name with a newline and escape sequences forges no line in status and reaches no terminal raw', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'memshare-status-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir();
   for (const d of ['state', 'shares', 'shares.d']) mkdirSync(join(dir, d));
   // a tenant who may write the directory names a broken file so that its problem line ends, and a
   // "warning:" of its choosing follows, the real line cleared by ESC[2K and CR, in red (8-bit CSI)
@@ -172,22 +170,18 @@ test('a declarations file name with a newline and escape sequences forges no lin
 });
 
 test('no agent ever ran: status says so and still works', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'memshare-status-'));
-  try {
-    const configPath = join(dir, 'config.json');
-    writeFileSync(configPath, JSON.stringify({ stateDir: join(dir, 'state'), sharesDir: join(dir, 'shares'), declarationsDir: join(dir, 'd'), metrics: { address: '' } }));
-    mkdirSync(join(dir, 'state'));
-    const st = status(configPath);
-    assert.equal(st.json.agent, { running: false, reason: `no agent has run on ${join(dir, 'state')} (no agent-state.json)`, last: null });
-    assert.match(st.table, /^agent: NOT RUNNING: no agent has run on /);
-    // a damaged state file is named, never echoed
-    writeFileSync(agentStatePath(join(dir, 'state')), 'secret-looking bytes');
-    const bad = status(configPath);
-    assert.match(bad.table, /agent-state\.json is damaged \(not JSON\)/);
-    assert.not.match(bad.table, /secret-looking/);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const dir = tempDir();
+  const configPath = join(dir, 'config.json');
+  writeFileSync(configPath, JSON.stringify({ stateDir: join(dir, 'state'), sharesDir: join(dir, 'shares'), declarationsDir: join(dir, 'd'), metrics: { address: '' } }));
+  mkdirSync(join(dir, 'state'));
+  const st = status(configPath);
+  assert.equal(st.json.agent, { running: false, reason: `no agent has run on ${join(dir, 'state')} (no agent-state.json)`, last: null });
+  assert.match(st.table, /^agent: NOT RUNNING: no agent has run on /);
+  // a damaged state file is named, never echoed
+  writeFileSync(agentStatePath(join(dir, 'state')), 'secret-looking bytes');
+  const bad = status(configPath);
+  assert.match(bad.table, /agent-state\.json is damaged \(not JSON\)/);
+  assert.not.match(bad.table, /secret-looking/);
 });
 
 test.run();

@@ -3,8 +3,7 @@
 // "failed evictions" section of the table and the JSON's failedEvictions.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   FAILED_EVICTIONS_FILE,
@@ -14,6 +13,7 @@ import {
 } from '../../plugin/agent/failed-evictions';
 import { collectStatus, renderStatus, showStatus, type NodeStatus } from '../../plugin/agent/status';
 import { defaultConfig } from '../../plugin/agent/config';
+import { tempDirs } from '../support/cleanup';
 
 const ID = 'f00dfeedcafe0123456789abcdef0123456789abcdef0123456789abcdef0123';
 const failure: FailedEviction = {
@@ -25,38 +25,30 @@ const failure: FailedEviction = {
   retrying: false,
 };
 
-const tmp = () => mkdtempSync(join(tmpdir(), 'memshare-status-'));
+const tmp = tempDirs(test, 'memshare-status-');
 
 test('the file: written whole with mode 0600, read back, removed when nothing fails', () => {
   const dir = tmp();
-  try {
-    assert.equal(readFailedEvictions(dir), { failedEvictions: [], warnings: [] }, 'no file: nothing failing');
-    writeFailedEvictions(dir, [failure]);
-    assert.is((statSync(join(dir, FAILED_EVICTIONS_FILE)).mode & 0o777).toString(8), '600');
-    assert.equal(readdirSync(dir), [FAILED_EVICTIONS_FILE], 'no temp file left');
-    assert.equal(readFailedEvictions(dir), { failedEvictions: [failure], warnings: [] });
-    writeFailedEvictions(dir, []);
-    assert.not.ok(existsSync(join(dir, FAILED_EVICTIONS_FILE)));
-    writeFailedEvictions(dir, []); // and again: no error
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  assert.equal(readFailedEvictions(dir), { failedEvictions: [], warnings: [] }, 'no file: nothing failing');
+  writeFailedEvictions(dir, [failure]);
+  assert.is((statSync(join(dir, FAILED_EVICTIONS_FILE)).mode & 0o777).toString(8), '600');
+  assert.equal(readdirSync(dir), [FAILED_EVICTIONS_FILE], 'no temp file left');
+  assert.equal(readFailedEvictions(dir), { failedEvictions: [failure], warnings: [] });
+  writeFailedEvictions(dir, []);
+  assert.not.ok(existsSync(join(dir, FAILED_EVICTIONS_FILE)));
+  writeFailedEvictions(dir, []); // and again: no error
 });
 
 test('a damaged file gives a warning, and the intact entries', () => {
   const dir = tmp();
-  try {
-    writeFileSync(join(dir, FAILED_EVICTIONS_FILE), '{"failedEvictions": [');
-    const r = readFailedEvictions(dir);
-    assert.equal(r.failedEvictions, []);
-    assert.match(r.warnings.join('\n'), /damaged/);
-    writeFileSync(join(dir, FAILED_EVICTIONS_FILE), JSON.stringify({ failedEvictions: [failure, { containerId: 7 }] }));
-    const r2 = readFailedEvictions(dir);
-    assert.equal(r2.failedEvictions, [failure]);
-    assert.match(r2.warnings.join('\n'), /entry 2 is damaged/);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  writeFileSync(join(dir, FAILED_EVICTIONS_FILE), '{"failedEvictions": [');
+  const r = readFailedEvictions(dir);
+  assert.equal(r.failedEvictions, []);
+  assert.match(r.warnings.join('\n'), /damaged/);
+  writeFileSync(join(dir, FAILED_EVICTIONS_FILE), JSON.stringify({ failedEvictions: [failure, { containerId: 7 }] }));
+  const r2 = readFailedEvictions(dir);
+  assert.equal(r2.failedEvictions, [failure]);
+  assert.match(r2.warnings.join('\n'), /entry 2 is damaged/);
 });
 
 const base: NodeStatus = { agent: { running: false, reason: 'no agent in this test', last: null }, stateDir: '/var/lib/nri-memshare', backend: 'local', shares: [], holder: null, failedEvictions: [], warnings: [] };
@@ -88,24 +80,20 @@ test('the table shows each failed eviction: container, pid, attempts, since, ret
 
 test('status reads them from the state directory (table and --json), also with the agent down', async () => {
   const dir = tmp();
-  try {
-    const config = { ...defaultConfig(), stateDir: join(dir, 'state'), sharesDir: join(dir, 'shares') };
-    const { mkdirSync } = await import('node:fs');
-    mkdirSync(config.stateDir, { recursive: true });
-    mkdirSync(config.sharesDir, { recursive: true });
-    writeFailedEvictions(config.stateDir, [failure]);
-    const st = await collectStatus(config);
-    assert.equal(st.failedEvictions, [failure]);
-    let json = '';
-    await showStatus(config, true, { write: (s: string) => ((json += s), true) } as unknown as NodeJS.WritableStream);
-    assert.equal((JSON.parse(json) as NodeStatus).failedEvictions, [failure]);
-    let table = '';
-    await showStatus(config, false, { write: (s: string) => ((table += s), true) } as unknown as NodeJS.WritableStream);
-    assert.match(table, `failed evictions (1)`);
-    assert.match(table, ID.slice(0, 12));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const config = { ...defaultConfig(), stateDir: join(dir, 'state'), sharesDir: join(dir, 'shares') };
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(config.stateDir, { recursive: true });
+  mkdirSync(config.sharesDir, { recursive: true });
+  writeFailedEvictions(config.stateDir, [failure]);
+  const st = await collectStatus(config);
+  assert.equal(st.failedEvictions, [failure]);
+  let json = '';
+  await showStatus(config, true, { write: (s: string) => ((json += s), true) } as unknown as NodeJS.WritableStream);
+  assert.equal((JSON.parse(json) as NodeStatus).failedEvictions, [failure]);
+  let table = '';
+  await showStatus(config, false, { write: (s: string) => ((table += s), true) } as unknown as NodeJS.WritableStream);
+  assert.match(table, `failed evictions (1)`);
+  assert.match(table, ID.slice(0, 12));
 });
 
 test.run();

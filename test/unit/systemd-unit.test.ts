@@ -3,11 +3,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { unitSection } from '../support/unit-file';
 import { EXIT_CONFIG } from '../../plugin/agent/config';
+import { tempDirs } from '../support/cleanup';
+
+const tempDir = tempDirs(test, 'memshare-unit-');
 
 const UNIT = join(__dirname, '../../../systemd/nri-memshare.service');
 const RUNTIME_DROPIN = join(__dirname, '../../../systemd/nri-memshare.service.d/10-runtime.conf');
@@ -28,42 +30,34 @@ test('systemd-analyze verify accepts the unit with no warnings', () => {
   }
   // verify checks that ExecStart's binary exists; /usr/bin/nri-memshare only exists once the RPM is
   // installed, so verify a copy whose ExecStart names a binary that exists here.
-  const dir = mkdtempSync(join(tmpdir(), 'memshare-unit-'));
-  try {
-    const copy = join(dir, 'nri-memshare.service');
-    const patched = text.replace(/^ExecStart=\/usr\/bin\/nri-memshare /m, 'ExecStart=/bin/true ');
-    assert.is.not(patched, text, 'ExecStart was rewritten');
-    writeFileSync(copy, patched);
-    mkdirSync(`${copy}.d`);
-    copyFileSync(RUNTIME_DROPIN, join(`${copy}.d`, '10-runtime.conf'));
-    // BindsTo= needs containerd.service to exist; a node has containerd's own unit, this machine
-    // may not: give verify a minimal one beside the copy (the copy's directory is searched first)
-    writeFileSync(join(dir, 'containerd.service'), '[Unit]\nDescription=containerd (stand-in for verify)\n[Service]\nExecStart=/bin/true\n');
-    const r = spawnSync('systemd-analyze', ['verify', copy], {
-      encoding: 'utf8',
-      env: { ...process.env, SYSTEMD_LOG_COLOR: '0', SYSTEMD_UNIT_PATH: `${dir}:` },
-    });
-    const about = `${r.stdout}\n${r.stderr}`
-      .split('\n')
-      .filter((l) => l.includes('nri-memshare') || l.includes(dir));
-    assert.equal(about, [], `systemd-analyze verify said:\n${r.stdout}${r.stderr}`);
-    assert.is(r.status, 0, `exit ${r.status}\n${r.stdout}${r.stderr}`);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const dir = tempDir();
+  const copy = join(dir, 'nri-memshare.service');
+  const patched = text.replace(/^ExecStart=\/usr\/bin\/nri-memshare /m, 'ExecStart=/bin/true ');
+  assert.is.not(patched, text, 'ExecStart was rewritten');
+  writeFileSync(copy, patched);
+  mkdirSync(`${copy}.d`);
+  copyFileSync(RUNTIME_DROPIN, join(`${copy}.d`, '10-runtime.conf'));
+  // BindsTo= needs containerd.service to exist; a node has containerd's own unit, this machine
+  // may not: give verify a minimal one beside the copy (the copy's directory is searched first)
+  writeFileSync(join(dir, 'containerd.service'), '[Unit]\nDescription=containerd (stand-in for verify)\n[Service]\nExecStart=/bin/true\n');
+  const r = spawnSync('systemd-analyze', ['verify', copy], {
+    encoding: 'utf8',
+    env: { ...process.env, SYSTEMD_LOG_COLOR: '0', SYSTEMD_UNIT_PATH: `${dir}:` },
+  });
+  const about = `${r.stdout}\n${r.stderr}`
+    .split('\n')
+    .filter((l) => l.includes('nri-memshare') || l.includes(dir));
+  assert.equal(about, [], `systemd-analyze verify said:\n${r.stdout}${r.stderr}`);
+  assert.is(r.status, 0, `exit ${r.status}\n${r.stdout}${r.stderr}`);
 });
 
 test('verify would catch a broken unit (the check above is not vacuous)', () => {
   if (!haveTool('systemd-analyze')) return;
-  const dir = mkdtempSync(join(tmpdir(), 'memshare-unit-'));
-  try {
-    const copy = join(dir, 'nri-memshare.service');
-    writeFileSync(copy, text.replace(/^ExecStart=\/usr\/bin\/nri-memshare /m, 'ExecStart=/bin/true ').replace('Restart=on-failure', 'Restart=sometimes'));
-    const r = spawnSync('systemd-analyze', ['verify', copy], { encoding: 'utf8' });
-    assert.match(`${r.stdout}${r.stderr}`, /nri-memshare\.service:\d+: Failed to parse service restart/);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const dir = tempDir();
+  const copy = join(dir, 'nri-memshare.service');
+  writeFileSync(copy, text.replace(/^ExecStart=\/usr\/bin\/nri-memshare /m, 'ExecStart=/bin/true ').replace('Restart=on-failure', 'Restart=sometimes'));
+  const r = spawnSync('systemd-analyze', ['verify', copy], { encoding: 'utf8' });
+  assert.match(`${r.stdout}${r.stderr}`, /nri-memshare\.service:\d+: Failed to parse service restart/);
 });
 
 test('the unit runs the product CLI and restarts on failure', () => {
@@ -107,18 +101,14 @@ test('systemd-analyze security --offline: exposure at or below 4.9 (the systemd-
     if (process.env.CI === 'true') assert.unreachable('systemd-analyze not installed');
     return;
   }
-  const dir = mkdtempSync(join(tmpdir(), 'memshare-unit-'));
-  try {
-    const copy = join(dir, 'nri-memshare.service');
-    writeFileSync(copy, text);
-    const r = spawnSync('systemd-analyze', ['security', '--offline=true', '--no-pager', copy], { encoding: 'utf8', env: { ...process.env, SYSTEMD_COLORS: '0' } });
-    const m = /Overall exposure level for nri-memshare\.service: (\d+\.\d)/.exec(r.stdout);
-    assert.ok(m, `no exposure level in:\n${r.stdout}${r.stderr}`);
-    process.stdout.write(`\n  systemd-analyze security --offline: ${m[1]}\n`);
-    assert.ok(Number(m[1]) <= 4.9, `exposure ${m[1]}`);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const dir = tempDir();
+  const copy = join(dir, 'nri-memshare.service');
+  writeFileSync(copy, text);
+  const r = spawnSync('systemd-analyze', ['security', '--offline=true', '--no-pager', copy], { encoding: 'utf8', env: { ...process.env, SYSTEMD_COLORS: '0' } });
+  const m = /Overall exposure level for nri-memshare\.service: (\d+\.\d)/.exec(r.stdout);
+  assert.ok(m, `no exposure level in:\n${r.stdout}${r.stderr}`);
+  process.stdout.write(`\n  systemd-analyze security --offline: ${m[1]}\n`);
+  assert.ok(Number(m[1]) <= 4.9, `exposure ${m[1]}`);
 });
 
 test('no hardening option that would give the agent a private mount namespace', () => {
