@@ -6,6 +6,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, writeFileSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { AGENT_CLI } from '../support/agent-cli';
+import type { NodeStatus } from '../../plugin/agent/status';
 
 export const CLI = AGENT_CLI;
 
@@ -237,21 +238,10 @@ export class AgentSlot {
   }
 }
 
-export interface StatusJson {
-  shares: Array<{
-    namespace: string;
-    name: string;
-    location: string;
-    present: boolean;
-    holders: Array<{ pod: { sandboxId: string; name: string }; container: { id: string; name: string }; readOnly: boolean }>;
-  }>;
-  warnings: string[];
-}
-
 /** `nri-memshare status --json --config FILE`, parsed. */
-export function agentStatus(configPath: string): StatusJson {
+export function agentStatus(configPath: string): NodeStatus {
   const r = spawnSync(process.execPath, [CLI, 'status', '--json', '--config', configPath], { encoding: 'utf8', timeout: 60_000 });
   // 0 registered, 1 running but not registered, 3 not running: each prints the status
   if (r.status !== 0 && r.status !== 1 && r.status !== 3) throw new Error(`status --json exited ${r.status ?? r.signal}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as StatusJson;
+  return JSON.parse(r.stdout) as NodeStatus;
 }

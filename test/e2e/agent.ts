@@ -3,7 +3,7 @@
 // host's mounts and the agent's status, and to clean up. The agent leaves shares mounted when it
 // stops (running containers still use them), so cleanup() unmounts whatever is left under its
 // sharesDir; a process exit hook does the same for a test file that dies.
-import type { FailedEviction } from '../../plugin/agent/failed-evictions';
+import type { NodeStatus, ShareStatus } from '../../plugin/agent/status';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -27,32 +27,6 @@ export interface AgentOptions {
   metricsAddress?: string;
   /** a command that execs the agent (its arguments), e.g. setpriv with a capability set */
   launcher?: readonly string[];
-}
-
-export interface ShareStatusJson {
-  namespace: string;
-  name: string;
-  location: string;
-  present: boolean;
-  sizeBytes: number | null;
-  usedBytes: number | null;
-  holders: Array<{
-    pod: { namespace: string; name: string; uid: string; sandboxId: string };
-    container: { id: string; name: string };
-    readOnly: boolean;
-    since: string;
-  }>;
-}
-
-/** as `status --json` writes it */
-export type FailedEvictionJson = FailedEviction;
-
-export interface StatusJson {
-  stateDir: string;
-  backend: string;
-  shares: ShareStatusJson[];
-  failedEvictions: FailedEvictionJson[];
-  warnings: string[];
 }
 
 const live = new Set<Agent>();
@@ -198,11 +172,11 @@ export class Agent {
   }
 
   /** `nri-memshare status --json --config <cfg>`, parsed. */
-  status(): StatusJson {
+  status(): NodeStatus {
     const r = spawnSync(process.execPath, [CLI, 'status', '--json', '--config', this.configPath], { encoding: 'utf8' });
     // 0 registered, 1 running but not registered, 3 not running (the agent may be stopped on purpose)
     if (r.status !== 0 && r.status !== 1 && r.status !== 3) throw new Error(`status --json exited ${r.status}: ${r.stderr}`);
-    return JSON.parse(r.stdout) as StatusJson;
+    return JSON.parse(r.stdout) as NodeStatus;
   }
 
   /** `nri-memshare status --config <cfg>` (the table). */
@@ -212,7 +186,7 @@ export class Agent {
     return r.stdout;
   }
 
-  shareStatus(ns: string, name: string): ShareStatusJson | undefined {
+  shareStatus(ns: string, name: string): ShareStatus | undefined {
     return this.status().shares.find((s) => s.namespace === ns && s.name === name);
   }
 

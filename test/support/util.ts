@@ -1,32 +1,9 @@
-// Small test helpers: seeded PRNG, bounded waits, rejections, temp unix sockets, raw frame parsing.
+// Small test helpers: seeds (the PRNG is ./prng.ts), bounded waits, rejections, temp unix sockets, raw frame parsing.
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect, type Socket, type Server as NetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-
-/** mulberry32: a small deterministic PRNG. */
-export function prng(seed: number): { next(): number; int(lo: number, hi: number): number; bytes(n: number): Buffer; seed: number } {
-  let s = seed >>> 0;
-  const next = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return {
-    seed,
-    next,
-    /** integer in [lo, hi] */
-    int: (lo, hi) => lo + Math.floor(next() * (hi - lo + 1)),
-    bytes: (n) => {
-      const b = Buffer.allocUnsafe(n);
-      for (let i = 0; i < n; i++) b[i] = Math.floor(next() * 256);
-      return b;
-    },
-  };
-}
 
 /** A seed from TEST_SEED or the clock, printed so a failure can be replayed. */
 export function seedFromEnv(label: string): number {

@@ -11,7 +11,8 @@ import { MessageReader, MessageType, Server, encodeMessage, type Message } from 
 import { decodeResponse, encodeRequest } from '../../plugin/ttrpc/codec';
 import { FakeRuntime, container, pod } from '../support/fake-runtime';
 import { transportPair } from '../support/transport-pair';
-import { crashCounter, muxFrame, prng, seedFromEnv, socketPair, waitFor, within } from '../support/util';
+import { crashCounter, muxFrame, seedFromEnv, socketPair, waitFor, within } from '../support/util';
+import { makeRng, type Rng } from '../support/prng';
 
 const crashes = crashCounter();
 const SEED = seedFromEnv('fuzz');
@@ -39,7 +40,7 @@ function echoServer(onProtocolError?: (e: Error) => void): Server {
 const validRequest = (id: number, payload: Buffer) =>
   encodeMessage(id, MessageType.Request, encodeRequest({ service: 'fuzz.Echo', method: 'Echo', payload, timeoutNano: 0, metadata: [] }));
 
-function mutate(rng: ReturnType<typeof prng>, b: Buffer): Buffer {
+function mutate(rng: Rng, b: Buffer): Buffer {
   const out = Buffer.from(b);
   switch (rng.int(0, 3)) {
     case 0: // byte flips
@@ -59,7 +60,7 @@ function mutate(rng: ReturnType<typeof prng>, b: Buffer): Buffer {
 // ---- (a) the mux ---------------------------------------------------------------
 
 test('mux: random bytes, truncated frames and huge lengths through a socket never crash', async () => {
-  const rng = prng(SEED);
+  const rng = makeRng(SEED);
   let closedByMux = 0;
   for (let round = 0; round < 60; round++) {
     const [a, b] = await socketPair();
@@ -106,7 +107,7 @@ test('mux: random bytes, truncated frames and huge lengths through a socket neve
 });
 
 test('mux: after junk on an unopened conn, a valid request on conn 1 is still answered', async () => {
-  const rng = prng(SEED + 1);
+  const rng = makeRng(SEED + 1);
   const [a, b] = await socketPair();
   const mux = new Mux(a);
   echoServer().serve(mux.open(1));
@@ -131,7 +132,7 @@ test('mux: after junk on an unopened conn, a valid request on conn 1 is still an
 // ---- (b) ttrpc reader + server ------------------------------------------------------
 
 test('ttrpc server: random bytes and mutated requests give only well-formed responses, never a crash', async () => {
-  const rng = prng(SEED + 2);
+  const rng = makeRng(SEED + 2);
   let responses = 0;
   for (let round = 0; round < 300; round++) {
     const [c, s] = transportPair();
@@ -220,7 +221,7 @@ function decodeOutcome(codec: Codec<unknown>, bytes: Uint8Array): 'ok' | 'error'
 }
 
 test('codecs: every decoder returns or throws an Error on random bytes', () => {
-  const rng = prng(SEED + 3);
+  const rng = makeRng(SEED + 3);
   const tally = { ok: 0, error: 0 };
   for (let i = 0; i < 400; i++) {
     const bytes = rng.bytes(rng.int(0, 200));
@@ -230,7 +231,7 @@ test('codecs: every decoder returns or throws an Error on random bytes', () => {
 });
 
 test('codecs: valid messages with flips, truncation and inserted garbage return or throw an Error', () => {
-  const rng = prng(SEED + 4);
+  const rng = makeRng(SEED + 4);
   const tally = { ok: 0, error: 0 };
   for (const [name, bytes] of samples) {
     const codec = (codecs as unknown as Record<string, Codec<unknown>>)[name];
@@ -262,8 +263,8 @@ test('codecs: huge length prefixes are refused without allocating', () => {
 
 // ---- (d) the stub against a runtime that talks garbage -----------------------------------
 
-async function garbageThenBehave(garbage: (rng: ReturnType<typeof prng>) => Buffer, hangUp: boolean, registrationTimeoutMs?: number): Promise<StubState[]> {
-  const rng = prng(SEED + 5);
+async function garbageThenBehave(garbage: (rng: Rng) => Buffer, hangUp: boolean, registrationTimeoutMs?: number): Promise<StubState[]> {
+  const rng = makeRng(SEED + 5);
   const taken: Socket[] = [];
   const rt = await FakeRuntime.start({
     auto: { runtimeVersion: 'v2.1.9' },
@@ -316,7 +317,7 @@ test('stub: garbage inside valid frames on both conns, then silence; the stub re
 });
 
 test('stub: mutated Plugin-service requests on a live connection never crash it', async () => {
-  const rng = prng(SEED + 6);
+  const rng = makeRng(SEED + 6);
   const rt = await FakeRuntime.start({ auto: { runtimeVersion: 'v1.7.24' } });
   cleanups.push(() => rt.close());
   const stub = new Stub({ createContainer: (p) => ({ adjust: { annotations: { seen: p.id } } }), removeContainer() {} }, { socketPath: rt.path, name: 'f', index: '01', env: {} });

@@ -5,7 +5,8 @@ import * as assert from 'uvu/assert';
 import type { Socket } from 'node:net';
 import { MAX_FRAME, Mux, MuxError } from '../../plugin/nri/mux';
 import { MessageReader, MessageType, encodeMessage, type Message } from '../../plugin/ttrpc';
-import { collect, deferred, muxFrame, parseFrames, prng, seedFromEnv, socketPair, waitFor, within } from '../support/util';
+import { collect, deferred, muxFrame, parseFrames, seedFromEnv, socketPair, waitFor, within } from '../support/util';
+import { makeRng } from '../support/prng';
 
 async function setup(maxFrame?: number): Promise<{ mux: Mux; peer: Socket; raw: ReturnType<typeof collect>; muxSocket: Socket }> {
   const [a, b] = await socketPair();
@@ -20,7 +21,7 @@ function writeAll(s: Socket, b: Buffer): Promise<void> {
 /** Writes one ttrpc message of `total` bytes on conn `id` and returns the frames the peer saw. */
 async function framesFor(total: number, id = 2): Promise<{ frames: ReturnType<typeof parseFrames>; message: Buffer }> {
   const { mux, raw, peer } = await setup();
-  const message = encodeMessage(1, MessageType.Request, prng(total).bytes(total - 10));
+  const message = encodeMessage(1, MessageType.Request, makeRng(total).bytes(total - 10));
   mux.open(id).write(message);
   await waitFor(() => raw.length() >= total + 16 || (total <= 4096 && raw.length() >= total + 8), `${total}-byte message on the wire`, 10_000);
   await new Promise((r) => setTimeout(r, 5)); // let anything extra arrive
@@ -63,7 +64,7 @@ test('a 4 MiB message (+10 header): exactly two frames, 4096 and the rest', asyn
 
 test('messages on two conns never share a frame and each stays contiguous', async () => {
   const { mux, raw, peer } = await setup();
-  const rng = prng(3);
+  const rng = makeRng(3);
   const sizes = [10, 5000, 4096, 9000, 1, 20000];
   const sent: Array<[number, Buffer]> = [];
   sizes.forEach((n, i) => {
@@ -112,7 +113,7 @@ test('incoming 1-byte frames are reassembled into messages', async () => {
 
 test('incoming frames spanning messages, interleaved conns, random socket slicing (seeded)', async () => {
   const seed = seedFromEnv('mux reassembly');
-  const rng = prng(seed);
+  const rng = makeRng(seed);
   const { mux, peer } = await setup();
   const got1 = messagesOf(mux, 1);
   const got2 = messagesOf(mux, 2);

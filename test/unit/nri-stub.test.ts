@@ -7,7 +7,8 @@ import { Event, VALID_EVENTS_V0_6, codecs, type ConfigureRequest, type Container
 import { subscriptionMask, eventsOf } from '../../plugin/nri/events';
 import { Code, TtrpcError } from '../../plugin/ttrpc';
 import { FakeRuntime, container, pod, type FakeRuntimeOptions } from '../support/fake-runtime';
-import { deferred, prng, seedFromEnv, tmpSocketPath, waitFor, within, rejection } from '../support/util';
+import { deferred, seedFromEnv, tmpSocketPath, waitFor, within, rejection } from '../support/util';
+import { makeRng } from '../support/prng';
 
 const cleanups: Array<() => unknown> = [];
 test.after.each(async () => {
@@ -87,7 +88,7 @@ test('every handler → 0x7FF; no events at all → Configure fails, never answe
 });
 
 test('subscriptionMask: random wanted masks stay non-zero and within the runtime\'s valid set (seeded)', () => {
-  const rng = prng(seedFromEnv('stub masks'));
+  const rng = makeRng(seedFromEnv('stub masks'));
   const req = (runtimeVersion: string, nriVersion = ''): ConfigureRequest => ({ config: '', runtimeName: 'containerd', runtimeVersion, registrationTimeout: 0, requestTimeout: 0, nriVersion });
   for (let i = 0; i < 2000; i++) {
     const wanted = Math.floor(rng.next() * 0x4000);

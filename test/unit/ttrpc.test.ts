@@ -19,7 +19,8 @@ import {
 import { decodeRequest, decodeResponse, encodeRequest } from '../../plugin/ttrpc/codec';
 import { codecs } from '../../plugin/nri/api';
 import { transportPair, type TestTransport } from '../support/transport-pair';
-import { crashCounter, deferred, prng, seedFromEnv, socketPair, waitFor, within, rejection } from '../support/util';
+import { crashCounter, deferred, seedFromEnv, socketPair, waitFor, within, rejection } from '../support/util';
+import { makeRng, type Rng } from '../support/prng';
 
 const crashes = crashCounter();
 
@@ -456,7 +457,7 @@ test('server: malformed request data → INVALID_ARGUMENT; wrong message type re
 
 // ---- MessageReader ----------------------------------------------------------
 
-function messageStream(rng: ReturnType<typeof prng>, count: number, maxLen: number): { bytes: Buffer; msgs: Message[] } {
+function messageStream(rng: Rng, count: number, maxLen: number): { bytes: Buffer; msgs: Message[] } {
   const msgs: Message[] = [];
   for (let i = 0; i < count; i++) {
     const len = rng.next() < 0.2 ? 0 : rng.int(0, maxLen);
@@ -466,7 +467,7 @@ function messageStream(rng: ReturnType<typeof prng>, count: number, maxLen: numb
 }
 
 test('MessageReader reassembles messages fed byte by byte', () => {
-  const rng = prng(seedFromEnv('ttrpc byte-by-byte'));
+  const rng = makeRng(seedFromEnv('ttrpc byte-by-byte'));
   const { bytes, msgs } = messageStream(rng, 20, 300);
   const r = new MessageReader();
   const out: Message[] = [];
@@ -476,7 +477,7 @@ test('MessageReader reassembles messages fed byte by byte', () => {
 
 test('MessageReader reassembles messages fed in random slices (seeded)', () => {
   const seed = seedFromEnv('ttrpc random slices');
-  const rng = prng(seed);
+  const rng = makeRng(seed);
   for (let round = 0; round < 200; round++) {
     const { bytes, msgs } = messageStream(rng, rng.int(1, 15), rng.next() < 0.1 ? 70_000 : 600);
     const r = new MessageReader();
@@ -493,7 +494,7 @@ test('MessageReader reassembles messages fed in random slices (seeded)', () => {
 
 test('MessageReader discards oversized messages in any slicing and keeps the ones around them', () => {
   const seed = seedFromEnv('ttrpc oversized slices');
-  const rng = prng(seed);
+  const rng = makeRng(seed);
   for (let round = 0; round < 100; round++) {
     const parts = [
       { streamId: 1, type: 1, flags: 0, data: rng.bytes(rng.int(0, 50)) },
@@ -565,7 +566,7 @@ test('over a real unix socket: concurrent calls, errors, a 3 MiB payload, close'
   });
   server.serve(duplexTransport(b));
   const client = new Client(duplexTransport(a));
-  const rng = prng(7);
+  const rng = makeRng(7);
   const payloads = Array.from({ length: 50 }, (_, i) => rng.bytes(i * 97));
   const results = await Promise.all(payloads.map((p) => client.call(SVC, 'Echo', p)));
   results.forEach((r, i) => assert.ok(Buffer.from(r).equals(payloads[i]), `payload ${i}`));

@@ -1,4 +1,5 @@
-// A small seeded PRNG (mulberry32): the same seed replays the same choices (timings still vary).
+// The tests' one seeded PRNG (mulberry32): the same seed replays the same choices and bytes
+// (timings still vary). Fuzz, mux and ttrpc tests draw bytes from it, chaos its choices.
 export interface Rng {
   readonly seed: number;
   /** [0, 1) */
@@ -7,6 +8,8 @@ export interface Rng {
   int(lo: number, hi: number): number;
   chance(p: number): boolean;
   pick<T>(xs: readonly T[]): T;
+  /** n random bytes */
+  bytes(n: number): Buffer;
   /** picks a key by weight; weights <= 0 are never picked; undefined when all are */
   weighted<K extends string>(w: Record<K, number>): K | undefined;
 }
@@ -26,6 +29,11 @@ export function makeRng(seed: number): Rng {
     int: (lo, hi) => lo + Math.floor(next() * (hi - lo + 1)),
     chance: (p) => next() < p,
     pick: (xs) => xs[Math.floor(next() * xs.length)],
+    bytes: (n) => {
+      const b = Buffer.allocUnsafe(n);
+      for (let i = 0; i < n; i++) b[i] = Math.floor(next() * 256);
+      return b;
+    },
     weighted(w) {
       const entries = (Object.entries(w) as Array<[string, number]>).filter(([, v]) => v > 0);
       const total = entries.reduce((s, [, v]) => s + v, 0);
@@ -38,16 +46,4 @@ export function makeRng(seed: number): Rng {
       return entries[entries.length - 1][0] as never;
     },
   };
-}
-
-/** CHAOS_SEED from the environment, else a fresh random seed. */
-export function chooseSeed(explicit?: number): number {
-  if (explicit !== undefined && Number.isFinite(explicit)) return explicit >>> 0;
-  const env = process.env.CHAOS_SEED;
-  if (env && env.trim() !== '') {
-    const n = Number(env);
-    if (!Number.isFinite(n)) throw new Error(`CHAOS_SEED must be a number, got ${JSON.stringify(env)}`);
-    return n >>> 0;
-  }
-  return Math.floor(Math.random() * 2 ** 32) >>> 0;
 }
