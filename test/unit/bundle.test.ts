@@ -3,15 +3,16 @@
 // which files and Node.js built-ins a start on a plain node loads, and the bundle's assert shim.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startPlugin } from '../e2e/plugin-process';
 import { AGENT_CLI } from '../support/agent-cli';
 import { waitFor } from '../support/util';
+import { tempDirs } from '../support/cleanup';
 
 const ROOT = join(__dirname, '..', '..', '..');
-const dir = mkdtempSync(join(tmpdir(), 'bundle-test-'));
+// removed after the file's last test
+const dir = tempDirs(test, 'bundle-test-')();
 
 interface Loaded {
   files: string[];
@@ -83,6 +84,5 @@ test('the bundle\'s assert: the call form passes or throws node:assert\'s Assert
   assert.is(shim.AssertionError, real.AssertionError);
 });
 
-test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 test.run();

@@ -4,15 +4,16 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { nearest } from '../../plugin/config/reader';
 import { kubeconfigText } from '../support/fake-apiserver-https';
 import { AGENT_CLI } from '../support/agent-cli';
+import { tempDirs } from '../support/cleanup';
 
 const CLI = AGENT_CLI;
-const dir = mkdtempSync(join(tmpdir(), 'check-config-'));
+// removed after the file's last test
+const dir = tempDirs(test, 'check-config-')();
 const declarations = join(dir, 'shares.d');
 mkdirSync(declarations);
 
@@ -107,5 +108,4 @@ test('a config path that is a device or a directory is refused at once, not read
   }
 });
 
-test.after(() => rmSync(dir, { recursive: true, force: true }));
 test.run();

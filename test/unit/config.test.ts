@@ -1,9 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, writeFileSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, readFileSync, symlinkSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { tempDirs } from '../support/cleanup';
 import {
   ConfigError,
   DEFAULT_CONFIG_PATH,
@@ -14,7 +14,8 @@ import {
   parseConfig,
 } from '../../plugin/agent/config';
 
-const dir = mkdtempSync(join(tmpdir(), 'memshare-config-'));
+// removed after the file's last test
+const dir = tempDirs(test, 'memshare-config-')();
 function file(name: string, content: unknown): string {
   const p = join(dir, name);
   writeFileSync(p, typeof content === 'string' ? content : JSON.stringify(content));
@@ -295,6 +296,5 @@ test('a config link to /proc/kmsg or a FIFO is refused without blocking', () => 
   assert.match(checkConfig(fifo)[0], /fifo\.json: .*is a FIFO, not a regular file/);
 });
 
-test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 test.run();

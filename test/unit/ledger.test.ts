@@ -1,14 +1,15 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync, readFileSync, writeFileSync, appendFileSync, existsSync, statSync, readdirSync, copyFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync, appendFileSync, existsSync, statSync, readdirSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ledger, decodeLines, encodeLine, type BindingRecord } from '../../plugin/ledger';
 import { crc32 } from 'node:zlib';
 import { crc32 as frameCrc32 } from '../../plugin/ledger/framing';
 import { rejects } from '../support/util';
+import { tempDirs } from '../support/cleanup';
 
-const base = mkdtempSync(join(tmpdir(), 'ledger-test-'));
+// removed after the file's last test
+const base = tempDirs(test, 'ledger-test-')();
 let n = 0;
 const freshDir = (): string => join(base, `d${++n}`);
 
@@ -454,6 +455,5 @@ test('with sync, a hold and the binding queued behind it go out in order: the ho
   assert.equal(ops, ['bind', 'hold', 'bind']);
 });
 
-test.after(() => rmSync(base, { recursive: true, force: true }));
 
 test.run();

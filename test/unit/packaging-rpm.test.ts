@@ -5,13 +5,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tempDirs } from '../support/cleanup';
 
 const repo = join(__dirname, '../../..');
 const version = (JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string }).version;
-const work = mkdtempSync(join(tmpdir(), 'memshare-rpm-'));
+// removed after the file's last test
+const work = tempDirs(test, 'memshare-rpm-')();
 
 function have(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
@@ -338,6 +339,5 @@ if (!skip) {
   });
 }
 
-test.after(() => rmSync(work, { recursive: true, force: true }));
 
 test.run();

@@ -7,8 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import * as protobuf from 'protobufjs';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   ACCESS_CHECK_COMMAND,
@@ -31,6 +30,7 @@ import { codecs } from '../../plugin/nri/api';
 import { parseConfig } from '../../plugin/agent/config';
 import type { ShareHandle } from '../../plugin/model';
 import { AGENT_CLI } from '../support/agent-cli';
+import { tempDirs } from '../support/cleanup';
 
 const share = (mode: number, access: Access, over: Partial<ShareAccess> = {}): ShareAccess => ({
   share: 'team/a',
@@ -162,7 +162,8 @@ test('--share SPEC: round trip, and bad specs named', () => {
 
 // ---- the hook: state on stdin, config.json in the bundle
 
-const dir = mkdtempSync(join(tmpdir(), 'ubs-access-'));
+// removed after the file's last test
+const dir = tempDirs(test, 'ubs-access-')();
 let bundles = 0;
 function bundle(user: unknown): string {
   const b = join(dir, `bundle-${++bundles}`);
@@ -303,5 +304,4 @@ test('config backend.accessCheck: default /usr/bin/nri-memshare; an absolute exe
   }
 });
 
-test.after(() => rmSync(dir, { recursive: true, force: true }));
 test.run();
