@@ -17,9 +17,14 @@
 //   only regular files are read, never opened blocking, never from /proc or /sys, at most
 //   maxFileBytes of them (files/regular-file.ts); parsing has a budget (parse.ts). A FIFO, device
 //   or dangling link in place of a file is reported and the file keeps its last good declarations.
+// - What is kept of a file is its declarations and a digest of its bytes (to skip parsing it again
+//   while unchanged), never its text; and the directory as a whole is capped (maxFiles, maxTotalBytes):
+//   past either, the scan is refused with a problem naming the cap, and every file keeps the
+//   declarations it had (many files just under the per-file limit crashed the agent, issue 22.2).
 // - Scans are off the request path: the first one (in start(), before the agent serves) is
 //   synchronous; later ones read through the thread pool and parse in a worker thread, and swap
 //   the merged set in at the end, so a lookup never waits for a scan and never sees half of one.
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -40,6 +45,14 @@ import {
 } from './store';
 
 export const DECLARATION_EXTENSIONS = ['.json', '.yaml', '.yml'];
+/** Most declaration files read in one scan: a directory of shares is a few files (or one per share). */
+export const MAX_DECLARATION_FILES = 1000;
+/**
+ * Most bytes read in one scan, all files together: 8 MiB is some 8,000 plain declarations. What is
+ * kept is their parsed form (a few hundred bytes each, more with long namespace lists), and a
+ * scan holds one file's text at a time, so the agent's 128 MiB heap is never at stake.
+ */
+export const MAX_DECLARATION_BYTES = 8 * 1024 * 1024;
 
 export interface DirectoryOptions {
   limits: Limits;
@@ -51,6 +64,10 @@ export interface DirectoryOptions {
   debounceMs?: number;
   /** larger files are refused, counted on what is read (default 1 MiB) */
   maxFileBytes?: number;
+  /** a scan of more files is refused, keeping the declarations loaded before (default MAX_DECLARATION_FILES) */
+  maxFiles?: number;
+  /** a scan reading more bytes in all is refused, keeping the declarations loaded before (default MAX_DECLARATION_BYTES) */
+  maxTotalBytes?: number;
   /** the parser's budget per file (default DEFAULT_PARSE_BUDGET) */
   parseBudget?: Partial<ParseBudget>;
   /** a file whose parse takes longer than this in the worker is refused (default 10000 ms) */
@@ -60,8 +77,8 @@ export interface DirectoryOptions {
 }
 
 interface FileState {
-  /** the text last read; undefined when it could not be read, so the next read is parsed */
-  content: string | undefined;
+  /** a digest of the bytes last read (not the text: that is what ran the agent out of heap); undefined when it could not be read, so the next read is parsed */
+  digest: string | undefined;
   /** the declarations of the last good version of the file */
   decls: ShareDeclaration[];
   /** why the current version is broken, if it is */
@@ -77,6 +94,8 @@ export class DeclarationsDirectory implements DeclarationSource {
   private readonly debounceMs: number;
   private readonly watch: boolean;
   private readonly maxFileBytes: number;
+  private readonly maxFiles: number;
+  private readonly maxTotalBytes: number;
   private readonly listeners: ListenerSet;
   private readonly problemListeners = new Set<ProblemListener>();
   private files = new Map<string, FileState>();
@@ -103,6 +122,8 @@ export class DeclarationsDirectory implements DeclarationSource {
     this.debounceMs = options.debounceMs ?? 200;
     this.watch = options.watch ?? true;
     this.maxFileBytes = options.maxFileBytes ?? 1024 * 1024;
+    this.maxFiles = options.maxFiles ?? MAX_DECLARATION_FILES;
+    this.maxTotalBytes = options.maxTotalBytes ?? MAX_DECLARATION_BYTES;
     this.listeners = new ListenerSet(options.onListenerError);
     this.budget = { ...DEFAULT_PARSE_BUDGET, ...options.parseBudget };
     this.worker = new ParseWorker(options.parseTimeoutMs ?? 10000);
@@ -208,21 +229,32 @@ export class DeclarationsDirectory implements DeclarationSource {
       listed = { error: err ?? new Error('readdir failed') };
     }
     const names = this.readDir(listed);
+    if (names !== undefined && names.length > this.maxFiles) {
+      this.dirProblem = `${this.dir}: holds ${names.length} declaration files, more than the ${this.maxFiles} read; nothing in it is read again and every file keeps the declarations loaded before (merge declarations into fewer files)`;
+      return this.finishScan();
+    }
     if (names !== undefined) {
       const next = new Map<string, FileState>();
+      let total = 0;
       for (const name of names) {
         const file = path.join(this.dir, name);
         const prev = this.files.get(file);
         let state: FileState | undefined;
         try {
-          const content = (yield* step(reader.read(file))).toString('utf8');
-          if (prev && prev.content === content) {
+          const bytes = yield* step(reader.read(file));
+          total += bytes.length;
+          if (total > this.maxTotalBytes) {
+            this.dirProblem = `${this.dir}: its declaration files hold more than the ${this.maxTotalBytes} bytes read in all (over the limit at ${name}); every file keeps the declarations loaded before (remove or shrink files)`;
+            return this.finishScan();
+          }
+          const digest = createHash('sha256').update(bytes).digest('base64');
+          if (prev && prev.digest === digest) {
             state = prev;
           } else {
             try {
-              state = { content, decls: this.validate(file, yield* step(reader.parse(file, content))) };
+              state = { digest, decls: this.validate(file, yield* step(reader.parse(file, bytes.toString('utf8')))) };
             } catch (e) {
-              state = this.parseFailed(file, prev, content, e);
+              state = this.parseFailed(file, prev, digest, e);
             }
           }
         } catch (err) {
@@ -273,12 +305,12 @@ export class DeclarationsDirectory implements DeclarationSource {
       if (err.refusal === 'not-regular' && isDirectory(file)) return undefined; // "x.yaml/" is not a file
     }
     const reason = err instanceof FileReadError ? err.message : `${file}: cannot read (${messageOf(err)})`;
-    return { content: undefined, decls: prev?.decls ?? [], error: `${reason}${keptText(prev)}` };
+    return { digest: undefined, decls: prev?.decls ?? [], error: `${reason}${keptText(prev)}` };
   }
 
-  private parseFailed(file: string, prev: FileState | undefined, content: string, e: unknown): FileState {
+  private parseFailed(file: string, prev: FileState | undefined, digest: string, e: unknown): FileState {
     const reason = e instanceof DeclarationError ? e.message : `${file}: ${messageOf(e)}`;
-    return { content, decls: prev?.decls ?? [], error: `${reason}${keptText(prev)}` };
+    return { digest, decls: prev?.decls ?? [], error: `${reason}${keptText(prev)}` };
   }
 
   private validate(file: string, objects: unknown[]): ShareDeclaration[] {

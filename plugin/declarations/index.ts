@@ -7,7 +7,7 @@ export {
   SHARE_MEMORY_KIND,
   MAX_ALLOWED_NAMESPACES,
 } from './sharememory';
-export { DeclarationsDirectory, DECLARATION_EXTENSIONS, type DirectoryOptions } from './directory';
+export { DeclarationsDirectory, DECLARATION_EXTENSIONS, MAX_DECLARATION_FILES, MAX_DECLARATION_BYTES, type DirectoryOptions } from './directory';
 export { parseDeclarationText, DEFAULT_PARSE_BUDGET, type ParseBudget } from './parse';
 export {
   MergedDeclarationStore,
