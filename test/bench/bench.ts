@@ -1,7 +1,7 @@
 // The benchmark: prints figures and writes them to test/bench/results/bench.json (committed).
 // Never run by the test command; timings are measured here, not asserted anywhere.
 //
-//   node dist/test/bench/bench.js [--only ttrpc,startup,lifecycle,rss,nribench,nribench-stub,nribench-ubs,nribench-ubs-nosync,ubs-restart,containerd] [-n 200] [--rounds 8]
+//   node dist/test/bench/bench.js [--only ttrpc,startup,lifecycle,rss,nribench,nribench-stub,nribench-ubs,nribench-ubs-nosync,ubs-restart,containerd,kube-list] [-n 200] [--rounds 8]
 //   (ends with the table of issue 14: Go stub, the stub alone, the real agent, RSS, start-up)
 //
 // - ttrpc: in-process round trip of the project's ttrpc over a unix socket
@@ -13,6 +13,9 @@
 // - ubs-restart: the agent restarted (SIGKILL, SIGTERM) with 8 UB shares bound and the UB holder
 //   alive, to reconciled with the same memids; the holder's RSS beside the agent's (./ubs-restart.ts).
 //   `--only ubs-restart,nribench-ubs,nribench-ubs-nosync,nribench` gives issue 20's figures from one run
+// - kube-list: the agent's Kubernetes source with the launcher's heap flags listing 10,000 and
+//   100,000 ShareMemory objects of the largest size the CRD allows, from a generator (./kube-list.ts);
+//   its RSS and heap after the list (issue 22.1)
 // - rss: the agent's RSS idle and after 10,000 events (nribench, one long run)
 // - containerd: added CreateContainer latency through CRI on real containerd 1.7 and 2.1, with
 //   the agent versus none, interleaved in one run; first binding of a share versus later ones
@@ -348,6 +351,13 @@ async function main(): Promise<void> {
     const now = existsSync(resultsFile) ? (JSON.parse(readFileSync(resultsFile, 'utf8')) as Results) : {};
     results.ubsRestart = { ...r, machine: machine() };
     writeFileSync(resultsFile, `${JSON.stringify({ ...now, ubsRestart: results.ubsRestart }, null, 2)}\n`);
+  }
+  if (want('kube-list')) {
+    const { benchKubeList } = await import('./kube-list');
+    const r = await benchKubeList([10_000, 100_000]);
+    const now = existsSync(resultsFile) ? (JSON.parse(readFileSync(resultsFile, 'utf8')) as Results) : {};
+    results.kubeList = { runs: r, machine: machine() };
+    writeFileSync(resultsFile, `${JSON.stringify({ ...now, kubeList: results.kubeList }, null, 2)}\n`);
   }
   if (want('nribench-ubs')) await benchNribenchUbs();
   if (want('nribench-ubs-nosync')) await benchNribenchUbs('never');
