@@ -13,6 +13,9 @@
 // the set. An invalid object is reported and left out; the others are unaffected. An object that
 // turns invalid (e.g. MODIFIED to a size beyond this node's limits) is left out too: the object is
 // the truth, and a last good copy would be a size nobody declares any more.
+// Memory is bounded by what is kept, not by what tenants create: a list page is read item by item
+// (../kube/list.ts) and each item validated at once; an object past MAX_OBJECT_BYTES, or past the
+// budget of kept declarations (./kept-declarations.ts), is left out and reported by name.
 import type * as http from 'node:http';
 import type { Limits, ShareDeclaration } from '../model/types';
 import { isObject, type PlainObject } from '../model';

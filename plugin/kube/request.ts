@@ -5,7 +5,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import type { KubeConnection, KubeCredentials } from './kubeconfig';
 
-/** The largest whole answer `kubeRequest` reads (a list page of the largest objects fits). */
+/** The largest whole answer `kubeRequest` reads (the writers' answers are a few KiB; a list is read with list.ts). */
 export const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
 
 export interface KubeRequest {
