@@ -24,7 +24,7 @@
 // - Scans are off the request path: the first one (in start(), before the agent serves) is
 //   synchronous; later ones read through the thread pool and parse in a worker thread, and swap
 //   the merged set in at the end, so a lookup never waits for a scan and never sees half of one.
-import { createHash } from 'node:crypto';
+import type * as Crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -45,6 +45,9 @@ import {
 } from './store';
 
 export const DECLARATION_EXTENSIONS = ['.json', '.yaml', '.yml'];
+// node:crypto is loaded at the first file read: a node with no declaration files never loads it
+let cryptoModule: typeof Crypto | undefined;
+const digestOf = (bytes: Buffer): string => (cryptoModule ??= require('node:crypto') as typeof Crypto).createHash('sha256').update(bytes).digest('base64');
 /** Most declaration files read in one scan: a directory of shares is a few files (or one per share). */
 export const MAX_DECLARATION_FILES = 1000;
 /**
@@ -247,7 +250,7 @@ export class DeclarationsDirectory implements DeclarationSource {
             this.dirProblem = `${this.dir}: its declaration files hold more than the ${this.maxTotalBytes} bytes read in all (over the limit at ${name}); every file keeps the declarations loaded before (remove or shrink files)`;
             return this.finishScan();
           }
-          const digest = createHash('sha256').update(bytes).digest('base64');
+          const digest = digestOf(bytes);
           if (prev && prev.digest === digest) {
             state = prev;
           } else {
