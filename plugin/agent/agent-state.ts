@@ -2,8 +2,9 @@
 // stateDir (agent-state.json, mode 0600, replaced atomically) that the daemon rewrites when its
 // connection to containerd or its declaration sources change, and every few seconds. status
 // reads it and checks that the pid it names is alive and is still the same process.
-import { closeSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readStateFile, writeStateFile } from '../files/state-file';
 import { messageOf } from '../model/errors';
 
 export const AGENT_STATE_FILE = 'agent-state.json';
@@ -55,14 +56,7 @@ export function agentStatePath(stateDir: string): string {
 /** Replaces the file atomically (write beside it, then rename); it is not fsync'd: it only describes the live process. */
 export function writeAgentState(stateDir: string, state: AgentState): void {
   const path = agentStatePath(stateDir);
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeSync(fd, `${JSON.stringify(state, null, 2)}\n`);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
+  writeStateFile(path, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
 }
 
 /** Field 22 of /proc/<pid>/stat (start time in clock ticks after boot), or undefined if no such process. */
@@ -84,14 +78,13 @@ export type AgentLiveness =
 /** The agent's state file, and whether the process that wrote it still runs. */
 export function readAgentState(stateDir: string): AgentLiveness {
   const path = agentStatePath(stateDir);
-  let text: string;
+  let text: string | undefined;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readStateFile(path);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return { running: false, reason: `no agent has run on ${stateDir} (no ${AGENT_STATE_FILE})`, last: null };
     return { running: false, reason: `cannot read ${path}: ${messageOf(err)}`, last: null };
   }
+  if (text === undefined) return { running: false, reason: `no agent has run on ${stateDir} (no ${AGENT_STATE_FILE})`, last: null };
   let state: AgentState;
   try {
     state = JSON.parse(text) as AgentState;

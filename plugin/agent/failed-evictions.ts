@@ -2,9 +2,9 @@
 // kept in a small file in the state directory so that `nri-memshare status`, which never asks the
 // running agent, can show them. Written whole, atomically (temp file, then rename), mode 0600;
 // removed when nothing is failing.
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FailedEviction } from '../eviction/evictor';
+import { readStateFile, removeStateFile, writeStateFile } from '../files/state-file';
 
 export type { FailedEviction };
 
@@ -18,23 +18,8 @@ export function failedEvictionsPath(stateDir: string): string {
 /** Writes the list (or removes the file when it is empty). */
 export function writeFailedEvictions(stateDir: string, list: readonly FailedEviction[]): void {
   const path = failedEvictionsPath(stateDir);
-  if (list.length === 0) {
-    try {
-      unlinkSync(path);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-    return;
-  }
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeSync(fd, `${JSON.stringify({ version: 1, failedEvictions: list }, null, 2)}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
+  if (list.length === 0) removeStateFile(path);
+  else writeStateFile(path, `${JSON.stringify({ version: 1, failedEvictions: list }, null, 2)}\n`, { mode: 0o600, durable: true });
 }
 
 /**
@@ -43,13 +28,13 @@ export function writeFailedEvictions(stateDir: string, list: readonly FailedEvic
  */
 export function readFailedEvictions(stateDir: string): { failedEvictions: FailedEviction[]; warnings: string[] } {
   const path = failedEvictionsPath(stateDir);
-  let text: string;
+  let text: string | undefined;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readStateFile(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { failedEvictions: [], warnings: [] };
     return { failedEvictions: [], warnings: [`${path}: cannot read the failed evictions (${(err as NodeJS.ErrnoException).code ?? 'error'})`] };
   }
+  if (text === undefined) return { failedEvictions: [], warnings: [] };
   let doc: unknown;
   try {
     doc = JSON.parse(text);

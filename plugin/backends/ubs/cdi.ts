@@ -1,8 +1,9 @@
 // The CDI spec that gives UB containers the daemon's group. No NRI version can add supplemental
 // groups, but CDI's containerEdits.additionalGids can, where containerd resolves NRI's
 // CDI_devices (2.1 and later). One spec for the node: every UB container needs the same groups.
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeStateFile } from '../../files/state-file';
 
 export const CDI_KIND = 'memshare.nri.io/ubs';
 export const CDI_DEVICE = 'daemon-access';
@@ -28,9 +29,8 @@ export function cdiSpec(gids: readonly number[]): object {
 export function writeCdiSpec(dir: string, gids: readonly number[]): string {
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const path = join(dir, CDI_SPEC_FILE);
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, `${JSON.stringify(cdiSpec(gids), null, 2)}\n`, { mode: 0o644 });
-  renameSync(tmp, path);
+  // exclusive temp file under a random name: a link planted in the directory is never followed
+  writeStateFile(path, `${JSON.stringify(cdiSpec(gids), null, 2)}\n`, { mode: 0o644 });
   return path;
 }
 
