@@ -11,7 +11,7 @@
 import * as fs from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as native from '../../native';
-import { isDnsLabel, wrapError, messageOf } from '../model';
+import { isDnsLabel, messageOf, shareKey, wrapError } from '../model';
 import { decodeLines, encodeLine } from './framing';
 import { freezeHeld, freezeRecord, heldProblem, recordProblem, type BindingRecord, type HeldShare } from './record';
 
@@ -167,13 +167,13 @@ export class Ledger {
 
   /** Records that this node no longer holds a share; idempotent (nothing recorded: no write). */
   drop(namespace: string, name: string): Promise<void> {
-    if (!this.heldByKey.has(shareKeyOf(namespace, name))) return Promise.resolve();
-    return this.enqueue({ seq: 0, op: 'drop', namespace, name }, () => void this.heldByKey.delete(shareKeyOf(namespace, name))) as Promise<void>;
+    if (!this.heldByKey.has(shareKey(namespace, name))) return Promise.resolve();
+    return this.enqueue({ seq: 0, op: 'drop', namespace, name }, () => void this.heldByKey.delete(shareKey(namespace, name))) as Promise<void>;
   }
 
   /** The share recorded as held, if any. */
   heldShare(namespace: string, name: string): Readonly<HeldShare> | undefined {
-    return this.heldByKey.get(shareKeyOf(namespace, name));
+    return this.heldByKey.get(shareKey(namespace, name));
   }
 
   /** Every share recorded as held. */
@@ -189,7 +189,7 @@ export class Ledger {
 
   /** The bindings of a share (all in state "bound"). */
   byShare(namespace: string, name: string): Rec[] {
-    const m = this.byShareKey.get(shareKeyOf(namespace, name));
+    const m = this.byShareKey.get(shareKey(namespace, name));
     return m ? [...m.values()] : [];
   }
 
@@ -281,7 +281,7 @@ export class Ledger {
       if (e.op === 'bind') this.applyBind(freezeRecord(e.rec));
       else if (e.op === 'end') this.applyEnd(e.containerId, e.reason, e.at);
       else if (e.op === 'hold') this.applyHold(freezeHeld(e.held));
-      else this.heldByKey.delete(shareKeyOf(e.namespace, e.name));
+      else this.heldByKey.delete(shareKey(e.namespace, e.name));
       if (e.seq > this.seq) this.seq = e.seq;
     }
     if (readOnly) return damaged;
@@ -359,7 +359,7 @@ export class Ledger {
   // ---- in-memory state -------------------------------------------------------------------------
 
   private applyBind(r: Rec): Rec {
-    const sk = shareKeyOf(r.share.namespace, r.share.name);
+    const sk = shareKey(r.share.namespace, r.share.name);
     let c = this.byContainerId.get(r.container.id);
     if (!c) this.byContainerId.set(r.container.id, (c = new Map()));
     c.set(sk, r);
@@ -370,7 +370,7 @@ export class Ledger {
   }
 
   private applyHold(h: Readonly<HeldShare>): Readonly<HeldShare> {
-    this.heldByKey.set(shareKeyOf(h.handle.namespace, h.handle.name), h);
+    this.heldByKey.set(shareKey(h.handle.namespace, h.handle.name), h);
     return h;
   }
 
@@ -525,10 +525,6 @@ export class Ledger {
   private closedError(): Error {
     return new Error(`ledger ${this.stateDir} is closed`);
   }
-}
-
-function shareKeyOf(namespace: string, name: string): string {
-  return `${namespace}/${name}`;
 }
 
 /**

@@ -12,7 +12,6 @@ import {
   type ContainerInjection,
   type Limits,
   type PodInfo,
-  type RequestContext,
   type ShareDeclaration,
   type ShareHandle,
 } from '../model';
@@ -147,9 +146,10 @@ export class MemshareService {
   /**
    * The injection for a container being created, or undefined when it asks for no share.
    * Throws RefusalError when the binding cannot be honoured; the container then must not start.
-   * Every binding is durably recorded before this returns.
+   * Every binding is durably recorded before this returns. `deadline` (epoch ms): when the runtime
+   * stops waiting for the answer, if it said.
    */
-  async createContainer(pod: PodInfo, ctr: ContainerInfo, ctx: RequestContext = {}): Promise<ContainerInjection | undefined> {
+  async createContainer(pod: PodInfo, ctr: ContainerInfo, deadline?: number): Promise<ContainerInjection | undefined> {
     let authorized;
     let shares: string[] = [];
     try {
@@ -174,7 +174,7 @@ export class MemshareService {
     const bound: BoundShare[] = [];
     try {
       for (const { ref, declaration } of authorized) {
-        const handle = await this.bindOne(pod, ctr, ref, declaration, ctx);
+        const handle = await this.bindOne(pod, ctr, ref, declaration, deadline);
         bound.push({ handle, readOnly: ref.readOnly, ref: ref.namespace === pod.namespace ? ref.name : shareKey(ref.namespace, ref.name) });
       }
       return this.o.backend.attach(bound);
@@ -187,12 +187,12 @@ export class MemshareService {
       }
       const msg = `memshare: cannot bind shares for container ${ctr.name} of pod ${pod.namespace}/${pod.name}: ${messageOf(err)}`;
       this.ev.refused?.('backend', msg, { pod, container: ctr, shares });
-      throw new RefusalError(msg, 'backend');
+      throw new RefusalError(msg, 'backend', undefined, { cause: err });
     }
   }
 
   /** Makes one share present (within the backend's budget) and records the container's binding. */
-  private async bindOne(pod: PodInfo, ctr: ContainerInfo, ref: { namespace: string; name: string; readOnly: boolean }, decl: ShareDeclaration, ctx: RequestContext): Promise<ShareHandle> {
+  private async bindOne(pod: PodInfo, ctr: ContainerInfo, ref: { namespace: string; name: string; readOnly: boolean }, decl: ShareDeclaration, deadline: number | undefined): Promise<ShareHandle> {
     const key = shareKey(ref.namespace, ref.name);
     let gaveUp = false;
     const task = this.lock.run(key, async () => {
@@ -219,7 +219,7 @@ export class MemshareService {
       if (this.keepUntil.delete(key)) await this.o.ledger.hold({ handle }).catch(() => undefined);
       return handle;
     });
-    const budget = this.budgetMs(ctx);
+    const budget = this.budgetMs(deadline);
     if (budget === undefined) return task;
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
@@ -238,10 +238,10 @@ export class MemshareService {
   }
 
   /** The time a binding may wait for the backend in this request, or undefined for no limit. */
-  private budgetMs(ctx: RequestContext): number | undefined {
+  private budgetMs(deadline: number | undefined): number | undefined {
     const own = this.o.backend.acquireBudgetMs;
     if (own === undefined) return undefined;
-    const left = ctx.deadline === undefined ? own : ctx.deadline - Date.now() - ANSWER_MARGIN_MS;
+    const left = deadline === undefined ? own : deadline - Date.now() - ANSWER_MARGIN_MS;
     return Math.max(0, Math.min(own, left));
   }
 
@@ -364,18 +364,8 @@ export class MemshareService {
     for (const c of live.values()) {
       const pod = podsById.get(c.podSandboxId);
       if (!pod) continue;
-      let refs;
-      try {
-        refs = parseBinding(pod.annotations, pod.namespace, c.name, { maxNameLength: this.o.limits.maxNameLength }).refs;
-      } catch {
-        continue; // a bad annotation could never have been created with us present; nothing to restore
-      }
-      if (refs.length === 0) continue;
-      const missing = unbound(this.boundRecords(c.id), refs);
-      const lost = missing.length ? undefined : this.lostInjection(c, pod.namespace);
-      const who = { pod: shareKey(pod.namespace, pod.name), container: c.name };
-      if (missing.length) report.evict.push({ containerId: c.id, pid: c.pid ?? 0, reason: createdWithout(missing), ...who, shares: missing.map((r) => shareKey(r.namespace, r.name)) });
-      else if (lost) report.evict.push({ containerId: c.id, pid: c.pid ?? 0, reason: lost, ...who, shares: refs.map((r) => shareKey(r.namespace, r.name)) });
+      const why = this.eviction(pod, c);
+      if (why) report.evict.push({ containerId: c.id, pid: c.pid ?? 0, reason: why.reason, pod: shareKey(pod.namespace, pod.name), container: c.name, shares: why.shares });
     }
     return report;
   }
@@ -388,14 +378,22 @@ export class MemshareService {
    * Also when it holds its bindings but its mounts show they never reached it (see lostInjection).
    */
   evictionReason(pod: PodInfo, ctr: Pick<ContainerInfo, 'id' | 'name' | 'mounts'>): string | undefined {
+    return this.eviction(pod, ctr)?.reason;
+  }
+
+  /** evictionReason's answer, with the shares it concerns (reconcile reports them). */
+  private eviction(pod: PodInfo, ctr: Pick<ContainerInfo, 'id' | 'name' | 'mounts'>): { reason: string; shares: string[] } | undefined {
     let refs;
     try {
       refs = parseBinding(pod.annotations, pod.namespace, ctr.name, { maxNameLength: this.o.limits.maxNameLength }).refs;
     } catch {
       return undefined; // a bad annotation could never have been created with us present
     }
+    if (refs.length === 0) return undefined;
     const missing = unbound(this.boundRecords(ctr.id), refs);
-    return missing.length ? createdWithout(missing) : this.lostInjection(ctr, pod.namespace);
+    if (missing.length) return { reason: createdWithout(missing), shares: missing.map((r) => shareKey(r.namespace, r.name)) };
+    const lost = this.lostInjection(ctr, pod.namespace);
+    return lost ? { reason: lost, shares: refs.map((r) => shareKey(r.namespace, r.name)) } : undefined;
   }
 
   /**

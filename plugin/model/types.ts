@@ -1,7 +1,10 @@
 // The vocabulary every folder shares: pods, containers, shares, what a container gets. Kept
 // NRI-agnostic: the memshare plugin converts NRI's wire messages into these shapes.
 
-/** A container mount to add, in OCI/NRI terms. */
+/**
+ * A container mount to add, in OCI terms. The core's own shape (it knows no wire format): the NRI
+ * adapter turns it into NRI's Mount, as it turns EnvVar into KeyValue.
+ */
 export interface MountSpec {
   destination: string;
   type: string;
@@ -48,15 +51,6 @@ export interface ContainerInjection {
 }
 
 export const emptyInjection = (): ContainerInjection => ({ mounts: [], env: [], devices: [], cdiDevices: [] });
-
-/**
- * A request's time limits, as the runtime gave them: handlers finish before `deadline` (epoch ms)
- * and stop early when `signal` aborts (the connection closed).
- */
-export interface RequestContext {
-  deadline?: number;
-  signal?: AbortSignal;
-}
 
 /** A pod as the memshare service needs to know it. */
 export interface PodInfo {
@@ -156,8 +150,10 @@ export class RefusalError extends Error {
     /** a short machine-readable reason, used as a metric label (the operator's view) */
     readonly reason: string,
     readonly operatorDetail?: string,
+    /** `cause`: what made the binding fail (e.g. the backend's error), kept for the log */
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
     this.name = 'RefusalError';
   }
 }

@@ -143,7 +143,7 @@ export function memshareHandlers(d: PluginDeps): Handlers {
       return [];
     },
     async createContainer(pod, container, ctx) {
-      const inj = await service.createContainer(podInfo(pod), containerInfo(container), ctx);
+      const inj = await service.createContainer(podInfo(pod), containerInfo(container), ctx.deadline);
       // (after the answer only: a refused creation has no container to remember)
       learn(pod, container);
       if (!inj) return;

@@ -159,7 +159,7 @@ test('an SDK whose lookup answers nonsense: the binding is refused naming it, no
   const { svc, ledger } = await service(b, [decl('team', 'odd')]);
   const p = pod('team', 'odd');
   const t0 = Date.now();
-  const err = await svc.createContainer(p, ctr(p), { deadline: Date.now() + 2000 }).then(() => undefined, (e: Error) => e);
+  const err = await svc.createContainer(p, ctr(p), Date.now() + 2000).then(() => undefined, (e: Error) => e);
   assert.ok(Date.now() - t0 < 1000, 'refused at once');
   assert.instance(err, RefusalError);
   assert.match(err!.message, /UB share team\/odd \(SDK name nms\.team\.odd\): lookup returned memid 1099511627776, which is not a device minor/);
@@ -288,7 +288,7 @@ test('an SDK error fails the binding with its reason; a slow SDK is refused with
   writeFileSync(control, 'delay_ms=700\n');
   const q = pod('team', 'slow');
   const c1 = ctr(q);
-  const slow = await svc.createContainer(q, c1, { deadline: Date.now() + 2000 }).then(() => undefined, (e: Error) => e);
+  const slow = await svc.createContainer(q, c1, Date.now() + 2000).then(() => undefined, (e: Error) => e);
   assert.instance(slow, RefusalError);
   assert.match(slow!.message, /UB share team\/slow is still being attached on this node .*the kubelet will retry/);
   // refused while the SDK calls (700 ms each) still run: the answer did not wait for them
@@ -301,7 +301,7 @@ test('an SDK error fails the binding with its reason; a slow SDK is refused with
   for (let i = 0; i < 100 && !recorded(); i++) await new Promise((r) => setTimeout(r, 50));
   assert.ok(recorded(), 'the late outcome was recorded');
   const c2 = ctr(q);
-  const inj = await svc.createContainer(q, c2, { deadline: Date.now() + 2000 });
+  const inj = await svc.createContainer(q, c2, Date.now() + 2000);
   assert.ok(inj && inj.devices.length === 1);
   await svc.endPod(q.id, 'test');
 });

@@ -115,6 +115,19 @@ test('a changed allowExec acquires the share again for the next binding (the loc
   await s.done();
 });
 
+test('a backend failure refuses the binding with the backend\'s error as the refusal\'s cause (kept for the log)', async () => {
+  const s = await setup([decl('team', 'cache')]);
+  s.backend.failAcquire = true;
+  const p = pod('team', { 'memshare.nri.io/pod': 'cache' });
+  const err = await s.service.createContainer(p, ctr(p)).then(() => undefined, (e: unknown) => e);
+  assert.instance(err, RefusalError);
+  assert.is((err as RefusalError).reason, 'backend');
+  assert.match((err as Error).message, /mount\(2\) failed: ENOMEM/);
+  assert.instance((err as Error).cause, Error, 'the backend\'s error is kept, not dropped');
+  assert.is(((err as Error).cause as Error).message, 'mount(2) failed: ENOMEM');
+  await s.done();
+});
+
 test('a container without the annotation gets nothing and no record', async () => {
   const s = await setup([decl('team', 'cache')]);
   const p = pod('team', {});
