@@ -28,7 +28,9 @@ export async function checkConfigFiles(config: Config): Promise<ConfigFileCheck>
       out.problems.push(`${where}: ${messageOf(err)}`);
     }
   }
-  out.problems.push(...checkBackendConfig(config.backend));
+  const backend = checkBackendConfig(config.backend);
+  out.problems.push(...backend.problems);
+  out.warnings.push(...backend.warnings);
   return out;
 }
 

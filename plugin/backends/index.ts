@@ -4,7 +4,7 @@
 // registry is the only place that lists them.
 import { describe, type ConfigReader } from '../config/reader';
 import { LOCAL_DURABLE, LOCAL_KIND, createLocalBackend, inspectLocal, readLocalConfig, type LocalBackendConfig, type LocalTopLevel } from './local';
-import { UBS_DURABLE, UBS_KIND, UbsBackend, inspectUbs, readUbsConfig, ubsConfigProblems, type UbsBackendConfig } from './ubs';
+import { UBS_DURABLE, UBS_KIND, UbsBackend, inspectUbs, readUbsConfig, ubsConfigProblems, ubsConfigWarnings, type UbsBackendConfig } from './ubs';
 import type { Backend, BackendEnv, BackendInspection } from './types';
 
 export type BackendConfig = LocalBackendConfig | UbsBackendConfig;
@@ -22,13 +22,13 @@ interface BackendModule<C extends BackendConfig> {
   create(config: C, env: BackendEnv, top: TopLevelSettings): Backend;
   /** what `status` shows of it, without the agent; `holdsShares`: the records hold shares */
   inspect(config: C, env: Pick<BackendEnv, 'stateDir'>, top: TopLevelSettings, holdsShares: boolean): Promise<BackendInspection>;
-  /** what `check-config` finds wrong beyond the keys ("backend.<key>: reason") */
-  check(config: C): string[];
+  /** what `check-config` finds wrong beyond the keys ("backend.<key>: reason"), and what it warns of */
+  check(config: C): BackendCheck;
 }
 
 const modules: { [K in BackendConfig['kind']]: BackendModule<Extract<BackendConfig, { kind: K }>> } = {
-  [LOCAL_KIND]: { durable: LOCAL_DURABLE, readConfig: readLocalConfig, create: createLocalBackend, inspect: inspectLocal, check: () => [] },
-  [UBS_KIND]: { durable: UBS_DURABLE, readConfig: readUbsConfig, create: (c, env) => new UbsBackend(c, env), inspect: (c, env, _top, holds) => inspectUbs(c, env, holds), check: ubsConfigProblems },
+  [LOCAL_KIND]: { durable: LOCAL_DURABLE, readConfig: readLocalConfig, create: createLocalBackend, inspect: inspectLocal, check: () => ({ problems: [], warnings: [] }) },
+  [UBS_KIND]: { durable: UBS_DURABLE, readConfig: readUbsConfig, create: (c, env) => new UbsBackend(c, env), inspect: (c, env, _top, holds) => inspectUbs(c, env, holds), check: (c) => ({ problems: ubsConfigProblems(c), warnings: ubsConfigWarnings(c) }) },
 };
 
 export const BACKEND_KINDS = Object.keys(modules) as Array<BackendConfig['kind']>;
@@ -63,8 +63,14 @@ export function inspectBackend(config: BackendConfig, env: Pick<BackendEnv, 'sta
   return moduleOf(config).inspect(config, env, top, holdsShares);
 }
 
+/** What `check-config` finds wrong with the configured backend beyond its keys: `run` refuses problems. */
+export interface BackendCheck {
+  problems: string[];
+  warnings: string[];
+}
+
 /** What `check-config` finds wrong with the configured backend beyond its keys. */
-export function checkBackendConfig(config: BackendConfig): string[] {
+export function checkBackendConfig(config: BackendConfig): BackendCheck {
   return moduleOf(config).check(config);
 }
 

@@ -4,7 +4,7 @@
 // ubsmd-standin as the daemon's socket. Needs root (mknod in the double), which CI always is.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -418,6 +418,125 @@ test('after an agent restart without a holder, a recorded share is mapped again;
   const kept = ledger.heldShare('team', 'again');
   assert.ok(kept?.keepUntil && kept.keepUntil > Date.now(), 'kept with no binding for the grace period');
   assert.is(consumerInfo('nms.team.again').status, 0, 'still attached on this node');
+});
+
+/** Allocates `name` in the pool as someone else would: uid 1000 (primary gid 0, which reaches the daemon's socket). */
+function squat(name: string, sizeBytes: number, mode: string): void {
+  chmodSync(root, 0o711); // (mkdtemp's 0700 keeps uid 1000 from the daemon's socket below it)
+  const r = spawnSync(consumer, ['allocate', name, String(sizeBytes), mode], { uid: 1000, gid: 0, env: process.env, encoding: 'utf8', timeout: 20000 });
+  assert.is(r.status, 0, `the squatter allocated ${name}: ${r.stdout}${r.stderr}`);
+}
+
+test('issue 22.3: a name someone else allocated first is refused as taken (mode 0600, a smaller size, or another creator), not adopted', async () => {
+  const b = new UbsBackend(config(), { stateDir: '' });
+  await ready(b);
+  const { svc } = await service(b, [decl('team', 'sq-closed'), decl('team', 'sq-small', 256), decl('team', 'sq-open')]);
+  squat('nms.team.sq-closed', 128 * MiB, '0600');
+  squat('nms.team.sq-small', 128 * MiB, '0666');
+  squat('nms.team.sq-open', 128 * MiB, '0666');
+  for (const [share, why] of [['sq-closed', /the agent may not map it/], ['sq-small', /its size is 134217728 bytes, an agent makes 268435456 bytes or more/], ['sq-open', /made by uid 1000 gid 0/]] as const) {
+    const p = pod('team', share);
+    const err = await svc.createContainer(p, ctr(p)).then(() => undefined, (e: Error) => e);
+    assert.instance(err, RefusalError, share);
+    assert.match(err!.message, `its SDK name nms.team.${share} is taken by someone else in the UB memory pool`);
+    assert.match(err!.message, why);
+  }
+  // nothing of the squatter's was mapped and kept here, and its shares are still its own
+  assert.is(consumerInfo('nms.team.sq-open').json.code, 6020, 'not attached on this node any more');
+});
+
+test('issue 22.3: a name an agent made (root, shareMode, the size it asks for) is adopted: another node binds it', async () => {
+  const b = new UbsBackend(config(), { stateDir: '' });
+  await ready(b);
+  const { svc } = await service(b, [decl('team', 'made-here')]);
+  const r = spawnSync(consumer, ['allocate', 'nms.team.made-here', String(128 * MiB), '0666'], { env: process.env, encoding: 'utf8', timeout: 20000 });
+  assert.is(r.status, 0, r.stdout + r.stderr);
+  const p = pod('team', 'made-here');
+  assert.ok(await svc.createContainer(p, ctr(p)));
+});
+
+test('issue 22.3: with backend.nameSecretFile every name is keyed by the secret: unpredictable, stable, the same on every node', async () => {
+  const secretFile = join(root, 'name-secret');
+  writeFileSync(secretFile, 'a cluster secret of enough bytes', { mode: 0o600 });
+  const b1 = new UbsBackend(config({ nameSecretFile: secretFile }), { stateDir: '' });
+  const b2 = new UbsBackend(config({ nameSecretFile: secretFile }), { stateDir: '' });
+  const name = b1.sdkName('team', 'cache');
+  assert.match(name, SDK_NAME_RE);
+  assert.match(name, /^nms\.team\.cache:[a-z2-7]{16}$/);
+  assert.is.not(name, sdkNameOf('nms', 'team', 'cache'), 'not the predictable name');
+  assert.is(b2.sdkName('team', 'cache'), name, 'another agent with the same secret (a restart, another node) makes the same name');
+  writeFileSync(secretFile, 'another cluster secret, enough bytes', { mode: 0o600 });
+  assert.is.not(new UbsBackend(config({ nameSecretFile: secretFile }), { stateDir: '' }).sdkName('team', 'cache'), name, 'another secret, another name');
+  // unset: the agent says names are predictable
+  const warned: string[] = [];
+  void new UbsBackend(config(), { stateDir: '', warn: (m) => warned.push(m) });
+  assert.ok(warned.some((m) => /backend\.nameSecretFile is not set: SDK names are predictable/.test(m)), warned.join('\n'));
+  // a secret others can read, or too short, is refused by name (run and check-config alike)
+  const { chownSync } = await import('node:fs');
+  chmodSync(secretFile, 0o644);
+  assert.throws(() => new UbsBackend(config({ nameSecretFile: secretFile }), { stateDir: '' }), /backend\.nameSecretFile: .*name-secret: must be readable by root only/);
+  assert.match(ubsConfigProblems(config({ nameSecretFile: secretFile })).join('\n'), /backend\.nameSecretFile: .*must be readable by root only/);
+  chmodSync(secretFile, 0o600);
+  chownSync(secretFile, 1000, 0);
+  assert.match(ubsConfigProblems(config({ nameSecretFile: secretFile })).join('\n'), /backend\.nameSecretFile: .*must be owned by root/);
+  chownSync(secretFile, 0, 0);
+  writeFileSync(secretFile, 'short');
+  assert.match(ubsConfigProblems(config({ nameSecretFile: secretFile })).join('\n'), /backend\.nameSecretFile: .*at least 16 bytes/);
+});
+
+test('issue 22.9: a FIFO swapped in at procDevices after the config check is refused at once, not read with a blocking read', () => {
+  const fifo = join(root, 'devices-fifo');
+  spawnSync('mkfifo', [fifo]);
+  assert.throws(() => readShmdevMajor(fifo), /cannot read .*devices-fifo for the OBMM_SHMDEV device major: not a regular file/);
+});
+
+test('issue 22.4: a process that opened a share\'s host device nodes before the agent closed them is found, and the share is refused', async () => {
+  // what the agent looks for, on the real /proc: a child holding a character device open
+  const { openSync, closeSync, symlinkSync } = await import('node:fs');
+  const { openersOf, devNumber } = await import('../../plugin/backends/ubs/openers');
+  const fd = openSync('/dev/zero', 'r');
+  const holder = spawn('sleep', ['30'], { stdio: [fd, 'ignore', 'ignore'] });
+  closeSync(fd);
+  children.push(holder);
+  await new Promise((r) => holder.once('spawn', r));
+  const zero = statSync('/dev/zero').rdev;
+  assert.is(devNumber(1, 5), zero, 'device numbers encoded as stat reports them (1:5 is /dev/zero)');
+  assert.ok(openersOf(new Set([zero]), [], new Set([process.pid])).pids.includes(holder.pid!), 'the child holding /dev/zero is found');
+  assert.not.ok(openersOf(new Set([zero]), [], new Set([process.pid, holder.pid!])).pids.includes(holder.pid!), 'except the pids named');
+  holder.kill('SIGKILL');
+  // the backend: /proc stands in as a directory whose process 4242 holds every node of devDir (the
+  // double's nodes have no driver, so no real process can open one; its fd entries are what
+  // /proc/<pid>/fd shows: links that stat as the opened devices)
+  const fakeProc = join(root, 'fake-proc');
+  mkdirSync(join(fakeProc, '4242'), { recursive: true });
+  symlinkSync(devDir, join(fakeProc, '4242', 'fd'));
+  const b = new UbsBackend(config(), { stateDir: '' }, undefined, fakeProc);
+  await ready(b);
+  const { svc, ledger } = await service(b, [decl('team', 'peeked')]);
+  const p = pod('team', 'peeked');
+  const err = await svc.createContainer(p, ctr(p)).then(() => undefined, (e: Error) => e);
+  assert.instance(err, RefusalError);
+  assert.match(err!.message, /UB share team\/peeked \(SDK name nms\.team\.peeked\): its host device nodes were opened by pid 4242 while the pool had them at the share's mode/);
+  assert.is(ledger.heldShare('team', 'peeked'), undefined, 'nothing kept');
+  assert.is(consumerInfo('nms.team.peeked').json.code, 6020, 'made by this call: given back to the pool');
+});
+
+test('issue 22.5: a cdiDir that is not root\'s alone is refused (check-config) and gets no spec (run)', async () => {
+  const dir = join(root, 'cdi-open');
+  mkdirSync(dir, { mode: 0o777 });
+  const { chownSync } = await import('node:fs');
+  chmodSync(dir, 0o777);
+  assert.match(ubsConfigProblems(config({ cdiDir: dir })).join('\n'), /backend\.cdiDir: .*must not be writable by group or others, has mode 0777/);
+  const warned: string[] = [];
+  const b = new UbsBackend(config({ cdiDir: dir }), { stateDir: '', warn: (m, d) => warned.push(`${m} ${JSON.stringify(d)}`) });
+  b.setRuntime({ name: 'containerd', version: 'v2.1.9' });
+  assert.not.ok(existsSync(join(dir, 'memshare.nri.io-ubs.json')), 'no spec written there');
+  assert.ok(warned.some((w) => /cannot write the CDI spec/.test(w) && /must not be writable/.test(w)), warned.join('\n'));
+  chmodSync(dir, 0o755);
+  chownSync(dir, 1000, 1000);
+  assert.match(ubsConfigProblems(config({ cdiDir: dir })).join('\n'), /backend\.cdiDir: .*must be owned by root, is owned by uid 1000/);
+  chownSync(dir, 0, 0);
+  assert.equal(ubsConfigProblems(config({ cdiDir: dir })), []);
 });
 
 test.after(() => {

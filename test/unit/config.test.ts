@@ -182,6 +182,35 @@ test('the ubs backend reads its own keys, with the vendor recipe as defaults, an
   assert.ok(bad2.some((p) => p.startsWith('backend.staleGraceSeconds: must be an integer from 0')), bad2.join('; '));
 });
 
+test('issue 22.9: a UB config that can only be a mistake or an escalation is refused, each input by its key and the reason (run and check-config read it alike)', () => {
+  {
+    const fifo = join(dir, 'ubs-config-devices');
+    spawnSync('mkfifo', [fifo]);
+    const cases: Array<[Record<string, unknown>, string, RegExp]> = [
+      [{ mounts: [{ source: '/opt/../etc', destination: '/etc/x' }] }, 'backend.mounts[0]', /source must be an absolute path without "\.\."/],
+      [{ mounts: [{ source: '/opt/x', destination: '/x', options: ['rw', 'rshared', 'suid', 'dev', 'exec'] }] }, 'backend.mounts[0]', /options "rshared", "suid", "dev", "exec" are not allowed/],
+      [{ mounts: [{ source: '/opt/x', destination: '/' }] }, 'backend.mounts[0]', /destination must not be "\/"/],
+      [{ sdkDir: { host: '/usr/local/ubs_mem', container: '/' } }, 'backend.sdkDir', /must not be "\/": the mount would cover the container's whole root/],
+      [{ env: { LD_PRELOAD: '/tmp/evil.so' } }, 'backend.env', /"LD_PRELOAD": the dynamic loader's variables/],
+      [{ env: { GOOD: 'a\u0000b' } }, 'backend.env', /"GOOD": its value holds a NUL character/],
+      [{ env: { MEMSHARE_UBS_SHARES: 'x=y' } }, 'backend.env', /"MEMSHARE_UBS_SHARES": MEMSHARE_\* variables .* are the agent's own/],
+      [{ groups: [0] }, 'backend.groups', /must not name group 0 \(root\)/],
+      [{ groups: ['ubsmd', 'root'] }, 'backend.groups', /must not name group 0 \(root\)/],
+      [{ hostDeviceMode: '0666' }, 'backend.hostDeviceMode', /must grant nothing to group and others .* got "0666"/],
+      [{ procDevices: fifo }, 'backend.procDevices', /is not a regular file/],
+    ];
+    for (const [backend, key, why] of cases) {
+      const problems = parseConfig({ backend: { kind: 'ubs', ...backend } }, 't').problems;
+      const p = problems.find((x) => x.startsWith(`${key}: `));
+      assert.ok(p, `${JSON.stringify(backend)}: no problem for ${key} in ${JSON.stringify(problems)}`);
+      assert.match(p!, why);
+    }
+    // what stays allowed: the vendor's recipe, a writable mount of the operator's choosing, 0600/0400 host nodes
+    const ok = parseConfig({ backend: { kind: 'ubs', mounts: [{ source: '/opt/x', destination: '/x', options: ['rbind', 'rprivate', 'rw', 'nosuid', 'nodev', 'noexec'] }], env: { HCOM_X: '1' }, groups: ['ubsmd', 4177], hostDeviceMode: '0400' } }, 't');
+    assert.equal(ok.problems, []);
+  }
+});
+
 test('loadConfig reads a file and throws ConfigError listing every problem', () => {
   const good = file('good.json', { stateDir: '/tmp/s', metrics: { address: '127.0.0.1:0' } });
   assert.is(loadConfig(good).stateDir, '/tmp/s');

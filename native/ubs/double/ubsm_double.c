@@ -24,7 +24,8 @@
  *    with 6051 even for a PROT_READ map through a 0444 node, as with the real SDK.
  *  - device nodes: a node's first live mapping "attaches" the share there: memids (spread over 1..2^20-1,
  *    unique, different on every re-attach) and char nodes <devdir>/obmm_shmdev<memid> = makedev(major,
- *    memid), chowned to the share creator's uid/gid and chmod'ed to mode & 0666 as UBSE does on import
+ *    memid), made root's 0600 (as devtmpfs makes them), then chowned to the share creator's uid/gid and
+ *    chmod'ed to mode & 0666 as UBSE does right after the import
  *    (B.2). Every mapping process open()s each node itself, in its own mount namespace, so a container
  *    without the node or without a devices-cgroup rule fails with 6051 just like with the real SDK. An
  *    explicit unmap by the last local user detaches at once (B.2): memids forgotten, nodes unlinked. lookup
@@ -612,7 +613,9 @@ static int attach_here(const char *name, const struct share *s) {
     char p[PATH_MAX];
     for (uint32_t i = 0; i < a.n; i++) {
         dev_path(p, a.devdir, a.ids[i]);
-        if (mknod(p, S_IFCHR | (s->mode & 0666), makedev(major, (unsigned)a.ids[i])) != 0 && errno != EEXIST) {
+        /* B.2: devtmpfs makes the node at the driver's cdev_device_add, root's and 0600 (no devnode mode
+         * is known for obmm); UBSE then gives it the creator and the share's mode, below */
+        if (mknod(p, S_IFCHR | 0600, makedev(major, (unsigned)a.ids[i])) != 0 && errno != EEXIST) {
             if (errno == EPERM) continue; /* see header: non-root attacher */
             fprintf(stderr, "ubsm-double: mknod %s: %s\n", p, strerror(errno));
             for (uint32_t j = 0; j < i; j++) {

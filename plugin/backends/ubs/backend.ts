@@ -9,7 +9,7 @@
 // mappings again: nothing changes for running containers. Every SDK call runs in the holder (or
 // off the event loop through koffi async, without a holder); the service bounds how long a
 // request waits for them (acquireBudgetMs).
-import { chmodSync } from 'node:fs';
+import { chmodSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadUbsSdk, ubsmCodeMeaning, ubsmCodeName, UbsmCode, type UbsSdk } from '../../../native/ubs-sdk';
 import { emptyInjection, messageOf, shareKey, wrapError, type ContainerInjection, type DeviceSpec, type HookSpec, type ShareDeclaration, type ShareHandle } from '../../model';
@@ -18,10 +18,12 @@ import { ACCESS_CHECK_COMMAND, ACCESS_CHECK_TIMEOUT_S, formatShareArg } from './
 import { CDI_DEVICE_NAME, runtimeResolvesCdi, writeCdiSpec } from './cdi';
 import { SDK_SOCKET_DIR, UBS_KIND, resolveGroups, type UbsBackendConfig } from './config';
 import { readShmdevMajor, shmdevPath } from './devices';
+import { devNumber, openersOf } from './openers';
 import { RemotePool, probeHolder } from './holder/client';
 import { SdkPool, type UbsPool } from './holder/pool';
 import { HOLDER_SOCKET, type HolderHello } from './holder/protocol';
-import { sdkNameOf } from './naming';
+import { readNameSecret, sdkNameOf } from './naming';
+import { NO_NAME_SECRET_WARNING } from './check';
 
 const MiB = 1024 * 1024;
 /** The SDK's size rule: a multiple of 4 MiB (the pool then rounds up to its block size). */
@@ -75,6 +77,14 @@ export class UbsSdkError extends Error {
   }
 }
 
+/** A share's SDK name is held in the pool by something that is not an agent. */
+export class UbsNameTakenError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UbsNameTakenError';
+  }
+}
+
 /** The largest minor number Linux has (MINORMASK): a memid is a device minor. */
 const MAX_MINOR = (1 << 20) - 1;
 
@@ -101,6 +111,10 @@ export class UbsBackend extends BackendDefaults {
   private lost: LostListener | undefined;
   private cdi = false;
   private gids: number[] = [];
+  /** said once: the intruder check cannot see other users' descriptors */
+  private warnedBlind = false;
+  /** the cluster's name secret (backend.nameSecretFile), keyed into every SDK name */
+  private readonly secret: Buffer | undefined;
 
   /**
    * pool: where the SDK calls go; default the holder process (config `holder`), or the SDK in
@@ -110,8 +124,16 @@ export class UbsBackend extends BackendDefaults {
     private readonly c: UbsBackendConfig,
     private readonly env: BackendEnv,
     pool?: UbsPool | UbsSdk,
+    /** the proc filesystem, where the agent looks for processes holding a share's host nodes */
+    private readonly procDir = '/proc',
   ) {
     super();
+    try {
+      this.secret = c.nameSecretFile === undefined ? undefined : readNameSecret(c.nameSecretFile);
+    } catch (err) {
+      throw wrapError('backend.nameSecretFile', err);
+    }
+    if (!this.secret) env.warn?.(`ubs: ${NO_NAME_SECRET_WARNING}`);
     this.acquireBudgetMs = c.budgetMs;
     this.staleGraceMs = c.staleGraceSeconds * 1000;
     const log = { info: env.info, warn: env.warn };
@@ -164,7 +186,7 @@ export class UbsBackend extends BackendDefaults {
   }
 
   sdkName(namespace: string, name: string): string {
-    return sdkNameOf(this.c.namePrefix, namespace, name);
+    return sdkNameOf(this.c.namePrefix, namespace, name, this.secret);
   }
 
   private holderChanged(prev: HolderHello | undefined, cur: HolderHello): void {
@@ -195,7 +217,8 @@ export class UbsBackend extends BackendDefaults {
     // already there: made by another node (or by this node's last agent): use it
     if (alloc !== 0 && alloc !== UbsmCode.ALREADY_EXIST) throw this.error('allocate', alloc, key, name);
     try {
-      return await this.mapAndLook(decl.namespace, decl.name, name, decl.sizeBytes);
+      // a name that was there already is adopted only if it is what an agent would have made
+      return await this.mapAndLook(decl.namespace, decl.name, name, decl.sizeBytes, { adopting: alloc === UbsmCode.ALREADY_EXIST ? size : undefined, firstAttach: true });
     } catch (err) {
       // made by this call and not usable: give it back rather than leak it in the pool
       if (alloc === 0) await this.pool.deallocate(name).catch(() => undefined);
@@ -211,7 +234,7 @@ export class UbsBackend extends BackendDefaults {
     const name = this.nameOf(handle);
     // still mapped by the holder (the agent restarted, the holder did not): the same memids
     const held = (await this.pool.held()).includes(name);
-    return this.mapAndLook(handle.namespace, handle.name, name, handle.requestedBytes, held);
+    return this.mapAndLook(handle.namespace, handle.name, name, handle.requestedBytes, { alreadyMapped: held });
   }
 
   async release(handle: ShareHandle): Promise<void> {
@@ -317,7 +340,15 @@ export class UbsBackend extends BackendDefaults {
     await this.remote?.shutdown();
   }
 
-  private async mapAndLook(namespace: string, shareName: string, name: string, requestedBytes: number, alreadyMapped = false): Promise<UbsShareHandle> {
+  /**
+   * Maps the share in the holder (unless `alreadyMapped`) and looks up its memids. `adopting`: the
+   * size this agent allocates for it, when it found the name already in the pool: then the share
+   * must be one an agent made (see checkMaker), else it is refused as taken by someone else.
+   * `firstAttach`: no container of this node has it (an acquire, not a restore), so anyone else
+   * holding its host nodes got in through the pool's window (refuseIntruders).
+   */
+  private async mapAndLook(namespace: string, shareName: string, name: string, requestedBytes: number, how: { alreadyMapped?: boolean; adopting?: number; firstAttach?: boolean } = {}): Promise<UbsShareHandle> {
+    const { alreadyMapped = false, adopting, firstAttach = false } = how;
     const key = shareKey(namespace, shareName);
     if (!alreadyMapped) {
       // the map length must be the real size, which the pool rounds to its block size
@@ -325,8 +356,12 @@ export class UbsBackend extends BackendDefaults {
       if (listed.code !== 0) throw this.error('list_lookup', listed.code, key, name);
       const real = listed.shares.find((s) => s.name === name)?.sizeBytes;
       if (!real) throw this.error('list_lookup', UbsmCode.NOT_FOUND, key, name);
+      // smaller than what an agent allocates: never one of ours (mapping it would only attach it here)
+      if (adopting !== undefined && real < adopting) throw this.taken(key, name, `its size is ${real} bytes, an agent makes ${adopting} bytes or more`);
       // read-only is all the holder needs: its mapping only keeps the share attached here
       const code = await this.pool.map(name, real, PROT_READ);
+      // an agent's share has the pool's one shareMode, which grants root (its creator) read
+      if (code === UbsmCode.NOPERM && adopting !== undefined) throw this.taken(key, name, 'the agent may not map it (its creator or mode is not an agent\'s)');
       if (code !== 0) throw this.error('map', code, key, name);
     }
     try {
@@ -336,14 +371,47 @@ export class UbsBackend extends BackendDefaults {
       const bad = lookupProblem(looked.info.sizeBytes, looked.info.unitBytes, memIds);
       if (bad) throw new Error(`UB share ${key} (SDK name ${name}): lookup returned ${bad}; refusing to make device nodes from it`);
       const major = readShmdevMajor(this.c.procDevices);
+      if (adopting !== undefined) this.checkMaker(key, name, adopting, looked.info.sizeBytes, looked.info.unitBytes, memIds);
       this.tightenHostNodes(key, memIds);
+      if (firstAttach) this.refuseIntruders(key, name, major, memIds);
       const handle: UbsShareHandle = { backend: UBS_KIND, namespace, name: shareName, sizeBytes: looked.info.sizeBytes, requestedBytes, data: { sdkName: name, memIds, major, unitBytes: looked.info.unitBytes } };
       this.mappings.set(key, { handle });
       return handle;
     } catch (err) {
       if (!alreadyMapped) await this.pool.unmap(name).catch(() => undefined);
-      throw err instanceof UbsSdkError ? err : wrapError(`UB share ${key} (SDK name ${name})`, err);
+      throw err instanceof UbsSdkError || err instanceof UbsNameTakenError ? err : wrapError(`UB share ${key} (SDK name ${name})`, err);
     }
+  }
+
+  /**
+   * Whether a share found already in the pool is one an agent made: its real size is what the
+   * pool makes of the size an agent asks for, and its host device nodes (which UBSE gives the
+   * share creator's uid/gid and the share's mode on import, docs ubs-sdk.md B.2) are root's, with
+   * the shareMode every agent uses (or hostDeviceMode, set by an agent of this node). The SDK says
+   * nothing else of a share's creator. Throws "taken by someone else" otherwise.
+   */
+  private checkMaker(key: string, name: string, asked: number, real: number, unitBytes: number, memIds: readonly number[]): void {
+    const want = unitBytes > 0 ? Math.ceil(asked / unitBytes) * unitBytes : asked;
+    if (real !== want) throw this.taken(key, name, `its size is ${real} bytes, an agent's would be ${want} bytes`);
+    for (const id of memIds) {
+      const path = shmdevPath(this.c.hostDevDir, id);
+      let st;
+      try {
+        st = statSync(path);
+      } catch (err) {
+        throw this.taken(key, name, `its device node ${path} cannot be checked (${messageOf(err)})`);
+      }
+      const mode = st.mode & 0o777;
+      if (st.uid !== 0 || st.gid !== 0) throw this.taken(key, name, `it was made by uid ${st.uid} gid ${st.gid} (its device node ${path}), not by an agent (root)`);
+      if (mode !== (this.c.shareMode & 0o666) && mode !== this.c.shareMode && mode !== this.c.hostDeviceMode) {
+        throw this.taken(key, name, `it has mode 0${mode.toString(8)} (its device node ${path}), an agent's has 0${this.c.shareMode.toString(8)}`);
+      }
+    }
+  }
+
+  /** The refusal of a name someone else holds in the pool (not retried: waiting does not help). */
+  private taken(key: string, name: string, why: string): Error {
+    return new UbsNameTakenError(`UB share ${key}: its SDK name ${name} is taken by someone else in the UB memory pool (${why}); refusing to adopt it. Set backend.nameSecretFile so that names cannot be guessed, and have the pool's operator remove the other share`);
   }
 
   /**
@@ -357,6 +425,23 @@ export class UbsBackend extends BackendDefaults {
       } catch (err) {
         this.env.warn?.(`ubs: cannot restrict the host device node of share ${key}`, { path: shmdevPath(this.c.hostDevDir, id), err: messageOf(err) });
       }
+    }
+  }
+
+  /**
+   * After the chmod that closes the host's nodes (./openers.ts): refuses the share when a process
+   * other than the agent and its holder holds one of them open or mapped, before any container is
+   * given it: such a process got in while the pool had the nodes at the share's mode.
+   */
+  private refuseIntruders(key: string, name: string, major: number, memIds: readonly number[]): void {
+    const except = new Set([process.pid, ...(this.remote?.holder()?.pid !== undefined ? [this.remote.holder()!.pid] : [])]);
+    const { pids, unreadable } = openersOf(new Set(memIds.map((m) => devNumber(major, m))), memIds.map((m) => shmdevPath('', m).slice(1)), except, this.procDir);
+    if (unreadable && !this.warnedBlind) {
+      this.warnedBlind = true;
+      this.env.warn?.(`ubs: cannot see the descriptors of ${unreadable} process(es) of other users (no CAP_SYS_PTRACE): a host device node opened by one of them before the agent's chmod would go unnoticed`, { unreadable });
+    }
+    if (pids.length) {
+      throw new Error(`UB share ${key} (SDK name ${name}): its host device nodes were opened by pid ${pids.join(', ')} while the pool had them at the share's mode (before the agent's chmod to hostDeviceMode); refusing to hand the share to containers`);
     }
   }
 

@@ -1,6 +1,6 @@
 // backend.* for kind "ubs": every path, library, group and budget the UBS backend uses, defaulting
 // to the vendor's pod recipe (ubs-test's matrixshm pods; see README "UB memory nodes").
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { isObject, type MountSpec } from '../../model';
 import { describe, type ConfigReader } from '../../config/reader';
@@ -29,6 +29,12 @@ export interface UbsBackendConfig {
   socketDir: string;
   region: string;
   namePrefix: string;
+  /**
+   * a root-only file with the cluster's name secret (the same on every node): keyed into every SDK
+   * name so that no one else can tell a name in advance and allocate it first; absent: names are
+   * predictable (./naming.ts)
+   */
+  nameSecretFile?: string;
   /** the mode shares are allocated with; the daemon checks it on every map */
   shareMode: number;
   flags: number;
@@ -103,14 +109,34 @@ export function defaultUbsConfig(): UbsBackendConfig {
 
 const absolute = (v: string) => (isAbsolute(v) && !v.split('/').includes('..') ? undefined : `must be an absolute path without "..", got ${describe(v)}`);
 
+/** A path inside a container that a bind mount may cover: not the container's root. */
+const containerPath = (v: string) => absolute(v) ?? (v.split('/').every((c) => c === '') ? `must not be "/": the mount would cover the container's whole root` : undefined);
+
+/**
+ * The options a configured mount may carry: a bind, read-only or writable (the operator's choice of
+ * directory), propagation that sends nothing back to the host, and the restrictions. Anything else
+ * escalates: shared propagation lets a container's mounts reach the host, suid/dev/exec undo the
+ * restrictions every other mount of the agent's has; unknown words are refused rather than guessed.
+ */
+export const SAFE_MOUNT_OPTIONS: ReadonlySet<string> = new Set(['bind', 'rbind', 'ro', 'rw', 'nosuid', 'nodev', 'noexec', 'private', 'rprivate', 'slave', 'rslave']);
+
+/** Environment names a config may not set: the dynamic loader's, and the ones the agent sets itself. */
+function envNameProblem(name: string): string | undefined {
+  if (name.startsWith('LD_')) return `${describe(name)}: the dynamic loader's variables (LD_*) are not set through the config (the agent sets LD_LIBRARY_PATH itself)`;
+  if (name.startsWith('MEMSHARE_')) return `${describe(name)}: MEMSHARE_* variables (${SHARES_ENV_NAME} and the CDI one) are the agent's own`;
+  return undefined;
+}
+/** The variable that tells the application its shares' SDK names (backend.ts sets it). */
+const SHARES_ENV_NAME = 'MEMSHARE_UBS_SHARES';
+
 function pathPair(r: ConfigReader, k: string, v: unknown): PathPair | undefined {
   if (typeof v === 'string') {
-    const why = absolute(v);
+    const why = containerPath(v);
     if (why) return void r.problem(k, why);
     return { host: v, container: v };
   }
   if (isObject(v) && typeof v.host === 'string' && typeof v.container === 'string') {
-    const why = absolute(v.host) ?? absolute(v.container);
+    const why = absolute(v.host) ?? containerPath(v.container);
     if (why) return void r.problem(k, why);
     if (Object.keys(v).some((x) => x !== 'host' && x !== 'container')) return void r.problem(k, 'takes only "host" and "container"');
     return { host: v.host, container: v.container };
@@ -118,7 +144,7 @@ function pathPair(r: ConfigReader, k: string, v: unknown): PathPair | undefined 
   return void r.problem(k, `must be a path or {"host": path, "container": path}, got ${describe(v)}`);
 }
 
-function mode(r: ConfigReader, k: string, def: number): number {
+function mode(r: ConfigReader, k: string, def: number, problem?: (n: number) => string | undefined): number {
   const v = r.raw(k);
   if (v === undefined) return def;
   const n = typeof v === 'string' && /^0?[0-7]{3}$/.test(v) ? parseInt(v, 8) : NaN;
@@ -126,7 +152,40 @@ function mode(r: ConfigReader, k: string, def: number): number {
     r.problem(k, `must be an octal mode as a string such as "0660", got ${describe(v)}`);
     return def;
   }
+  const why = problem?.(n);
+  if (why) {
+    r.problem(k, why);
+    return def;
+  }
   return n;
+}
+
+/** Only root opens a share's host device nodes (containers get nodes of their own). */
+const hostModeProblem = (n: number) => (n & 0o077 ? `must grant nothing to group and others (only root opens the host's nodes; containers get their own), got "0${n.toString(8)}"` : undefined);
+
+/** Why a configured mount is refused, or undefined. */
+function mountProblem(m: Record<string, unknown>): string | undefined {
+  if (typeof m.source !== 'string' || typeof m.destination !== 'string') return 'must have a "source" and a "destination" path';
+  const src = absolute(m.source);
+  if (src) return `source ${src}`;
+  const dst = containerPath(m.destination);
+  if (dst) return `destination ${dst}`;
+  if (Object.keys(m).some((k) => k !== 'source' && k !== 'destination' && k !== 'options')) return 'takes only "source", "destination" and "options"';
+  if (m.options === undefined) return undefined;
+  if (!Array.isArray(m.options) || !m.options.every((o) => typeof o === 'string')) return 'options must be an array of strings';
+  const bad = m.options.filter((o) => !SAFE_MOUNT_OPTIONS.has(o as string));
+  if (bad.length) return `options ${bad.map((o) => describe(o)).join(', ')} are not allowed (only ${[...SAFE_MOUNT_OPTIONS].join(', ')}: no shared propagation, suid, dev or exec)`;
+  return undefined;
+}
+
+/** procDevices must be a regular file (a FIFO there would block the first acquire); absent is fine until then. */
+function procDevicesProblem(path: string): string | undefined {
+  try {
+    if (!statSync(path).isFile()) return `${describe(path)} is not a regular file`;
+  } catch {
+    // not there (yet): the first acquire says so
+  }
+  return undefined;
 }
 
 /** Reads backend.* for kind "ubs"; every problem names its key. */
@@ -139,13 +198,14 @@ export function readUbsConfig(r: ConfigReader): UbsBackendConfig {
     socketDir: r.string('socketDir', def.socketDir, absolute),
     region: r.string('region', def.region, (v) => (v.length >= 1 && v.length <= 47 ? undefined : 'must be 1 to 47 characters')),
     namePrefix: r.string('namePrefix', def.namePrefix, namePrefixProblem),
+    ...(r.has('nameSecretFile') ? { nameSecretFile: r.string('nameSecretFile', '', absolute) } : {}),
     shareMode: mode(r, 'shareMode', def.shareMode),
-    hostDeviceMode: mode(r, 'hostDeviceMode', def.hostDeviceMode),
+    hostDeviceMode: mode(r, 'hostDeviceMode', def.hostDeviceMode, hostModeProblem),
     flags: r.integer('flags', def.flags, 0, 0x3f),
     cdi: r.oneOf('cdi', def.cdi, CDI_MODES),
     cdiDir: r.string('cdiDir', def.cdiDir, absolute),
     budgetMs: r.integer('budgetMs', def.budgetMs, 50, 60_000),
-    procDevices: r.string('procDevices', def.procDevices, absolute),
+    procDevices: r.string('procDevices', def.procDevices, (v) => absolute(v) ?? procDevicesProblem(v)),
     hostDevDir: r.string('hostDevDir', def.hostDevDir, absolute),
     holder: r.boolean('holder', def.holder),
     staleGraceSeconds: r.integer('staleGraceSeconds', def.staleGraceSeconds, 0, 7 * 24 * 3600),
@@ -160,13 +220,20 @@ export function readUbsConfig(r: ConfigReader): UbsBackendConfig {
     const v = r.raw('groups');
     if (!Array.isArray(v) || !v.every((g) => (typeof g === 'string' && /^[a-z_][a-z0-9_-]*\$?$/.test(g)) || (Number.isInteger(g) && g >= 0 && g < 2 ** 32))) {
       r.problem('groups', `must be an array of group names or numeric gids, got ${describe(v)}`);
+    } else if (v.some((g) => g === 0 || g === 'root')) {
+      // every UB container gets these groups: root's group would open root-group files to it
+      r.problem('groups', `must not name group 0 (root): every UB container would get it, got ${describe(v)}`);
     } else out.groups = v as Array<string | number>;
   }
   if (r.has('env')) {
     const v = r.raw('env');
     if (!isObject(v) || !Object.entries(v).every(([k, x]) => typeof x === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(k))) {
       r.problem('env', 'must be an object of string values, keyed by variable names');
-    } else out.env = { ...def.env, ...(v as Record<string, string>) };
+    } else {
+      const bad = Object.entries(v as Record<string, string>).map(([k, x]) => envNameProblem(k) ?? (x.includes('\0') ? `${describe(k)}: its value holds a NUL character` : undefined)).filter((x) => x !== undefined);
+      if (bad.length) r.problem('env', bad.join('; '));
+      else out.env = { ...def.env, ...(v as Record<string, string>) };
+    }
   }
   if (r.has('accessCheck')) {
     const v = r.raw('accessCheck');
@@ -180,11 +247,14 @@ export function readUbsConfig(r: ConfigReader): UbsBackendConfig {
   }
   if (r.has('mounts')) {
     const v = r.raw('mounts');
-    const ok = (m: unknown): m is MountSpec =>
-      isObject(m) && typeof m.source === 'string' && typeof m.destination === 'string' && isAbsolute(m.source) && isAbsolute(m.destination) &&
-      (m.options === undefined || (Array.isArray(m.options) && m.options.every((o) => typeof o === 'string')));
-    if (!Array.isArray(v) || !v.every(ok)) r.problem('mounts', 'must be an array of {"source": path, "destination": path, "options": [..]}');
-    else out.mounts = v.map((m) => ({ source: m.source, destination: m.destination, type: 'bind', options: m.options ?? ['rbind', 'rprivate', 'ro', 'nosuid', 'nodev'] }));
+    if (!Array.isArray(v) || !v.every(isObject)) r.problem('mounts', 'must be an array of {"source": path, "destination": path, "options": [..]}');
+    else {
+      const bad = v.map((m, i) => [i, mountProblem(m)] as const).filter(([, why]) => why !== undefined);
+      for (const [i, why] of bad) r.problem(`mounts[${i}]`, why as string);
+      if (!bad.length) {
+        out.mounts = v.map((m): MountSpec => ({ source: m.source as string, destination: m.destination as string, type: 'bind', options: (m.options as string[] | undefined) ?? ['rbind', 'rprivate', 'ro', 'nosuid', 'nodev'] }));
+      }
+    }
   }
   r.done();
   return out;
