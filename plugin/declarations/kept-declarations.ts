@@ -34,8 +34,13 @@ export class KeptDeclarations {
   constructor(
     readonly maxBytes: number,
     /** the set this one replaces (a relist): its strings are reused, not stored twice */
-    private readonly previous?: KeptDeclarations,
+    private previous?: KeptDeclarations,
   ) {}
+
+  /** Lets go of the set this one replaced (else every relist would keep the one before alive). */
+  settle(): void {
+    this.previous = undefined;
+  }
 
   get size(): number {
     return this.decls.size;
@@ -66,7 +71,7 @@ export class KeptDeclarations {
   set(key: string, d: ShareDeclaration, reuse?: ShareDeclaration): true | number {
     const old = this.decls.get(key);
     const need = this.costOf(d);
-    const freed = old ? this.ownCost(old) : 0;
+    const freed = old ? this.freedBy(old, d) : 0;
     if (this.used - freed + need > this.maxBytes) return need;
     if (old) this.release(old);
     const kept = reuse ?? this.intern(d);
@@ -88,6 +93,14 @@ export class KeptDeclarations {
   private costOf(d: ShareDeclaration): number {
     let n = this.ownCost(d);
     for (const ns of grants(d)) if (!this.pool.has(ns)) n += stringBytes(ns) + POOL_ENTRY;
+    return n;
+  }
+
+  /** What replacing `old` by `d` gives back: old's own part, and names only old held. */
+  private freedBy(old: ShareDeclaration, d: ShareDeclaration): number {
+    let n = this.ownCost(old);
+    const kept = new Set(grants(d));
+    for (const ns of grants(old)) if (this.pool.get(ns)?.refs === 1 && !kept.has(ns)) n += stringBytes(ns) + POOL_ENTRY;
     return n;
   }
 

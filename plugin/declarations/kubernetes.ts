@@ -345,6 +345,7 @@ export class KubernetesDeclarationSource implements DeclarationSource {
     } while (cont && !this.stopped);
     if (this.stopped) return;
 
+    next.settle();
     const changes = diffDeclarations(this.decls.map(), next.map());
     const newProblems = [...invalid].filter(([k, m]) => this.invalid.get(k) !== m).map(([, m]) => m);
     this.decls = next;
