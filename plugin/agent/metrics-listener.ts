@@ -1,6 +1,6 @@
 // The HTTP listener for /metrics and /healthz: two small GETs to a scraper, nothing more; bounded
 // so that local clients cannot hold it (docs/security.md).
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Registry } from '../prometheus';
 
 /** host and port of a metrics address: "127.0.0.1:9464", "[::1]:9464", "localhost:0". */
@@ -19,7 +19,12 @@ export interface Health {
 
 /** Bounds of the listener: it serves two small GETs to a scraper, nothing more. */
 export const METRICS_LIMITS = {
-  /** concurrent connections; more are closed at once */
+  /**
+   * concurrent connections; a new one past the cap takes the slot of the oldest connection with
+   * no request in progress (idle keep-alive, or still sending its headers), so connections held
+   * open cannot keep a scrape or a health check out; only when every slot is answering a request
+   * is the new one closed at once
+   */
   maxConnections: 16,
   /** request line plus headers, bytes (Node's default is 16 KiB); more is answered 431 */
   maxHeaderBytes: 8 * 1024,
@@ -65,7 +70,14 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<Me
   const L = METRICS_LIMITS;
   // node:http only where metrics are served: it costs start-up on a node that turns them off
   const http = await import('node:http');
+  // every open connection, oldest first, with its requests in progress
+  const open = new Map<Socket, { busy: number }>();
   const server = http.createServer({ maxHeaderSize: L.maxHeaderBytes, requestTimeout: L.requestTimeoutMs }, (req, res) => {
+    const conn = open.get(req.socket);
+    if (conn) {
+      conn.busy += 1;
+      res.once('close', () => (conn.busy -= 1));
+    }
     const path = (req.url ?? '/').split('?', 1)[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { Allow: 'GET, HEAD', Connection: 'close' }).end();
@@ -92,7 +104,25 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<Me
       res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('not found: try /metrics or /healthz\n');
     }
   });
-  server.maxConnections = L.maxConnections;
+  server.on('connection', (socket: Socket) => {
+    if (open.size >= L.maxConnections) {
+      let idle: Socket | undefined;
+      for (const [sock, c] of open) {
+        if (c.busy === 0) {
+          idle = sock;
+          break;
+        }
+      }
+      if (!idle) {
+        socket.destroy();
+        return;
+      }
+      open.delete(idle);
+      idle.destroy();
+    }
+    open.set(socket, { busy: 0 });
+    socket.once('close', () => open.delete(socket));
+  });
   server.headersTimeout = L.headersTimeoutMs;
   server.keepAliveTimeout = L.keepAliveTimeoutMs;
   server.timeout = L.idleTimeoutMs;

@@ -1,4 +1,4 @@
-// The metrics listener stays small (a connection cap, 8 KiB of headers, no bodies, timeouts, a
+// The metrics listener stays small (a connection cap where new connections win over idle ones, 8 KiB of headers, no bodies, timeouts, a
 // warning beyond loopback), and the scrape carries the process metrics and build info an
 // operator expects.
 import { test } from 'uvu';
@@ -63,7 +63,7 @@ async function exchange(c: ReturnType<typeof raw>, request: string): Promise<str
 
 const GET = 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n';
 
-test(`at most ${METRICS_LIMITS.maxConnections} connections at once; one more is closed unanswered, and a slot frees up`, async () => {
+test(`at most ${METRICS_LIMITS.maxConnections} connections at once; one more takes the slot of the oldest idle one`, async () => {
   const s = await server();
   const held = [];
   for (let i = 0; i < METRICS_LIMITS.maxConnections; i++) {
@@ -72,24 +72,64 @@ test(`at most ${METRICS_LIMITS.maxConnections} connections at once; one more is 
     assert.match(await exchange(c, GET), /^HTTP\/1\.1 200 /);
     held.push(c);
   }
+  // issue 22.6: idle connections held open must not keep a health check out
   const extra = raw(s.port);
   await extra.connected;
+  assert.match(await exchange(extra, GET), /^HTTP\/1\.1 200 /, 'the new connection is answered');
+  await within(held[0].closed, 'the oldest idle connection is closed for it');
+  // the others still work: the cap holds, only one gave way
+  for (const c of held.slice(1)) assert.match(await exchange(c, GET), /^HTTP\/1\.1 200 /);
+  assert.is(held[0].socket.destroyed, true);
+});
+
+test(`${METRICS_LIMITS.maxConnections} connections trickling their headers do not keep out a scrape and a health check`, async () => {
+  const s = await server();
+  const slow = [];
+  for (let i = 0; i < METRICS_LIMITS.maxConnections; i++) {
+    const c = raw(s.port);
+    await c.connected;
+    c.socket.write('GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: '); // and never the rest
+    slow.push(c);
+  }
+  // before the fix the server closed these at once, unanswered, until Node's 30 s header sweep
+  const scrape = raw(s.port);
+  const metrics = await exchange(scrape, 'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n');
+  assert.match(metrics, /^HTTP\/1\.1 200 /);
+  assert.match(metrics, /nri_memshare_build_info/);
+  const health = raw(s.port);
+  assert.match(await exchange(health, GET), /^HTTP\/1\.1 200 /);
+  await within(Promise.all([slow[0].closed, slow[1].closed]), 'the two oldest slow connections are closed');
+  assert.is(slow[2].socket.destroyed, false, 'no more than needed were closed');
+});
+
+test('a connection past the cap is closed unanswered only while every slot answers a request', async () => {
+  const m = createMemshareMetrics();
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  let scraping = 0;
+  m.registry.onCollect(() => {
+    scraping += 1;
+    return gate; // every scrape waits: all slots busy
+  });
+  const s = await startMetricsServer({ address: '127.0.0.1:0', registry: m.registry });
+  servers.push(s);
+  const busy = [];
+  for (let i = 0; i < METRICS_LIMITS.maxConnections; i++) {
+    const c = raw(s.port);
+    await c.connected;
+    c.socket.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n');
+    busy.push(c);
+  }
+  await within((async () => {
+    while (scraping < METRICS_LIMITS.maxConnections) await new Promise((r) => setTimeout(r, 10));
+  })(), 'every slot answering a scrape');
+  const extra = raw(s.port);
   extra.socket.write(GET);
   await within(extra.closed, 'the connection over the cap is closed');
-  assert.is(extra.data(), '', 'nothing was answered on it');
-  // the held ones still work
-  assert.match(await exchange(held[0], GET), /^HTTP\/1\.1 200 /);
-  held[1].socket.destroy();
-  await held[1].closed;
-  let answered = '';
-  // the server learns of the close asynchronously: the next connection gets in once it has
-  for (let attempt = 0; attempt < 50 && !answered; attempt++) {
-    const again = raw(s.port);
-    again.socket.write(GET);
-    await Promise.race([again.closed, exchange(again, '').catch(() => undefined)]);
-    answered = again.data();
-  }
-  assert.match(answered, /^HTTP\/1\.1 200 /, 'a freed slot takes a new connection');
+  const refused = extra.data() === '';
+  assert.ok(refused, 'nothing was answered on the connection over the cap');
+  release();
+  for (const c of busy) assert.match(await exchange(c, ''), /^HTTP\/1\.1 200 /);
 });
 
 test('headers over 8 KiB are refused with 431; a body is refused with 413 and the connection closed', async () => {
