@@ -7,6 +7,7 @@ import type { ConfigureRequest } from '../nri';
 import type { Logger } from './logger';
 import type { NriConnection } from './nri-connection';
 import { messageOf } from '../model/errors';
+import { Throttle } from '../log/throttle';
 
 export interface AgentStateInputs {
   stateDir: string;
@@ -24,7 +25,7 @@ export class AgentStateWriter {
   private readonly pidStartTicks = processStartTicks('self') ?? '';
   private pending = false;
   private stopped = false;
-  private failedAt = 0;
+  private readonly writeFailures = new Throttle();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -80,9 +81,7 @@ export class AgentStateWriter {
     try {
       writeAgentState(this.o.stateDir, this.state(lifecycle));
     } catch (err) {
-      if (Date.now() - this.failedAt < 60_000) return;
-      this.failedAt = Date.now();
-      this.log.error({ err: messageOf(err), stateDir: this.o.stateDir }, 'agent state: cannot record it for status');
+      if (this.writeFailures.allow()) this.log.error({ err: messageOf(err), stateDir: this.o.stateDir }, 'agent state: cannot record it for status');
     }
   }
 }

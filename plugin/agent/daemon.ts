@@ -168,7 +168,6 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
   const stub: Stub = new Stub(
     memshareHandlers({
       service,
-      stub: () => stub,
       onReconciled: (r) => {
         log.info({ ended: r.ended, orphansReleased: r.orphansReleased, evicted: r.evict.map((e) => e.containerId), why: r.evict.map((e) => e.reason) }, 'reconciled with the runtime');
         for (const e of r.evict) log.warn({ pod: e.pod, container: e.container, containerId: e.containerId, shares: e.shares }, `evicting: ${e.reason}`);

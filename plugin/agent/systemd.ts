@@ -2,6 +2,7 @@
 // plugin, STOPPING=1, and the watchdog. Without NOTIFY_SOCKET every call does nothing.
 import { notifierFromEnv, watchdogIntervalMs, type Notifier } from './notify';
 import type { Logger } from './logger';
+import { Throttle } from '../log/throttle';
 
 export class Systemd {
   private readonly notifier: Notifier | undefined;
@@ -9,17 +10,15 @@ export class Systemd {
   private readySent = false;
   private stopped = false;
   private watchdog: NodeJS.Timeout | undefined;
-  private notifyFailedAt = 0;
+  private readonly notifyFailures = new Throttle();
 
   constructor(
     private readonly env: NodeJS.ProcessEnv,
     private readonly log: Logger,
   ) {
     this.notifier = notifierFromEnv(env, (err) => {
-      // a lost notify socket must not flood the log: once a minute at most
-      if (Date.now() - this.notifyFailedAt < 60_000) return;
-      this.notifyFailedAt = Date.now();
-      log.warn({ err: err.message }, 'systemd: cannot notify');
+      // a lost notify socket must not flood the log
+      if (this.notifyFailures.allow()) log.warn({ err: err.message }, 'systemd: cannot notify');
     });
   }
 

@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { messageOf } from '../model';
 import { statusMessage, type KubeSend } from './apply';
+import { Throttle } from '../log/throttle';
 
 export const EVENT_REASON = 'MemshareRefused';
 export const REPORTING_CONTROLLER = 'memshare.nri.io/agent';
@@ -76,7 +77,7 @@ export class RefusalEvents {
   private readonly now: () => number;
   private readonly pending = new Set<Promise<void>>();
   private stopped = false;
-  private lastWarnAt = 0;
+  private readonly warnings: Throttle;
   private readonly s: RefusalEventsStats = { created: 0, patched: 0, folded: 0, limited: 0, failures: 0 };
 
   constructor(private readonly o: RefusalEventsOptions) {
@@ -86,6 +87,7 @@ export class RefusalEvents {
     this.burst = o.burst ?? 25;
     this.refillMs = o.refillMs ?? 300_000;
     this.now = o.now ?? Date.now;
+    this.warnings = new Throttle(60_000, this.now);
   }
 
   get stats(): RefusalEventsStats {
@@ -250,10 +252,7 @@ export class RefusalEvents {
     }
     this.s.failures++;
     // one line a minute at most: a flood of refusals during an outage must not flood the log
-    if (this.now() - this.lastWarnAt >= 60_000) {
-      this.lastWarnAt = this.now();
-      this.o.log?.warn({ problem: why, path }, 'events: cannot record a refusal as a Kubernetes Event');
-    }
+    if (this.warnings.allow()) this.o.log?.warn({ problem: why, path }, 'events: cannot record a refusal as a Kubernetes Event');
     return 0;
   }
 }

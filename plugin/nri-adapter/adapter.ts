@@ -1,6 +1,6 @@
 // The memshare plugin as NRI handlers: converts NRI's pods and containers into the service's
 // plain shapes, and the service's injection into an NRI container adjustment.
-import { ContainerState, type Container, type ContainerAdjustment, type Handlers, type PodSandbox, type Stub } from '../nri';
+import { ContainerState, type Container, type ContainerAdjustment, type Handlers, type PodSandbox } from '../nri';
 import { Evictor, killContainerInit, type EvictionFailure, type FailedEviction, type KillOutcome } from '../eviction/evictor';
 import type { MemshareService } from '../memshare/service';
 import type { ContainerInfo, ContainerInjection, ContainerStateName, PodInfo } from '../model';
@@ -32,8 +32,6 @@ export interface ContainerWho {
 
 export interface PluginDeps {
   service: MemshareService;
-  /** the stub, for evictions after reconcile (sent outside any handler) */
-  stub: () => Pick<Stub, 'updateContainers'>;
   onReconciled?(report: Awaited<ReturnType<MemshareService['reconcile']>>): void;
   onEvicted?(containerId: string, outcome: KillOutcome, who?: ContainerWho): void;
   onError?(what: string, err: unknown): void;

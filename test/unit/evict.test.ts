@@ -184,7 +184,6 @@ test('handlers: an eviction at reconcile that fails is retried and reported, and
   const errors: string[] = [];
   const h = memshareHandlers({
     service: fakeService(['victim']),
-    stub: () => ({ updateContainers: async () => [] }),
     kill: (id, pid) => {
       attempts.push([id, pid]);
       throw eperm();
@@ -212,7 +211,6 @@ test('handlers: without onEvictionFailed a failure still reaches onError', async
   const errors: string[] = [];
   const h = memshareHandlers({
     service: fakeService(['victim']),
-    stub: () => ({ updateContainers: async () => [] }),
     kill: () => {
       throw eperm();
     },
@@ -231,7 +229,7 @@ test('handlers: a container found stale before the runtime\'s Synchronize (a UB 
     get: (_t, k: string) => (k === 'onEvict' ? (l: (id: string, r: string) => void) => (stale = l) : (svc as unknown as Record<string, unknown>)[k]),
   }) as unknown as MemshareService;
   const kills: Array<[string, number]> = [];
-  const h = memshareHandlers({ service: impl, stub: () => ({ updateContainers: async () => [] }), kill: (id, pid) => (kills.push([id, pid]), 'killed'), evictionRetryDelaysMs: [] });
+  const h = memshareHandlers({ service: impl, kill: (id, pid) => (kills.push([id, pid]), 'killed'), evictionRetryDelaysMs: [] });
   assert.ok(stale, 'the handlers listen for stale containers');
   // the restore runs at start, before Synchronize: no pid is known yet
   stale!('runs-stale', 'memids changed');

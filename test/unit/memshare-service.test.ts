@@ -313,7 +313,7 @@ const nriCtr = (c: ContainerInfo, state: ContainerState, pid: number): Container
 test('a container the agent never saw is evicted when it starts without its shares; others are left alone', async () => {
   const s = await setup([decl('team', 'cache')]);
   const killed: string[] = [];
-  const h = memshareHandlers({ service: s.service, stub: () => ({ updateContainers: async () => [] }), kill: (id) => (killed.push(id), 'killed') });
+  const h = memshareHandlers({ service: s.service, kill: (id) => (killed.push(id), 'killed') });
   const p = pod('team', { 'memshare.nri.io/pod': 'cache' });
   const seen = ctr(p, 'seen');
   await h.createContainer!(nriPod(p), nriCtr(seen, ContainerState.CREATED, 0), ctx);
@@ -335,7 +335,7 @@ test('a container the agent never saw is evicted when it starts without its shar
 test('a bound container whose mounts lack its share at PostStartContainer (the answer came too late) is evicted; one that has it is not', async () => {
   const s = await setup([decl('team', 'cache')]);
   const killed: string[] = [];
-  const h = memshareHandlers({ service: s.service, stub: () => ({ updateContainers: async () => [] }), kill: (id) => (killed.push(id), 'killed') });
+  const h = memshareHandlers({ service: s.service, kill: (id) => (killed.push(id), 'killed') });
   const p = pod('team', { 'memshare.nri.io/pod': 'cache' });
   const late = ctr(p, 'late');
   const served = ctr(p, 'served');
