@@ -5,6 +5,7 @@
 // one Event's series (count, lastObservedTime) with a PATCH instead of creating another. New
 // Events per pod are limited by a token bucket (client-go's spam filter: burst 25, one per 5 min).
 // Everything here is best effort and off the request path: a lost Event never fails a binding.
+import type { Log } from '../log/log';
 import { randomBytes } from 'node:crypto';
 import { messageOf } from '../model';
 import { statusMessage, type KubeSend } from './apply';
@@ -21,9 +22,7 @@ export interface EventPod {
   uid: string;
 }
 
-export interface RefusalEventsLog {
-  warn(detail: object, msg: string): void;
-}
+export type RefusalEventsLog = Log;
 
 export interface RefusalEventsOptions {
   nodeName: string;

@@ -8,13 +8,11 @@
 //    what is written when the server is back is the state at that moment, not a replay
 //  - at start (and after every resync) the node's own entries are corrected from its records: every
 //    share it holds, and every object whose status still names it, is checked and written
+import type { Log } from '../log/log';
 import { messageOf, shareKey } from '../model';
 import { applyNodeStatus, listOwnEntries, type KubeSend, type NodeShareStatus, type ShareRef } from './apply';
 
-export interface StatusWriterLog {
-  info(detail: object, msg: string): void;
-  warn(detail: object, msg: string): void;
-}
+export type StatusWriterLog = Log;
 
 export interface StatusWriterOptions {
   nodeName: string;

@@ -16,6 +16,7 @@
 // Memory is bounded by what is kept, not by what tenants create: a list page is read item by item
 // (../kube/list.ts) and each item validated at once; an object past MAX_OBJECT_BYTES, or past the
 // budget of kept declarations (./kept-declarations.ts), is left out and reported by name.
+import type { Log } from '../log/log';
 import type * as http from 'node:http';
 import type { Limits, ShareDeclaration } from '../model/types';
 import { isObject, type PlainObject } from '../model';
@@ -58,11 +59,7 @@ export const MAX_OBJECT_PROBLEMS = 1000;
 // Error bodies are only read for their Status message.
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
-/** The subset of a pino logger this source writes to. */
-export interface SourceLog {
-  info(detail: object, msg: string): void;
-  warn(detail: object, msg: string): void;
-}
+export type SourceLog = Log;
 
 export interface KubernetesSourceOptions {
   credentials: KubeCredentials;

@@ -2,6 +2,7 @@
 // the Plugin service, registers, subscribes, and dispatches events to the plugin's handlers.
 // It reconnects by itself: containerd never says Shutdown, a restart is just EOF.
 import { connect, Socket } from 'node:net';
+import type { Log } from '../log/log';
 import { Client, Server, type CallContext, type Method } from '../ttrpc';
 import {
   Event,
@@ -22,13 +23,8 @@ export const DEFAULT_SOCKET = '/var/run/nri/nri.sock';
 /** where the RPM installs the containerd snippet that enables NRI (named in the missing-socket hint) */
 export const DEFAULT_NRI_SNIPPET = '/usr/share/nri-memshare/containerd/nri.toml';
 
-/** pino-compatible subset. */
-export interface Logger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
+/** pino-compatible: the project's one logging shape. */
+export type Logger = Log;
 
 export type StubState = 'connecting' | 'registered' | 'synchronized' | 'disconnected' | 'stopped';
 

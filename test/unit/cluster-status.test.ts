@@ -202,7 +202,7 @@ test('403: reported once, naming the RBAC it needs; the binding path never waits
   api.share(NS, 'd1', '128Mi');
   api.share(NS, 'd2', '128Mi');
   const warnings: string[] = [];
-  const a = node('node-a', send, { log: { info: () => undefined, warn: (d: Doc, m: string) => warnings.push(`${m}: ${d.problem}`) } });
+  const a = node('node-a', send, { log: { debug: () => undefined, info: () => undefined, error: () => undefined, warn: (d: object, m?: string) => warnings.push(`${m}: ${(d as Doc).problem}`) } });
   a.writer.start();
   await a.writer.idle();
   api.forbidden = true;

@@ -482,7 +482,7 @@ test('a token over http:// is refused before anything is sent', async () => {
 
 test('insecure-skip-tls-verify: connects, warns loudly once at start, and says so in security', async () => {
   const warnings: Array<{ detail: object; msg: string }> = [];
-  const log: SourceLog = { info: () => undefined, warn: (detail, msg) => warnings.push({ detail, msg }) };
+  const log: SourceLog = { debug: () => undefined, info: () => undefined, error: () => undefined, warn: (detail, msg) => warnings.push({ detail, msg: msg ?? '' }) };
   const { api, src } = await harness((api) => api.share('ns', 'a', '128Mi'), {
     credentials: (api) => tokenCreds(api, TOKEN, SKIP_TLS_VERIFY),
     log,
