@@ -29,6 +29,9 @@ bash test/harness/fetch-promtool.sh >/dev/null
 # no Node 24, no test run: fetch-node.sh fails loudly, never skips (also outside CI)
 bash test/harness/fetch-node.sh
 npm run build
+# the agent's container image (its Debian base is fetched once, then cached); the DaemonSet e2e
+# test builds it again from this build, in seconds
+bash scripts/build-image.sh --no-build >/dev/null
 
 # run_tests NODE: the whole suite under NODE, lines prefixed; leaves its closing line in $last
 last=

@@ -25,7 +25,7 @@ export interface PodSandboxConfig {
   log_directory: string;
   labels: StringMap;
   annotations: StringMap;
-  linux: { cgroup_parent: string; security_context: { namespace_options: NamespaceOption } };
+  linux: { cgroup_parent: string; security_context: { namespace_options: NamespaceOption; privileged?: boolean } };
 }
 
 export interface CriMount {
@@ -52,7 +52,10 @@ export interface ContainerConfig {
       run_as_user?: { value: number };
       run_as_group?: { value: number };
       supplemental_groups?: number[];
+      privileged?: boolean;
+      capabilities?: { add_capabilities: string[]; drop_capabilities: string[] };
     };
+    resources?: { cpu_shares?: number; memory_limit_in_bytes?: number; oom_score_adj?: number };
   };
 }
 
@@ -133,6 +136,8 @@ export interface ContainerSpec {
   runAsGroup?: number;
   /** extra groups of its processes (CRI supplemental_groups, what kubelet passes from the pod's supplementalGroups) */
   supplementalGroups?: number[];
+  /** CRI metadata.attempt (default 0); the kubelet counts it up for every restart of a container */
+  attempt?: number;
 }
 
 /** A CRI call failed; message carries the method and the gRPC status message (the plugin's text). */
@@ -239,9 +244,25 @@ export class CriClient {
     return { id: res.pod_sandbox_id, config };
   }
 
+  /** RunPodSandbox with a config the caller made whole (e.g. from a pod manifest, as kubelet does). */
+  async runPodSandbox(config: PodSandboxConfig): Promise<RunningPod> {
+    const res = await this.call<{ pod_sandbox_id: string }>(this.runtime, 'RunPodSandbox', { config });
+    return { id: res.pod_sandbox_id, config };
+  }
+
+  /** CreateContainer with a config the caller made whole; returns the container id. */
+  async createContainerFrom(pod: RunningPod, config: ContainerConfig): Promise<string> {
+    const res = await this.call<{ container_id: string }>(this.runtime, 'CreateContainer', {
+      pod_sandbox_id: pod.id,
+      config,
+      sandbox_config: pod.config,
+    });
+    return res.container_id;
+  }
+
   async createContainer(podId: string, podConfig: PodSandboxConfig, spec: ContainerSpec): Promise<string> {
     const config: ContainerConfig = {
-      metadata: { name: spec.name, attempt: 0 },
+      metadata: { name: spec.name, attempt: spec.attempt ?? 0 },
       image: { image: spec.image ?? TEST_IMAGE },
       command: spec.command ?? [],
       args: spec.args ?? [],
