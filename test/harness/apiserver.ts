@@ -26,7 +26,7 @@ export interface KubeApi {
   readonly dir: string;
   /** a kubeconfig of a user in system:masters (kubectl's default here) */
   readonly adminKubeconfig: string;
-  /** writes (once per user) a client certificate with CN=user, O=each group, and a kubeconfig for it */
+  /** writes (once per user and groups) a client certificate with CN=user, O=each group, and a kubeconfig for it */
   kubeconfig(user: string, groups?: string[]): string;
   /** kubectl against this server (admin unless opts.kubeconfig); never throws */
   kubectl(args: string[], opts?: { input?: string; kubeconfig?: string }): CommandResult;
@@ -109,8 +109,7 @@ class Instance implements KubeApi {
     this.port = await freePort();
     this.url = `https://127.0.0.1:${this.port}`;
     this.etcdUrl = `http://127.0.0.1:${clientPort}`;
-    this.kubeconfig('nms-admin', [ADMIN_GROUP]);
-    writeFileSync(this.adminKubeconfig, readFileSync(this.users.get('nms-admin')!));
+    writeFileSync(this.adminKubeconfig, readFileSync(this.kubeconfig('nms-admin', [ADMIN_GROUP])));
     this.etcdProc = this.spawn('etcd', join(kubeToolsBinDir(), 'etcd'), [
       '--name=nms-test', `--data-dir=${join(this.dir, 'etcd')}`,
       `--listen-client-urls=${this.etcdUrl}`, `--advertise-client-urls=${this.etcdUrl}`,
@@ -131,15 +130,17 @@ class Instance implements KubeApi {
   }
 
   kubeconfig(user: string, groups: string[] = []): string {
-    const known = this.users.get(user);
+    const key = [user, ...groups].join('\n');
+    const known = this.users.get(key);
     if (known) return known;
     if (!/^[a-z0-9][a-z0-9.:-]*$/.test(user) || groups.some((g) => !/^[a-z0-9][a-z0-9.:-]*$/.test(g))) throw new Error(`user ${user} or groups ${groups} not plain names`);
     const d = this.dir;
     const subj = `/CN=${user}${groups.map((g) => `/O=${g}`).join('')}`;
-    openssl(d, ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${user}.key`, '-out', `${user}.csr`, '-subj', subj]);
+    const id = `client-${this.users.size}`; // one file set per user and group list
+    openssl(d, ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${id}.key`, '-out', `${id}.csr`, '-subj', subj]);
     writeFileSync(join(d, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
-    openssl(d, ['x509', '-req', '-in', `${user}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${user}.crt`, '-days', '2', '-extfile', 'client.ext']);
-    const path = join(d, `${user}.kubeconfig`);
+    openssl(d, ['x509', '-req', '-in', `${id}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${id}.crt`, '-days', '2', '-extfile', 'client.ext']);
+    const path = join(d, `${id}.kubeconfig`);
     writeFileSync(
       path,
       [
@@ -153,8 +154,8 @@ class Instance implements KubeApi {
         'users:',
         `- name: ${user}`,
         '  user:',
-        `    client-certificate: ${join(d, `${user}.crt`)}`,
-        `    client-key: ${join(d, `${user}.key`)}`,
+        `    client-certificate: ${join(d, `${id}.crt`)}`,
+        `    client-key: ${join(d, `${id}.key`)}`,
         'contexts:',
         '- name: nms-test',
         '  context:',
@@ -164,7 +165,7 @@ class Instance implements KubeApi {
         '',
       ].join('\n'),
     );
-    this.users.set(user, path);
+    this.users.set(key, path);
     return path;
   }
 

@@ -1,6 +1,9 @@
 // Refused bindings as Kubernetes Events against the fake API server: one Event per pod, reason and
 // note; repeats folded into its series like the kubelet's correlator; a new Event when the old one
 // expired; the per-pod limit; the config keys that switch the writers off.
+// On the fake for failures at chosen moments (a lost create, 404 on a patch, outages), which a
+// real API server cannot be made to produce on demand; the Event and its series are proven on a
+// real one (stand-in CRD) in test/e2e/cluster-apiserver.test.ts.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { kubeRequest, parseKubeconfig } from '../../plugin/kube';

@@ -1,6 +1,9 @@
 // This node's ShareMemory status entries against the fake API server: server-side apply on
 // /status with a field manager per node, no node touching another's entry, coalescing, an outage
 // and the catch-up after it, removal, the start-up correction, and the fake's own semantics.
+// On the fake for outages, conflicts and exact write counts at chosen moments, which a real API
+// server cannot be made to produce on demand; apply, merge and removal per node are proven on a
+// real one in test/e2e/cluster-apiserver.test.ts.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { kubeRequest, parseKubeconfig, type KubeCredentials } from '../../plugin/kube';

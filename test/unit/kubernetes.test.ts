@@ -1,4 +1,7 @@
 // The Kubernetes declaration source against a fake kube-apiserver speaking the list+watch protocol.
+// On the fake because these are faults a real API server cannot be made to produce on demand
+// (ERROR events, oversize lines, 401/404 at chosen moments, bookmarks now); the behaviour a real
+// server can show is proven in test/e2e/cluster-apiserver.test.ts (docs/cluster.md says which).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
