@@ -46,7 +46,7 @@ test('the CRD defines ShareMemory as in the product contract', () => {
     assert.is(spec.properties[list].type, 'array', list);
     assert.is(spec.properties[list]['x-kubernetes-list-type'], 'set', `${list} declares its list type`);
     assert.is(spec.properties[list].items.type, 'string', list);
-    assert.is(spec.properties[list].maxItems, 1024, list);
+    assert.is(spec.properties[list].maxItems, 256, list);
   }
   assert.is(spec.properties.allowExec.type, 'boolean');
 });
