@@ -107,6 +107,7 @@ chmod +x "$W/bin/rpmbuild"
 # aarch64 kernel gives (docs/aarch64.md): every other unit file runs.
 declare -A unit_out=(
   [status-agent.test.js]="the agent's start time: qemu computes /proc/self/stat's starttime itself, one clock tick off the kernel's now and then, so status (reading the kernel's) calls the agent gone"
+  [status-exit.test.js]="the agent's start time, as status-agent.test.js: the test records its own pid's starttime from /proc/self/stat (qemu's), status compares the kernel's /proc/<pid>/stat and calls the agent gone (exit 3 instead of 0)"
   [metrics-listener.test.js]="process RSS: qemu reports 0 in /proc/self/stat, so the scrape's rss check fails"
 )
 unit=()
