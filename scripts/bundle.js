@@ -7,7 +7,12 @@
 // Left outside the bundle, loaded from node_modules as before:
 // - koffi: a native addon (.node files per arch);
 // - yaml: 250 KB that only a node with YAML declarations ever loads (plugin/declarations/parse.ts).
-// `assert` (pino's) is aliased to scripts/bundle-assert.js: see there why.
+// - @grpc/grpc-js: bundled on its own into dist/agent/grpc-js.js, which the bundle requires from
+//   beside itself; only the DRA front door loads it (plugin/kubelet-plugin/grpc.ts), so an NRI-only
+//   agent neither reads nor parses it.
+// `assert` (pino's) is aliased to scripts/bundle-assert.js: see there why. grpc-js's optional
+// `@grpc/proto-loader` (needed only to serve channelz or ORCA, which the agent does not) is aliased to
+// scripts/bundle-no-proto-loader.js, so protobufjs and its kin stay out of the package.
 // Not minified: stack traces in the journal keep the project's function names.
 'use strict';
 const { build } = require('esbuild');
@@ -17,6 +22,15 @@ const { chmodSync, writeFileSync } = require('node:fs');
 const root = join(__dirname, '..');
 const outdir = join(root, 'dist', 'agent');
 
+// `require('@grpc/grpc-js')` in the agent's code becomes `require('./grpc-js.js')`: the entry point
+// of that name, resolved by node from the bundle's own directory
+const grpcBeside = {
+  name: 'grpc-beside',
+  setup(b) {
+    b.onResolve({ filter: /^@grpc\/grpc-js$/ }, (args) => (args.kind === 'entry-point' ? undefined : { path: './grpc-js.js', external: true }));
+  },
+};
+
 build({
   absWorkingDir: root,
   entryPoints: {
@@ -25,6 +39,8 @@ build({
     'parse-worker': 'dist/plugin/declarations/parse-worker.js',
     // the UB holder: holder/client.ts starts it as join(__dirname, 'ubs-holder.js')
     'ubs-holder': 'dist/plugin/backends/ubs/holder/ubs-holder.js',
+    // the gRPC library of the DRA front door, a file of its own (see above)
+    'grpc-js': '@grpc/grpc-js',
   },
   outdir,
   bundle: true,
@@ -32,7 +48,8 @@ build({
   target: 'node20',
   format: 'cjs',
   external: ['koffi', 'yaml'],
-  alias: { assert: './scripts/bundle-assert.js' },
+  alias: { assert: './scripts/bundle-assert.js', '@grpc/proto-loader': './scripts/bundle-no-proto-loader.js' },
+  plugins: [grpcBeside],
   legalComments: 'none',
   logLevel: 'warning',
   // which npm packages went into the bundle: scripts/bundled-packages.js reads it for the RPM's

@@ -79,7 +79,8 @@ function packages() {
   const queue = [];
   for (const out of Object.values(meta.outputs)) {
     for (const imp of out.imports ?? []) {
-      if (!imp.external || imp.path.startsWith('node:') || builtinModules.includes(imp.path)) continue;
+      // './grpc-js.js': another output of this bundle, not a package
+      if (!imp.external || imp.path.startsWith('node:') || imp.path.startsWith('./') || builtinModules.includes(imp.path)) continue;
       const name = imp.path.startsWith('@') ? imp.path.split('/').slice(0, 2).join('/') : imp.path.split('/')[0];
       const p = resolveFrom('', name);
       if (!p) fail(`the bundle imports ${name}, which package-lock.json does not hold`);

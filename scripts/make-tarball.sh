@@ -4,7 +4,8 @@
 #                                         agent: plugin/, native/*.ts, proto/, the build scripts,
 #                                         systemd/, packaging/, docs/, README, LICENSE) + the spec
 #   nri-memshare-<version>-vendor.tar.gz  Source1: the vendored node_modules the build needs and
-#                                         nothing more (the agent's dependencies, typescript,
+#                                         nothing more (the agent's dependencies, @grpc/grpc-js
+#                                         with its own, typescript,
 #                                         esbuild, protobufjs, @types/node), copied from this tree
 #   nri-memshare.spec                     the spec with @VERSION@, @LICENSE@ and @BUNDLED_PROVIDES@
 #                                         filled in from package.json and scripts/bundled-packages.js
@@ -51,7 +52,7 @@ mkdir -p "$top"
 
 # Source0: tracked files only, as they are in the work tree (no build output, nothing untracked)
 git ls-files -z -- package.json package-lock.json tsconfig.json plugin native proto systemd packaging docs \
-    scripts/bundle.js scripts/bundle-assert.js scripts/bundled-packages.js README.md LICENSE \
+    scripts/bundle.js scripts/bundle-assert.js scripts/bundle-no-proto-loader.js scripts/bundled-packages.js README.md LICENSE \
   | while IFS= read -r -d '' f; do
       case "$f" in
         native/ubs/*) continue ;;              # the UB SDK double is for tests, not the package
@@ -73,7 +74,7 @@ grep -q '@[A-Z_]*@' "$top/$name.spec" && { echo "make-tarball: a placeholder is 
 # Source1: the vendored modules, unpacked by %prep beside the sources (node_modules/...)
 vend=$stage/vendor
 mkdir -p "$vend"
-node scripts/bundled-packages.js closure koffi pino yaml typescript esbuild protobufjs @types/node | while IFS= read -r p; do
+node scripts/bundled-packages.js closure koffi pino yaml @grpc/grpc-js typescript esbuild protobufjs @types/node | while IFS= read -r p; do
   mkdir -p "$vend/$(dirname "$p")"
   cp -a "$p" "$vend/$p"
 done

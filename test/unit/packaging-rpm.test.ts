@@ -105,8 +105,8 @@ if (!skip) {
 
     const vendor = must('tar', ['tzf', join(work, 'out', `nri-memshare-${version}-vendor.tar.gz`)]).split('\n');
     const pkgs = new Set(vendor.map((p) => /^node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(p)?.[1]).filter((n): n is string => !!n));
-    for (const n of ['koffi', 'yaml', 'pino', 'sonic-boom', 'typescript', 'esbuild', 'protobufjs', '@types/node']) assert.ok(pkgs.has(n), `Source1 lacks ${n}`);
-    for (const n of ['uvu', '@grpc/grpc-js', '@grpc/proto-loader']) assert.not.ok(pkgs.has(n), `Source1 holds the test-only ${n}`);
+    for (const n of ['koffi', 'yaml', 'pino', 'sonic-boom', 'typescript', 'esbuild', 'protobufjs', '@types/node', '@grpc/grpc-js', '@js-sdsl/ordered-map']) assert.ok(pkgs.has(n), `Source1 lacks ${n}`);
+    for (const n of ['uvu']) assert.not.ok(pkgs.has(n), `Source1 holds the test-only ${n}`);
     assert.not.ok(vendor.some((p) => /koffi\/build\/koffi\/(?!linux_x64|linux_arm64)[^/]+\//.test(p)), 'koffi: Linux x64 and arm64 builds only');
   });
 
@@ -165,9 +165,9 @@ if (!skip) {
     const keep = arch === 'aarch64' ? 'linux_arm64' : 'linux_x64';
     const koffi = files.filter((f) => f.includes('/koffi/build/koffi/') && f.endsWith('.node'));
     assert.equal(koffi, [`/usr/lib/nri-memshare/node_modules/koffi/build/koffi/${keep}/koffi.node`]);
-    // no leftovers: only the three bundle entry points (no metafile), no build tools, no sources
+    // no leftovers: only the four bundle entry points (no metafile), no build tools, no sources
     assert.equal(files.filter((f) => f.startsWith('/usr/lib/nri-memshare/dist/')).sort(), [
-      '/usr/lib/nri-memshare/dist/agent', '/usr/lib/nri-memshare/dist/agent/nri-memshare.js',
+      '/usr/lib/nri-memshare/dist/agent', '/usr/lib/nri-memshare/dist/agent/grpc-js.js', '/usr/lib/nri-memshare/dist/agent/nri-memshare.js',
       '/usr/lib/nri-memshare/dist/agent/parse-worker.js', '/usr/lib/nri-memshare/dist/agent/ubs-holder.js',
     ]);
     const modules = new Set(files.map((f) => /^\/usr\/lib\/nri-memshare\/node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(f)?.[1]).filter(Boolean));
@@ -179,7 +179,8 @@ if (!skip) {
     assert.is(must('rpm', ['-qp', '--qf', '%{LICENSE}', rpmFile]), 'Apache-2.0 AND ISC AND MIT');
     const listed = JSON.parse(must(process.execPath, ['scripts/bundled-packages.js', 'list'])) as Array<{ name: string; version: string; license: string; licenseFiles: string[] }>;
     const names = listed.map((p) => p.name);
-    for (const n of ['pino', 'sonic-boom', 'thread-stream', 'koffi', 'yaml']) assert.ok(names.includes(n), `${n} is listed`);
+    for (const n of ['pino', 'sonic-boom', 'thread-stream', 'koffi', 'yaml', '@grpc/grpc-js', '@js-sdsl/ordered-map']) assert.ok(names.includes(n), `${n} is listed`);
+    assert.not.ok(names.includes('@grpc/proto-loader'), 'proto-loader is aliased away (scripts/bundle.js)');
     // the lockfile agrees with each package's own package.json on the license
     for (const p of listed) {
       const own = (JSON.parse(readFileSync(join(repo, 'node_modules', p.name, 'package.json'), 'utf8')) as { license: string }).license;
