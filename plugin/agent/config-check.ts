@@ -1,7 +1,9 @@
 // What check-config adds to the config's own validation: the files and libraries the config names,
 // opened as `run` would open them (kubeconfig and the files it points to, the declarations
 // directory, a UB backend's SDK library), so that "ok" means `run` gets past its start.
+import { existsSync } from 'node:fs';
 import { checkBackendConfig } from '../backends';
+import { cdiDirProblem } from '../backends/ubs/cdi';
 import { DeclarationsDirectory } from '../declarations/directory';
 import { messageOf } from '../model';
 import type { Config } from './config';
@@ -28,6 +30,7 @@ export async function checkConfigFiles(config: Config): Promise<ConfigFileCheck>
       out.problems.push(`${where}: ${messageOf(err)}`);
     }
   }
+  if (config.dra.enabled) checkDra(config.dra, out);
   const backend = checkBackendConfig(config.backend);
   out.problems.push(...backend.problems);
   out.warnings.push(...backend.warnings);
@@ -41,4 +44,13 @@ function checkDeclarationsDir(dir: string, out: ConfigFileCheck): void {
   if (found.problem === 'missing') out.warnings.push(`${where} does not exist; no shares are declared from files until it is created`);
   else if (found.problem === 'not-directory') out.problems.push(`${where} is not a directory`);
   else out.problems.push(`${where} cannot be read: ${(found.error as NodeJS.ErrnoException).code ?? messageOf(found.error)}`);
+}
+
+/** The DRA door's directories: the CDI specs' must be root's alone (the runtime applies what they say). */
+function checkDra(dra: Config['dra'], out: ConfigFileCheck): void {
+  const cdi = cdiDirProblem(dra.cdiDir);
+  if (cdi) out.problems.push(`dra.cdiDir: ${cdi} (the runtime gives containers what the CDI specs there say)`);
+  if (!existsSync(dra.registryDir)) {
+    out.warnings.push(`dra.registryDir: ${JSON.stringify(dra.registryDir)} does not exist; the kubelet makes it: is a kubelet running on this node, with this directory?`);
+  }
 }

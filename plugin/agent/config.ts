@@ -19,6 +19,7 @@ import {
 import { ConfigReader, describe } from '../config/reader';
 import { isDurable, readBackendConfig, type BackendConfig } from '../backends';
 import { DEFAULT_SOCKET } from '../nri';
+import { DEFAULT_DRIVER_NAME } from '../dra/devices';
 import { parseListenAddress } from './metrics-listener';
 import { LOG_LEVELS, type LogLevel } from './logger';
 
@@ -69,6 +70,27 @@ export interface LedgerConfig {
   sync: LedgerSync;
 }
 
+/** The DRA front door (a kubelet plugin beside the NRI plugin); off unless enabled. */
+export interface DraConfig {
+  enabled: boolean;
+  /** the name the agent registers with the kubelet and publishes ResourceSlices under */
+  driverName: string;
+  /** where the kubelet watches for plugin registration sockets (<driverName>-reg.sock) */
+  registryDir: string;
+  /** where the DRA service socket is served (dra.sock) */
+  pluginDir: string;
+  /** where a CDI spec per prepared claim is written; the runtime's cdi_spec_dirs must list it */
+  cdiDir: string;
+}
+
+export const DEFAULT_DRA_REGISTRY_DIR = '/var/lib/kubelet/plugins_registry';
+export const DEFAULT_DRA_CDI_DIR = '/var/run/cdi';
+/** The kubelet's convention for a plugin's own directory. */
+export const draPluginDirOf = (driverName: string): string => `/var/lib/kubelet/plugins/${driverName}`;
+/** The registration socket's file name (the kubelet ignores names starting with "."). */
+export const draRegistrationSocketName = (driverName: string): string => `${driverName}-reg.sock`;
+export const DRA_SOCKET_NAME = 'dra.sock';
+
 export interface Config {
   nri: NriConfig;
   stateDir: string;
@@ -81,6 +103,7 @@ export interface Config {
   metrics: MetricsConfig;
   log: LogConfig;
   ledger: LedgerConfig;
+  dra: DraConfig;
 }
 
 /** Whether the records must be fdatasync'ed before a change is acknowledged. */
@@ -99,6 +122,17 @@ export function defaultConfig(): Config {
     metrics: { address: '127.0.0.1:9464' },
     log: { level: 'info' },
     ledger: { sync: 'auto' },
+    dra: defaultDraConfig(),
+  };
+}
+
+function defaultDraConfig(): DraConfig {
+  return {
+    enabled: false,
+    driverName: DEFAULT_DRIVER_NAME,
+    registryDir: DEFAULT_DRA_REGISTRY_DIR,
+    pluginDir: draPluginDirOf(DEFAULT_DRIVER_NAME),
+    cdiDir: DEFAULT_DRA_CDI_DIR,
   };
 }
 
@@ -182,6 +216,50 @@ function readKubernetes(parent: ConfigReader): KubernetesConfig | undefined {
   return undefined;
 }
 
+/** A unix socket path's most bytes (sun_path is 108 bytes with its terminating NUL). */
+const SOCKET_PATH_MAX = 107;
+/** resource.k8s.io's limit on a driver name (a DNS subdomain that short). */
+const DRIVER_NAME_MAX = 63;
+const DNS_SUBDOMAIN_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/**
+ * The dra section. DRA needs claims from the API server, so enabled without a kubernetes
+ * section is refused naming both keys; the sockets' paths must fit a unix socket address.
+ */
+function readDra(parent: ConfigReader, kube: KubernetesConfig | undefined): DraConfig {
+  const def = defaultDraConfig();
+  const r = parent.object('dra');
+  if (!r) return def;
+  const enabled = r.boolean('enabled', def.enabled);
+  const driverName = r.string('driverName', def.driverName, (v) =>
+    v.length <= DRIVER_NAME_MAX && DNS_SUBDOMAIN_RE.test(v)
+      ? undefined
+      : `must be a DRA driver name: a lowercase DNS subdomain of at most ${DRIVER_NAME_MAX} characters (e.g. "memshare.example.com"), got ${describe(v)}`);
+  const out: DraConfig = {
+    enabled,
+    driverName,
+    registryDir: r.path_('registryDir', def.registryDir),
+    pluginDir: r.path_('pluginDir', draPluginDirOf(driverName)),
+    cdiDir: r.path_('cdiDir', def.cdiDir),
+  };
+  r.done();
+  const sockets: Array<[keyof DraConfig, string]> = [
+    ['registryDir', join(out.registryDir, draRegistrationSocketName(out.driverName))],
+    ['pluginDir', join(out.pluginDir, DRA_SOCKET_NAME)],
+  ];
+  for (const [key, path] of sockets) {
+    if (Buffer.byteLength(path) > SOCKET_PATH_MAX) {
+      r.problem(key, `the socket ${JSON.stringify(path)} would be ${Buffer.byteLength(path)} bytes long; a unix socket path has at most ${SOCKET_PATH_MAX}`);
+    }
+  }
+  // a kubernetes section that is there but bad has its own problem already
+  const kubeNamed = kube !== undefined || (parent.has('kubernetes') && parent.raw('kubernetes') !== null);
+  if (enabled && !kubeNamed) {
+    r.problem('enabled', 'DRA reads ResourceClaims from the API server: set kubernetes.kubeconfig or kubernetes.inCluster too');
+  }
+  return out;
+}
+
 /**
  * Directories that are the system's, never the agent's own: the agent mounts shares two levels
  * below sharesDir and unmounts there at reconcile, and keeps its records in stateDir.
@@ -258,10 +336,12 @@ export function parseConfig(obj: unknown, source: string): { config: Config; pro
     metrics: def.metrics,
     log: def.log,
     ledger: def.ledger,
+    dra: def.dra,
   };
   checkAgentDirs(r, config);
   const kube = readKubernetes(r);
   if (kube) config.kubernetes = kube;
+  config.dra = readDra(r, kube);
 
   const m = r.object('metrics');
   if (m) {

@@ -1,8 +1,14 @@
 // The harness itself against real containerd 1.7 and 2.1: NRI on, a host-network pod and a
-// container that can exec, CRI errors surface with their text, and nothing left behind.
+// container that can exec, CRI errors surface with their text, CDI devices reach the container
+// (the CRI field as today's kubelet passes them, the older annotation form, and both together), nothing left behind.
 import * as assert from 'uvu/assert';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { CriError, forEachContainerd, mountsUnder, shimPids, uniqueName } from '../harness';
+
+// CDI specs are read from a directory of the test's own, named in containerd's config at start
+const cdiDir = mkdtempSync('/tmp/nrims-smoke-cdi-');
+process.on('exit', () => rmSync(cdiDir, { recursive: true, force: true }));
 
 forEachContainerd('harness smoke', (test, env) => {
   test('containerd runs the expected version with NRI enabled', async () => {
@@ -44,6 +50,29 @@ forEachContainerd('harness smoke', (test, env) => {
     assert.equal(shimPids(env.containerd.criAddress), [], 'shims left after the pod was removed');
   });
 
+  test('CDI: devices in ContainerConfig.CDI_devices are applied, so are the annotation form\'s, and both together', async () => {
+    const cri = env.cri;
+    // written after containerd started, as a DRA driver writes one at Prepare
+    const kind = `smoke.nri-memshare.io/dev${env.version.replace('.', '')}`;
+    writeFileSync(join(cdiDir, `smoke-${env.version}.json`), JSON.stringify({
+      cdiVersion: '0.5.0',
+      kind,
+      devices: ['one', 'two'].map((name) => ({ name, containerEdits: { env: [`SMOKE_CDI_${name.toUpperCase()}=${name}`] } })),
+    }));
+    const envOf = async (id: string) => (await cri.execSync(id, ['env'])).stdout.split('\n').filter((l) => l.startsWith('SMOKE_CDI_')).sort();
+    const pod = await cri.runPod({ name: uniqueName('smoke-cdi'), namespace: 'smoke' });
+    const field = await cri.runContainer(pod, { name: 'field', command: ['/bin/sleep', '3600'], cdiDevices: [`${kind}=one`] });
+    assert.equal(await envOf(field), ['SMOKE_CDI_ONE=one'], 'the CRI field');
+    const annotation = await cri.runContainer(pod, { name: 'annotation', command: ['/bin/sleep', '3600'], cdiAnnotation: { key: 'smoke_x', devices: [`${kind}=two`] } });
+    assert.equal(await envOf(annotation), ['SMOKE_CDI_TWO=two'], 'the annotation form, without the field');
+    const both = await cri.runContainer(pod, { name: 'both', command: ['/bin/sleep', '3600'], cdiDevices: [`${kind}=one`], cdiAnnotation: { key: 'smoke_x', devices: [`${kind}=two`] } });
+    assert.equal(await envOf(both), ['SMOKE_CDI_ONE=one', 'SMOKE_CDI_TWO=two'], 'both forms together: containerd applies the devices of both');
+    const unknown = await cri.createContainer(pod.id, pod.config, { name: 'unknown', cdiDevices: [`${kind}=three`] }).then(() => 'created', (e: unknown) => String(e));
+    assert.match(unknown, /CreateContainer.*three/, 'an unknown CDI device fails CreateContainer');
+    await cri.stopPod(pod.id);
+    await cri.removePod(pod.id);
+  });
+
   test('CRI errors carry the gRPC message', async () => {
     try {
       await env.cri.containerStatus('no-such-container');
@@ -74,4 +103,4 @@ forEachContainerd('harness smoke', (test, env) => {
     assert.equal(mountsUnder(c.dir), []);
     assert.not.ok(existsSync(c.dir), `${c.dir} still exists`);
   });
-});
+}, { cdiSpecDirs: [cdiDir] });

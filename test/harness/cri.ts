@@ -46,6 +46,8 @@ export interface ContainerConfig {
   labels: StringMap;
   annotations: StringMap;
   log_path: string;
+  /** CRI field 17 (CDI_devices): fully qualified CDI device names, as the kubelet passes a claim's prepared devices */
+  CDI_devices?: { name: string }[];
   linux: {
     security_context: {
       namespace_options: NamespaceOption;
@@ -138,6 +140,18 @@ export interface ContainerSpec {
   supplementalGroups?: number[];
   /** CRI metadata.attempt (default 0); the kubelet counts it up for every restart of a container */
   attempt?: number;
+  /**
+   * CDI devices ("vendor/class=name") in ContainerConfig.CDI_devices (field 17), as the kubelet
+   * (1.28 and later) passes the CDI ids a DRA driver's NodePrepareResources returned; containerd
+   * (1.7.2 and later, with CDI enabled) resolves them against its cdi_spec_dirs.
+   */
+  cdiDevices?: string[];
+  /**
+   * The older annotation form, cdi.k8s.io/<key> = the devices joined by ",", which older kubelets set
+   * beside the field; containerd 1.7.24 and 2.1.9 apply the devices of both forms
+   * (harness-smoke.test.ts).
+   */
+  cdiAnnotation?: { key: string; devices: string[] };
 }
 
 /** A CRI call failed; message carries the method and the gRPC status message (the plugin's text). */
@@ -270,10 +284,12 @@ export class CriClient {
       envs: Object.entries(spec.envs ?? {}).map(([key, value]) => ({ key, value })),
       mounts: spec.mounts ?? [],
       labels: spec.labels ?? {},
-      annotations: spec.annotations ?? {},
+      annotations: { ...spec.annotations },
       log_path: '',
       linux: { security_context: { namespace_options: hostNetwork() } },
     };
+    if (spec.cdiDevices?.length) config.CDI_devices = spec.cdiDevices.map((name) => ({ name }));
+    if (spec.cdiAnnotation) config.annotations[`cdi.k8s.io/${spec.cdiAnnotation.key}`] = spec.cdiAnnotation.devices.join(',');
     if (spec.runAsUser !== undefined) config.linux.security_context.run_as_user = { value: spec.runAsUser };
     if (spec.runAsGroup !== undefined) config.linux.security_context.run_as_group = { value: spec.runAsGroup };
     if (spec.supplementalGroups?.length) config.linux.security_context.supplemental_groups = [...spec.supplementalGroups];

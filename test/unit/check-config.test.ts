@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { nearest } from '../../plugin/config/reader';
 import { kubeconfigText } from '../support/fake-apiserver-https';
@@ -109,3 +109,22 @@ test('a config path that is a device or a directory is refused at once, not read
 });
 
 test.run();
+
+test('dra: enabled without the API server is refused naming both keys; a CDI dir others may write is a problem, a missing registry dir a warning', () => {
+  let r = check({ ...base, dra: { enabled: true } });
+  assert.is(r.status, 1, r.out);
+  assert.match(r.out, /dra\.enabled: DRA reads ResourceClaims from the API server: set kubernetes\.kubeconfig or kubernetes\.inCluster too/);
+  const kc = join(dir, 'dra-kubeconfig');
+  writeFileSync(kc, kubeconfigText('https://127.0.0.1:6443', '    token: abc\n', '    insecure-skip-tls-verify: true\n'));
+  const cdiDir = join(dir, 'dra-cdi');
+  mkdirSync(cdiDir, { mode: 0o777 });
+  chmodSync(cdiDir, 0o777);
+  const dra = { enabled: true, registryDir: join(dir, 'no-registry'), pluginDir: join(dir, 'dra-plugin'), cdiDir };
+  r = check({ ...base, kubernetes: { kubeconfig: kc }, dra });
+  assert.is(r.status, 1, r.out);
+  assert.match(r.out, /dra\.cdiDir: ".*dra-cdi" must not be writable by group or others, has mode 0777/);
+  chmodSync(cdiDir, 0o755);
+  r = check({ ...base, kubernetes: { kubeconfig: kc }, dra });
+  assert.is(r.status, 0, r.out);
+  assert.match(r.out, /warning: dra\.registryDir: ".*no-registry" does not exist; the kubelet makes it/);
+});

@@ -79,7 +79,7 @@ test('run: a refused config exits with EXIT_CONFIG (78, which the unit does not 
     writeFileSync(path, typeof config === 'string' ? config : JSON.stringify(config));
     return spawnSync(process.execPath, [CLI, 'run', '--config', path], { encoding: 'utf8', timeout: 20000 });
   };
-  for (const bad of [{ ...good, stateDir: join(dir, 'state'), limits: { maxShareBytes: 'lots' } }, { ...good, stateDir: join(dir, 'state'), stateDri: '/x' }, '{"stateDir": ']) {
+  for (const bad of [{ ...good, stateDir: join(dir, 'state'), limits: { maxShareBytes: 'lots' } }, { ...good, stateDir: join(dir, 'state'), stateDri: '/x' }, '{"stateDir": ', { ...good, stateDir: join(dir, 'state'), dra: { enabled: true } }]) {
     const r = run(bad);
     assert.is(r.status, EXIT_CONFIG, `${JSON.stringify(bad)}: ${r.stdout}${r.stderr}`);
     assert.match(r.stdout, /"level":"fatal".*"msg":"start failed: config /);

@@ -327,3 +327,51 @@ test('a config link to /proc/kmsg or a FIFO is refused without blocking', () => 
 
 
 test.run();
+
+test('dra: off by default, every key can be set, pluginDir follows driverName', () => {
+  assert.equal(parseConfig({}, 'test').config.dra, {
+    enabled: false,
+    driverName: 'memshare.nri.io',
+    registryDir: '/var/lib/kubelet/plugins_registry',
+    pluginDir: '/var/lib/kubelet/plugins/memshare.nri.io',
+    cdiDir: '/var/run/cdi',
+  });
+  const kube = { kubeconfig: '/etc/kubernetes/kubelet.conf' };
+  let r = parseConfig({ kubernetes: kube, dra: { enabled: true, driverName: 'shm.example.com' } }, 'test');
+  assert.equal(r.problems, []);
+  assert.equal(r.config.dra, { enabled: true, driverName: 'shm.example.com', registryDir: '/var/lib/kubelet/plugins_registry', pluginDir: '/var/lib/kubelet/plugins/shm.example.com', cdiDir: '/var/run/cdi' });
+  r = parseConfig({ kubernetes: kube, dra: { enabled: true, registryDir: '/tmp/r', pluginDir: '/tmp/p', cdiDir: '/tmp/c' } }, 'test');
+  assert.equal(r.problems, []);
+  assert.equal([r.config.dra.registryDir, r.config.dra.pluginDir, r.config.dra.cdiDir], ['/tmp/r', '/tmp/p', '/tmp/c']);
+});
+
+test('dra: bad values are errors naming the key; enabled without the API server names both keys', () => {
+  const kube = { kubeconfig: '/etc/kubernetes/kubelet.conf' };
+  const cases: Array<[unknown, RegExp]> = [
+    [{ dra: { enabled: 'yes' } }, /^dra\.enabled: must be true or false, got "yes"$/],
+    [{ dra: { driverName: 'Memshare' } }, /^dra\.driverName: must be a DRA driver name: a lowercase DNS subdomain of at most 63 characters/],
+    [{ dra: { driverName: `${'a'.repeat(60)}.com` } }, /^dra\.driverName: must be a DRA driver name/],
+    [{ dra: { driverName: '' } }, /^dra\.driverName: /],
+    [{ dra: { registryDir: 'plugins_registry' } }, /^dra\.registryDir: must be an absolute path/],
+    [{ dra: { pluginDir: 3 } }, /^dra\.pluginDir: must be a string/],
+    [{ dra: { cdiDir: 'cdi' } }, /^dra\.cdiDir: must be an absolute path/],
+    [{ dra: { pluginDir: `/${'p'.repeat(100)}` } }, /^dra\.pluginDir: the socket "\/p+\/dra\.sock" would be 110 bytes long; a unix socket path has at most 107$/],
+    [{ dra: { registryDir: `/${'r'.repeat(90)}` } }, /^dra\.registryDir: the socket .*memshare\.nri\.io-reg\.sock" would be \d+ bytes long/],
+    [{ dra: { socket: '/x' } }, /^dra\.socket: unknown key/],
+    [{ dra: true }, /^dra: must be an object/],
+    [{ dra: { enabled: true }, kubernetes: null }, /^dra\.enabled: DRA reads ResourceClaims from the API server/],
+  ];
+  for (const [obj, re] of cases) {
+    const problems = problemsOf({ kubernetes: kube, ...(obj as object) });
+    assert.is(problems.length, 1, `${JSON.stringify(obj)}: ${JSON.stringify(problems)}`);
+    assert.match(problems[0], re, JSON.stringify(obj));
+  }
+  assert.equal(problemsOf({ dra: { enabled: true } }), ['dra.enabled: DRA reads ResourceClaims from the API server: set kubernetes.kubeconfig or kubernetes.inCluster too']);
+  // a kubernetes section that is there but bad has its own problem: not a second one for dra
+  const bad = problemsOf({ kubernetes: {}, dra: { enabled: true } });
+  assert.equal(bad.length, 1, JSON.stringify(bad));
+  assert.match(bad[0], /^kubernetes: /);
+  // off, nothing needs the API server
+  assert.equal(problemsOf({ dra: { enabled: false } }), []);
+  assert.throws(() => loadConfig(file('dra-alone.json', { dra: { enabled: true } })), (e: unknown) => e instanceof ConfigError && /dra\.enabled: .*kubernetes\.kubeconfig or kubernetes\.inCluster/.test(e.message));
+});
