@@ -3,6 +3,7 @@ export { QuantityError, parseQuantityBytes, formatBytes } from '../model/quantit
 export {
   DeclarationError,
   validateShareMemory,
+  readGrants,
   SHARE_MEMORY_API_VERSION,
   SHARE_MEMORY_KIND,
   MAX_ALLOWED_NAMESPACES,
@@ -18,6 +19,8 @@ export {
   type DeclarationProblem,
   type DeclarationSource,
   type DeclarationStore,
+  type RefusedDeclaration,
+  type RefusalChangeListener,
   type StoreOptions,
 } from './store';
 export { MemoryDeclarationSource } from './memory-source';
@@ -29,6 +32,8 @@ export {
   MAX_WATCH_EVENT_BYTES,
   MAX_OBJECT_BYTES,
   MAX_OBJECT_PROBLEMS,
+  MAX_REFUSED_GRANTS,
+  MAX_REFUSAL_REASON,
   type KubernetesSourceOptions,
   type KubernetesSourceSecurity,
   type SourceLog,

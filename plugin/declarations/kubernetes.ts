@@ -13,6 +13,10 @@
 // the set. An invalid object is reported and left out; the others are unaffected. An object that
 // turns invalid (e.g. MODIFIED to a size beyond this node's limits) is left out too: the object is
 // the truth, and a last good copy would be a size nobody declares any more.
+// An object the API server holds but this node leaves out (its own limits, its budget) is a
+// refusal: kept with its reason, its generation and the namespaces it grants (refused()), so pods
+// it grants are told why and the node's status entry says so. Refusals share the cap of problems
+// kept (MAX_OBJECT_PROBLEMS), and their grants a cap of names (MAX_REFUSED_GRANTS).
 // Memory is bounded by what is kept, not by what tenants create: a list page is read item by item
 // (../kube/list.ts) and each item validated at once; an object past MAX_OBJECT_BYTES, or past the
 // budget of kept declarations (./kept-declarations.ts), is left out and reported by name.
@@ -24,13 +28,15 @@ import type { KubeCredentials } from '../kube/kubeconfig';
 import { BodyTooLargeError, GoneError, KubeApiError as ApiError, describeRequestError, readBody, sendRequest } from '../kube/request';
 import { metaOf, readListPage, type ListItem } from '../kube/list';
 import { readWatchStream, type WatchEvent } from '../kube/watch';
-import { DeclarationError, SHARE_MEMORY_API_VERSION, SHARE_MEMORY_KIND, validateShareMemory } from './sharememory';
+import { DeclarationError, SHARE_MEMORY_API_VERSION, SHARE_MEMORY_KIND, readGrants, validateShareMemory } from './sharememory';
 import { KeptDeclarations, MAX_KEPT_DECLARATION_BYTES } from './kept-declarations';
 import {
   type DeclarationChange,
   type DeclarationChangeListener,
   type DeclarationProblem,
   type DeclarationSource,
+  type RefusalChangeListener,
+  type RefusedDeclaration,
   ListenerSet,
   diffDeclarations,
   sameDeclaration,
@@ -56,6 +62,11 @@ export const MAX_OBJECT_BYTES = MAX_WATCH_EVENT_BYTES;
 // Problems about single objects kept for errors() (and status); past this they are only counted,
 // so that 100,000 invalid objects cost no more than 1,000.
 export const MAX_OBJECT_PROBLEMS = 1000;
+// Namespace names kept as the grants of refused objects, all together; past it a refusal keeps no
+// grants (only its own namespace's pods learn of it). 16,384 names are at most about 1.5 MiB.
+export const MAX_REFUSED_GRANTS = 16384;
+// A refusal's reason as kept and shown (status, pods' errors): the field and why, cut here.
+export const MAX_REFUSAL_REASON = 512;
 // Error bodies are only read for their Status message.
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
@@ -98,6 +109,17 @@ export interface KubernetesSourceSecurity {
   warning?: string;
 }
 
+/** Why a valid-looking object is not declared here: the message for errors() and the reason for refused(). */
+interface Rejection {
+  message: string;
+  reason: string;
+}
+
+const isDeclaration = (r: ShareDeclaration | Rejection): r is ShareDeclaration => !('reason' in r);
+
+const sameRefusal = (a: RefusedDeclaration, b: RefusedDeclaration): boolean =>
+  a.reason === b.reason && a.generation === b.generation && (a.grants ?? []).join(',') === (b.grants ?? []).join(',') && (a.grants === undefined) === (b.grants === undefined);
+
 /** "namespace/name" as the object says, for keying and messages even when invalid. */
 function objectKey(obj: unknown): string {
   const m = metaOf(obj);
@@ -114,6 +136,11 @@ export class KubernetesDeclarationSource implements DeclarationSource {
   private invalid = new Map<string, string>();
   /** invalid objects past MAX_OBJECT_PROBLEMS, only counted */
   private invalidUncounted = 0;
+  /** of the invalid objects, those this node refuses (a readable name): reason, generation, grants */
+  private refusedMap = new Map<string, RefusedDeclaration>();
+  /** namespace names kept in refusedMap's grants (at most MAX_REFUSED_GRANTS) */
+  private refusedGrants = 0;
+  private readonly refusalListeners = new Set<RefusalChangeListener>();
   /** objects left out for the budget since the last list: a list is due once there is room */
   private leftOutForBudget = 0;
   private connectionProblem: string | undefined;
@@ -302,31 +329,37 @@ export class KubernetesDeclarationSource implements DeclarationSource {
     // are the very objects already held): a list costs the kept set plus one object's text
     const next = new KeptDeclarations(this.decls.maxBytes, this.decls);
     const invalid = new Map<string, string>();
+    const refused = new Map<string, RefusedDeclaration>();
+    const grantsKept = { n: 0 };
     let uncounted = 0;
     let leftOut = 0;
     const onItem = (item: ListItem) => {
       let key: string;
-      let r: ShareDeclaration | string;
+      let r: ShareDeclaration | Rejection;
+      let obj: unknown;
       if ('tooLarge' in item) {
         const t = item.tooLarge;
         key = `${t.namespace || '?'}/${t.name || '?'}`;
-        r = this.tooLargeMessage(key, t.bytes);
+        r = this.tooLarge(key, t.bytes);
       } else {
         // list items of a custom resource carry apiVersion and kind; fill them in if a server omits them
         const raw = item.object;
-        const obj = isObject(raw) ? { apiVersion: SHARE_MEMORY_API_VERSION, kind: SHARE_MEMORY_KIND, ...raw } : raw;
+        obj = isObject(raw) ? { apiVersion: SHARE_MEMORY_API_VERSION, kind: SHARE_MEMORY_KIND, ...raw } : raw;
         key = objectKey(obj);
         r = this.validate(obj);
       }
-      if (typeof r !== 'string') {
+      if (isDeclaration(r)) {
         const before = this.decls.get(key);
         const kept = next.set(key, r, before && sameDeclaration(before, r) ? before : undefined);
         if (kept === true) return;
         leftOut++;
-        r = this.overBudgetMessage(key, kept, next);
+        r = this.overBudget(key, kept, next);
       }
-      if (invalid.size < MAX_OBJECT_PROBLEMS) invalid.set(key, r);
-      else uncounted++;
+      if (invalid.size < MAX_OBJECT_PROBLEMS) {
+        invalid.set(key, r.message);
+        const refusal = this.refusalOf(key, obj, r.reason, grantsKept);
+        if (refusal) refused.set(key, refusal);
+      } else uncounted++;
     };
     let cont: string | undefined;
     let rv: string | undefined;
@@ -345,26 +378,99 @@ export class KubernetesDeclarationSource implements DeclarationSource {
     next.settle();
     const changes = diffDeclarations(this.decls.map(), next.map());
     const newProblems = [...invalid].filter(([k, m]) => this.invalid.get(k) !== m).map(([, m]) => m);
+    const refusalChanges: Array<[RefusedDeclaration, 'added' | 'changed' | 'removed']> = [];
+    for (const [k, r] of refused) {
+      const was = this.refusedMap.get(k);
+      if (!was) refusalChanges.push([r, 'added']);
+      else if (!sameRefusal(was, r)) refusalChanges.push([r, 'changed']);
+    }
+    for (const [k, r] of this.refusedMap) if (!refused.has(k)) refusalChanges.push([r, 'removed']);
     this.decls = next;
     this.invalid = invalid;
     this.invalidUncounted = uncounted;
+    this.refusedMap = refused;
+    this.refusedGrants = grantsKept.n;
     this.leftOutForBudget = leftOut;
     this.rv = rv;
     this.connectedNow();
     for (const message of newProblems) this.reportInvalid(message);
     this.listeners.emit(changes);
+    for (const [r, kind] of refusalChanges) this.emitRefusal(r, kind);
     this.resolveReady();
   }
 
-  private tooLargeMessage(key: string, bytes: number): string {
-    return `kubernetes:${key}: the object is larger than the ${this.maxObjectBytes} bytes a ShareMemory may be here (${bytes} bytes or more); this object is ignored`;
+  private tooLarge(key: string, bytes: number): Rejection {
+    const reason = `the object is larger than the ${this.maxObjectBytes} bytes a ShareMemory may be here (${bytes} bytes or more)`;
+    return { message: `kubernetes:${key}: ${reason}; this object is ignored`, reason };
   }
 
-  private overBudgetMessage(key: string, need: number, kept: KeptDeclarations): string {
-    return (
-      `kubernetes:${key}: left out: the ${kept.size} ShareMemory declaration(s) kept from Kubernetes take ${kept.bytes} of the ${kept.maxBytes} bytes ` +
-      `this agent keeps, and this one needs ${need} more (limit the objects per namespace with a ResourceQuota); this object is ignored until there is room`
-    );
+  private overBudget(key: string, need: number, kept: KeptDeclarations): Rejection {
+    const reason = `left out: the ${kept.size} ShareMemory declaration(s) kept from Kubernetes take ${kept.bytes} of the ${kept.maxBytes} bytes this agent keeps, and this one needs ${need} more`;
+    return {
+      message: `kubernetes:${key}: ${reason} (limit the objects per namespace with a ResourceQuota); this object is ignored until there is room`,
+      reason: `${reason}; taken when there is room`,
+    };
+  }
+
+  /**
+   * The refusal of an object left out (undefined when its name cannot be read). Its grants are
+   * read as far as they are namespace names, and kept within MAX_REFUSED_GRANTS names in all
+   * (`kept` counts them); past that, or for a list longer than the CRD allows, none are kept.
+   */
+  private refusalOf(key: string, obj: unknown, reason: string, kept: { n: number }): RefusedDeclaration | undefined {
+    const i = key.indexOf('/');
+    const namespace = key.slice(0, i);
+    const name = key.slice(i + 1);
+    if (namespace === '?' || name === '?') return undefined;
+    const r: RefusedDeclaration = { namespace, name, reason: reason.length > MAX_REFUSAL_REASON ? `${reason.slice(0, MAX_REFUSAL_REASON - 3)}...` : reason };
+    const generation = metaOf(obj).generation;
+    if (typeof generation === 'number' && Number.isSafeInteger(generation)) r.generation = generation;
+    const grants = readGrants(obj);
+    if (grants && kept.n + grants.length <= MAX_REFUSED_GRANTS) {
+      kept.n += grants.length;
+      r.grants = grants;
+    }
+    return r;
+  }
+
+  refused(namespace: string, name: string): RefusedDeclaration | undefined {
+    return this.refusedMap.get(`${namespace}/${name}`);
+  }
+
+  refusals(): RefusedDeclaration[] {
+    return [...this.refusedMap.values()];
+  }
+
+  onRefusalChange(listener: RefusalChangeListener): () => void {
+    const entry: RefusalChangeListener = (s, k) => listener(s, k);
+    this.refusalListeners.add(entry);
+    return () => void this.refusalListeners.delete(entry);
+  }
+
+  private emitRefusal(r: RefusedDeclaration, kind: 'added' | 'changed' | 'removed'): void {
+    for (const l of [...this.refusalListeners]) {
+      try {
+        l({ namespace: r.namespace, name: r.name }, kind);
+      } catch (err) {
+        (this.options.onListenerError ?? ((e: unknown) => process.emitWarning(`refusal listener failed: ${messageOf(e)}`)))(err);
+      }
+    }
+  }
+
+  /** Keeps (or drops, refusal undefined) the refusal of `key` from a watch event; tells listeners. */
+  private setRefusal(key: string, refusal: RefusedDeclaration | undefined): void {
+    const was = this.refusedMap.get(key);
+    if (was) {
+      this.refusedMap.delete(key);
+      this.refusedGrants -= was.grants?.length ?? 0;
+    }
+    if (refusal) {
+      this.refusedMap.set(key, refusal);
+      this.refusedGrants += refusal.grants?.length ?? 0;
+    }
+    if (refusal && !was) this.emitRefusal(refusal, 'added');
+    else if (refusal && was && !sameRefusal(was, refusal)) this.emitRefusal(refusal, 'changed');
+    else if (!refusal && was) this.emitRefusal(was, 'removed');
   }
 
   /** Records an invalid (or left out) object; true if its message is new. */
@@ -420,17 +526,26 @@ export class KubernetesDeclarationSource implements DeclarationSource {
     let change: DeclarationChange | undefined;
     if (ev.type === 'ADDED' || ev.type === 'MODIFIED') {
       let r = this.validate(obj);
-      if (typeof r !== 'string') {
+      if (isDeclaration(r)) {
         const kept = this.decls.set(key, r, previous && sameDeclaration(previous, r) ? previous : undefined);
         if (kept !== true) {
           this.leftOutForBudget++;
-          r = this.overBudgetMessage(key, kept, this.decls);
+          r = this.overBudget(key, kept, this.decls);
         }
       }
-      if (typeof r === 'string') {
+      if (!isDeclaration(r)) {
         this.decls.delete(key);
-        if (this.setInvalid(key, r)) this.reportInvalid(r);
+        if (this.setInvalid(key, r.message)) this.reportInvalid(r.message);
+        let refusal: RefusedDeclaration | undefined;
+        if (this.invalid.has(key)) {
+          // this object's own grants are given back before it is judged again
+          const kept = { n: this.refusedGrants - (this.refusedMap.get(key)?.grants?.length ?? 0) };
+          refusal = this.refusalOf(key, obj, r.reason, kept);
+        }
         if (previous) change = { kind: 'removed', declaration: previous };
+        if (change) this.listeners.emit([change]);
+        this.setRefusal(key, refusal);
+        return undefined;
       } else {
         this.invalid.delete(key);
         const kept = this.decls.get(key)!;
@@ -445,14 +560,15 @@ export class KubernetesDeclarationSource implements DeclarationSource {
       return new ApiError(`${this.where()}: watch: unknown event type ${JSON.stringify(ev.type)}`);
     }
     if (change) this.listeners.emit([change]);
+    this.setRefusal(key, undefined); // declared now, or deleted
     return undefined;
   }
 
-  private validate(obj: unknown): ShareDeclaration | string {
+  private validate(obj: unknown): ShareDeclaration | Rejection {
     try {
       return validateShareMemory(obj, `kubernetes:${objectKey(obj)}`, this.options.limits);
     } catch (err) {
-      if (err instanceof DeclarationError) return `${err.message}; this object is ignored`;
+      if (err instanceof DeclarationError) return { message: `${err.message}; this object is ignored`, reason: err.field ? `${err.field}: ${err.reason}` : err.reason };
       throw err;
     }
   }

@@ -79,6 +79,26 @@ export function validateShareMemory(obj: unknown, origin: string, limits: Limits
   return decl;
 }
 
+/** The most grants readGrants reads: the shipped CRD's 256 per list, twice. */
+const MAX_READ_GRANTS = 512;
+
+/**
+ * The namespaces an object grants (spec.allowedNamespaces and spec.readOnlyNamespaces), read
+ * leniently from an object that failed validation, so that the pods it grants can be told why
+ * this node refuses it: only entries that are namespace names count. Undefined when the spec
+ * cannot be read or the lists are longer than the CRD allows (then only the owner's pods are told).
+ */
+export function readGrants(obj: unknown): string[] | undefined {
+  if (!isObject(obj) || !isObject(obj.spec)) return undefined;
+  const out = new Set<string>();
+  for (const list of [obj.spec.allowedNamespaces, obj.spec.readOnlyNamespaces]) {
+    if (list === undefined || list === null) continue;
+    if (!Array.isArray(list) || list.length > MAX_READ_GRANTS) return undefined;
+    for (const ns of list) if (typeof ns === 'string' && !dnsLabelProblem(ns, DNS_LABEL_MAX)) out.add(ns);
+  }
+  return out.size > MAX_READ_GRANTS ? undefined : [...out];
+}
+
 /**
  * A list of namespaces (spec.allowedNamespaces or spec.readOnlyNamespaces), duplicates folded.
  * Listed explicitly: "*" or any other wildcard is refused, because crossing tenants is meant to be

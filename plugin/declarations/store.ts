@@ -19,6 +19,29 @@ export interface DeclarationProblem {
   message: string;
 }
 
+/**
+ * A ShareMemory the cluster holds that this node refuses: valid for the CRD, but outside this
+ * node's own limits (or past its budget of declarations). Pods the object grants are told why
+ * ("declared but refused on this node"), and the node says so in the object's status.
+ */
+export interface RefusedDeclaration {
+  namespace: string;
+  name: string;
+  /** the field and why, e.g. `spec.storage: "64Mi" is 64 MiB, outside the allowed range 128 MiB to 512 GiB` */
+  reason: string;
+  /** metadata.generation of the object judged; absent when the object did not say */
+  generation?: number;
+  /**
+   * The other namespaces the object grants (allowed and read-only), as far as they could be read
+   * and kept; absent: unknown, and only the owner's namespace learns of the refusal (anyone else
+   * gets the answer for a share that does not exist: docs/security.md).
+   */
+  grants?: readonly string[];
+}
+
+/** A refusal appeared ('added'), changed, or went ('removed': fixed, declared elsewhere, or deleted). */
+export type RefusalChangeListener = (share: { namespace: string; name: string }, kind: 'added' | 'changed' | 'removed') => void;
+
 /** A provider of declarations. Within one source, namespace/name is unique. */
 export interface DeclarationSource {
   readonly name: string;
@@ -26,6 +49,10 @@ export interface DeclarationSource {
   errors(): DeclarationProblem[];
   /** called after the source's declarations changed; returns an unsubscribe function */
   onChange(listener: DeclarationChangeListener): () => void;
+  /** sources that can tell a refused object from an absent one (Kubernetes) */
+  refused?(namespace: string, name: string): RefusedDeclaration | undefined;
+  refusals?(): RefusedDeclaration[];
+  onRefusalChange?(listener: RefusalChangeListener): () => void;
 }
 
 /** What the memshare service reads: the merged, current declarations. */
@@ -35,6 +62,12 @@ export interface DeclarationStore {
   /** called with every non-empty set of changes; returns an unsubscribe function */
   onChange(listener: DeclarationChangeListener): () => void;
   errors(): DeclarationProblem[];
+  /** the refusal of namespace/name when no source declares it and one refuses it */
+  refused(namespace: string, name: string): RefusedDeclaration | undefined;
+  /** every such refusal */
+  refusals(): RefusedDeclaration[];
+  /** called when a refusal appears, changes or goes; returns an unsubscribe function */
+  onRefusalChange(listener: RefusalChangeListener): () => void;
 }
 
 export interface StoreOptions {
@@ -108,11 +141,14 @@ export class MergedDeclarationStore implements DeclarationStore {
   private readonly sources: DeclarationSource[] = [];
   private readonly unsubscribe: Array<() => void> = [];
   private readonly listeners: ListenerSet;
+  private readonly refusalListeners = new Set<RefusalChangeListener>();
+  private readonly onListenerError: (err: unknown) => void;
   private merged = new Map<string, ShareDeclaration>();
   private clashes: DeclarationProblem[] = [];
 
   constructor(sources: DeclarationSource[] = [], options: StoreOptions = {}) {
     this.listeners = new ListenerSet(options.onListenerError);
+    this.onListenerError = options.onListenerError ?? defaultListenerError;
     for (const s of sources) this.addSource(s);
   }
 
@@ -120,7 +156,49 @@ export class MergedDeclarationStore implements DeclarationStore {
   addSource(source: DeclarationSource): void {
     this.sources.push(source);
     this.unsubscribe.push(source.onChange(() => this.refresh()));
+    if (source.onRefusalChange) {
+      this.unsubscribe.push(source.onRefusalChange((share, kind) => {
+        // a refusal of a share another source declares is not in force
+        if (!this.merged.has(shareKey(share.namespace, share.name))) this.emitRefusal(share, kind);
+      }));
+    }
     this.refresh();
+  }
+
+  refused(namespace: string, name: string): RefusedDeclaration | undefined {
+    if (this.merged.has(shareKey(namespace, name))) return undefined;
+    for (const s of this.sources) {
+      const r = s.refused?.(namespace, name);
+      if (r) return r;
+    }
+    return undefined;
+  }
+
+  refusals(): RefusedDeclaration[] {
+    const out = new Map<string, RefusedDeclaration>();
+    for (const s of this.sources) {
+      for (const r of s.refusals?.() ?? []) {
+        const key = shareKey(r.namespace, r.name);
+        if (!this.merged.has(key) && !out.has(key)) out.set(key, r);
+      }
+    }
+    return [...out.values()];
+  }
+
+  onRefusalChange(listener: RefusalChangeListener): () => void {
+    const entry: RefusalChangeListener = (s, k) => listener(s, k);
+    this.refusalListeners.add(entry);
+    return () => void this.refusalListeners.delete(entry);
+  }
+
+  private emitRefusal(share: { namespace: string; name: string }, kind: 'added' | 'changed' | 'removed'): void {
+    for (const l of [...this.refusalListeners]) {
+      try {
+        l({ namespace: share.namespace, name: share.name }, kind);
+      } catch (err) {
+        this.onListenerError(err);
+      }
+    }
   }
 
   get(namespace: string, name: string): ShareDeclaration | undefined {
@@ -161,6 +239,14 @@ export class MergedDeclarationStore implements DeclarationStore {
     this.merged = next;
     this.clashes = clashes;
     this.listeners.emit(changes);
+    // a share declared here now hides a source's refusal of it, and one no longer declared shows it
+    if (this.refusalListeners.size > 0) {
+      for (const c of changes) {
+        if (c.kind === 'changed') continue;
+        const d = c.declaration;
+        if (this.sources.some((s) => s.refused?.(d.namespace, d.name))) this.emitRefusal(d, c.kind === 'added' ? 'removed' : 'added');
+      }
+    }
     return changes;
   }
 

@@ -1,8 +1,9 @@
 // Decide whether a container may have the shares it asks for: each ref must be declared, be
 // the pod's own or shared with its namespace (read-only where only that is granted), fit the
 // limits, and fit on the node. A share of another namespace that is not shared with the pod's
-// gets one answer whether it exists or not (docs/security.md); the refusal's operatorDetail
-// keeps the difference for the agent's log.
+// gets one answer whether it exists, is refused on this node, or not (docs/security.md); the
+// refusal's operatorDetail keeps the difference for the agent's log. A share the cluster declares
+// but this node refuses (its own limits) is "declared but refused on this node" to the pods it grants.
 import { type Limits, type ShareDeclaration, type ShareRef, RefusalError } from '../model/types';
 import { shareKey } from '../model/names';
 import { formatBytes } from '../model/quantity';
@@ -13,6 +14,7 @@ export type RefusalReason =
   | 'syntax'
   | 'unknown-share'
   | 'declaration-removed'
+  | 'declaration-refused'
   | 'forbidden-namespace'
   | 'read-only-grant'
   | 'size-limit'
@@ -24,7 +26,7 @@ export type RefusalReason =
  * service's own (the backend is down, a share still being made, the backend failed).
  */
 export const REFUSAL_REASONS: readonly string[] = [
-  'syntax', 'unknown-share', 'declaration-removed', 'forbidden-namespace', 'read-only-grant', 'size-limit', 'node-limit',
+  'syntax', 'unknown-share', 'declaration-removed', 'declaration-refused', 'forbidden-namespace', 'read-only-grant', 'size-limit', 'node-limit',
   'backend-unavailable', 'pending', 'backend',
 ] satisfies ReadonlyArray<RefusalReason | 'backend-unavailable' | 'pending' | 'backend'>;
 
@@ -33,7 +35,7 @@ export interface AuthorizeRequest {
   annotation: string;
   refs: readonly ShareRef[];
   podNamespace: string;
-  store: Pick<DeclarationStore, 'get'>;
+  store: Pick<DeclarationStore, 'get' | 'refused'>;
   limits: Limits;
   /** true if the share is already present on this node (so it costs no new memory) */
   isPresent: (namespace: string, name: string) => boolean;
@@ -60,20 +62,28 @@ export function authorize(req: AuthorizeRequest): AuthorizedRef[] {
       new RefusalError(`${annotation}: share "${key}": ${text}`, reason, operatorText === undefined ? undefined : `${annotation}: share "${key}": ${operatorText}`);
     const present = req.isPresent(ref.namespace, ref.name);
     const decl = req.store.get(ref.namespace, ref.name);
+    const refused = decl ? undefined : req.store.refused(ref.namespace, ref.name);
     const foreign = ref.namespace !== podNamespace;
-    const granted = decl !== undefined && (decl.allowedNamespaces.includes(podNamespace) || (decl.readOnlyNamespaces?.includes(podNamespace) ?? false));
+    const granted = decl !== undefined
+      ? decl.allowedNamespaces.includes(podNamespace) || (decl.readOnlyNamespaces?.includes(podNamespace) ?? false)
+      : refused?.grants?.includes(podNamespace) ?? false;
     if (foreign && !granted) {
-      // One answer whether the share is declared, removed or never was: anything else tells a
-      // tenant which share names other namespaces use. The reason (a metric label) and the log
-      // keep the operator's distinction.
+      // One answer whether the share is declared, refused here, removed or never was: anything
+      // else tells a tenant which share names other namespaces use. The reason (a metric label)
+      // and the log keep the operator's distinction.
       const notGranted = `not granted to namespace "${podNamespace}" (no ShareMemory ${key} on this node lists "${podNamespace}" in spec.allowedNamespaces or spec.readOnlyNamespaces)`;
       if (decl) {
         throw refusal('forbidden-namespace', notGranted, `belongs to namespace "${ref.namespace}" and its ShareMemory does not list "${podNamespace}" in spec.allowedNamespaces`);
       }
+      if (refused) throw refusal('declaration-refused', notGranted, `declared but refused on this node: ${refused.reason}; "${podNamespace}" is not among the namespaces it grants`);
       if (present) throw refusal('declaration-removed', notGranted, `its ShareMemory ${key} was removed; it takes no new bindings`);
       throw refusal('unknown-share', notGranted, `not declared (no ShareMemory ${key} on this node)`);
     }
     if (!decl) {
+      if (refused) {
+        // the pods it grants may know it exists: they are told what to fix
+        throw refusal('declaration-refused', `declared but refused on this node: ${refused.reason}${present ? ' (current users keep it until they end)' : ''}`);
+      }
       if (present) {
         throw refusal('declaration-removed', `its ShareMemory ${key} was removed; it takes no new bindings (current users keep it until they end)`);
       }

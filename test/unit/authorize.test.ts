@@ -110,6 +110,32 @@ test("outside a share's grants, a pod gets one answer whether the share is decla
   assert.is(refusalOf(req([ref('team-a', 'nope')])).operatorDetail, undefined);
 });
 
+test('a share the cluster declares but this node refuses: the pods it grants are told why; any other pod gets the answer for a share that never was', () => {
+  const reason = 'spec.storage: "128Mi" is 128 MiB, outside the allowed range 256 MiB to 512 GiB';
+  const refusedHere = (grants?: string[]): AuthorizeRequest['store'] => ({
+    get: () => undefined,
+    refused: (ns, name) => (ns === 'team-b' && name === 'small' ? { namespace: ns, name, reason, generation: 3, ...(grants ? { grants } : {}) } : undefined),
+  });
+  const rstore = refusedHere(['team-a', 'team-ro']);
+  // the owner's pods and the granted namespaces' pods: the distinct text, with the node's reason
+  const text = `memshare.nri.io/pod: share "team-b/small": declared but refused on this node: ${reason}`;
+  refused(req([ref('team-b', 'small')], { store: rstore, podNamespace: 'team-b' }), 'declaration-refused', text);
+  refused(req([ref('team-b', 'small')], { store: rstore }), 'declaration-refused', text);
+  refused(req([ref('team-b', 'small', true)], { store: rstore, podNamespace: 'team-ro' }), 'declaration-refused', text);
+  refused(req([ref('team-b', 'small')], { store: rstore, isPresent: () => true }), 'declaration-refused', `${text} (current users keep it until they end)`);
+  // outside the grants: word for word what a share that never existed gets; the log keeps the difference
+  const outside = refusalOf(req([ref('team-b', 'small')], { store: rstore, podNamespace: 'team-c' }));
+  const never = refusalOf(req([ref('team-b', 'small')], { store: new MergedDeclarationStore([]), podNamespace: 'team-c' }));
+  assert.is(outside.message, never.message);
+  assert.is(outside.reason, 'declaration-refused');
+  assert.match(outside.operatorDetail ?? '', `declared but refused on this node: ${reason}; "team-c" is not among the namespaces it grants`);
+  // grants unknown (not kept): only the owner's pods are told
+  refused(req([ref('team-b', 'small')], { store: refusedHere(), podNamespace: 'team-b' }), 'declaration-refused', text);
+  assert.is(refusalOf(req([ref('team-b', 'small')], { store: refusedHere() })).message, refusalOf(req([ref('team-b', 'small')], { store: new MergedDeclarationStore([]) })).message);
+  // a share declared here (another source) wins over a refusal: the store never gives both
+  assert.is(authorize(req([ref('team-a', 'cache')], { store: { get: (ns, n) => store.get(ns, n), refused: () => assert.unreachable('a declared share is not looked up as refused') as never } })).length, 1);
+});
+
 test('spec.readOnlyNamespaces: a namespace granted read-only binds with ":ro" only; read-write grants and other namespaces unchanged', () => {
   const grants = new MergedDeclarationStore([
     new MemoryDeclarationSource('test', [{ ...decl('team-b', 'feed', 1 * Gi, ['team-rw']), readOnlyNamespaces: ['team-a'] }]),

@@ -8,13 +8,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
   KubernetesDeclarationSource,
+  MemoryDeclarationSource,
   MergedDeclarationStore,
   type DeclarationChange,
   type DeclarationProblem,
   type SourceLog,
 } from '../../plugin/declarations';
 import { parseKubeconfig, type KubeCredentials } from '../../plugin/kube';
-import { DEFAULT_LIMITS } from '../../plugin/model/types';
+import { DEFAULT_LIMITS, type Limits } from '../../plugin/model/types';
 import { FakeApiServer, selfSignedCert, shareMemory } from '../support/fake-apiserver';
 import { SKIP_TLS_VERIFY, kubeconfigText, trustCert } from '../support/fake-apiserver-https';
 import { cleanupsAfterEach, tempDirs } from '../support/cleanup';
@@ -53,6 +54,7 @@ async function harness(
     maxObjectBytes?: number;
     maxKeptBytes?: number;
     log?: SourceLog;
+    limits?: Limits;
   } = {},
 ): Promise<Harness> {
   const api = opts.api ?? new FakeApiServer({ token: TOKEN, tls: cert });
@@ -63,7 +65,7 @@ async function harness(
   const problems: DeclarationProblem[] = [];
   const src = new KubernetesDeclarationSource({
     credentials: (opts.credentials ?? tokenCreds)(api),
-    limits: DEFAULT_LIMITS,
+    limits: opts.limits ?? DEFAULT_LIMITS,
     backoff: { initialMs: 5, maxMs: 40 },
     pageSize: opts.pageSize,
     watchTimeoutSeconds: opts.watchTimeoutSeconds,
@@ -389,6 +391,79 @@ test('feeds a MergedDeclarationStore like any source', async () => {
   api.share('ns', 'b', '256Mi');
   await waitFor(() => store.get('ns', 'b') !== undefined, 'store sees b');
   assert.equal(summary(seen), ['added ns/a', 'added ns/b']);
+  store.close();
+});
+
+test("an object this node's limits refuse is kept as a refusal (reason, generation, grants), told to listeners, and cleared when fixed or deleted", async () => {
+  // this node takes 256Mi..1Gi; the CRD (the defaults) would admit 128Mi
+  const limits = { ...DEFAULT_LIMITS, minShareBytes: 256 * Mi, maxShareBytes: 1024 * Mi };
+  const { api, src } = await harness((api) => {
+    api.share('ns', 'small', '128Mi', ['team-x', 'Not_A_Namespace']);
+    api.share('ns', 'ok', '256Mi');
+  }, { limits });
+  const told: string[] = [];
+  src.onRefusalChange((s, kind) => told.push(`${kind} ${s.namespace}/${s.name}`));
+  await within(src.ready(), 'ready');
+  assert.equal(src.refused('ns', 'small'), {
+    namespace: 'ns', name: 'small', generation: 1, grants: ['team-x'],
+    reason: 'spec.storage: "128Mi" is 128 MiB, outside the allowed range 256 MiB to 1 GiB',
+  });
+  assert.is(src.refused('ns', 'ok'), undefined, 'a declared share is no refusal');
+  assert.is(src.refused('ns', 'never'), undefined);
+  assert.equal(told, ['added ns/small']);
+  // through the watch: a new generation still refused is a changed refusal; a good one turning bad is one
+  await waitFor(() => api.watchCount === 1, 'a watch');
+  api.share('ns', 'small', '64Mi', ['team-x', 'team-y']);
+  await waitFor(() => src.refused('ns', 'small')?.generation === 2, 'generation 2 judged');
+  assert.equal(src.refused('ns', 'small')?.grants, ['team-x', 'team-y']);
+  assert.match(src.refused('ns', 'small')!.reason, /"64Mi" is 64 MiB/);
+  api.share('ns', 'ok', '2Gi');
+  await waitFor(() => src.refused('ns', 'ok') !== undefined, 'ok turned refused');
+  assert.is(src.list().length, 0);
+  // fixed (a new generation): the refusal goes and the declaration comes; deleted: it goes
+  api.share('ns', 'small', '512Mi', ['team-x']);
+  await waitFor(() => src.refused('ns', 'small') === undefined, 'fixed');
+  assert.equal(keys(src), ['ns/small:512']);
+  api.delete('ns', 'ok');
+  await waitFor(() => src.refusals().length === 0, 'deleted');
+  assert.equal(told, ['added ns/small', 'changed ns/small', 'added ns/ok', 'removed ns/small', 'removed ns/ok']);
+  // a relist (410) judges again: refusals found and gone while away are told too
+  api.share('ns', 'fixed-away', '1Pi');
+  await waitFor(() => src.refused('ns', 'fixed-away') !== undefined, 'refused');
+  told.length = 0;
+  api.holdWatches();
+  api.endWatches();
+  await waitFor(() => api.heldCount === 1, 'the client to watch again');
+  api.share('ns', 'fixed-away', '512Mi');
+  api.share('ns', 'new-away', '1Pi');
+  api.compact();
+  api.releaseWatches();
+  await waitFor(() => lists(api).length === 2, 'a re-list');
+  assert.equal(src.refusals().map((r) => `${r.name}@${r.generation}`), ['new-away@1']);
+  assert.equal(told.sort(), ['added ns/new-away', 'removed ns/fixed-away']);
+});
+
+test('a store shows a refusal only while no source declares the share, and says when that flips', async () => {
+  const limits = { ...DEFAULT_LIMITS, minShareBytes: 256 * Mi };
+  const { api, src } = await harness((api) => api.share('ns', 'x', '128Mi'), { limits });
+  const files = new MemoryDeclarationSource('files');
+  const store = new MergedDeclarationStore([files]);
+  store.addSource(src);
+  const told: string[] = [];
+  store.onRefusalChange((s, kind) => told.push(`${kind} ${s.namespace}/${s.name}`));
+  await within(src.ready(), 'ready');
+  assert.is(store.refused('ns', 'x')?.reason, 'spec.storage: "128Mi" is 128 MiB, outside the allowed range 256 MiB to 512 GiB');
+  assert.equal(store.refusals().map((r) => r.name), ['x']);
+  files.set([{ namespace: 'ns', name: 'x', sizeBytes: 256 * Mi, allowedNamespaces: [], origin: 'files' }]);
+  assert.is(store.refused('ns', 'x'), undefined, 'the file declares it: no refusal in force');
+  assert.equal(store.refusals(), []);
+  files.set([]);
+  assert.ok(store.refused('ns', 'x'));
+  assert.equal(told, ['added ns/x', 'removed ns/x', 'added ns/x']);
+  await waitFor(() => api.watchCount === 1, 'a watch');
+  api.delete('ns', 'x');
+  await waitFor(() => told.length === 4, 'deleted');
+  assert.equal(told[3], 'removed ns/x');
   store.close();
 });
 
