@@ -1,7 +1,7 @@
 // `nri-memshare status`: what is shared on this node, read from the ownership records and the
 // backend (never from the running agent, so it works while the agent is down too). It only reads:
 // no directory or file is created, whatever the config names.
-import { Ledger, type BindingRecord } from '../ledger';
+import { Ledger, type BindingRecord, type ClaimRecord } from '../ledger';
 import { formatBytes, messageOf, printable, printableJson, shareKey, type ShareHandle } from '../model';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { join } from 'node:path';
@@ -30,6 +30,12 @@ export interface ShareStatus {
     readOnly: boolean;
     since: string;
   }>;
+  /** ResourceClaims prepared on this node with the share (the DRA front door): holders too */
+  claims: Array<{
+    claim: ClaimRecord['claim'];
+    readOnly: boolean;
+    since: string;
+  }>;
 }
 
 /** Whether the agent runs, and what it said about itself (agent-state.json in stateDir). */
@@ -50,12 +56,12 @@ export interface NodeStatus {
 }
 
 export async function collectStatus(config: Config): Promise<NodeStatus> {
-  const { records, held, warnings } = Ledger.read(config.stateDir);
+  const { records, claims, held, warnings } = Ledger.read(config.stateDir);
   const shares = new Map<string, ShareStatus>();
   const entry = (namespace: string, name: string): ShareStatus => {
     const key = shareKey(namespace, name);
     let s = shares.get(key);
-    if (!s) shares.set(key, (s = { namespace, name, location: '', present: false, sizeBytes: null, usedBytes: null, handle: null, releasing: null, keptUntil: null, holders: [] }));
+    if (!s) shares.set(key, (s = { namespace, name, location: '', present: false, sizeBytes: null, usedBytes: null, handle: null, releasing: null, keptUntil: null, holders: [], claims: [] }));
     return s;
   };
   const backend = await inspectBackend(config.backend, { stateDir: config.stateDir }, { sharesDir: config.sharesDir }, held.some((x) => !x.releasing));
@@ -91,10 +97,14 @@ export async function collectStatus(config: Config): Promise<NodeStatus> {
       since: new Date(r.createdAt).toISOString(),
     });
   }
+  for (const c of claims) {
+    entry(c.share.namespace, c.share.name).claims.push({ claim: c.claim, readOnly: c.readOnly, since: new Date(c.createdAt).toISOString() });
+  }
   for (const s of shares.values()) {
-    if (!s.present && s.holders.length) warnings.push(`share ${shareKey(s.namespace, s.name)} has holders on record but is not present on this node`);
-    if (s.present && !s.holders.length && s.keptUntil) warnings.push(`share ${shareKey(s.namespace, s.name)}: its containers were evicted for stale device numbers; kept for their return until ${s.keptUntil}, then released`);
-    else if (s.present && !s.holders.length) warnings.push(`share ${shareKey(s.namespace, s.name)} is present${s.location ? ` at ${s.location}` : ''} but no record explains it (the agent releases it at its next reconcile)`);
+    const held = s.holders.length + s.claims.length;
+    if (!s.present && held) warnings.push(`share ${shareKey(s.namespace, s.name)} has holders on record but is not present on this node`);
+    if (s.present && !held && s.keptUntil) warnings.push(`share ${shareKey(s.namespace, s.name)}: its containers were evicted for stale device numbers; kept for their return until ${s.keptUntil}, then released`);
+    else if (s.present && !held) warnings.push(`share ${shareKey(s.namespace, s.name)} is present${s.location ? ` at ${s.location}` : ''} but no record explains it (the agent releases it at its next reconcile)`);
     if (s.releasing) warnings.push(`share ${shareKey(s.namespace, s.name)}: release failing after ${s.releasing.attempts} attempt(s) (${s.releasing.lastError}); ${s.releasing.nextAttemptAt ? `next attempt ${s.releasing.nextAttemptAt}` : 'retried at the next start'}`);
   }
   warnings.push(...backend.warnings);
@@ -163,12 +173,14 @@ export function renderStatus(st: NodeStatus): string {
   for (const s of st.shares) {
     const size = s.sizeBytes === null ? '-' : formatBytes(s.sizeBytes);
     const used = s.usedBytes === null ? '-' : formatBytes(s.usedBytes);
-    const first = [shareKey(s.namespace, s.name), size, used, String(s.holders.length)];
-    if (s.holders.length === 0) rows.push([...first, '-', '-', '-']);
-    s.holders.forEach((h, i) => {
-      const lead = i === 0 ? first : ['', '', '', ''];
-      rows.push([...lead, `${h.pod.namespace}/${h.pod.name}`, `${h.container.name} (${h.container.id.slice(0, 12)})`, h.readOnly ? 'ro' : 'rw']);
-    });
+    const first = [shareKey(s.namespace, s.name), size, used, String(s.holders.length + s.claims.length)];
+    // containers, then claims (a claim's containers are the kubelet's to know: it shows as the claim)
+    const holderRows = [
+      ...s.holders.map((h) => [`${h.pod.namespace}/${h.pod.name}`, `${h.container.name} (${h.container.id.slice(0, 12)})`, h.readOnly ? 'ro' : 'rw']),
+      ...s.claims.map((c) => [`claim ${c.claim.namespace}/${c.claim.name} (${c.claim.uid})`, '-', c.readOnly ? 'ro' : 'rw']),
+    ];
+    if (holderRows.length === 0) rows.push([...first, '-', '-', '-']);
+    holderRows.forEach((h, i) => rows.push([...(i === 0 ? first : ['', '', '', '']), ...h]));
   }
   const lines = renderTable(rows);
   if (st.shares.length === 0) lines.push('(no shares on this node)');

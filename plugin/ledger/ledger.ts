@@ -8,12 +8,25 @@
 // Snapshot and journal entries carry a sequence number, so a crash between the rename and the
 // emptying replays nothing twice.
 // Lookups use in-memory indexes by container and by share.
+// Two kinds of holder: containers (bind/end, the NRI front door) and ResourceClaims (claim/unclaim,
+// the DRA front door), each in its own entries and snapshot lines, so the records written before
+// claims existed read back unchanged and ending a container never touches a claim.
 import * as fs from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as native from '../../native';
 import { isDnsLabel, messageOf, shareKey, wrapError } from '../model';
 import { decodeLines, encodeLine } from './framing';
-import { freezeHeld, freezeRecord, heldProblem, recordProblem, type BindingRecord, type HeldShare } from './record';
+import {
+  claimRecordProblem,
+  freezeClaimRecord,
+  freezeHeld,
+  freezeRecord,
+  heldProblem,
+  recordProblem,
+  type BindingRecord,
+  type ClaimRecord,
+  type HeldShare,
+} from './record';
 
 const JOURNAL = 'ledger.journal';
 const SNAPSHOT = 'ledger.snapshot';
@@ -27,7 +40,10 @@ type JournalEntry =
   | { seq: number; op: 'bind'; rec: BindingRecord }
   | { seq: number; op: 'end'; containerId: string; reason: string; at: number }
   | { seq: number; op: 'hold'; held: HeldShare }
-  | { seq: number; op: 'drop'; namespace: string; name: string };
+  | { seq: number; op: 'drop'; namespace: string; name: string }
+  | { seq: number; op: 'claim'; rec: ClaimRecord }
+  /** share set: only that share's holding ends; absent: all of the claim's */
+  | { seq: number; op: 'unclaim'; uid: string; reason: string; at: number; share?: { namespace: string; name: string } };
 
 interface SnapshotHeader {
   kind: typeof SNAPSHOT_KIND;
@@ -36,6 +52,8 @@ interface SnapshotHeader {
   count: number;
   /** held shares in the snapshot (absent in snapshots written before shares were recorded) */
   heldCount?: number;
+  /** claim records in the snapshot (absent in snapshots written before claims were recorded) */
+  claimCount?: number;
   writtenAt: number;
 }
 
@@ -57,6 +75,8 @@ export interface LedgerOptions {
 
 export interface LedgerStats {
   bound: number;
+  /** claim holdings (one per claim and share) */
+  claimed: number;
   seq: number;
   journalEntries: number;
   journalBytes: number;
@@ -74,12 +94,16 @@ interface Pending {
 }
 
 type Rec = Readonly<BindingRecord>;
+type ClaimRec = Readonly<ClaimRecord>;
 
 export class Ledger {
   private readonly byContainerId = new Map<string, Map<string, Rec>>();
   private readonly byShareKey = new Map<string, Map<string, Rec>>();
   private readonly pendingBinds = new Map<string, number>();
   private readonly heldByKey = new Map<string, Readonly<HeldShare>>();
+  /** claim holdings by claim uid, then share key; and by share key, then claim uid */
+  private readonly byClaimUid = new Map<string, Map<string, ClaimRec>>();
+  private readonly claimsByShareKey = new Map<string, Map<string, ClaimRec>>();
   private queue: Pending[] = [];
   private compactWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
   private pumping: Promise<void> | undefined;
@@ -165,6 +189,47 @@ export class Ledger {
     return this.enqueue({ seq: 0, op: 'hold', held: h }, () => this.applyHold(h)) as Promise<Readonly<HeldShare>>;
   }
 
+  /**
+   * Records that a ResourceClaim holds a share; resolves once it is on disk. Replaces the claim's
+   * record of the same share.
+   */
+  claim(rec: ClaimRecord): Promise<ClaimRec> {
+    const problem = claimRecordProblem(rec);
+    if (problem) return Promise.reject(new Error(`ledger: refusing a record for claim ${JSON.stringify(rec?.claim?.uid)}: ${problem}`));
+    const r = freezeClaimRecord(rec);
+    return this.enqueue({ seq: 0, op: 'claim', rec: r }, () => this.applyClaim(r), claimPending(r.claim.uid)) as Promise<ClaimRec>;
+  }
+
+  /**
+   * Ends a claim's holdings (of `share` only, when given); resolves once that is on disk, with the
+   * records it ended. Idempotent: a claim holding nothing costs no write and gives [].
+   */
+  unclaim(uid: string, reason: string, share?: { namespace: string; name: string }): Promise<ClaimRec[]> {
+    if (!this.byClaimUid.has(uid) && !this.pendingBinds.has(claimPending(uid))) return Promise.resolve([]);
+    const at = Date.now();
+    const sh = share ? { namespace: share.namespace, name: share.name } : undefined;
+    return this.enqueue({ seq: 0, op: 'unclaim', uid, reason, at, ...(sh ? { share: sh } : {}) }, () => this.applyUnclaim(uid, sh)) as Promise<ClaimRec[]>;
+  }
+
+  /** The holdings of a claim, by its uid. */
+  byClaim(uid: string): ClaimRec[] {
+    const m = this.byClaimUid.get(uid);
+    return m ? [...m.values()] : [];
+  }
+
+  /** The claims holding a share. */
+  claimsByShare(namespace: string, name: string): ClaimRec[] {
+    const m = this.claimsByShareKey.get(shareKey(namespace, name));
+    return m ? [...m.values()] : [];
+  }
+
+  /** Every claim holding. */
+  allClaims(): ClaimRec[] {
+    const out: ClaimRec[] = [];
+    for (const m of this.byClaimUid.values()) out.push(...m.values());
+    return out;
+  }
+
   /** Records that this node no longer holds a share; idempotent (nothing recorded: no write). */
   drop(namespace: string, name: string): Promise<void> {
     if (!this.heldByKey.has(shareKey(namespace, name))) return Promise.resolve();
@@ -203,7 +268,9 @@ export class Ledger {
   stats(): LedgerStats {
     let bound = 0;
     for (const m of this.byContainerId.values()) bound += m.size;
-    return { bound, seq: this.appliedSeq, journalEntries: this.journalEntries, journalBytes: this.journalBytes, compactions: this.compactions };
+    let claimed = 0;
+    for (const m of this.byClaimUid.values()) claimed += m.size;
+    return { bound, claimed, seq: this.appliedSeq, journalEntries: this.journalEntries, journalBytes: this.journalBytes, compactions: this.compactions };
   }
 
   /** Folds the journal into a fresh snapshot; resolves once both are on disk. */
@@ -219,11 +286,11 @@ export class Ledger {
    * The records as they are on disk, without taking the lock or repairing anything: for
    * `nri-memshare status` beside a running agent. A line being appended right now reads as torn.
    */
-  static read(stateDir: string): { records: Rec[]; held: Array<Readonly<HeldShare>>; warnings: string[] } {
+  static read(stateDir: string): { records: Rec[]; claims: ClaimRec[]; held: Array<Readonly<HeldShare>>; warnings: string[] } {
     const l = new Ledger(stateDir, {});
     const warnings: string[] = [];
     l.load(warnings, true);
-    return { records: l.all(), held: l.held(), warnings };
+    return { records: l.all(), claims: l.allClaims(), held: l.held(), warnings };
   }
 
   /** Waits for queued writes, then closes the files and drops the lock. Idempotent. */
@@ -281,6 +348,8 @@ export class Ledger {
       if (e.op === 'bind') this.applyBind(freezeRecord(e.rec));
       else if (e.op === 'end') this.applyEnd(e.containerId, e.reason, e.at);
       else if (e.op === 'hold') this.applyHold(freezeHeld(e.held));
+      else if (e.op === 'claim') this.applyClaim(freezeClaimRecord(e.rec));
+      else if (e.op === 'unclaim') this.applyUnclaim(e.uid, e.share);
       else this.heldByKey.delete(shareKey(e.namespace, e.name));
       if (e.seq > this.seq) this.seq = e.seq;
     }
@@ -321,6 +390,7 @@ export class Ledger {
     let header: SnapshotHeader | undefined;
     let count = 0;
     let heldCount = 0;
+    let claimCount = 0;
     for (const { value, line } of dec.values) {
       if (line === 1 && isHeader(value)) {
         if (value.seq <= MAX_SEQ) header = value;
@@ -334,6 +404,16 @@ export class Ledger {
         else {
           this.applyHold(freezeHeld(held as HeldShare));
           heldCount++;
+        }
+        continue;
+      }
+      const claim = (value as { claim?: unknown } | null)?.claim;
+      if (claim !== undefined) {
+        const cp = claimRecordProblem(claim);
+        if (cp) warnings.push(`${path}: line ${line}: not a claim record (${cp}); skipped`);
+        else {
+          this.applyClaim(freezeClaimRecord(claim as ClaimRecord));
+          claimCount++;
         }
         continue;
       }
@@ -353,6 +433,7 @@ export class Ledger {
     }
     if (count !== header.count) warnings.push(`${path}: holds ${count} intact records of ${header.count} written`);
     if (header.heldCount !== undefined && heldCount !== header.heldCount) warnings.push(`${path}: holds ${heldCount} intact held shares of ${header.heldCount} written`);
+    if ((header.claimCount ?? 0) !== claimCount) warnings.push(`${path}: holds ${claimCount} intact claim records of ${header.claimCount ?? 0} written`);
     return header.seq;
   }
 
@@ -372,6 +453,33 @@ export class Ledger {
   private applyHold(h: Readonly<HeldShare>): Readonly<HeldShare> {
     this.heldByKey.set(shareKey(h.handle.namespace, h.handle.name), h);
     return h;
+  }
+
+  private applyClaim(r: ClaimRec): ClaimRec {
+    const sk = shareKey(r.share.namespace, r.share.name);
+    let c = this.byClaimUid.get(r.claim.uid);
+    if (!c) this.byClaimUid.set(r.claim.uid, (c = new Map()));
+    c.set(sk, r);
+    let s = this.claimsByShareKey.get(sk);
+    if (!s) this.claimsByShareKey.set(sk, (s = new Map()));
+    s.set(r.claim.uid, r);
+    return r;
+  }
+
+  private applyUnclaim(uid: string, share: { namespace: string; name: string } | undefined): ClaimRec[] {
+    const c = this.byClaimUid.get(uid);
+    if (!c) return [];
+    const ended: ClaimRec[] = [];
+    for (const [sk, r] of c) {
+      if (share && sk !== shareKey(share.namespace, share.name)) continue;
+      c.delete(sk);
+      const s = this.claimsByShareKey.get(sk);
+      s?.delete(uid);
+      if (s && s.size === 0) this.claimsByShareKey.delete(sk);
+      ended.push(r);
+    }
+    if (c.size === 0) this.byClaimUid.delete(uid);
+    return ended;
   }
 
   private applyEnd(containerId: string, reason: string, at: number): Rec[] {
@@ -493,10 +601,14 @@ export class Ledger {
     const records = this.all();
     // appliedSeq, not seq: entries still queued must replay from the journal after this
     const held = this.held();
+    const claims = this.allClaims();
     const header: SnapshotHeader = { kind: SNAPSHOT_KIND, version: 1, seq: this.appliedSeq, count: records.length, heldCount: held.length, writtenAt: Date.now() };
+    // only when there are some: a snapshot without claims stays byte-for-byte what it was
+    if (claims.length) header.claimCount = claims.length;
     const lines = [encodeLine(header)];
     for (const h of held) lines.push(encodeLine({ held: h }));
     for (const rec of records) lines.push(encodeLine({ rec }));
+    for (const claim of claims) lines.push(encodeLine({ claim }));
     const tmp = join(this.stateDir, SNAPSHOT_TMP);
     const fh = await fs.promises.open(tmp, 'w', 0o600);
     try {
@@ -526,6 +638,9 @@ export class Ledger {
     return new Error(`ledger ${this.stateDir} is closed`);
   }
 }
+
+/** pendingBinds' key for a claim: a NUL no container id has keeps the two kinds of holder apart */
+const claimPending = (uid: string): string => `\u0000claim ${uid}`;
 
 /**
  * The largest sequence number accepted from disk: 2^32 below the last safe integer, so that a
@@ -559,6 +674,16 @@ function entryProblem(v: unknown): string | undefined {
   if (e.op === 'drop') {
     if (typeof e.namespace !== 'string' || typeof e.name !== 'string') return 'drop entry: needs namespace and name';
     if (!isDnsLabel(e.namespace) || !isDnsLabel(e.name)) return 'drop entry: namespace and name must be DNS labels';
+    return undefined;
+  }
+  if (e.op === 'claim') {
+    const p = claimRecordProblem(e.rec);
+    return p ? `claim entry: record ${p}` : undefined;
+  }
+  if (e.op === 'unclaim') {
+    if (typeof e.uid !== 'string' || !e.uid || typeof e.reason !== 'string' || !Number.isFinite(e.at)) return 'unclaim entry: needs uid, reason and at';
+    const sh = e.share as { namespace?: unknown; name?: unknown } | undefined;
+    if (sh !== undefined && (typeof sh !== 'object' || sh === null || typeof sh.namespace !== 'string' || typeof sh.name !== 'string')) return 'unclaim entry: share needs namespace and name';
     return undefined;
   }
   return `unknown operation ${JSON.stringify(e.op)}`;

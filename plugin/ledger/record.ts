@@ -1,4 +1,5 @@
-// The ownership record: which container of which pod holds which share on this node.
+// The ownership records: which container of which pod holds which share on this node
+// (BindingRecord), and which ResourceClaim prepared through the DRA front door does (ClaimRecord).
 import { dnsLabelProblem, isObject, type HandleValue, type ShareHandle } from '../model';
 
 export type BindingState = 'bound' | 'released';
@@ -66,6 +67,47 @@ export function freezeRecord(r: BindingRecord): Readonly<BindingRecord> {
   };
   if (r.endReason !== undefined) out.endReason = r.endReason;
   return Object.freeze(out);
+}
+
+/**
+ * A ResourceClaim's holding of a share (the DRA front door): one record per claim and share, kept
+ * from NodePrepareResources to NodeUnprepareResources. Its own kind beside BindingRecord, so the
+ * container records (and everything that reads them: reconcile, endPod, the cluster writers) are
+ * unchanged and a container's end can never end a claim's holding.
+ */
+export interface ClaimRecord {
+  share: { namespace: string; name: string };
+  claim: { namespace: string; name: string; uid: string };
+  readOnly: boolean;
+  /** epoch milliseconds */
+  createdAt: number;
+}
+
+/** Why `v` is not a well-formed ClaimRecord, or undefined if it is. */
+export function claimRecordProblem(v: unknown): string | undefined {
+  if (!isObject(v)) return 'is not an object';
+  const { share, claim } = v;
+  if (!isObject(share) || !isStr(share.namespace) || !isStr(share.name) || !share.namespace || !share.name) {
+    return 'share must have non-empty string namespace and name';
+  }
+  const names = shareNamesProblem('share', share.namespace, share.name);
+  if (names) return names;
+  if (!isObject(claim) || !isStr(claim.namespace) || !isStr(claim.name) || !isStr(claim.uid) || !claim.uid) {
+    return 'claim must have string namespace and name and a non-empty string uid';
+  }
+  if (typeof v.readOnly !== 'boolean') return 'readOnly must be a boolean';
+  if (!Number.isFinite(v.createdAt)) return 'createdAt must be a number';
+  return undefined;
+}
+
+/** A frozen copy holding only the claim record's own fields. */
+export function freezeClaimRecord(r: ClaimRecord): Readonly<ClaimRecord> {
+  return Object.freeze({
+    share: Object.freeze({ namespace: r.share.namespace, name: r.share.name }),
+    claim: Object.freeze({ namespace: r.claim.namespace, name: r.claim.name, uid: r.claim.uid }),
+    readOnly: r.readOnly,
+    createdAt: r.createdAt,
+  });
 }
 
 /** A release that has not succeeded yet (UB: daemon busy, network): retried in the background. */

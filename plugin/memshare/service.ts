@@ -1,23 +1,29 @@
 // The memshare service: what happens to shares when containers come and go. It decides and
 // records; the backend makes memory present or absent; the ledger remembers who holds what.
-// Knows nothing of wire formats: the NRI adapter (plugin.ts) calls it with plain objects.
+// Knows nothing of wire formats: the NRI adapter (plugin.ts) calls it with plain objects, and the
+// DRA driver (plugin/dra/driver.ts) calls prepareClaim/unprepareClaim the same way. A share has
+// two kinds of holder, containers and ResourceClaims; it is released when the last of either ends,
+// and nothing done for containers (their end, a pod's end, reconcile) ends a claim's holding.
 import { parseBinding } from './annotations';
 import { authorize } from './authorize';
 import { KeyedLock } from '../locks/keyed-lock';
 import {
   RefusalError,
+  emptyInjection,
   messageOf,
   shareKey,
+  type ClaimInfo,
   type ContainerInfo,
   type ContainerInjection,
   type Limits,
   type PodInfo,
   type ShareDeclaration,
   type ShareHandle,
+  type ShareRef,
 } from '../model';
 import { RetryableError, type Backend, type BoundShare, type RuntimeInfo } from '../backends/types';
 import type { DeclarationStore } from '../declarations/store';
-import type { BindingRecord, HeldShare, Ledger } from '../ledger';
+import type { BindingRecord, ClaimRecord, HeldShare, Ledger } from '../ledger';
 
 /** Whose binding was refused (for an Event on the pod, and the agent's log). */
 export interface RefusalSubject {
@@ -31,7 +37,11 @@ export interface ServiceEvents {
   bound?(rec: BindingRecord): void;
   /** a binding ended (its container ended or was removed); the share may stay for other holders */
   unbound?(rec: Readonly<BindingRecord>, why: string): void;
-  /** `message` is the tenant's; `operatorDetail` (RefusalError's) is for the log only */
+  /** a ResourceClaim now holds a share (recorded) */
+  claimed?(rec: Readonly<ClaimRecord>): void;
+  /** a ResourceClaim's holding ended (unprepared); the share may stay for other holders */
+  unclaimed?(rec: Readonly<ClaimRecord>, why: string): void;
+  /** `message` is the tenant's; `operatorDetail` (RefusalError's) is for the log only; no subject for a claim (the message names it) */
   refused?(reason: string, message: string, subject?: RefusalSubject, operatorDetail?: string): void;
   released?(namespace: string, name: string, why: string): void;
   /** a release failed; `retryAt` is when it is tried again (undefined: only at the next start) */
@@ -66,6 +76,17 @@ export interface ServiceOptions {
 
 /** What a request keeps back from its deadline for the answer to reach the runtime. */
 const ANSWER_MARGIN_MS = 150;
+
+/** Who a binding is for: a container being created (NRI), or a ResourceClaim being prepared (DRA). */
+type Holder =
+  | { kind: 'container'; pod: PodInfo; ctr: ContainerInfo }
+  /** record: false when the claim already holds the share as asked (prepared again) */
+  | { kind: 'claim'; claim: ClaimInfo; record: boolean };
+
+const describeHolder = (h: Holder): string =>
+  h.kind === 'container' ? `container ${h.ctr.name} of pod ${h.pod.namespace}/${h.pod.name}` : claimName(h.claim);
+
+const claimName = (c: ClaimInfo): string => `ResourceClaim ${c.namespace}/${c.name}`;
 
 export class MemshareService {
   private readonly lock = new KeyedLock();
@@ -174,7 +195,7 @@ export class MemshareService {
     const bound: BoundShare[] = [];
     try {
       for (const { ref, declaration } of authorized) {
-        const handle = await this.bindOne(pod, ctr, ref, declaration, deadline);
+        const handle = await this.bindOne({ kind: 'container', pod, ctr }, ref, declaration, deadline);
         bound.push({ handle, readOnly: ref.readOnly, ref: ref.namespace === pod.namespace ? ref.name : shareKey(ref.namespace, ref.name) });
       }
       return this.o.backend.attach(bound);
@@ -191,30 +212,135 @@ export class MemshareService {
     }
   }
 
-  /** Makes one share present (within the backend's budget) and records the container's binding. */
-  private async bindOne(pod: PodInfo, ctr: ContainerInfo, ref: { namespace: string; name: string; readOnly: boolean }, decl: ShareDeclaration, deadline: number | undefined): Promise<ShareHandle> {
+  /**
+   * The injection for a ResourceClaim being prepared on this node: the claim holds each of `refs`
+   * as a container would (authorized as the annotation path authorizes a pod of the claim's
+   * namespace, acquired through the same backend, recorded before this returns). Idempotent: a
+   * claim prepared again (the kubelet's retry, or after an agent restart) gets the same answer
+   * from its records without being authorized again; shares it held and no longer asks for end.
+   * Throws RefusalError naming the claim when a ref cannot be honoured.
+   */
+  async prepareClaim(claim: ClaimInfo, refs: readonly ShareRef[], deadline?: number): Promise<ContainerInjection> {
+    const what = claimName(claim);
+    const wanted = mergeRefs(refs);
+    const recorded = new Map(this.o.ledger.byClaim(claim.uid).map((r) => [shareKey(r.share.namespace, r.share.name), r]));
+    const fresh = wanted.filter((r) => recorded.get(shareKey(r.namespace, r.name))?.readOnly !== r.readOnly);
+    let authorized;
+    try {
+      authorized = authorize({
+        annotation: what,
+        refs: fresh,
+        podNamespace: claim.namespace,
+        store: this.o.declarations,
+        limits: this.o.limits,
+        isPresent: (ns, name) => this.present.has(shareKey(ns, name)),
+        nodeBytesInUse: this.nodeBytes(),
+      });
+      const down = fresh.length ? this.o.backend.unavailable() : undefined;
+      if (down) throw new RefusalError(`${what}: ${down}`, 'backend-unavailable');
+    } catch (err) {
+      if (err instanceof RefusalError) this.ev.refused?.(err.reason, err.message, undefined, err.operatorDetail);
+      throw err;
+    }
+    const declOf = new Map(authorized.map((a) => [shareKey(a.ref.namespace, a.ref.name), a.declaration]));
+    const bound: BoundShare[] = [];
+    const madeHere: ShareRef[] = [];
+    try {
+      for (const ref of wanted) {
+        const key = shareKey(ref.namespace, ref.name);
+        const isFresh = declOf.has(key);
+        const handle = await this.bindOne({ kind: 'claim', claim, record: isFresh }, ref, declOf.get(key) ?? this.o.declarations.get(ref.namespace, ref.name), deadline);
+        if (isFresh) madeHere.push(ref);
+        bound.push({ handle, readOnly: ref.readOnly, ref: ref.namespace === claim.namespace ? ref.name : key });
+      }
+      const inj = bound.length ? this.o.backend.attach(bound) : emptyInjection();
+      // the claim's allocation no longer names a share it held (reallocated under the same uid)
+      const keep = new Set(wanted.map((r) => shareKey(r.namespace, r.name)));
+      for (const [key, r] of recorded) if (!keep.has(key)) await this.unclaimShares(claim.uid, 'no longer in the claim\'s allocation', [r.share]);
+      return inj;
+    } catch (err) {
+      // nothing half-done survives: what this call recorded goes (earlier holdings stay)
+      await this.unclaimShares(claim.uid, 'preparation failed', madeHere).catch(() => undefined);
+      if (err instanceof RefusalError) {
+        this.ev.refused?.(err.reason, err.message, undefined, err.operatorDetail);
+        throw err;
+      }
+      const msg = `memshare: cannot prepare shares for ${what}: ${messageOf(err)}`;
+      this.ev.refused?.('backend', msg);
+      throw new RefusalError(msg, 'backend', undefined, { cause: err });
+    }
+  }
+
+  /**
+   * Ends every holding of a ResourceClaim (NodeUnprepareResources) and releases the shares nobody
+   * else holds; idempotent: a claim unknown here (never prepared, or unprepared already) gives 0.
+   */
+  async unprepareClaim(uid: string, why: string): Promise<number> {
+    const recs = this.o.ledger.byClaim(uid);
+    if (recs.length === 0) return 0;
+    return this.unclaimShares(uid, why, recs.map((r) => r.share));
+  }
+
+  /** The shares a claim holds, as recorded (for the driver's answer after a restart, and status). */
+  claimHoldings(uid: string): Array<Readonly<ClaimRecord>> {
+    return this.o.ledger.byClaim(uid);
+  }
+
+  /** Ends a claim's holding of `shares`, then releases each one nobody holds any more. */
+  private async unclaimShares(uid: string, why: string, shares: ReadonlyArray<{ namespace: string; name: string }>): Promise<number> {
+    const ended: Array<Readonly<ClaimRecord>> = [];
+    const all = this.o.ledger.byClaim(uid).length;
+    if (shares.length && shares.length === all) ended.push(...(await this.o.ledger.unclaim(uid, why)));
+    else for (const sh of shares) ended.push(...(await this.o.ledger.unclaim(uid, why, sh)));
+    for (const r of ended) this.ev.unclaimed?.(r, why);
+    for (const r of ended) await this.releaseIfUnused(r.share.namespace, r.share.name, `last holder ended (${why})`);
+    return ended.length;
+  }
+
+  /**
+   * Makes one share present (within the backend's budget) and records the holder's binding.
+   * `decl` is undefined only for a share a claim holds already whose declaration went: it keeps it.
+   */
+  private async bindOne(holder: Holder, ref: { namespace: string; name: string; readOnly: boolean }, decl: ShareDeclaration | undefined, deadline: number | undefined): Promise<ShareHandle> {
     const key = shareKey(ref.namespace, ref.name);
     let gaveUp = false;
     const task = this.lock.run(key, async () => {
-      const handle = await this.ensurePresent(key, decl);
+      const handle = decl ? await this.ensurePresent(key, decl) : await this.heldHandle(key);
       // the caller refused the binding meanwhile: keep the share for the kubelet's retry, bind nothing
       if (gaveUp) return handle;
       const t = this.now();
-      const rec: BindingRecord = {
-        share: { namespace: ref.namespace, name: ref.name },
-        pod: { namespace: pod.namespace, name: pod.name, uid: pod.uid, sandboxId: pod.id },
-        container: { id: ctr.id, name: ctr.name },
-        readOnly: ref.readOnly,
-        state: 'bound',
-        createdAt: t,
-        updatedAt: t,
-      };
-      await this.o.ledger.bind(rec);
-      if (gaveUp) {
-        await this.o.ledger.end(ctr.id, 'creation refused (budget)');
-        return handle;
+      if (holder.kind === 'container') {
+        const { pod, ctr } = holder;
+        const rec: BindingRecord = {
+          share: { namespace: ref.namespace, name: ref.name },
+          pod: { namespace: pod.namespace, name: pod.name, uid: pod.uid, sandboxId: pod.id },
+          container: { id: ctr.id, name: ctr.name },
+          readOnly: ref.readOnly,
+          state: 'bound',
+          createdAt: t,
+          updatedAt: t,
+        };
+        await this.o.ledger.bind(rec);
+        if (gaveUp) {
+          await this.o.ledger.end(ctr.id, 'creation refused (budget)');
+          return handle;
+        }
+        this.ev.bound?.(rec);
+      } else if (holder.record) {
+        const { claim } = holder;
+        const rec: ClaimRecord = {
+          share: { namespace: ref.namespace, name: ref.name },
+          claim: { namespace: claim.namespace, name: claim.name, uid: claim.uid },
+          readOnly: ref.readOnly,
+          createdAt: t,
+        };
+        await this.o.ledger.claim(rec);
+        if (gaveUp) {
+          await this.o.ledger.unclaim(claim.uid, 'preparation refused (budget)', rec.share);
+          return handle;
+        }
+        this.ev.claimed?.(rec);
       }
-      this.ev.bound?.(rec);
       // bound again (the kubelet recreated an evicted container): the grace period is over
       if (this.keepUntil.delete(key)) await this.o.ledger.hold({ handle }).catch(() => undefined);
       return handle;
@@ -226,8 +352,8 @@ export class MemshareService {
       timer = setTimeout(() => {
         gaveUp = true;
         void task.then(() => this.releaseLaterIfUnused(ref.namespace, ref.name), () => undefined);
-        const msg = this.o.backend.pendingMessage(decl);
-        reject(new RefusalError(`memshare: container ${ctr.name} of pod ${pod.namespace}/${pod.name}: ${msg}`, 'pending'));
+        const msg = decl ? this.o.backend.pendingMessage(decl) : `share ${key} is still being made ready on this node; the kubelet will retry`;
+        reject(new RefusalError(`memshare: ${describeHolder(holder)}: ${msg}`, 'pending'));
       }, budget);
     });
     try {
@@ -235,6 +361,13 @@ export class MemshareService {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** Under the share's lock: the handle of a share held already (restored first after a restart). */
+  private async heldHandle(key: string): Promise<ShareHandle> {
+    const have = this.present.get(key);
+    if (!have) throw new Error(`share ${key} is recorded for this claim but is no longer present on this node, and its ShareMemory is gone, so it cannot be made again`);
+    return this.unrestored.has(key) ? this.restoreOne(have) : have;
   }
 
   /** The time a binding may wait for the backend in this request, or undefined for no limit. */
@@ -338,6 +471,8 @@ export class MemshareService {
     // shares present or recorded that no binding explains (e.g. the agent died between acquire
     // and record, or before the last user's release)
     const held = new Set(this.o.ledger.all().filter((r) => r.state === 'bound').map((r) => shareKey(r.share.namespace, r.share.name)));
+    // a claim's holding ends only at its unprepare, never here
+    for (const c of this.o.ledger.allClaims()) held.add(shareKey(c.share.namespace, c.share.name));
     const unexplained = new Map<string, ShareHandle>();
     for (const h of this.o.ledger.held()) unexplained.set(shareKey(h.handle.namespace, h.handle.name), h.handle);
     for (const p of await this.o.backend.present()) unexplained.set(shareKey(p.namespace, p.name), p);
@@ -436,8 +571,9 @@ export class MemshareService {
     return this.o.ledger.held().filter((h) => h.releasing);
   }
 
+  /** Holders of a share: containers bound to it and claims prepared with it. */
   private activeBindings(namespace: string, name: string): number {
-    return this.o.ledger.byShare(namespace, name).filter((r) => r.state === 'bound').length;
+    return this.o.ledger.byShare(namespace, name).filter((r) => r.state === 'bound').length + this.o.ledger.claimsByShare(namespace, name).length;
   }
 
   private nodeBytes(): number {
@@ -574,6 +710,7 @@ export class MemshareService {
       }
       this.ev.warn?.(`cannot restore share ${key} after the restart; its containers are evicted`, { err: messageOf(err) });
       for (const r of this.o.ledger.byShare(namespace, name)) this.evictListener?.(r.container.id, `memshare: share ${key} could not be restored after an agent restart (${messageOf(err)}); evicted so it is recreated with it`);
+      this.warnClaims(namespace, name, `could not be restored after an agent restart (${messageOf(err)})`);
       throw err;
     }
     this.unrestored.delete(key);
@@ -589,8 +726,19 @@ export class MemshareService {
       for (const r of holders) {
         this.evictListener?.(r.container.id, `memshare: share ${key} came back with other device numbers (it was detached from this node: the UB holder or the daemon restarted); the container's are stale; evicted so it is recreated with the new ones`);
       }
+      this.warnClaims(namespace, name, 'came back with other device numbers (the UB holder or the daemon restarted); the CDI spec of a claim prepared again gets the new ones');
     }
     return fresh;
+  }
+
+  /**
+   * Claims holding a share that went stale: the agent knows no container of a claim (the kubelet
+   * passes them CDI ids), so it can only say so.
+   */
+  private warnClaims(namespace: string, name: string, what: string): void {
+    for (const c of this.o.ledger.claimsByShare(namespace, name)) {
+      this.ev.warn?.(`share ${shareKey(namespace, name)} ${what}: the containers of ${claimName(c.claim)} (uid ${c.claim.uid}) run with what they got at their creation`, { claim: c.claim.uid });
+    }
   }
 
   /** Tries a restore that failed for a passing reason again, with backoff. */
@@ -620,6 +768,17 @@ function placeholderHandle(backend: string, namespace: string, name: string): Sh
 
 function sameData(a: ShareHandle, b: ShareHandle): boolean {
   return JSON.stringify(a.data) === JSON.stringify(b.data);
+}
+
+/** One ref per share, in first-seen order; read-write when any of its refs is (two requests of one claim). */
+function mergeRefs(refs: readonly ShareRef[]): ShareRef[] {
+  const out = new Map<string, ShareRef>();
+  for (const r of refs) {
+    const key = shareKey(r.namespace, r.name);
+    const prev = out.get(key);
+    out.set(key, { namespace: r.namespace, name: r.name, readOnly: (prev?.readOnly ?? true) && r.readOnly });
+  }
+  return [...out.values()];
 }
 
 /** The refs no record binds. */

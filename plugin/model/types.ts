@@ -62,6 +62,16 @@ export interface PodInfo {
   annotations: Record<string, string>;
 }
 
+/**
+ * A ResourceClaim prepared on this node through the DRA front door: a holder of shares as a
+ * container is. Its namespace plays the pod namespace's part in authorization.
+ */
+export interface ClaimInfo {
+  namespace: string;
+  name: string;
+  uid: string;
+}
+
 /** A container as the memshare service needs to know it. */
 export interface ContainerInfo {
   id: string;
