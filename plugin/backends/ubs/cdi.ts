@@ -1,9 +1,10 @@
 // The CDI spec that gives UB containers the daemon's group. No NRI version can add supplemental
 // groups, but CDI's containerEdits.additionalGids can, where containerd resolves NRI's
 // CDI_devices (2.1 and later). One spec for the node: every UB container needs the same groups.
-import { lstatSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { writeStateFile } from '../../files/state-file';
+import { writeCdiSpecFile } from '../../files/cdi-dir';
+
+// the directory check is shared with the DRA driver's specs (and config checks import it from here)
+export { cdiDirProblem } from '../../files/cdi-dir';
 
 export const CDI_KIND = 'memshare.nri.io/ubs';
 export const CDI_DEVICE = 'daemon-access';
@@ -25,33 +26,9 @@ export function cdiSpec(gids: readonly number[]): object {
   };
 }
 
-/**
- * Why `dir` cannot take the spec, or undefined (also when it does not exist yet: the agent makes
- * it). The runtime gives containers what a spec there says: a directory someone else owns or may
- * write lets them add groups and devices to every container, and swap the agent's spec.
- */
-export function cdiDirProblem(dir: string): string | undefined {
-  let st;
-  try {
-    st = lstatSync(dir);
-  } catch {
-    return undefined;
-  }
-  if (!st.isDirectory()) return `${JSON.stringify(dir)} is not a directory${st.isSymbolicLink() ? ' (a symbolic link)' : ''}`;
-  if (st.uid !== 0) return `${JSON.stringify(dir)} must be owned by root, is owned by uid ${st.uid}`;
-  if (st.mode & 0o022) return `${JSON.stringify(dir)} must not be writable by group or others, has mode 0${(st.mode & 0o777).toString(8)}`;
-  return undefined;
-}
-
 /** Writes the spec atomically into `dir`; returns its path. Refuses a dir that is not root's alone. */
 export function writeCdiSpec(dir: string, gids: readonly number[]): string {
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
-  const bad = cdiDirProblem(dir);
-  if (bad) throw new Error(`cdiDir ${bad}`);
-  const path = join(dir, CDI_SPEC_FILE);
-  // exclusive temp file under a random name: a link planted in the directory is never followed
-  writeStateFile(path, `${JSON.stringify(cdiSpec(gids), null, 2)}\n`, { mode: 0o644 });
-  return path;
+  return writeCdiSpecFile(dir, CDI_SPEC_FILE, cdiSpec(gids));
 }
 
 /**
