@@ -363,6 +363,7 @@ export class KubernetesDeclarationSource implements DeclarationSource {
     };
     let cont: string | undefined;
     let rv: string | undefined;
+    let pages = 0;
     do {
       const q = new URLSearchParams();
       if (this.pageSize > 0) q.set('limit', String(this.pageSize));
@@ -372,6 +373,7 @@ export class KubernetesDeclarationSource implements DeclarationSource {
       const page = await readListPage(res, { where: this.where(), timeoutMs: this.requestTimeoutMs, maxItemBytes: this.maxObjectBytes }, onItem);
       rv = page.resourceVersion;
       cont = page.continue;
+      pages++;
     } while (cont && !this.stopped);
     if (this.stopped) return;
 
@@ -392,6 +394,8 @@ export class KubernetesDeclarationSource implements DeclarationSource {
     this.refusedGrants = grantsKept.n;
     this.leftOutForBudget = leftOut;
     this.rv = rv;
+    // a list is the expensive way in (every object again); its line tells a resumed watch from it
+    this.options.log?.info({ source: this.name, resourceVersion: rv, declarations: next.size, pages }, 'kubernetes: listed ShareMemory objects');
     this.connectedNow();
     for (const message of newProblems) this.reportInvalid(message);
     this.listeners.emit(changes);
