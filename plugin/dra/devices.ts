@@ -1,6 +1,6 @@
 // How a declared share is named as a DRA device. The ResourceSlice publisher names devices with it
 // and the driver finds the share of an allocated device with it, so both sides agree by construction.
-import { createHash } from 'node:crypto';
+import type * as Crypto from 'node:crypto';
 import { shareKey } from '../model';
 
 /** The driver name the agent registers and publishes under unless configured otherwise. */
@@ -12,6 +12,8 @@ export const DEFAULT_DRIVER_NAME = 'memshare.nri.io';
  * is a 63-character DNS label) and distinct for two namespaces' shares of one name.
  */
 export function deviceNameOf(namespace: string, name: string): string {
+  // loaded here, not at import: the config imports this module, and an NRI-only agent never needs crypto
+  const { createHash } = require('node:crypto') as typeof Crypto;
   const digest = createHash('sha256').update(shareKey(namespace, name)).digest('hex').slice(0, 8);
   return `${name}-${digest}`;
 }
