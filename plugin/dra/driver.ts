@@ -102,7 +102,9 @@ export class MemshareDraDriver implements DraDriver {
       }
       refs.push({ ...share, readOnly: readOnlyOf(r.request) });
     }
-    const inj = await this.o.service.prepareClaim({ namespace: ref.namespace, name: ref.name, uid: ref.uid }, refs);
+    const inj = await this.o.service.prepareClaim({ namespace: ref.namespace, name: ref.name, uid: ref.uid }, refs, {
+      readOnlyHow: `ask for it read-only: an opaque config for driver ${this.o.driverName} in the claim, parameters {apiVersion: "${SHARE_CONFIG_API_VERSION}", kind: "${SHARE_CONFIG_KIND}", readOnly: true}`,
+    });
     if (ours.length === 0) {
       removeCdiSpecFile(this.o.cdiDir, claimSpecFile(ref.uid));
       return [];

@@ -31,8 +31,10 @@ export const REFUSAL_REASONS: readonly string[] = [
 ] satisfies ReadonlyArray<RefusalReason | 'backend-unavailable' | 'pending' | 'backend'>;
 
 export interface AuthorizeRequest {
-  /** the annotation key the refs came from (for messages) */
+  /** the annotation key the refs came from (for messages), or the claim ("ResourceClaim ns/name") */
   annotation: string;
+  /** how the asker gets read-only access, for the read-only-grant refusal (default: the annotation's `<ref>:ro`) */
+  readOnlyHow?: (key: string) => string;
   refs: readonly ShareRef[];
   podNamespace: string;
   store: Pick<DeclarationStore, 'get' | 'refused'>;
@@ -94,7 +96,7 @@ export function authorize(req: AuthorizeRequest): AuthorizedRef[] {
       if (!ref.readOnly) {
         throw refusal(
           'read-only-grant',
-          `belongs to namespace "${ref.namespace}", whose ShareMemory grants "${podNamespace}" read-only access (spec.readOnlyNamespaces); bind it as "${key}:ro"`,
+          `belongs to namespace "${ref.namespace}", whose ShareMemory grants "${podNamespace}" read-only access (spec.readOnlyNamespaces); ${req.readOnlyHow ? req.readOnlyHow(key) : `bind it as "${key}:ro"`}`,
         );
       }
     }

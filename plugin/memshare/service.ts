@@ -74,6 +74,13 @@ export interface ServiceOptions {
   abandonedGraceMs?: number;
 }
 
+export interface PrepareClaimOptions {
+  /** epoch ms: when the kubelet stops waiting (undefined: the backend's own budget) */
+  deadline?: number;
+  /** the front door's words for asking read-only access, for a read-only-grant refusal */
+  readOnlyHow?: string;
+}
+
 /** What a request keeps back from its deadline for the answer to reach the runtime. */
 const ANSWER_MARGIN_MS = 150;
 
@@ -220,7 +227,8 @@ export class MemshareService {
    * from its records without being authorized again; shares it held and no longer asks for end.
    * Throws RefusalError naming the claim when a ref cannot be honoured.
    */
-  async prepareClaim(claim: ClaimInfo, refs: readonly ShareRef[], deadline?: number): Promise<ContainerInjection> {
+  async prepareClaim(claim: ClaimInfo, refs: readonly ShareRef[], opts: PrepareClaimOptions = {}): Promise<ContainerInjection> {
+    const { deadline } = opts;
     const what = claimName(claim);
     const wanted = mergeRefs(refs);
     const recorded = new Map(this.o.ledger.byClaim(claim.uid).map((r) => [shareKey(r.share.namespace, r.share.name), r]));
@@ -229,6 +237,7 @@ export class MemshareService {
     try {
       authorized = authorize({
         annotation: what,
+        ...(opts.readOnlyHow ? { readOnlyHow: () => opts.readOnlyHow! } : {}),
         refs: fresh,
         podNamespace: claim.namespace,
         store: this.o.declarations,

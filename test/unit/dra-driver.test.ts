@@ -192,6 +192,11 @@ test('authorization as the annotation path: another namespace\'s share, the node
   const c = ref('guest', 'peek');
   s.claims.put(c, [result({ namespace: 'owner', name: 'private' })]);
   assert.match(errorOf((await s.driver.prepare([c])).get(c.uid))!, /^ResourceClaim guest\/peek: share "owner\/private": not granted to namespace "guest"/);
+  const rw = ref('guest', 'rw');
+  s.source.set([decl('owner', 'private', { readOnlyNamespaces: ['guest'] }), decl('guest', 'one'), decl('guest', 'two')]);
+  s.claims.put(rw, [result({ namespace: 'owner', name: 'private' })]);
+  assert.match(errorOf((await s.driver.prepare([rw])).get(rw.uid))!,
+    'read-only access (spec.readOnlyNamespaces); ask for it read-only: an opaque config for driver memshare.nri.io in the claim, parameters {apiVersion: "memshare.nri.io/v1alpha1", kind: "ShareConfig", readOnly: true}');
   const one = ref('guest', 'one');
   s.claims.put(one, [result({ namespace: 'guest', name: 'one' })]);
   assert.is(devicesOf((await s.driver.prepare([one])).get(one.uid)).length, 1);

@@ -152,6 +152,9 @@ test('authorization is the annotation path\'s: the claim\'s namespace as the pod
   assert.is(declared!.reason, 'forbidden-namespace');
   const rw = await refused('owner', 'ro');
   assert.is(rw?.reason, 'read-only-grant');
+  assert.match(rw!.message, 'grants "guest" read-only access (spec.readOnlyNamespaces); bind it as "owner/ro:ro"', 'the core\'s default words');
+  const told = await a.service.prepareClaim(g, [{ namespace: 'owner', name: 'ro', readOnly: false }], { readOnlyHow: 'ask the front door\'s way' }).then(() => undefined, (e: unknown) => e as RefusalError);
+  assert.match(told!.message, 'read-only access (spec.readOnlyNamespaces); ask the front door\'s way');
   assert.is(await refused('owner', 'ro', true), undefined, 'read-only is granted');
   assert.is(await refused('owner', 'shared'), undefined, 'allowedNamespaces is granted');
   assert.equal(a.ledger.byClaim(g.uid).map((r) => `${r.share.name}:${r.readOnly}`).sort(), ['shared:false'],
