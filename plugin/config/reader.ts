@@ -47,19 +47,28 @@ export class ConfigReader {
     return this.has(k) ? this.obj[k] : undefined;
   }
 
-  string(k: string, def: string, check?: (v: string) => string | undefined): string {
+  /**
+   * A key whose value `parse` turns into a T (undefined: not `expected`), then `check` may refuse;
+   * either way a problem naming the key and the default, so one bad key never stops the rest.
+   */
+  parsed<T>(k: string, def: T, expected: string, parse: (v: unknown) => T | undefined, check?: (v: T) => string | undefined): T {
     if (!this.has(k)) return def;
     const v = this.obj[k];
-    if (typeof v !== 'string') {
-      this.problem(k, `must be a string, got ${describe(v)}`);
+    const value = parse(v);
+    if (value === undefined) {
+      this.problem(k, `must be ${expected}, got ${describe(v)}`);
       return def;
     }
-    const why = check?.(v);
+    const why = check?.(value);
     if (why) {
       this.problem(k, why);
       return def;
     }
-    return v;
+    return value;
+  }
+
+  string(k: string, def: string, check?: (v: string) => string | undefined): string {
+    return this.parsed(k, def, 'a string', (v) => (typeof v === 'string' ? v : undefined), check);
   }
 
   /** One of a fixed set of strings. */
@@ -73,13 +82,7 @@ export class ConfigReader {
   }
 
   boolean(k: string, def: boolean): boolean {
-    if (!this.has(k)) return def;
-    const v = this.obj[k];
-    if (typeof v !== 'boolean') {
-      this.problem(k, `must be true or false, got ${describe(v)}`);
-      return def;
-    }
-    return v;
+    return this.parsed(k, def, 'true or false', (v) => (typeof v === 'boolean' ? v : undefined));
   }
 
   /** A positive byte count: a number, or a Kubernetes quantity string such as "512Gi". */
@@ -108,13 +111,8 @@ export class ConfigReader {
   }
 
   integer(k: string, def: number, min: number, max: number): number {
-    if (!this.has(k)) return def;
-    const v = this.obj[k];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-      this.problem(k, `must be an integer from ${min} to ${max}, got ${describe(v)}`);
-      return def;
-    }
-    return v;
+    const inRange = (v: unknown) => (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max ? v : undefined);
+    return this.parsed(k, def, `an integer from ${min} to ${max}`, inRange);
   }
 
   /** A nested object; undefined (and a problem) when present but not an object. */

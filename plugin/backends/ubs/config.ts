@@ -145,19 +145,8 @@ function pathPair(r: ConfigReader, k: string, v: unknown): PathPair | undefined 
 }
 
 function mode(r: ConfigReader, k: string, def: number, problem?: (n: number) => string | undefined): number {
-  const v = r.raw(k);
-  if (v === undefined) return def;
-  const n = typeof v === 'string' && /^0?[0-7]{3}$/.test(v) ? parseInt(v, 8) : NaN;
-  if (Number.isNaN(n)) {
-    r.problem(k, `must be an octal mode as a string such as "0660", got ${describe(v)}`);
-    return def;
-  }
-  const why = problem?.(n);
-  if (why) {
-    r.problem(k, why);
-    return def;
-  }
-  return n;
+  const octal = (v: unknown) => (typeof v === 'string' && /^0?[0-7]{3}$/.test(v) ? parseInt(v, 8) : undefined);
+  return r.parsed(k, def, 'an octal mode as a string such as "0660"', octal, problem);
 }
 
 /** Only root opens a share's host device nodes (containers get nodes of their own). */
