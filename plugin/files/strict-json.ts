@@ -78,17 +78,34 @@ export function parseStrictJson(text: string, limits: JsonLimits = {}): unknown 
     return fail(`expected a value, found ${found()}`);
   };
 
-  const parseObject = (depth: number): Record<string, unknown> => {
+  // an object or an array: its opening bracket, members separated by commas, its closing bracket
+  const parseMembers = (depth: number, close: '}' | ']', what: string, member: () => void): void => {
     if (depth > maxDepth) fail(`nested deeper than ${maxDepth} levels`);
-    pos++; // {
-    const obj: Record<string, unknown> = {};
-    const keys = new Set<string>();
+    pos++; // { or [
     skipWs();
-    if (text[pos] === '}') {
+    if (text[pos] === close) {
       pos++;
-      return obj;
+      return;
     }
     for (;;) {
+      member();
+      skipWs();
+      if (text[pos] === ',') {
+        pos++;
+        continue;
+      }
+      if (text[pos] === close) {
+        pos++;
+        return;
+      }
+      fail(`expected ',' or '${close}' in ${what}, found ${found()}`);
+    }
+  };
+
+  const parseObject = (depth: number): Record<string, unknown> => {
+    const obj: Record<string, unknown> = {};
+    const keys = new Set<string>();
+    parseMembers(depth, '}', 'an object', () => {
       skipWs();
       if (text[pos] !== '"') fail(`expected a key in double quotes, found ${found()}`);
       const keyAt = pos;
@@ -100,41 +117,14 @@ export function parseStrictJson(text: string, limits: JsonLimits = {}): unknown 
       pos++;
       // defineProperty: a key "__proto__" must be data, as JSON.parse makes it, not a prototype
       Object.defineProperty(obj, key, { value: parseValue(depth), enumerable: true, writable: true, configurable: true });
-      skipWs();
-      if (text[pos] === ',') {
-        pos++;
-        continue;
-      }
-      if (text[pos] === '}') {
-        pos++;
-        return obj;
-      }
-      fail(`expected ',' or '}' in an object, found ${found()}`);
-    }
+    });
+    return obj;
   };
 
   const parseArray = (depth: number): unknown[] => {
-    if (depth > maxDepth) fail(`nested deeper than ${maxDepth} levels`);
-    pos++; // [
     const arr: unknown[] = [];
-    skipWs();
-    if (text[pos] === ']') {
-      pos++;
-      return arr;
-    }
-    for (;;) {
-      arr.push(parseValue(depth));
-      skipWs();
-      if (text[pos] === ',') {
-        pos++;
-        continue;
-      }
-      if (text[pos] === ']') {
-        pos++;
-        return arr;
-      }
-      fail(`expected ',' or ']' in an array, found ${found()}`);
-    }
+    parseMembers(depth, ']', 'an array', () => arr.push(parseValue(depth)));
+    return arr;
   };
 
   const parseString = (): string => {
