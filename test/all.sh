@@ -9,6 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export NRI_MEMSHARE_CACHE=${NRI_MEMSHARE_CACHE:-/var/tmp/nri-memshare-cache}
+. test/harness/tally.sh
 
 need=()
 for p in runc busybox-static rpm rpmlint systemd iproute2 gcc libc6-dev patchelf openssl; do
@@ -45,7 +46,7 @@ run_tests() {
   "$node" dist/test/run.js 2>&1 | tee "$log" | sed -u "s/^/[node $v] /"
   rc=${PIPESTATUS[0]}
   set -e
-  last="$v $rc $(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n1)"
+  last="$v $rc $(closing_line "$log")"
   rm -f "$log"
 }
 
@@ -53,25 +54,15 @@ runs=()
 run_tests "$(command -v node)"; runs+=("$last")
 run_tests "$NRI_MEMSHARE_CACHE/node-24/bin/node"; runs+=("$last")
 
-passed=0 failed=0 skipped=0 status=0
 echo
 for r in "${runs[@]}"; do
   read -r v rc line <<<"$r"
   if [ -z "$line" ]; then
     echo "Node $v: the runner printed no closing line (exit $rc): counted as 1 failed"
-    failed=$((failed + 1)) status=1
-    continue
+  else
+    echo "Node $v: $line"
   fi
-  echo "Node $v: $line"
-  p=$(sed -E 's/^([0-9]+) passed.*/\1/' <<<"$line")
-  f=$(sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/' <<<"$line")
-  s=$(sed -nE 's/.*, ([0-9]+) skipped.*/\1/p' <<<"$line")
-  # a runner that failed with nothing counted failed (no test files, say) still counts as one
-  [ "$rc" = 0 ] || [ "$f" != 0 ] || f=1
-  passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + ${s:-0}))
+  tally "$rc" "$line"
 done
-[ "$failed" = 0 ] || status=1
-tail=
-[ "$skipped" = 0 ] || tail=", $skipped skipped"
-echo "$passed passed, $failed failed$tail"
-exit "$status"
+tally_line
+[ "$tally_failed" = 0 ]

@@ -26,6 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 export NRI_MEMSHARE_CACHE=${NRI_MEMSHARE_CACHE:-/var/tmp/nri-memshare-cache}
+. test/harness/tally.sh
 started=$(date +%s)
 say() { echo "arch64: $*"; }
 loud() { echo "!!!!!!!! arch64: $* !!!!!!!!"; }
@@ -74,7 +75,7 @@ run() {
   "$@" 2>&1 | tee "$log" | sed -u "s/^/[aarch64 $name] /"
   rc=${PIPESTATUS[0]}
   set -e
-  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n1)
+  line=$(closing_line "$log")
   results+=("$name|$rc|$line|$(($(date +%s) - t0))")
   rm -f "$log"
 }
@@ -235,24 +236,16 @@ JS
 ) || proof_line="0 passed, 1 failed"
 results+=("proof|0|$proof_line|0")
 
-passed=0 failed=0 skipped=0
 echo
 for r in "${results[@]}"; do
   IFS='|' read -r name rc line secs <<<"$r"
   if [ -z "$line" ]; then
     echo "aarch64 $name: the runner printed no closing line (exit $rc, ${secs}s): counted as 1 failed"
-    failed=$((failed + 1))
-    continue
+  else
+    echo "aarch64 $name: $line (${secs}s)"
   fi
-  echo "aarch64 $name: $line (${secs}s)"
-  p=$(sed -E 's/^([0-9]+) passed.*/\1/' <<<"$line")
-  f=$(sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/' <<<"$line")
-  s=$(sed -nE 's/.*, ([0-9]+) skipped.*/\1/p' <<<"$line")
-  [ "$rc" = 0 ] || [ "$f" != 0 ] || f=1
-  passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + ${s:-0}))
+  tally "$rc" "$line"
 done
 echo "aarch64 run took $(($(date +%s) - started)) s"
-tail=
-[ "$skipped" = 0 ] || tail=", $skipped skipped"
-echo "$passed passed, $failed failed$tail"
-[ "$failed" = 0 ]
+tally_line
+[ "$tally_failed" = 0 ]
