@@ -132,13 +132,25 @@ export class MemshareService {
         if (h.handle.requestedBytes > 0) this.unrestored.add(shareKey(h.handle.namespace, h.handle.name));
       }
     }
+    const found = new Set<string>();
     for (const p of await this.o.backend.present()) {
       const key = shareKey(p.namespace, p.name);
+      found.add(key);
       if (this.o.ledger.heldShare(p.namespace, p.name)?.releasing) continue;
       const decl = this.o.declarations.get(p.namespace, p.name);
       const recorded = this.present.get(key);
       // what the kernel reports wins; the declared size it was made for comes from the record
       this.present.set(key, { ...p, sizeBytes: p.sizeBytes || recorded?.sizeBytes || decl?.sizeBytes || 0, requestedBytes: recorded?.requestedBytes ?? p.requestedBytes });
+    }
+    // memory that ends with the kernel (local tmpfs) and is not there: the node rebooted. Claims
+    // outlive a reboot on record (the kubelet prepares them again), so such a share is made anew
+    // at its next binding, not handed out as the record says
+    if (!this.o.backend.durable) {
+      for (const key of [...this.present.keys()]) {
+        if (found.has(key)) continue;
+        this.present.delete(key);
+        this.unrestored.delete(key);
+      }
     }
     this.o.backend.onLost((shares) => {
       for (const s of shares) this.unrestored.add(shareKey(s.namespace, s.name));

@@ -92,6 +92,25 @@ test('prepared twice gives the same answer and records once; after an agent rest
   await b.close();
 });
 
+test('after a node reboot (the tmpfs gone, the records kept) a claim prepared again gets its share made anew', async () => {
+  const dir = fresh();
+  const a = await agent(dir, [decl('team', 'boot')]);
+  const c = claim('team', 'rebooted');
+  const refs = [{ namespace: 'team', name: 'boot', readOnly: false }];
+  const first = await a.service.prepareClaim(c, refs);
+  await a.close();
+  const path = a.backend.pathOf('team', 'boot');
+  native.umount2(path, 0); // what a reboot does to a tmpfs
+  const b = await agent(dir, [decl('team', 'boot')]);
+  assert.equal(b.service.presentShares(), [], 'the record does not make it present');
+  assert.equal(await b.service.prepareClaim(c, refs), first, 'the same answer');
+  assert.ok(mounted(path), 'mounted again, not a bare directory handed out');
+  assert.is(b.ledger.byClaim(c.uid).length, 1);
+  await b.service.unprepareClaim(c.uid, 'unprepared');
+  assert.not.ok(mounted(path));
+  await b.close();
+});
+
 test('a share held through a claim and an annotation is one share with two holders: released only after both end, in either order', async () => {
   const a = await agent(fresh(), [decl('team', 'both'), decl('team', 'other')]);
   const path = a.backend.pathOf('team', 'both');
