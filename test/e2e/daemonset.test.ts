@@ -201,8 +201,24 @@ forEachContainerd(
     let agent: AgentPod;
     const kubeletDir = join(work, `kubelet-${env.version}`);
     const newAgentPod = () => new AgentPod(env.cri, kubeletPod(ds, objs, api, kubeletDir));
-    const pod = (ns: string, share: string) => env.cri.runPod({ name: uniqueName('app'), namespace: ns, annotations: { [POD_KEY]: share } });
-    const run = (p: RunningPod) => env.cri.runContainer(p, { name: 'main' });
+    /** a share declared on the node (128Mi), once the agent has taken it in */
+    const declared = async (ns: string, prefix: string) => {
+      const share = uniqueName(prefix);
+      declare(ns, share, '128Mi');
+      await agent.waitLog(new RegExp(`"change":"added","share":"${ns}/${share}"`));
+      return share;
+    };
+    /** a pod annotated with the share and its running container "main" */
+    const app = async (ns: string, share: string) => {
+      const pod = await env.cri.runPod({ name: uniqueName('app'), namespace: ns, annotations: { [POD_KEY]: share } });
+      return { pod, id: await env.cri.runContainer(pod, { name: 'main' }) };
+    };
+    const removePods = async (...pods: RunningPod[]) => {
+      for (const p of pods) {
+        await env.cri.stopPod(p.id);
+        await env.cri.removePod(p.id);
+      }
+    };
     const exec = async (id: string, script: string) => (await env.cri.execSync(id, sh(script), 20)).stdout.trim();
 
     test('the DaemonSet pod runs the image as the manifest says and the agent registers', async () => {
@@ -231,13 +247,9 @@ forEachContainerd(
 
     test('annotated pods get and release a share through the containerized agent', async () => {
       const ns = 'ds-a';
-      const share = uniqueName('s');
-      declare(ns, share, '128Mi');
-      await agent.waitLog(new RegExp(`"change":"added","share":"${ns}/${share}"`));
-      const pa = await pod(ns, share);
-      const pb = await pod(ns, share);
-      const a = await run(pa);
-      const b = await run(pb);
+      const share = await declared(ns, 's');
+      const { pod: pa, id: a } = await app(ns, share);
+      const { pod: pb, id: b } = await app(ns, share);
       // the tmpfs the agent mounted inside its container is on the host (Bidirectional)
       assert.ok(isMounted(ns, share), `${join(hostShares, ns, share)} is a mount point on the host`);
       assert.is(await exec(a, `echo from-a > /dev/shm/${share}/msg && echo ok`), 'ok');
@@ -249,19 +261,13 @@ forEachContainerd(
       await env.cri.stopContainer(b, 1);
       await waitUntil(() => !isMounted(ns, share), 15000, () => `share still mounted after its last holder; agent log:\n${agent.log().slice(-20).join('\n')}`);
       await agent.waitLog(new RegExp(`"share":"${ns}/${share}".*"msg":"share released"`));
-      for (const p of [pa, pb]) {
-        await env.cri.stopPod(p.id);
-        await env.cri.removePod(p.id);
-      }
+      await removePods(pa, pb);
     });
 
     test('a restart of the agent container loses nothing', async () => {
       const ns = 'ds-r';
-      const share = uniqueName('s');
-      declare(ns, share, '128Mi');
-      await agent.waitLog(new RegExp(`"change":"added","share":"${ns}/${share}"`));
-      const pc = await pod(ns, share);
-      const c = await run(pc);
+      const share = await declared(ns, 's');
+      const { pod: pc, id: c } = await app(ns, share);
       assert.is(await exec(c, `echo before > /dev/shm/${share}/msg && echo ok`), 'ok');
 
       // the container dies (SIGKILL, as the OOM killer or a crash); the kubelet starts attempt 1
@@ -269,8 +275,7 @@ forEachContainerd(
       assert.ok(isMounted(ns, share), 'the share stays mounted on the host while the agent is down');
       assert.is(await exec(c, `cat /dev/shm/${share}/msg`), 'before');
       // a pod created while the agent is away runs without its share: the restarted agent evicts it
-      const pe = await pod(ns, share);
-      const e = await run(pe);
+      const { pod: pe, id: e } = await app(ns, share);
       const old = agent.containerId;
       await agent.startContainer();
       await env.cri.removeContainer(old);
@@ -279,8 +284,7 @@ forEachContainerd(
 
       assert.ok(isMounted(ns, share));
       assert.equal(await agent.holders(ns, share), [c], 'the binding recorded before the restart is still there');
-      const pd = await pod(ns, share);
-      const d = await run(pd);
+      const { pod: pd, id: d } = await app(ns, share);
       assert.is(await exec(d, `cat /dev/shm/${share}/msg`), 'before', 'a new pod after the restart sees the same share, data and all');
       // the kubelet recreates the evicted container (its next attempt): now with its share
       const e1 = await env.cri.createContainer(pe.id, pe.config, { name: 'main', attempt: 1 });
@@ -289,19 +293,13 @@ forEachContainerd(
 
       for (const id of [c, d, e1]) await env.cri.stopContainer(id, 1);
       await waitUntil(() => !isMounted(ns, share), 15000, () => `share not released after its holders ended; agent log:\n${agent.log().slice(-20).join('\n')}`);
-      for (const p of [pc, pd, pe]) {
-        await env.cri.stopPod(p.id);
-        await env.cri.removePod(p.id);
-      }
+      await removePods(pc, pd, pe);
     });
 
     test('the agent pod removed for good: a share in use stays, the next agent releases it once unused', async () => {
       const ns = 'ds-u';
-      const held = uniqueName('held');
-      declare(ns, held, '128Mi');
-      await agent.waitLog(new RegExp(`"change":"added","share":"${ns}/${held}"`));
-      const pf = await pod(ns, held);
-      const f = await run(pf);
+      const held = await declared(ns, 'held');
+      const { pod: pf, id: f } = await app(ns, held);
       assert.is(await exec(f, `echo kept > /dev/shm/${held}/msg && echo ok`), 'ok');
 
       await agent.remove();
@@ -317,8 +315,7 @@ forEachContainerd(
       agent = newAgentPod();
       await agent.start();
       await waitUntil(() => !isMounted(ns, held), 15000, () => `share not released by the new agent; its log:\n${agent.log().slice(-20).join('\n')}`);
-      await env.cri.stopPod(pf.id);
-      await env.cri.removePod(pf.id);
+      await removePods(pf);
       await agent.remove();
       assert.not.ok(agent.log().some((l) => /"level":"(error|fatal)"/.test(l)), `no errors in the agent log:\n${agent.log().join('\n')}`);
       cleanupHost();
