@@ -4,7 +4,8 @@
 //
 // One device per declared share this node would accept (within limits.minShareBytes..maxShareBytes
 // and maxNodeBytes, its name at most limits.maxNameLength), named deviceNameOf(ns, name), with:
-//  - attributes namespace, share, backend (strings; CEL: device.attributes["memshare.nri.io"].share)
+//  - attributes shareNamespace, share, backend (strings; CEL: device.attributes["memshare.nri.io"].share;
+//    not "namespace": a reserved word in CEL, so `.namespace` would not parse in a selector)
 //  - capacity `memory`: the share's declared size in bytes. A claim does not consume it (every
 //    claim sees the whole share): requestPolicy default 0 and validRange 0..0, so a claim that
 //    asks for capacity cannot be allocated; select a size with CEL on device.capacity instead.
@@ -17,13 +18,14 @@
 //    counters). What the scheduler makes of that is in docs/dra.md: a device that allows multiple
 //    allocations counts against the set once when allocated, and only allocators with the upstream
 //    fix count already allocated shared devices at all; the agent's own check at Prepare stays.
+// (node:crypto is loaded at first use, as in devices.ts: an NRI-only agent never needs it.)
 // Pools:
 //  - 'node' (the local backend): pool name = node name, every slice spec.nodeName = this node.
 //  - 'spanning' (the UB backend): one pool for the UB nodes, spec.nodeSelector (one term, e.g.
 //    a label on the UB nodes), no counters (no single node's limit applies to a pool); every UB
 //    node's agent computes the same slices from the same declarations and applies them under one
 //    shared field manager, so the writes agree (slices.ts writes only when the content differs).
-import { createHash } from 'node:crypto';
+import type * as Crypto from 'node:crypto';
 import type { Limits, ShareDeclaration } from '../model';
 import { isDnsLabel } from '../model';
 import { deviceNameOf } from './devices';
@@ -105,7 +107,7 @@ export interface BuiltSlices {
 export function slicePrefix(driverName: string, poolKey: string): string {
   const base = `${driverName.replace(/\./g, '-')}-${poolKey.replace(/[^a-z0-9.-]/g, '-')}`;
   if (base.length <= 200) return base;
-  const hash = createHash('sha256').update(base).digest('hex').slice(0, 16);
+  const hash = (require('node:crypto') as typeof Crypto).createHash('sha256').update(base).digest('hex').slice(0, 16);
   return `${base.slice(0, 183)}-${hash}`;
 }
 
@@ -145,7 +147,7 @@ function deviceOf(d: ShareDeclaration, backend: string, counters: boolean): Slic
   const size = String(d.sizeBytes);
   const device: SliceDevice = {
     name: deviceNameOf(d.namespace, d.name),
-    attributes: { namespace: { string: d.namespace }, share: { string: d.name }, backend: { string: backend } },
+    attributes: { shareNamespace: { string: d.namespace }, share: { string: d.name }, backend: { string: backend } },
     capacity: { [CAPACITY_NAME]: { value: size, requestPolicy: { default: '0', validRange: { min: '0', max: '0' } } } },
     allowMultipleAllocations: true,
   };

@@ -34,7 +34,7 @@
 // then deletes the listed slices it no longer wants. Slices of other nodes are never listed, so
 // never touched. Content is compared with what this process wrote (the server may print
 // quantities differently), so the first sync after a start always writes once.
-import { createHash } from 'node:crypto';
+import type * as Crypto from 'node:crypto';
 import type { Limits, ShareDeclaration } from '../model';
 import { isObject, messageOf } from '../model';
 import { RESOURCE_GROUP, retryAfterMs, statusDetail, type KubeSend } from './api';
@@ -98,7 +98,7 @@ export function createSlicePublisher(o: SlicePublisherOptions): SlicePublisher {
 export function sliceFieldManager(topology: PoolTopology, nodeName: string): string {
   const m = topology.kind === 'node' ? `nri-memshare-dra-${nodeName}` : `nri-memshare-dra-pool-${topology.poolName}`;
   if (m.length <= 128) return m;
-  return `${m.slice(0, 111)}-${createHash('sha256').update(m).digest('hex').slice(0, 16)}`;
+  return `${m.slice(0, 111)}-${(require('node:crypto') as typeof Crypto).createHash('sha256').update(m).digest('hex').slice(0, 16)}`;
 }
 
 interface ListedSlice {

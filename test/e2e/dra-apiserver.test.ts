@@ -10,7 +10,9 @@
 // The slice publisher runs against it as node-a with the real declaration store; node-b's slice is
 // written by kubectl as another node's agent would.
 // Needs no containerd, so it runs once per test run, not per containerd version.
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startKubeApi, type KubeApi } from '../harness';
@@ -200,6 +202,19 @@ test("the server's validation refuses bad slices, naming the field", () => {
   refused('bad-driver', { driver: 'Memshare', pool, nodeName: 'node-c', devices: [{ name: 'a' }] }, /spec\.driver: Invalid value: "Memshare"/);
   refused('policy-needs-multi', { driver: 'memshare.nri.io', pool, nodeName: 'node-c', devices: [{ name: 'a', capacity: { memory: { value: '1Gi', requestPolicy: { default: '0', validRange: { min: '0' } } } } }] }, /requestPolicy needs allowMultipleAllocations/);
   refused('zero-count', { driver: 'memshare.nri.io', pool: { ...pool, resourceSliceCount: 0 }, nodeName: 'node-c', devices: [{ name: 'a' }] }, /spec\.pool\.resourceSliceCount: Invalid value: 0/);
+});
+
+test('the shipped DeviceClass and example claims and template (packaging/kubernetes/dra) are accepted with strict validation', () => {
+  // Deployments and Pods need the core API this server lacks; the resource.k8s.io objects are applied
+  const dir = join(REPO, 'packaging', 'kubernetes', 'dra');
+  const objects = readdirSync(dir)
+    .filter((f) => f.endsWith('.yaml'))
+    .flatMap((f) => parseAllDocuments(readFileSync(join(dir, f), 'utf8')).map((d) => d.toJS() as { apiVersion: string; kind: string }))
+    .filter((o) => o.apiVersion.startsWith('resource.k8s.io/'));
+  assert.equal(objects.map((o) => o.kind).sort(), ['DeviceClass', 'ResourceClaim', 'ResourceClaim', 'ResourceClaimTemplate']);
+  const out = api.kubectlOk(['apply', '--validate=strict', '-f', '-'], { input: objects.map((o) => JSON.stringify(o)).join('\n---\n') });
+  assert.match(out, /deviceclass\.resource\.k8s\.io\/memshare\.nri\.io created/);
+  assert.match(out, /resourceclaimtemplate\.resource\.k8s\.io\/demo-share created/);
 });
 
 test('stop', async () => {

@@ -26,7 +26,7 @@ test('one device per share: name, attributes, capacity not consumed by claims, m
   assert.equal(devices.spec.devices?.map((d) => d.name), [deviceNameOf('team-a', 'demo'), deviceNameOf('team-b', 'feed')], 'sorted by namespace, name');
   assert.equal(devices.spec.devices?.[1], {
     name: deviceNameOf('team-b', 'feed'),
-    attributes: { namespace: { string: 'team-b' }, share: { string: 'feed' }, backend: { string: 'local' } },
+    attributes: { shareNamespace: { string: 'team-b' }, share: { string: 'feed' }, backend: { string: 'local' } },
     capacity: { memory: { value: String(2 * GiB), requestPolicy: { default: '0', validRange: { min: '0', max: '0' } } } },
     allowMultipleAllocations: true,
     consumesCounters: [{ counterSet: 'node-memory', counters: { memory: { value: String(2 * GiB) } } }],
@@ -83,7 +83,7 @@ test('names stay DNS subdomains of at most 253 characters; field managers at mos
 test('v1beta1 (1.32, 1.33): devices under basic, without request policy', () => {
   const b = buildSlices({ ...base, nodeLimit: 'none', declarations: [decl('a', 'demo')] });
   const v = toV1beta1(b.slices[0].spec) as { devices: Array<Record<string, unknown>> };
-  assert.equal(v.devices[0], { name: deviceNameOf('a', 'demo'), basic: { attributes: { namespace: { string: 'a' }, share: { string: 'demo' }, backend: { string: 'local' } }, capacity: { memory: { value: String(GiB) } } } });
+  assert.equal(v.devices[0], { name: deviceNameOf('a', 'demo'), basic: { attributes: { shareNamespace: { string: 'a' }, share: { string: 'demo' }, backend: { string: 'local' } }, capacity: { memory: { value: String(GiB) } } } });
 });
 
 /** An in-memory ResourceSlice API: apply, delete, list by field selector. */
