@@ -126,6 +126,7 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
       presentShares: () => service.presentShares(),
       bindings: (ns, name) => ledger.byShare(ns, name),
       usage: (h) => backend.usage(h),
+      refusals: store, // the ShareMemory objects this node refuses get an entry saying why
       log,
     });
     cluster = writers;

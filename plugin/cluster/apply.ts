@@ -4,6 +4,9 @@
 // status.nodeNames and status.holdersByNode by value, so a node owns exactly its entry and its two
 // set elements. An apply without them removes what this manager owned and nobody else does,
 // which is how the entry goes when the node no longer holds the share.
+// A ShareMemory this node refuses (its own limits) gets an entry too: the reason and the
+// generation judged, and the node's element in status.refusedBy (the Refused-By column). Fixed
+// (a new generation the node takes), the apply no longer carries them and they go.
 import { createHash } from 'node:crypto';
 import { isObject, messageOf } from '../model';
 import { SHARE_MEMORY_API_VERSION, SHARE_MEMORY_KIND } from '../declarations/sharememory';
@@ -26,6 +29,12 @@ export interface NodeShareStatus {
   backend: string;
 }
 
+/** Why this node refuses the share's ShareMemory, and the generation of the object it judged. */
+export interface NodeRefusal {
+  reason: string;
+  observedGeneration?: number;
+}
+
 export interface ShareRef {
   namespace: string;
   name: string;
@@ -45,18 +54,29 @@ export function fieldManagerFor(nodeName: string): string {
   return `${m.slice(0, 128 - 17)}-${hash}`;
 }
 
-/** The apply configuration: the node's entry, or (entry undefined) nothing, to remove it. */
-export function statusApplyBody(nodeName: string, share: ShareRef, entry: NodeShareStatus | undefined): Record<string, unknown> {
+/**
+ * The apply configuration: the node's entry (what it holds, its refusal, or both), or (neither)
+ * nothing, to remove it.
+ */
+export function statusApplyBody(nodeName: string, share: ShareRef, entry: NodeShareStatus | undefined, refusal?: NodeRefusal): Record<string, unknown> {
   const body: Record<string, unknown> = {
     apiVersion: SHARE_MEMORY_API_VERSION,
     kind: SHARE_MEMORY_KIND,
     metadata: { name: share.name, namespace: share.namespace },
   };
+  const node: Record<string, unknown> = { nodeName };
+  const status: Record<string, unknown> = { nodes: [node] };
   if (entry) {
-    const node: Record<string, unknown> = { nodeName, holders: entry.holders, sizeInForce: entry.sizeInForce, since: entry.since, backend: entry.backend };
+    Object.assign(node, { holders: entry.holders, sizeInForce: entry.sizeInForce, since: entry.since, backend: entry.backend });
     if (entry.bytesUsed !== null) node.bytesUsed = entry.bytesUsed;
-    body.status = { nodes: [node], nodeNames: [nodeName], holdersByNode: [`${nodeName}=${entry.holders}`] };
+    Object.assign(status, { nodeNames: [nodeName], holdersByNode: [`${nodeName}=${entry.holders}`] });
   }
+  if (refusal) {
+    node.refused = refusal.reason;
+    if (refusal.observedGeneration !== undefined) node.observedGeneration = refusal.observedGeneration;
+    status.refusedBy = [nodeName];
+  }
+  if (entry || refusal) body.status = status;
   return body;
 }
 
@@ -90,7 +110,7 @@ export function retryAfterMs(res: KubeResponse): number {
 }
 
 /** Applies this node's entry (or its absence) to the share's status; force: a node's entry is its own. */
-export async function applyNodeStatus(send: KubeSend, nodeName: string, share: ShareRef, entry: NodeShareStatus | undefined): Promise<ApplyOutcome> {
+export async function applyNodeStatus(send: KubeSend, nodeName: string, share: ShareRef, entry: NodeShareStatus | undefined, refusal?: NodeRefusal): Promise<ApplyOutcome> {
   const what = `status of ShareMemory ${share.namespace}/${share.name}`;
   let res: KubeResponse;
   try {
@@ -100,7 +120,7 @@ export async function applyNodeStatus(send: KubeSend, nodeName: string, share: S
       query: new URLSearchParams({ fieldManager: fieldManagerFor(nodeName), force: 'true' }),
       contentType: APPLY_CONTENT_TYPE,
       // JSON is YAML: the apply content type takes it as is
-      body: JSON.stringify(statusApplyBody(nodeName, share, entry)),
+      body: JSON.stringify(statusApplyBody(nodeName, share, entry, refusal)),
     });
   } catch (err) {
     return { kind: 'retry', message: `${what}: ${messageOf(err)}`, retryAfterMs: 0 };

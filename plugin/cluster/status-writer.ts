@@ -7,10 +7,10 @@
 //  - a failure (server away, 5xx, 429) pauses all writes with backoff; the dirty set is kept, and
 //    what is written when the server is back is the state at that moment, not a replay
 //  - at start (and after every resync) the node's own entries are corrected from its records: every
-//    share it holds, and every object whose status still names it, is checked and written
+//    share it holds or refuses, and every object whose status still names it, is checked and written
 import type { Log } from '../log/log';
 import { messageOf, shareKey } from '../model';
-import { applyNodeStatus, listOwnEntries, type KubeSend, type NodeShareStatus, type ShareRef } from './apply';
+import { applyNodeStatus, listOwnEntries, type KubeSend, type NodeRefusal, type NodeShareStatus, type ShareRef } from './apply';
 
 export type StatusWriterLog = Log;
 
@@ -21,6 +21,10 @@ export interface StatusWriterOptions {
   snapshot(share: ShareRef): Promise<NodeShareStatus | undefined>;
   /** every share this node holds */
   held(): ShareRef[];
+  /** this node's refusal of the share's ShareMemory now, if it refuses it (absent: never) */
+  refusal?(share: ShareRef): NodeRefusal | undefined;
+  /** every share whose ShareMemory this node refuses */
+  refused?(): ShareRef[];
   /** per share: writes at least this far apart (default 2000 ms) */
   minIntervalMs?: number;
   /** all shares: sustained writes per second (default 5) and burst (default 10) */
@@ -91,7 +95,7 @@ export class StatusWriter {
   start(): this {
     if (this.started || this.stopped) return this;
     this.started = true;
-    for (const r of this.o.held()) this.changed(r);
+    for (const r of this.mine()) this.changed(r);
     if (this.o.resyncMs !== 0) {
       this.resyncTimer = setInterval(() => this.resync(), this.o.resyncMs ?? 60000);
       this.resyncTimer.unref();
@@ -109,11 +113,15 @@ export class StatusWriter {
     if (this.started) this.schedule(this.dueAt(key));
   }
 
-  /** The object was (re)created: whatever was written to an earlier one is gone with it. */
+  /**
+   * The object may be new (re)created: what was written to an earlier one is gone with it. Or it
+   * is the same object, declared here now after a refusal, and the refused entry is still there.
+   * So the state on the server is unknown, and the next state is written whatever it is.
+   */
   objectCreated(share: ShareRef): void {
     const key = shareKey(share.namespace, share.name);
     if (!this.written.has(key)) return;
-    this.written.delete(key);
+    this.written.set(key, UNKNOWN);
     this.changed(share);
   }
 
@@ -133,11 +141,16 @@ export class StatusWriter {
 
   /** Checks every share held and every entry written (bytesUsed moves; a missed change is caught). */
   resync(): void {
-    for (const r of this.o.held()) this.changed(r);
+    for (const r of this.mine()) this.changed(r);
     for (const key of this.written.keys()) {
       const [namespace, name] = splitKey(key);
       this.changed({ namespace, name });
     }
+  }
+
+  /** The shares this node has something to say about: held ones and refused ones. */
+  private mine(): ShareRef[] {
+    return this.o.refused ? [...this.o.held(), ...this.o.refused()] : this.o.held();
   }
 
   private dueAt(key: string): number {
@@ -186,7 +199,8 @@ export class StatusWriter {
         this.dirty.delete(key);
         continue;
       }
-      const state = entry ? JSON.stringify(entry) : ABSENT;
+      const refusal = this.o.refusal?.(share);
+      const state = entry || refusal ? JSON.stringify([entry ?? null, refusal ?? null]) : ABSENT;
       if (state === (this.written.get(key) ?? ABSENT)) {
         this.dirty.delete(key); // what the server has already
         this.s.coalesced++;
@@ -202,9 +216,9 @@ export class StatusWriter {
       this.dirty.delete(key);
       this.lastWriteAt.set(key, this.now());
       this.s.writes++;
-      const outcome = await applyNodeStatus(this.o.send, this.o.nodeName, share, entry);
+      const outcome = await applyNodeStatus(this.o.send, this.o.nodeName, share, entry, refusal);
       if (outcome.kind === 'applied') {
-        if (entry) this.written.set(key, state);
+        if (state !== ABSENT) this.written.set(key, state);
         else this.written.delete(key);
         this.succeeded();
       } else if (outcome.kind === 'gone') {

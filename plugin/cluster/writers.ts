@@ -4,6 +4,7 @@ import type { KubeCredentials } from '../kube/kubeconfig';
 import { kubeRequest } from '../kube/request';
 import { shareKey, type ShareHandle } from '../model';
 import type { BindingRecord } from '../ledger';
+import type { DeclarationStore } from '../declarations/store';
 import type { KubeSend, NodeShareStatus, ShareRef } from './apply';
 import { RefusalEvents, type EventPod } from './events';
 import { StatusWriter, type StatusWriterLog } from './status-writer';
@@ -17,6 +18,8 @@ export interface ClusterWritersOptions {
   presentShares(): ShareHandle[];
   bindings(namespace: string, name: string): ReadonlyArray<Readonly<BindingRecord>>;
   usage(handle: ShareHandle): Promise<{ usedBytes: number | null } | undefined>;
+  /** the ShareMemory objects this node refuses (its own limits): each gets an entry saying why */
+  refusals?: Pick<DeclarationStore, 'refused' | 'refusals' | 'onRefusalChange'>;
   log: StatusWriterLog;
   /** tests: another transport than kubeRequest */
   send?: KubeSend;
@@ -60,10 +63,16 @@ export function startClusterWriters(o: ClusterWritersOptions): ClusterWriters {
       send,
       snapshot,
       held: () => o.presentShares().map((h) => ({ namespace: h.namespace, name: h.name })),
+      ...(o.refusals ? refusalView(o.refusals) : {}),
       log: o.log,
       ...o.statusOptions,
     }).start()
     : undefined;
+  // a refusal that appears may be of an object created again: whatever was written before is gone
+  const unsubscribe = status && o.refusals?.onRefusalChange((share, kind) => {
+    if (kind === 'added') status.objectCreated(share);
+    status.changed(share);
+  });
   const events = o.events ? new RefusalEvents({ nodeName: o.nodeName, send, log: o.log }) : undefined;
   return {
     status,
@@ -72,9 +81,20 @@ export function startClusterWriters(o: ClusterWritersOptions): ClusterWriters {
     objectCreated: (share) => status?.objectCreated(share),
     refused: (pod, message) => events?.refused(pod, message),
     async stop() {
+      unsubscribe?.();
       await status?.stop();
       await events?.stop();
     },
+  };
+}
+
+function refusalView(r: NonNullable<ClusterWritersOptions['refusals']>): Pick<ConstructorParameters<typeof StatusWriter>[0], 'refusal' | 'refused'> {
+  return {
+    refusal: (share) => {
+      const x = r.refused(share.namespace, share.name);
+      return x && { reason: x.reason, ...(x.generation === undefined ? {} : { observedGeneration: x.generation }) };
+    },
+    refused: () => r.refusals().map((x) => ({ namespace: x.namespace, name: x.name })),
   };
 }
 

@@ -5,7 +5,9 @@
 // declarations following, down to the share inside a container; the watch resumed after the
 // server restarts and after etcd compaction (410, list again); two agents as two nodes writing
 // their status entries by server-side apply, each removing only its own; kubectl get and describe
-// showing them; refusal Events through a stand-in for events.k8s.io/v1; a forbidden list.
+// showing them; refusal Events through a stand-in for events.k8s.io/v1; a forbidden list; a
+// ShareMemory the CRD admits but a node with narrower limits refuses, visible in the node's
+// status entry and the Refused-By column, told to the pods it grants and to no other pod.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
@@ -33,6 +35,17 @@ function kubeAgent(api: KubeApi, nriSocket: string, node: string, groups: string
   writeFileSync(agent.configPath, JSON.stringify(config, null, 2));
   return agent;
 }
+
+/** rewrites the agent's config `limits` (undefined: the defaults); takes effect at its next start */
+function setLimits(agent: Agent, limits: Record<string, string> | undefined): void {
+  const config = JSON.parse(readFileSync(agent.configPath, 'utf8')) as Doc;
+  if (limits) config.limits = limits;
+  else delete config.limits;
+  writeFileSync(agent.configPath, JSON.stringify(config, null, 2));
+}
+
+/** the memshare part of a CRI error (containerd wraps it in its own words) */
+const memshareText = (err: Error): string => err.message.slice(err.message.indexOf(POD_KEY));
 
 forEachContainerd('the agent on a real API server', (test, env) => {
   let api: KubeApi;
@@ -194,6 +207,84 @@ forEachContainerd('the agent on a real API server', (test, env) => {
     assert.is(entry(held, NODE_A)?.holders, 1, 'the held share keeps its entry');
     await env.cri.removePod(p.id).catch(() => undefined);
   });
+
+  test("a ShareMemory the CRD admits but this node's narrower limits refuse: its entry says why, Refused-By shows it, granted pods are told, others not; fixed, it goes", async () => {
+    const s = uniqueName('small');
+    const granted = uniqueName('ns-g');
+    const outsider = uniqueName('ns-o');
+    // this node takes shares of 256Mi and up; the CRD (the default limits) admits 128Mi
+    await a.stop();
+    setLimits(a, { minShareBytes: '256Mi' });
+    await a.start();
+    try {
+      await refusedHere(s, granted, outsider);
+    } finally {
+      // the tests after this one run with the default limits, whatever happened here
+      if (/minShareBytes/.test(readFileSync(a.configPath, 'utf8'))) {
+        await a.stop();
+        setLimits(a, undefined);
+        await a.start();
+      }
+    }
+  });
+
+  async function refusedHere(s: string, granted: string, outsider: string): Promise<void> {
+    api.kubectlOk(['apply', '-f', '-'], { input: smv(ns, s, '128Mi', `, allowedNamespaces: [${granted}]`) });
+    const reason = 'spec.storage: "128Mi" is 128 MiB, outside the allowed range 256 MiB to 512 GiB';
+    await waitUntil(() => entry(s, NODE_A)?.refused === reason, 20000, () => `no refused entry: ${JSON.stringify(get(s).status)}; log tail:\n${a.output().slice(-2000)}`);
+    let obj = get(s);
+    assert.equal(obj.status.nodes, [{ nodeName: NODE_A, refused: reason, observedGeneration: obj.metadata.generation }], 'the node judged this generation');
+    assert.equal(obj.status.refusedBy, [NODE_A]);
+    assert.is(obj.status.nodeNames, undefined, 'a refusing node holds nothing');
+    // kubectl get smv: the printer column, through the real server's table conversion
+    const table = api.kubectlOk(['get', 'smv', '-n', ns]).split('\n');
+    assert.match(table[0], /^NAME\s+SIZE\s+NODES\s+HOLDERS\s+REFUSED-BY\s+AGE$/);
+    const row = table.find((l) => l.startsWith(`${s} `))!;
+    assert.match(row, new RegExp(`^${s}\\s+128Mi\\s+\\["${NODE_A}"\\]\\s+\\d+s$`), `the row: ${row}`);
+    // the pods it grants (its own namespace, a listed one) are told why; any other pod gets what a
+    // share that never existed gets, word for word
+    const told = `${POD_KEY}: share "${ns}/${s}": declared but refused on this node: ${reason}`;
+    const refusedIn = async (namespace: string, share: string): Promise<string> => {
+      const p = await env.cri.runPod({ name: uniqueName('p'), namespace, annotations: { [POD_KEY]: `${ns}/${share}` } });
+      try {
+        return memshareText(await rejection(env.cri.createContainer(p.id, p.config, { name: 'main' }), `a pod of ${namespace} asking for ${ns}/${share}`));
+      } finally {
+        await env.cri.removePod(p.id).catch(() => undefined);
+      }
+    };
+    assert.is(await refusedIn(ns, s), told);
+    assert.is(await refusedIn(granted, s), told);
+    const ghost = uniqueName('ghost');
+    const outside = await refusedIn(outsider, s);
+    assert.is(outside, (await refusedIn(outsider, ghost)).replaceAll(ghost, s));
+    assert.match(outside, `not granted to namespace "${outsider}"`);
+    // the log line (JSON) keeps the operator's difference
+    assert.match(a.output(), JSON.stringify(`declared but refused on this node: ${reason}; "${outsider}" is not among the namespaces it grants`).slice(1, -1));
+    // fixed with kubectl (a new generation): the entry goes, the column empties, a granted pod binds
+    api.kubectlOk(['patch', 'smv', '-n', ns, s, '--type=merge', '-p', '{"spec":{"storage":"256Mi"}}']);
+    await waitUntil(() => entry(s, NODE_A) === undefined, 20000, () => `the refused entry stayed: ${JSON.stringify(get(s).status)}`);
+    assert.equal(get(s).status?.refusedBy ?? [], []);
+    assert.match(api.kubectlOk(['get', 'smv', '-n', ns, s]).split('\n')[1], new RegExp(`^${s}\\s+256Mi\\s+\\d+s$`));
+    const p = await env.cri.runPod({ name: uniqueName('p'), namespace: granted, annotations: { [POD_KEY]: `${ns}/${s}` } });
+    await env.cri.runContainer(p, { name: 'main' });
+    await waitUntil(() => entry(s, NODE_A)?.holders === 1, 20000, () => `no holder entry: ${JSON.stringify(get(s).status)}`);
+    assert.is(entry(s, NODE_A)?.refused, undefined);
+    // changed back under its user: one entry with both; then the node's limits change (restart
+    // with the defaults): the same generation is taken, and the entry turns normal
+    api.kubectlOk(['patch', 'smv', '-n', ns, s, '--type=merge', '-p', '{"spec":{"storage":"128Mi"}}']);
+    await waitUntil(() => entry(s, NODE_A)?.refused === reason, 20000, () => `not refused again: ${JSON.stringify(get(s).status)}`);
+    obj = get(s);
+    assert.equal([entry(s, NODE_A)?.holders, entry(s, NODE_A)?.observedGeneration], [1, obj.metadata.generation]);
+    assert.equal(obj.status.nodeNames, [NODE_A]);
+    await a.stop();
+    setLimits(a, undefined);
+    await a.start();
+    await waitUntil(() => entry(s, NODE_A)?.refused === undefined, 20000, () => `still refused with the default limits: ${JSON.stringify(get(s).status)}`);
+    assert.is(entry(s, NODE_A)?.holders, 1);
+    assert.equal(get(s).status?.refusedBy ?? [], []);
+    await env.cri.removePod(p.id);
+    await waitUntil(() => entry(s, NODE_A) === undefined, 20000, () => `entry kept after the pod went: ${JSON.stringify(get(s).status)}`);
+  }
 
   test('the watch resumes after the API server restarts', async () => {
     await api.restartServer();

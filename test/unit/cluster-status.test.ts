@@ -7,7 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { kubeRequest, parseKubeconfig, type KubeCredentials } from '../../plugin/kube';
-import { applyNodeStatus, fieldManagerFor, StatusWriter, type KubeSend, type NodeShareStatus, type ShareRef } from '../../plugin/cluster';
+import { applyNodeStatus, fieldManagerFor, StatusWriter, type KubeSend, type NodeRefusal, type NodeShareStatus, type ShareRef } from '../../plugin/cluster';
 import { FakeApiServer } from '../support/fake-apiserver';
 import { waitFor } from '../support/util';
 import { cleanupsAfterEach } from '../support/cleanup';
@@ -103,6 +103,53 @@ test('two nodes: each keeps its own entry; an update or removal by one never tou
   const obj = api.get(NS, 'demo')!;
   assert.equal([obj.status.nodeNames, obj.status.holdersByNode], [['node-b'], ['node-b=3']]);
   assert.equal((obj.metadata.managedFields as Doc[]).map((m) => m.manager), ['nri-memshare-node-b'], 'node-a owns nothing any more');
+});
+
+test("a ShareMemory this node refuses gets the node's entry with the reason and the generation judged; fixed, the entry goes, or turns normal while held", async () => {
+  const { api, send } = await server();
+  api.share(NS, 'small', '128Mi');
+  api.share(NS, 'held', '128Mi');
+  const refusals = new Map<string, NodeRefusal>();
+  const a = node('node-a', send, {
+    refusal: (s) => refusals.get(`${s.namespace}/${s.name}`),
+    refused: () => [...refusals.keys()].map((k) => ({ namespace: NS, name: k.split('/')[1] })),
+  });
+  const b = node('node-b', send);
+  refusals.set(`${NS}/small`, { reason: 'spec.storage: "128Mi" is 128 MiB, outside the allowed range 256 MiB to 512 GiB', observedGeneration: 1 });
+  a.writer.start(); // a refusal known at start is written without a change
+  b.writer.start();
+  b.set('small', 1);
+  await a.writer.idle();
+  await b.writer.idle();
+  assert.equal(entry(api, 'small', 'node-a'), { nodeName: 'node-a', refused: 'spec.storage: "128Mi" is 128 MiB, outside the allowed range 256 MiB to 512 GiB', observedGeneration: 1 });
+  assert.equal(api.get(NS, 'small')!.status.refusedBy, ['node-a']);
+  assert.equal(api.get(NS, 'small')!.status.nodeNames, ['node-b'], 'a refusing node holds nothing');
+  // a new generation still refused: the entry follows it
+  refusals.set(`${NS}/small`, { reason: 'spec.storage: "64Mi" is 64 MiB, outside the allowed range 256 MiB to 512 GiB', observedGeneration: 2 });
+  a.writer.changed({ namespace: NS, name: 'small' });
+  await a.writer.idle();
+  assert.is(entry(api, 'small', 'node-a')?.observedGeneration, 2);
+  // fixed: the entry and the node's refusedBy element go; node b's entry stays. The daemon tells
+  // the writer of a declaration added as of an object created (it may be one): the refused entry
+  // of the same object must still go
+  refusals.delete(`${NS}/small`);
+  a.writer.objectCreated({ namespace: NS, name: 'small' });
+  a.writer.changed({ namespace: NS, name: 'small' });
+  await a.writer.idle();
+  assert.is(entry(api, 'small', 'node-a'), undefined);
+  assert.equal(api.get(NS, 'small')!.status.refusedBy ?? [], []);
+  assert.is(entry(api, 'small', 'node-b')?.holders, 1);
+  // held, then refused (the object changed under its users): one entry with both; fixed, normal again
+  a.set('held', 1);
+  refusals.set(`${NS}/held`, { reason: 'spec.storage: "1Ti" is 1 TiB, outside the allowed range 256 MiB to 512 GiB', observedGeneration: 4 });
+  a.writer.changed({ namespace: NS, name: 'held' });
+  await a.writer.idle();
+  assert.equal(entry(api, 'held', 'node-a'), { nodeName: 'node-a', holders: 1, bytesUsed: 4096, sizeInForce: 134217728, since: '2026-12-01T10:00:00Z', backend: 'local', refused: 'spec.storage: "1Ti" is 1 TiB, outside the allowed range 256 MiB to 512 GiB', observedGeneration: 4 });
+  refusals.delete(`${NS}/held`);
+  a.writer.changed({ namespace: NS, name: 'held' });
+  await a.writer.idle();
+  assert.equal(entry(api, 'held', 'node-a'), { nodeName: 'node-a', holders: 1, bytesUsed: 4096, sizeInForce: 134217728, since: '2026-12-01T10:00:00Z', backend: 'local' });
+  assert.equal(api.get(NS, 'held')!.status.refusedBy ?? [], []);
 });
 
 test('a burst of changes to one share is one write of the latest state; an unchanged state is none', async () => {

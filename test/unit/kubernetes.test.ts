@@ -538,6 +538,11 @@ test('past the byte budget objects are left out by name, never the agent; deleti
   api.share('ns', 'late', '128Mi', grants(99));
   await waitFor(() => problems.some((p) => p.message.startsWith('kubernetes:ns/late: left out')), 'late left out');
   assert.is(src.list().length, kept);
+  // a refusal like any other: the pods it grants are told, and the node's status says so
+  const late = src.refused('ns', 'late')!;
+  assert.match(late.reason, /^left out: the \d+ ShareMemory declaration\(s\) kept from Kubernetes take \d+ of the 65536 bytes this agent keeps, and this one needs \d+ more; taken when there is room$/);
+  assert.equal([late.generation, late.grants?.length], [1, 100]);
+  assert.is(src.refusals().length, 11 - kept);
   // room is made: the next list (after this watch ends) takes the left-out objects
   for (let i = 0; i < 10; i++) api.delete('ns', `s${i}`);
   await waitFor(() => src.list().length === 0, 'deletions seen');

@@ -113,14 +113,18 @@ test('the CRD has the status subresource, status.nodes a map list keyed by nodeN
   assert.equal(nodes['x-kubernetes-list-map-keys'], ['nodeName']);
   assert.equal(nodes.items.required, ['nodeName'], 'a map key must be required');
   // what the writer sends is what the schema has
-  const body = statusApplyBody('node-1', { namespace: 'a', name: 'b' }, { holders: 2, bytesUsed: 10, sizeInForce: 134217728, since: '2026-01-01T00:00:00Z', backend: 'local' });
+  const body = statusApplyBody('node-1', { namespace: 'a', name: 'b' }, { holders: 2, bytesUsed: 10, sizeInForce: 134217728, since: '2026-01-01T00:00:00Z', backend: 'local' }, { reason: 'spec.storage: too small', observedGeneration: 3 });
   const sent = (body.status as Doc);
+  assert.equal(Object.keys(sent).sort(), ['holdersByNode', 'nodeNames', 'nodes', 'refusedBy']);
+  assert.equal(Object.keys(sent.nodes[0]).sort(), ['backend', 'bytesUsed', 'holders', 'nodeName', 'observedGeneration', 'refused', 'since', 'sizeInForce']);
   for (const k of Object.keys(sent)) assert.ok(st.properties[k], `status.${k} in the schema`);
   for (const k of Object.keys(sent.nodes[0])) assert.ok(nodes.items.properties[k], `status.nodes[].${k} in the schema`);
-  for (const k of ['nodeNames', 'holdersByNode']) assert.is(st.properties[k]['x-kubernetes-list-type'], 'set', k);
+  for (const k of ['nodeNames', 'holdersByNode', 'refusedBy']) assert.is(st.properties[k]['x-kubernetes-list-type'], 'set', k);
+  // a refusal's reason fits (the agent cuts it at 512 characters)
+  assert.ok(nodes.items.properties.refused.maxLength >= 512);
   const cols = v.additionalPrinterColumns.map((c: Doc) => [c.name, c.jsonPath]);
   assert.equal(cols.filter((c: string[]) => !['Allowed-Namespaces', 'Read-Only-Namespaces'].includes(c[0])), [
-    ['Size', '.spec.storage'], ['Nodes', '.status.nodeNames'], ['Holders', '.status.holdersByNode'], ['Age', '.metadata.creationTimestamp'],
+    ['Size', '.spec.storage'], ['Nodes', '.status.nodeNames'], ['Holders', '.status.holdersByNode'], ['Refused-By', '.status.refusedBy'], ['Age', '.metadata.creationTimestamp'],
   ]);
   // a column shows the first JSONPath match only: none may select into a list's elements
   for (const c of v.additionalPrinterColumns) assert.not.match(c.jsonPath, /\[/, c.name);
