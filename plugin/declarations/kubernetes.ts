@@ -409,10 +409,11 @@ export class KubernetesDeclarationSource implements DeclarationSource {
   }
 
   private overBudget(key: string, need: number, kept: KeptDeclarations): Rejection {
-    const reason = `left out: the ${kept.size} ShareMemory declaration(s) kept from Kubernetes take ${kept.bytes} of the ${kept.maxBytes} bytes this agent keeps, and this one needs ${need} more`;
+    const detail = `left out: the ${kept.size} ShareMemory declaration(s) kept from Kubernetes take ${kept.bytes} of the ${kept.maxBytes} bytes this agent keeps, and this one needs ${need} more`;
     return {
-      message: `kubernetes:${key}: ${reason} (limit the objects per namespace with a ResourceQuota); this object is ignored until there is room`,
-      reason: `${reason}; taken when there is room`,
+      message: `kubernetes:${key}: ${detail} (limit the objects per namespace with a ResourceQuota); this object is ignored until there is room`,
+      // without the counts, which move with every other object: a refusal that changes is a status write
+      reason: `left out: this node's agent keeps at most ${kept.maxBytes} bytes of ShareMemory declarations and they are full; taken when there is room`,
     };
   }
 
