@@ -3,7 +3,7 @@
 // directory, a UB backend's SDK library), so that "ok" means `run` gets past its start.
 import { existsSync } from 'node:fs';
 import { checkBackendConfig } from '../backends';
-import { cdiDirProblem } from '../backends/ubs/cdi';
+import { cdiDirProblem } from '../files/cdi-dir';
 import { DeclarationsDirectory } from '../declarations/directory';
 import { messageOf } from '../model';
 import type { Config } from './config';

@@ -18,6 +18,7 @@ import { Systemd } from './systemd';
 import { NriConnection } from './nri-connection';
 import { AgentStateWriter } from './agent-state-writer';
 import { startDeclarationSources } from './declaration-sources';
+import { startDraDoor } from './dra-wiring';
 import { messageOf } from '../model/errors';
 
 export interface Daemon {
@@ -136,6 +137,22 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
       for (const c of changes) if (c.kind === 'added') writers.objectCreated(c.declaration);
     });
     log.info({ node: nodeName, status: !!writers.status, events: !!writers.events }, 'kubernetes: writing this node\'s ShareMemory status and refusal Events');
+  }
+
+  // the DRA front door (config dra.enabled, which needs kubernetes): after the service is ready,
+  // since the kubelet may prepare claims as soon as it is registered
+  if (config.dra.enabled && config.kubernetes && sources.kubeCredentials) {
+    const { resolveNodeName } = await import('../cluster');
+    const door = await startDraDoor(config, {
+      service,
+      declarations: store,
+      credentials: sources.kubeCredentials,
+      nodeName: resolveNodeName(config.kubernetes.nodeName, env),
+      backendKind: backend.kind,
+      metrics,
+      log,
+    });
+    if (door) stops.push(() => door.stop());
   }
 
   collectFromParts(metrics, { ledger, service, backend, sources, cluster: () => cluster });
