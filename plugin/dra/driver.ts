@@ -102,6 +102,7 @@ export class MemshareDraDriver implements DraDriver {
       }
       refs.push({ ...share, readOnly: readOnlyOf(r.request) });
     }
+    const heldBefore = this.o.service.claimHoldings(ref.uid).length > 0;
     const inj = await this.o.service.prepareClaim({ namespace: ref.namespace, name: ref.name, uid: ref.uid }, refs, {
       readOnlyHow: `ask for it read-only: an opaque config for driver ${this.o.driverName} in the claim, parameters {apiVersion: "${SHARE_CONFIG_API_VERSION}", kind: "${SHARE_CONFIG_KIND}", readOnly: true}`,
     });
@@ -109,7 +110,14 @@ export class MemshareDraDriver implements DraDriver {
       removeCdiSpecFile(this.o.cdiDir, claimSpecFile(ref.uid));
       return [];
     }
-    writeCdiSpecFile(this.o.cdiDir, claimSpecFile(ref.uid), claimCdiSpec(ref, ours.map((r) => r.device), inj));
+    try {
+      writeCdiSpecFile(this.o.cdiDir, claimSpecFile(ref.uid), claimCdiSpec(ref, ours.map((r) => r.device), inj));
+    } catch (err) {
+      // a claim that gets no answer must not keep what this call made for it: the kubelet may
+      // never unprepare a claim whose Prepare never succeeded
+      if (!heldBefore) await this.o.service.unprepareClaim(ref.uid, 'its CDI spec could not be written').catch(() => undefined);
+      throw new Error(`${named(ref)}: cannot write its CDI spec: ${messageOf(err)}`, { cause: err });
+    }
     return preparedDevices(ref.uid, ours, inj.cdiDevices);
   }
 

@@ -214,7 +214,9 @@ test('a cdiDir that is not root\'s alone gets no spec: the claim\'s answer says 
   chmodSync(s.cdiDir, 0o777);
   const c = ref('team', 'open');
   s.claims.put(c, [result({ namespace: 'team', name: 'cache' })]);
-  assert.match(errorOf((await s.driver.prepare([c])).get(c.uid))!, /cdiDir .* must not be writable by group or others, has mode 0777/);
+  assert.match(errorOf((await s.driver.prepare([c])).get(c.uid))!, /cannot write its CDI spec: cdiDir .* must not be writable by group or others, has mode 0777/);
+  assert.equal(s.ledger.allClaims(), [], 'a claim without an answer keeps nothing');
+  assert.not.ok(mounted((s.backend as LocalBackend).pathOf('team', 'cache')), 'and its share is released');
   await s.close();
 });
 
