@@ -15,7 +15,8 @@
 //   limits       the node's limits: shares outside them are not published; maxNodeBytes is the
 //                node's counter
 //   topology     {kind: 'node'} (default; the local backend) or {kind: 'spanning', poolName,
-//                nodeSelector} (the UB backend: one pool the UB nodes share; slice-builder.ts)
+//                nodeSelector} (the UB backend: one pool the UB nodes share; slice-builder.ts);
+//                topologyFor(backend.kind, ubPool) gives the one to use
 //   nodeLimit    'counters' (default) or 'none': the node limit as shared counters
 //   apiVersion   'v1' (default, Kubernetes 1.34+) or 'v1beta1' (1.32, 1.33: no counters, no
 //                multiple allocations)
@@ -92,6 +93,24 @@ export class SlicePublishError extends Error {
 
 export function createSlicePublisher(o: SlicePublisherOptions): SlicePublisher {
   return new SlicePublisher(o);
+}
+
+/** The label that marks the nodes of a UB pool; the spanning pool's node selector matches it. */
+export const UB_POOL_LABEL = 'memshare.nri.io/ub-pool';
+
+/**
+ * The pool shape for a backend: a pool per node, except on the UB backend ("ubs"), whose shares
+ * are reachable from every node of the UB pool `ubPool` (default "default"): one pool named
+ * memshare-ub-<ubPool> (the prefix packaging/kubernetes/dra/admission-policy.yaml lets every node
+ * write) over the nodes labelled memshare.nri.io/ub-pool=<ubPool>.
+ */
+export function topologyFor(backendKind: string, ubPool = 'default'): PoolTopology {
+  if (backendKind !== 'ubs') return { kind: 'node' };
+  return {
+    kind: 'spanning',
+    poolName: `memshare-ub-${ubPool}`,
+    nodeSelector: { nodeSelectorTerms: [{ matchExpressions: [{ key: UB_POOL_LABEL, operator: 'In', values: [ubPool] }] }] },
+  };
 }
 
 /** Field managers are at most 128 characters: a long name keeps its start and gets a hash. */

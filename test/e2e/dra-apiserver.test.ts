@@ -19,7 +19,7 @@ import { startKubeApi, type KubeApi } from '../harness';
 import { kubeRequest, loadKubeconfig } from '../../plugin/kube';
 import { createClaimReader, ClaimReadError } from '../../plugin/dra/claims';
 import type { KubeSend } from '../../plugin/dra/api';
-import { createSlicePublisher, type SlicePublisherEvent } from '../../plugin/dra/slices';
+import { createSlicePublisher, topologyFor, type SlicePublisherEvent } from '../../plugin/dra/slices';
 import { deviceNameOf } from '../../plugin/dra/devices';
 import { MemoryDeclarationSource, MergedDeclarationStore } from '../../plugin/declarations';
 import { DEFAULT_LIMITS, type ShareDeclaration } from '../../plugin/model';
@@ -174,9 +174,8 @@ test('publisher: node-a publishes its shares, follows a declaration added, chang
 });
 
 test('publisher: a UB pool spanning nodes: two nodes write the same slice under one field manager', async () => {
-  const nodeSelector = { nodeSelectorTerms: [{ matchExpressions: [{ key: 'memshare.nri.io/ub-pool', operator: 'In', values: ['pool-1'] }] }] };
   const store = new MergedDeclarationStore([new MemoryDeclarationSource('test', [decl('team-a', 'demo')])]);
-  const topology = { kind: 'spanning' as const, poolName: 'memshare-ub-pool-1', nodeSelector };
+  const topology = topologyFor('ubs', 'pool-1');
   for (const node of ['node-a', 'node-b']) await createSlicePublisher({ send, nodeName: node, backend: 'ubs', store, limits: DEFAULT_LIMITS, topology }).flush();
   const all = (JSON.parse(api.kubectlOk(['get', 'resourceslices', '--show-managed-fields', '-o', 'json'])) as { items: Slice[] }).items.filter((s) => s.spec.pool.name === 'memshare-ub-pool-1');
   assert.is(all.length, 1);

@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { buildSlices, toV1beta1, DEVICES_PER_SLICE, DEVICES_PER_SLICE_WITH_COUNTERS, slicePrefix } from '../../plugin/dra/slice-builder';
-import { createSlicePublisher, sliceFieldManager, type SlicePublisherEvent } from '../../plugin/dra/slices';
+import { createSlicePublisher, sliceFieldManager, topologyFor, type SlicePublisherEvent } from '../../plugin/dra/slices';
 import { deviceNameOf } from '../../plugin/dra/devices';
 import { DEFAULT_LIMITS, type ShareDeclaration } from '../../plugin/model';
 import type { KubeRequest, KubeResponse } from '../../plugin/kube/request';
@@ -70,6 +70,12 @@ test('a spanning pool (UB): one pool name, the node selector, no counters, other
   assert.is(a.slices[0].spec.pool.name, 'memshare-ub-pool-1');
   assert.is(a.slices[0].spec.devices?.[0].consumesCounters, undefined);
   assert.equal(a.slices[0].spec.devices?.[0].attributes.backend, { string: 'ubs' });
+});
+
+test('topologyFor: a pool per node, the UB backend one pool over the labelled UB nodes (the prefix the admission policy allows)', () => {
+  assert.equal(topologyFor('local'), { kind: 'node' });
+  const ub = topologyFor('ubs', 'rack-1');
+  assert.equal(ub, { kind: 'spanning', poolName: 'memshare-ub-rack-1', nodeSelector: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'memshare.nri.io/ub-pool', operator: 'In', values: ['rack-1'] }] }] } });
 });
 
 test('names stay DNS subdomains of at most 253 characters; field managers at most 128', () => {
