@@ -7,8 +7,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { kubeRequest, parseKubeconfig, type KubeCredentials } from '../../plugin/kube';
-import { applyNodeStatus, fieldManagerFor, StatusWriter, type KubeSend, type NodeRefusal, type NodeShareStatus, type ShareRef } from '../../plugin/cluster';
+import { applyNodeStatus, fieldManagerFor, startClusterWriters, StatusWriter, type KubeSend, type NodeRefusal, type NodeShareStatus, type ShareRef } from '../../plugin/cluster';
 import { FakeApiServer } from '../support/fake-apiserver';
+import type { RefusalChangeListener, RefusedDeclaration } from '../../plugin/declarations';
 import { waitFor } from '../support/util';
 import { cleanupsAfterEach } from '../support/cleanup';
 import { anonymousKubeconfigText } from '../support/fake-apiserver-https';
@@ -150,6 +151,41 @@ test("a ShareMemory this node refuses gets the node's entry with the reason and 
   await a.writer.idle();
   assert.equal(entry(api, 'held', 'node-a'), { nodeName: 'node-a', holders: 1, bytesUsed: 4096, sizeInForce: 134217728, since: '2026-12-01T10:00:00Z', backend: 'local' });
   assert.equal(api.get(NS, 'held')!.status.refusedBy ?? [], []);
+});
+
+test("startClusterWriters follows the store's refusals: one known at start is written, one told later too, and one that goes is removed", async () => {
+  const { api } = await server();
+  for (const n of ['early', 'late']) api.share(NS, n, '128Mi');
+  const refusals = new Map<string, RefusedDeclaration>();
+  const listeners = new Set<RefusalChangeListener>();
+  const refuse = (name: string, reason: string | undefined) => {
+    const had = refusals.has(name);
+    if (reason) refusals.set(name, { namespace: NS, name, reason, generation: 1 });
+    else refusals.delete(name);
+    for (const l of listeners) l({ namespace: NS, name }, !reason ? 'removed' : had ? 'changed' : 'added');
+  };
+  refuse('early', 'spec.storage: too small here');
+  const writers = startClusterWriters({
+    credentials: creds(api), nodeName: 'node-a', status: true, events: false, backendKind: 'local',
+    presentShares: () => [], bindings: () => [], usage: async () => undefined,
+    refusals: {
+      refused: (ns, name) => (ns === NS ? refusals.get(name) : undefined),
+      refusals: () => [...refusals.values()],
+      onRefusalChange: (l) => (listeners.add(l), () => void listeners.delete(l)),
+    },
+    log: { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined },
+    statusOptions: { minIntervalMs: 0, resyncMs: 0 },
+  });
+  cleanups.push(() => writers.stop());
+  await waitFor(() => entry(api, 'early', 'node-a')?.refused === 'spec.storage: too small here', 'the refusal known at start');
+  assert.is(entry(api, 'early', 'node-a')?.observedGeneration, 1);
+  refuse('late', 'spec.storage: too large here');
+  await waitFor(() => entry(api, 'late', 'node-a')?.refused === 'spec.storage: too large here', 'the refusal told later');
+  refuse('early', undefined);
+  await waitFor(() => entry(api, 'early', 'node-a') === undefined, 'the refusal gone');
+  assert.equal(api.get(NS, 'late')!.status.refusedBy, ['node-a']);
+  await writers.stop();
+  assert.is(listeners.size, 0, 'stop() unsubscribes');
 });
 
 test('a burst of changes to one share is one write of the latest state; an unchanged state is none', async () => {

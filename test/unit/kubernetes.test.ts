@@ -439,6 +439,7 @@ test("an object this node's limits refuse is kept as a refusal (reason, generati
   api.compact();
   api.releaseWatches();
   await waitFor(() => lists(api).length === 2, 'a re-list');
+  await waitFor(() => src.refused('ns', 'new-away') !== undefined, 'the re-list judged');
   assert.equal(src.refusals().map((r) => `${r.name}@${r.generation}`), ['new-away@1']);
   assert.equal(told.sort(), ['added ns/new-away', 'removed ns/fixed-away']);
 });
