@@ -78,19 +78,17 @@ else
     case "$(candidate "$s" nodejs)" in "$MAJOR".*) suite=$s; break ;; esac
   done
   [ -n "$suite" ] || die "no nodejs $MAJOR.x in any of: $SUITES"
-  pkgs=$(apt_private "$suite" apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts \
-    --no-breaks --no-replaces --no-enhances nodejs 2>/dev/null | grep -E '^[a-z0-9][a-z0-9.+-]*$' | sort -u)
+  pkgs=$(closure "$suite" nodejs)
   echo "$pkgs" | grep -qE '^libnode[0-9]+$' || die "apt-cache depends nodejs ($suite) gave no libnode"
   pkgs="$pkgs dash"
-  mkdir -p "$work/debs" "$work/base"
+  mkdir -p "$work/base"
   say "downloading nodejs and its $(echo "$pkgs" | wc -w) packages from $suite"
-  # shellcheck disable=SC2086
-  (cd "$work/debs" && apt_private "$suite" apt-get download -qq $pkgs >/dev/null) || die "apt-get download failed"
   root=$work/base
   # merged /usr, as Debian lays it out: the ELF interpreter is /lib64/ld-linux-x86-64.so.2
   mkdir -p "$root/usr/bin" "$root/usr/sbin" "$root/usr/lib" "$root/usr/lib64"
   for d in bin sbin lib lib64; do ln -s "usr/$d" "$root/$d"; done
-  for deb in "$work"/debs/*.deb; do dpkg-deb -x "$deb" "$root"; done
+  # shellcheck disable=SC2086
+  unpack "$suite" "$root" $pkgs >"$work/PACKAGES"
   rm -rf "$root/usr/share/doc" "$root/usr/share/man" "$root/usr/share/locale" "$root/usr/share/lintian" "$root/usr/include"
   [ -x "$root/usr/bin/node" ] && [ -x "$root/usr/bin/dash" ] || die "node or dash missing after unpacking"
   ln -sf dash "$root/usr/bin/sh"
@@ -102,12 +100,12 @@ else
   nodever=$(chroot "$root" /usr/bin/node --version) || die "node does not run in the unpacked base"
   rm -rf "$base.tmp" && mkdir -p "$base.tmp"
   layer "$root" "$base.tmp/layer" >"$base.tmp/LAYER"
-  basename "$(ls "$work"/debs/nodejs_*.deb)" >"$base.tmp/DEB"
+  grep '^nodejs_' "$work/PACKAGES" >"$base.tmp/DEB" || die "no nodejs .deb among the packages downloaded from $suite"
   echo "$nodever" >"$base.tmp/NODE"
-  (cd "$work/debs" && ls) >"$base.tmp/PACKAGES"
+  mv "$work/PACKAGES" "$base.tmp/PACKAGES"
   echo "$BASE_KEY" >"$base.tmp/KEY"
   rm -rf "$base" && mv "$base.tmp" "$base"
-  rm -rf "$work/base" "$work/debs"
+  rm -rf "$work/base"
   say "base built in $(($(date +%s) - t0)) s: node $nodever from $(cat "$base/DEB") ($suite), $(wc -l <"$base/PACKAGES") packages"
 fi
 read -r base_diff base_digest base_size <"$base/LAYER"

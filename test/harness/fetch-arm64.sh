@@ -138,31 +138,15 @@ fi
 exec 9>"$CACHE/.lock-arm64"
 flock 9 # two runs at once must not unpack over each other
 
-# a private apt for arm64 packages of SUITE: its own sources, lists and cache
+# a private apt for arm64 packages only: its own sources, lists and cache ($CACHE/apt/SUITE-arm64)
+APT_PRIVATE_STATUS=/dev/null APT_PRIVATE_ARCH=arm64
 # shellcheck source=apt-private.sh
-. "$HERE/apt-private.sh" # for mirror()
-apt_arm64() {
-  local suite=$1 tool=$2; shift 2
-  local d="$CACHE/apt/$suite-arm64"
-  "$tool" -q -o Dir::Etc::sourcelist="$d/sources.list" -o Dir::Etc::sourceparts=- \
-    -o Dir::State::Lists="$d/lists" -o Dir::Cache="$d/cache" -o Dir::State::status=/dev/null \
-    -o Dir::Etc::Preferences=/dev/null -o Dir::Etc::PreferencesParts="$d/empty" \
-    -o APT::Architecture=arm64 -o APT::Architectures::=arm64 -o APT::Sandbox::User=root "$@"
-}
-apt_arm64_update() {
-  local suite=$1 d="$CACHE/apt/$1-arm64" m
-  m=$(mirror)
-  [ -n "$m" ] || die "no Debian mirror found in /etc/apt/sources.list.d/debian.sources"
-  mkdir -p "$d/lists/partial" "$d/cache/archives/partial" "$d/empty"
-  echo "deb [arch=arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $m $suite main" >"$d/sources.list"
-  say "apt-get update ($suite arm64, private lists)"
-  apt_arm64 "$suite" apt-get update -qq >/dev/null || die "apt-get update of $suite (arm64) failed"
-}
+. "$HERE/apt-private.sh"
 
 suite=
 for s in $SUITES; do
-  apt_arm64_update "$s"
-  ver=$(apt_arm64 "$s" apt-cache policy nodejs 2>/dev/null | awk '/Candidate:/ { print $2 }')
+  apt_update "$s"
+  ver=$(candidate "$s" nodejs)
   say "arm64 nodejs in $s: ${ver:-(none)}"
   major=${ver%%.*}
   major=${major#*:}
@@ -170,19 +154,17 @@ for s in $SUITES; do
 done
 [ -n "$suite" ] || die "no arm64 nodejs >= $MIN_MAJOR in any of: $SUITES"
 
-pkgs=$(apt_arm64 "$suite" apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts \
-  --no-breaks --no-replaces --no-enhances nodejs 2>/dev/null | grep -E '^[a-z0-9][a-z0-9.+-]*(:arm64)?$' | sed 's/:arm64$//' | sort -u)
+pkgs=$(closure "$suite" nodejs)
 echo "$pkgs" | grep -qx nodejs || die "apt-cache depends nodejs ($suite arm64) gave no package list"
 echo "$pkgs" | grep -qx libc6 || die "no libc6 in nodejs's dependencies ($suite arm64)"
 
 work="$DIR.tmp"
-rm -rf "$work" && mkdir -p "$work/debs" "$work/root"
+rm -rf "$work" && mkdir -p "$work/root"
 say "downloading arm64 nodejs $ver from $suite and $(echo "$pkgs" | wc -l) packages in all"
 # shellcheck disable=SC2086
-(cd "$work/debs" && apt_arm64 "$suite" apt-get download -qq $pkgs >/dev/null) || die "apt-get download failed"
-for deb in "$work"/debs/*.deb; do dpkg-deb -x "$deb" "$work/root"; done
-basename "$(ls "$work"/debs/nodejs_*.deb)" >"$work/DEB"
-rm -rf "$work/debs" "$work/root/usr/share/doc" "$work/root/usr/share/man" "$work/root/usr/share/locale"
+unpack "$suite" "$work/root" $pkgs >"$work/DEBS"
+grep '^nodejs_' "$work/DEBS" >"$work/DEB" || die "no nodejs .deb among the packages downloaded from $suite"
+rm -rf "$work/DEBS" "$work/root/usr/share/doc" "$work/root/usr/share/man" "$work/root/usr/share/locale"
 # only /usr and the merged-/usr links may be in the prefix: anything else (etc, var, run, tmp)
 # would shadow the host's paths for the emulated agent
 for e in "$work"/root/*; do

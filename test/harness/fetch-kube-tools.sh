@@ -38,14 +38,9 @@ APT_PRIVATE_STATUS=/dev/null
 
 # fetch_debs DIR PKG...: downloads the candidates from $SUITE and unpacks them into DIR
 fetch_debs() {
-  local dir=$1 debs; shift
+  local dir=$1; shift
   apt_update "$SUITE"
-  debs=$(mktemp -d)
-  # shellcheck disable=SC2068
-  (cd "$debs" && apt_private "$SUITE" apt-get download -qq $@ >/dev/null) || { rm -rf "$debs"; die "apt-get download from $SUITE failed: $*"; }
-  for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" "$dir"; done
-  (cd "$debs" && ls) >>"$dir/DEBS"
-  rm -rf "$debs"
+  unpack "$SUITE" "$dir" "$@" >>"$dir/DEBS"
 }
 
 tools() {
@@ -104,9 +99,7 @@ go_sources() {
     loud "test/harness/apiserver/go-packages.txt no longer covers the API server's imports in $SUITE:"
     echo "$missing" | head -n 20 >&2
     loud "fetching every golang-*-dev package k8s.io/apiextensions-apiserver depends on instead (about 270 MB)"
-    all=$(apt_private "$SUITE" apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts \
-      --no-breaks --no-replaces --no-enhances golang-k8s-apiextensions-apiserver-dev 2>/dev/null \
-      | grep -E '^golang-[a-z0-9.+-]*-dev$' | sort -u)
+    all=$(closure "$SUITE" golang-k8s-apiextensions-apiserver-dev | grep -E '^golang-[a-z0-9.+-]*-dev$')
     # shellcheck disable=SC2086
     fetch_debs "$dir" $all
     missing=$(missing_imports)

@@ -81,19 +81,17 @@ done
 [ -n "$suite" ] || die "no nodejs $MAJOR.x in any of: $SUITES"
 
 # nodejs and everything it depends on, transitively (virtual packages left out)
-pkgs=$(apt_private "$suite" apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts \
-  --no-breaks --no-replaces --no-enhances nodejs 2>/dev/null | grep -E '^[a-z0-9][a-z0-9.+-]*$' | sort -u)
+pkgs=$(closure "$suite" nodejs)
 echo "$pkgs" | grep -qx nodejs || die "apt-cache depends nodejs ($suite) gave no package list"
 echo "$pkgs" | grep -qE '^libnode[0-9]+$' || die "no libnode in nodejs's dependencies ($suite)"
 
 work="$DIR.tmp"
-rm -rf "$work" && mkdir -p "$work/debs" "$work/builtins"
+rm -rf "$work" && mkdir -p "$work/builtins"
 say "downloading nodejs $ver from $suite and $(echo "$pkgs" | wc -l) packages in all"
 # shellcheck disable=SC2086
-(cd "$work/debs" && apt_private "$suite" apt-get download -qq $pkgs >/dev/null) || die "apt-get download failed"
-for deb in "$work"/debs/*.deb; do dpkg-deb -x "$deb" "$work"; done
-basename "$(ls "$work"/debs/nodejs_*.deb)" >"$work/DEB"
-rm -rf "$work/debs" "$work/usr/share/doc" "$work/usr/share/man" "$work/usr/share/locale"
+unpack "$suite" "$work" $pkgs >"$work/DEBS"
+grep '^nodejs_' "$work/DEBS" >"$work/DEB" || die "no nodejs .deb among the packages downloaded from $suite"
+rm -rf "$work/DEBS" "$work/usr/share/doc" "$work/usr/share/man" "$work/usr/share/locale"
 
 lib="$work/usr/lib/x86_64-linux-gnu"
 libnode=$(ls "$lib"/libnode.so.* 2>/dev/null | head -n1)
