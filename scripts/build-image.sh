@@ -13,9 +13,9 @@
 #    Node), plus dash for the launcher; fetched through test/harness/apt-private.sh (a private
 #    sources list on the mirror this machine already uses) and unpacked with dpkg-deb -x. Slow
 #    the first time, then cached under $NRI_MEMSHARE_CACHE/agent-image/ (no network at all).
-# 2. agent: what the RPM installs under /usr/lib/nri-memshare, by the steps of the spec's %install
-#    on this checkout's build (the bundled dist/agent/*.js, package.json, the bundle's external
-#    modules from scripts/bundled-packages.js with koffi's linux_x64 binary only), the license
+# 2. agent: what the RPM installs under /usr/lib/nri-memshare, by the same script as the spec's
+#    %install (packaging/install-agent.sh) on this checkout's build (the bundled dist/agent/*.js,
+#    package.json, the bundle's external modules with koffi's linux_x64 binary only), the license
 #    texts, and the launcher /usr/bin/nri-memshare (packaging/nri-memshare.sh). /etc/nri-memshare/config.json is a link into config/, where the
 #    DaemonSet mounts its ConfigMap, so `run` and `status` find the config at its usual path.
 # Reproducible: sorted names, owner 0, fixed times; the same inputs give the same digests.
@@ -111,37 +111,20 @@ fi
 read -r base_diff base_digest base_size <"$base/LAYER"
 
 # ---- 2. the agent, as the RPM installs it ----
-# the steps of packaging/nri-memshare.spec's %install for x86_64, on this checkout's build (the
-# RPM's %build runs the same `npm run build` steps from its sources)
+# packaging/install-agent.sh, as packaging/nri-memshare.spec's %install runs it for x86_64, on this
+# checkout's build (the RPM's %build runs the same `npm run build` steps from its sources)
 if [ "$build" = 1 ]; then npm run build >/dev/null; fi
-for f in dist/agent/nri-memshare.js dist/agent/parse-worker.js dist/agent/ubs-holder.js dist/agent/meta.json; do
+for f in dist/agent/nri-memshare.js dist/agent/parse-worker.js dist/agent/ubs-holder.js dist/agent/grpc-js.js dist/agent/meta.json; do
   [ -f "$f" ] || die "$f is missing (build first: npm ci && npm run build)"
 done
 app=$work/app
 lib=$app/usr/lib/nri-memshare
-mkdir -p "$lib/dist/agent" "$app/usr/bin" "$app/etc/nri-memshare/config" "$app/etc/nri-memshare/shares.d" \
+mkdir -p "$app/usr/bin" "$app/etc/nri-memshare/config" "$app/etc/nri-memshare/shares.d" \
   "$app/var/lib/nri-memshare" "$app/run/nri-memshare/shares" "$app/usr/share/licenses/nri-memshare"
-install -m 0644 dist/agent/nri-memshare.js dist/agent/parse-worker.js dist/agent/ubs-holder.js "$lib/dist/agent/"
-install -m 0644 package.json "$lib/"
-for m in $(node scripts/bundled-packages.js runtime-modules); do
-  mkdir -p "$lib/$(dirname "$m")"
-  cp -a "$m" "$lib/$m"
-done
-find "$lib/node_modules/koffi/build/koffi" -mindepth 1 -maxdepth 1 -type d ! -name linux_x64 -exec rm -rf {} +
-[ -f "$lib/node_modules/koffi/build/koffi/linux_x64/koffi.node" ] || die "koffi's linux_x64 binary is missing from node_modules"
-rm -rf "$lib/node_modules/koffi/src" "$lib/node_modules/koffi/vendor" "$lib/node_modules/koffi/lib" "$lib/node_modules/koffi/doc"
-find "$lib/node_modules" -type f \( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.map' \) -delete
-find "$lib/node_modules" -depth -name '.*' -exec rm -rf {} +
-for pkg in "$lib"/node_modules/* "$lib"/node_modules/@*/*; do
-  [ -d "$pkg" ] || continue
-  for d in test tests __tests__ benchmarks bench docs doc example examples; do rm -rf "${pkg:?}/$d"; done
-done
-rm -rf "$lib/node_modules/yaml/browser" "$lib/node_modules/yaml/bin.mjs"
+bash packaging/install-agent.sh "$lib" linux_x64 || die "packaging/install-agent.sh failed"
 # every shipped package's license text, and the project's
 (cd "$app/usr/share/licenses/nri-memshare" && node "$REPO/scripts/bundled-packages.js" install-licenses node_modules-licenses)
 [ -f LICENSE ] && install -m 0644 LICENSE "$app/usr/share/licenses/nri-memshare/"
-sed -i '1s|^#!.*$||' "$lib/dist/agent/nri-memshare.js"
-chmod 0644 "$lib"/dist/agent/*.js
 install -m 0755 packaging/nri-memshare.sh "$app/usr/bin/nri-memshare"
 ln -s config/config.json "$app/etc/nri-memshare/config.json"
 # the default config the RPM ships, for a plain `ctr run` without a ConfigMap
