@@ -7,14 +7,8 @@ import * as native from '../../native';
 import { LocalBackend, SHARES_LOCK_FILE, mountSourceFor, type MountOps } from '../../plugin/backends';
 import type { ShareDeclaration } from '../../plugin/model/types';
 import { rejects } from '../support/util';
+import { needRoot, unmountAndRemove } from '../support/mounts';
 
-const isRoot = process.getuid?.() === 0;
-function needRoot(name: string): boolean {
-  if (isRoot) return true;
-  if (process.env.CI === 'true') throw new Error(`${name}: needs root, and CI=true forbids skipping`);
-  console.log(`\n!!!!! SKIPPED (not root): ${name} !!!!!\n`);
-  return false;
-}
 
 const MiB = 1024 * 1024;
 
@@ -396,14 +390,6 @@ test('start() closes sharesDir and its namespace directories to all but root and
   await three.close();
 });
 
-test.after(() => {
-  // leave nothing mounted even when a test failed half-way
-  for (const m of native.readMountInfo().reverse()) {
-    if (m.mountPoint.startsWith(`${base}/`)) {
-      try { native.umount2(m.mountPoint, native.MNT_DETACH); } catch { /* already gone */ }
-    }
-  }
-  rmSync(base, { recursive: true, force: true });
-});
+test.after(() => unmountAndRemove(base));
 
 test.run();

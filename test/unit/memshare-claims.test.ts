@@ -1,12 +1,13 @@
 // ResourceClaims as holders of shares in the memshare core (the DRA front door's half of the core):
 // prepareClaim/unprepareClaim on a real ledger and the real local backend (real tmpfs mounts, run
 // as root like the agent), beside containers bound through the annotation path.
-import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as native from '../../native';
+import { unmountAndRemove } from '../support/mounts';
 import { MemoryDeclarationSource, MergedDeclarationStore } from '../../plugin/declarations';
 import { Ledger } from '../../plugin/ledger';
 import { MemshareService } from '../../plugin/memshare/service';
@@ -261,13 +262,6 @@ test('status shows a claim as a holder, beside containers (text and --json)', as
   await a.close();
 });
 
-test.after(() => {
-  for (const m of native.readMountInfo().reverse()) {
-    if (m.mountPoint.startsWith(`${base}/`)) {
-      try { native.umount2(m.mountPoint, native.MNT_DETACH); } catch { /* already gone */ }
-    }
-  }
-  rmSync(base, { recursive: true, force: true });
-});
+test.after(() => unmountAndRemove(base));
 
 test.run();

@@ -5,15 +5,9 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import * as native from '../../native';
 import { tempDirs } from '../support/cleanup';
+import { needRoot } from '../support/mounts';
 const tempDir = tempDirs(test, 'native-test-');
 
-const isRoot = process.getuid?.() === 0;
-function needRoot(name: string): boolean {
-  if (isRoot) return true;
-  if (process.env.CI === 'true') throw new Error(`${name}: needs root, and CI=true forbids skipping`);
-  console.log(`\n!!!!! SKIPPED (not root): ${name} !!!!!\n`);
-  return false;
-}
 
 test('parseMountInfo reads fields and unescapes octal escapes in paths', () => {
   const text =
