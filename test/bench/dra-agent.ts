@@ -5,6 +5,8 @@
 //   agent's DRA socket) of a new claim for a share already present (another claim holds it): the
 //   claim read from the API server, the core's authorization and durable record, the CDI spec write;
 //   and NodeUnprepareResources of it (the record ended, the spec removed; the share stays held);
+// - claim-get: the GET of that claim alone, from this process with the agent's credentials and the
+//   agent's request function (plugin/kube/request.ts), to see how much of a Prepare it is;
 // - CreateContainer through CRI: an annotated pod's container binding the same share (the NRI path,
 //   what the annotation door costs), a container given the claim's CDI device (the DRA path: the
 //   agent is not asked, containerd applies the spec), and a plain container (neither).
@@ -34,7 +36,7 @@ const DRIVER = DEFAULT_DRIVER_NAME;
 const NODE = 'bench-node';
 const NS = 'bench';
 const SHARE = 'hot';
-const MODES = ['prepare', 'unprepare', 'create-annotated', 'create-cdi', 'create-plain'] as const;
+const MODES = ['prepare', 'claim-get', 'unprepare', 'create-annotated', 'create-cdi', 'create-plain'] as const;
 type Mode = (typeof MODES)[number];
 type Doc = Record<string, any>;
 
@@ -56,10 +58,12 @@ async function main(): Promise<void> {
     api.kubectlOk(['wait', '--for=condition=Established', '--timeout=30s', 'crd/resourceclaims.resource.k8s.io', 'crd/resourceslices.resource.k8s.io']);
     const admin = loadKubeconfig(api.adminKubeconfig);
     const send = (method: 'POST' | 'PUT', path: string, body: Doc) => kubeRequest(admin, { method, path, body: JSON.stringify(body) });
+    const nodeKubeconfig = api.kubeconfig(`system:node:${NODE}`, ['system:masters']);
+    const nodeCreds = loadKubeconfig(nodeKubeconfig);
 
     agent = new Agent({ nriSocket: inst.nriSocket });
     const config = JSON.parse(readFileSync(agent.configPath, 'utf8')) as Doc;
-    config.kubernetes = { kubeconfig: api.kubeconfig(`system:node:${NODE}`, ['system:masters']), nodeName: NODE, status: false, events: false };
+    config.kubernetes = { kubeconfig: nodeKubeconfig, nodeName: NODE, status: false, events: false };
     config.dra = { enabled: true, registryDir: join(kubeletDir, 'plugins_registry'), pluginDir: join(kubeletDir, 'plugins', DRIVER), cdiDir };
     writeFileSync(agent.configPath, JSON.stringify(config, null, 2));
     player = await KubeletPlayer.start({ registryDir: join(kubeletDir, 'plugins_registry') });
@@ -117,6 +121,9 @@ async function main(): Promise<void> {
         const [p, ans] = await timed(() => plugin.prepare([ref]));
         if (ans[ref.uid].error) throw new Error(`prepare: ${ans[ref.uid].error}`);
         samples.prepare.push(p);
+        const [g, got] = await timed(() => kubeRequest(nodeCreds, { method: 'GET', path: `/apis/resource.k8s.io/v1/namespaces/${NS}/resourceclaims/${ref.name}` }));
+        if (got.status !== 200) throw new Error(`get claim: ${got.status}`);
+        samples['claim-get'].push(g);
         const [u, un] = await timed(() => plugin.unprepare([ref]));
         if (un[ref.uid]) throw new Error(`unprepare: ${un[ref.uid]}`);
         samples.unprepare.push(u);
