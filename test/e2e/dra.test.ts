@@ -13,14 +13,18 @@
 //   NodePrepareResources / NodeUnprepareResources over gRPC); the test then makes the CRI calls
 //   the kubelet makes, RunPodSandbox and CreateContainer with the returned CDI ids in
 //   ContainerConfig.CDI_devices, and unprepares after the pod is removed, as the kubelet does.
+// On 2.1 also the UB backend (ubs-env.ts: the SDK double and the daemon stand-in in place of the
+// vendor's SDK and daemon) with its injection delivered through the claim's CDI spec.
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
-import { forEachContainerd, startKubeApi, uniqueName, type KubeApi, type RunningPod } from '../harness';
+import { forEachContainerd, selectedVersions, startKubeApi, uniqueName, type KubeApi, type RunningPod } from '../harness';
 import { KubeletPlayer, type PlayerPlugin, type PrepareAnswer } from '../harness/kubelet-player';
 import { Agent, waitUntil, retry } from './agent';
+import { DAEMON_GID, UBS_IMAGE, UbsNode, importUbsImage, ociSpec, parseConsumer } from './ubs-env';
 import { DEFAULT_DRIVER_NAME, deviceNameOf } from '../../plugin/dra/devices';
+import type { ClaimRef } from '../../plugin/dra/types';
 
 const REPO = join(__dirname, '..', '..', '..');
 const CRDS = join(REPO, 'test', 'fixtures', 'kube', 'dra-standin-crds.yaml');
@@ -29,6 +33,51 @@ const DRIVER = DEFAULT_DRIVER_NAME;
 const NODE = 'dra-node';
 const POD_KEY = 'memshare.nri.io/pod';
 type Doc = Record<string, any>;
+
+/** The device the scheduler would allocate for a share: from this node's published ResourceSlices. */
+async function publishedDevice(api: KubeApi, agent: Agent, shareNs: string, share: string): Promise<{ pool: string; device: string }> {
+  const want = deviceNameOf(shareNs, share);
+  let found: { pool: string; device: string } | undefined;
+  await waitUntil(() => {
+    const list = JSON.parse(api.kubectlOk(['get', 'resourceslices', '-o', 'json', `--field-selector=spec.nodeName=${NODE},spec.driver=${DRIVER}`])) as Doc;
+    for (const sl of list.items as Doc[]) {
+      const d = (sl.spec.devices as Doc[] | undefined)?.find((x) => x.name === want);
+      if (d) found = { pool: sl.spec.pool.name as string, device: d.name as string };
+    }
+    return found !== undefined;
+  }, 15000, () => `share ${shareNs}/${share} (device ${want}) not in this node's ResourceSlices; agent log tail:\n${agent.output().slice(-1500)}`);
+  return found!;
+}
+
+/**
+ * A ResourceClaim asking for one device of the driver's class, allocated as the scheduler does:
+ * the device this node publishes for the share, written into status.allocation by a PUT of the
+ * status subresource. The scheduler would also check the slice's counters (the node limit) and
+ * the class's selectors; this stand-in does not, so the driver's own checks are what is tested.
+ */
+async function allocate(api: KubeApi, agent: Agent, share: string, claimNs: string, shareNs: string): Promise<ClaimRef> {
+  const { pool, device } = await publishedDevice(api, agent, shareNs, share);
+  const name = uniqueName('claim');
+  const claim = {
+    apiVersion: 'resource.k8s.io/v1',
+    kind: 'ResourceClaim',
+    metadata: { name, namespace: claimNs },
+    spec: { devices: { requests: [{ name: 'mem', exactly: { deviceClassName: DRIVER } }] } },
+  };
+  const created = JSON.parse(api.kubectlOk(['create', '-o', 'json', '-f', '-'], { input: JSON.stringify(claim) })) as Doc;
+  created.status = {
+    allocation: {
+      devices: { results: [{ request: 'mem', driver: DRIVER, pool, device, shareID: randomUUID() }] },
+      nodeSelector: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [NODE] }] }] },
+      allocationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    },
+    reservedFor: [{ resource: 'pods', name: uniqueName('pod'), uid: randomUUID() }],
+  };
+  api.kubectlOk(['replace', '--subresource=status', '-f', '-'], { input: JSON.stringify(created) });
+  return { namespace: claimNs, name, uid: created.metadata.uid as string };
+}
+
+const parseConsumerOf = (r: { exitCode: number; stdout: string; stderr: string }) => parseConsumer(r.exitCode, r.stdout, r.stderr);
 
 // CDI specs land in a directory of the test's own, named in containerd's config at start
 const cdiDir = mkdtempSync('/tmp/nrims-dra-cdi-');
@@ -56,48 +105,7 @@ forEachContainerd('DRA front door', (test, env) => {
     return a;
   }
 
-  /** The device the scheduler would allocate for a share: from this node's published ResourceSlices. */
-  async function publishedDevice(shareNs: string, share: string): Promise<{ pool: string; device: string }> {
-    const want = deviceNameOf(shareNs, share);
-    let found: { pool: string; device: string } | undefined;
-    await waitUntil(() => {
-      const list = JSON.parse(api.kubectlOk(['get', 'resourceslices', '-o', 'json', `--field-selector=spec.nodeName=${NODE},spec.driver=${DRIVER}`])) as Doc;
-      for (const sl of list.items as Doc[]) {
-        const d = (sl.spec.devices as Doc[] | undefined)?.find((x) => x.name === want);
-        if (d) found = { pool: sl.spec.pool.name as string, device: d.name as string };
-      }
-      return found !== undefined;
-    }, 15000, () => `share ${shareNs}/${share} (device ${want}) not in this node's ResourceSlices; agent log tail:\n${agent.output().slice(-1500)}`);
-    return found!;
-  }
-
-  /**
-   * A ResourceClaim asking for one device of the driver's class, allocated as the scheduler does:
-   * the device this node publishes for the share, written into status.allocation by a PUT of the
-   * status subresource. The scheduler would also check the slice's counters (the node limit) and
-   * the class's selectors; this stand-in does not, so the driver's own checks are what is tested.
-   */
-  async function allocatedClaim(share: string, claimNs = ns, shareNs = claimNs): Promise<{ namespace: string; name: string; uid: string }> {
-    const { pool, device } = await publishedDevice(shareNs, share);
-    const name = uniqueName('claim');
-    const claim = {
-      apiVersion: 'resource.k8s.io/v1',
-      kind: 'ResourceClaim',
-      metadata: { name, namespace: claimNs },
-      spec: { devices: { requests: [{ name: 'mem', exactly: { deviceClassName: DRIVER } }] } },
-    };
-    const created = JSON.parse(api.kubectlOk(['create', '-o', 'json', '-f', '-'], { input: JSON.stringify(claim) })) as Doc;
-    created.status = {
-      allocation: {
-        devices: { results: [{ request: 'mem', driver: DRIVER, pool, device, shareID: randomUUID() }] },
-        nodeSelector: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [NODE] }] }] },
-        allocationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-      },
-      reservedFor: [{ resource: 'pods', name: uniqueName('pod'), uid: randomUUID() }],
-    };
-    api.kubectlOk(['replace', '--subresource=status', '-f', '-'], { input: JSON.stringify(created) });
-    return { namespace: claimNs, name, uid: created.metadata.uid as string };
-  }
+  const allocatedClaim = (share: string, claimNs = ns, shareNs = claimNs) => allocate(api, agent, share, claimNs, shareNs);
 
   async function plugin(): Promise<PlayerPlugin> {
     return player.plugin(DRIVER, 20000);
@@ -287,3 +295,78 @@ forEachContainerd('DRA front door', (test, env) => {
     assert.not.ok(existsSync(join(kubeletDir, 'plugins_registry')), 'the kubelet dir removed');
   });
 }, { cdiSpecDirs: [cdiDir] });
+
+// The UB backend's injection through the claim's CDI spec, on containerd 2.1 only (1.7 takes no
+// groups through NRI; the UB files say why): the UB node of ubs-env.ts (the SDK double, the daemon
+// stand-in, the glibc image), the agent on the ubs backend with its DRA door on, the claim's CDI
+// spec carrying what the annotation path injects (device nodes, libraries, socket, environment,
+// the daemon's group through the backend's own CDI device).
+if (selectedVersions().includes('2.1')) {
+  const ub = new UbsNode();
+  forEachContainerd('DRA front door, UB backend', (test, env) => {
+    let api: KubeApi;
+    let player: KubeletPlayer;
+    let kubeletDir: string;
+    const ns = 'team-dub';
+    const agent = () => ub.agent!;
+
+    test('the UB node\'s agent serves the DRA door', async () => {
+      importUbsImage(env.containerd);
+      await ub.start();
+      kubeletDir = mkdtempSync('/tmp/nrims-kubelet-');
+      mkdirSync(join(kubeletDir, 'plugins_registry'));
+      api = await startKubeApi();
+      api.kubectlOk(['apply', '-f', CRDS, '-f', SHAREMEMORY_CRD]);
+      api.kubectlOk(['wait', '--for=condition=Established', '--timeout=30s', 'crd/resourceclaims.resource.k8s.io', 'crd/resourceslices.resource.k8s.io', 'crd/sharememories.resource.ubsvirt.huawei.com']);
+      player = await KubeletPlayer.start({ registryDir: join(kubeletDir, 'plugins_registry') });
+      const a = ub.makeAgent(env.containerd.nriSocket);
+      const config = JSON.parse(readFileSync(a.configPath, 'utf8')) as Doc;
+      config.kubernetes = { kubeconfig: api.kubeconfig(`system:node:${NODE}`, ['system:masters']), nodeName: NODE, status: false, events: false };
+      config.dra = { enabled: true, registryDir: join(kubeletDir, 'plugins_registry'), pluginDir: join(kubeletDir, 'plugins', DRIVER), cdiDir: ub.cdiDir };
+      writeFileSync(a.configPath, JSON.stringify(config, null, 2));
+      ub.agent = a;
+      await a.start();
+      await a.proc!.waitFor(/ubs: connected to the UB memory daemon/, 1, 15000);
+      await player.plugin(DRIVER, 20000);
+    });
+
+    test('a claim for a UB share: the container gets the share\'s device nodes, libraries, socket, environment and the daemon group through CDI', async () => {
+      const share = uniqueName('ub');
+      await agent().declare(ns, share, '128Mi');
+      const ref = await allocate(api, agent(), share, ns, ns);
+      const answer = (await (await player.plugin(DRIVER)).prepare([ref]))[ref.uid];
+      assert.is(answer.error, '', answer.error);
+      const ids = answer.devices.flatMap((d) => d.cdiDeviceIds);
+      const sdk = `nms.${ns}.${share}`;
+      const info = ub.consumer(['--sdk-name', sdk, 'info']);
+      assert.is(info.status, 0, `Prepare allocated the share in the pool: ${info.out}`);
+      const memids = info.json.memids as number[];
+      const pod = await env.cri.runPod({ name: uniqueName('dub'), namespace: ns });
+      const id = await env.cri.runContainer(pod, { name: 'main', image: UBS_IMAGE, runAsUser: 4178, runAsGroup: 4178, cdiDevices: ids });
+      const s = ociSpec(env.containerd, id);
+      assert.equal((s.linux.devices ?? []).filter((d) => d.major === ub.major).map((d) => [d.path, d.minor]).sort(), memids.map((m) => [`/dev/obmm_shmdev${m}`, m]).sort(), 'one device node per memid');
+      const envs = new Map(s.process.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+      assert.is(envs.get('MEMSHARE_UBS_SHARES'), `${share}=${sdk}`);
+      assert.is(envs.get('MEMSHARE_UBS_DAEMON_ACCESS'), '1', 'the backend\'s CDI device for the daemon group');
+      assert.ok(s.process.user.additionalGids?.includes(DAEMON_GID), `daemon gid: ${JSON.stringify(s.process.user)}`);
+      assert.ok(s.mounts.some((m) => m.destination === '/run/matrix/memory' && m.source === ub.socketDir), 'the daemon socket dir');
+      const w = parseConsumerOf(await env.cri.execSync(id, ['/usr/local/bin/ubsm-consumer', 'write', share, '0', 'via-claim'], 30));
+      assert.is(w.status, 0, `the container maps and writes its share: ${w.out}`);
+      const rd = ub.consumer(['--sdk-name', sdk, 'read', '0', '9']);
+      assert.match(rd.out, /via-claim/, `the bytes are in the pool: ${rd.out}`);
+      await env.cri.stopPod(pod.id);
+      await env.cri.removePod(pod.id);
+      assert.equal(await (await player.plugin(DRIVER)).unprepare([ref]), { [ref.uid]: '' });
+      await waitUntil(() => !ub.shares().includes(sdk), 15000, () => `share ${sdk} still in the pool after Unprepare; agent log tail:\n${agent().output().slice(-2000)}`);
+    });
+
+    test('cleanup', async () => {
+      player?.close();
+      assert.equal(agent().errorLines(), [], 'no errors in the agent log');
+      assert.equal(ub.shares(), [], 'no share left in the pool');
+      await ub.cleanup();
+      await api?.stop();
+      if (kubeletDir) rmSync(kubeletDir, { recursive: true, force: true });
+    });
+  }, { versions: ['2.1'], cdiSpecDirs: [ub.cdiDir] });
+}
