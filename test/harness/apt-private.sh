@@ -44,6 +44,19 @@ apt_update() {
 # candidate SUITE PKG: the version apt would take from SUITE ("(none)" or empty if none)
 candidate() { apt_private "$1" apt-cache policy "$2" 2>/dev/null | awk '/Candidate:/ { print $2 }'; }
 
+# download SUITE PKG: downloads the candidate of PKG from SUITE into $CACHE/debs (kept there);
+# prints the .deb's path. Used as deb=$(download ...): its die ends the $(...), and the assignment
+# fails with it.
+download() {
+  local suite=$1 pkg=$2 ver
+  apt_update "$suite"
+  ver=$(candidate "$suite" "$pkg")
+  [ -n "$ver" ] && [ "$ver" != "(none)" ] || die "$pkg not found in $suite"
+  mkdir -p "$CACHE/debs"
+  (cd "$CACHE/debs" && apt_private "$suite" apt-get download -qq "$pkg=$ver" >/dev/null) || die "apt-get download $pkg=$ver from $suite failed"
+  ls -t "$CACHE/debs/${pkg}_"*.deb | head -n1
+}
+
 # closure SUITE PKG: PKG and every package it depends on, transitively, a name a line (virtual
 # packages and recommends left out; an ":ARCH" of APT_PRIVATE_ARCH taken off)
 closure() {

@@ -23,17 +23,6 @@ die() { loud "$*"; exit 1; }
 # shellcheck source=apt-private.sh
 . "$HERE/apt-private.sh"
 
-# Downloads the candidate of package $2 from suite $1 into $CACHE/debs; prints the .deb path.
-download() {
-  local suite=$1 pkg=$2 ver
-  apt_update "$suite"
-  ver=$(candidate "$suite" "$pkg")
-  if [ -z "$ver" ] || [ "$ver" = "(none)" ]; then loud "$pkg not found in $suite"; exit 1; fi
-  mkdir -p "$CACHE/debs"
-  (cd "$CACHE/debs" && apt_private "$suite" apt-get download -qq "$pkg=$ver" >/dev/null)
-  ls -t "$CACHE/debs/${pkg}_"*.deb | head -n1
-}
-
 # fetch_containerd SUITE DIR EXPECTED_UPSTREAM
 fetch_containerd() {
   local suite=$1 dir="$CACHE/$2" want=$3 deb have

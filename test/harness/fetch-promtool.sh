@@ -23,12 +23,7 @@ dir=$CACHE/prometheus
 if [ -x "$dir/usr/bin/promtool" ] && [ -s "$dir/DEB" ]; then
   say "cached $(cat "$dir/DEB") in $dir"
 else
-  apt_update "$SUITE"
-  ver=$(candidate "$SUITE" prometheus)
-  [ -n "$ver" ] && [ "$ver" != "(none)" ] || die "prometheus not found in $SUITE"
-  mkdir -p "$CACHE/debs"
-  (cd "$CACHE/debs" && apt_private "$SUITE" apt-get download -qq "prometheus=$ver" >/dev/null) || die "apt-get download prometheus=$ver failed"
-  deb=$(ls -t "$CACHE/debs/prometheus_"*.deb | head -n1)
+  deb=$(download "$SUITE" prometheus)
   rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
   dpkg-deb -x "$deb" "$dir.tmp"
   basename "$deb" >"$dir.tmp/DEB"
