@@ -120,8 +120,8 @@ test("the watch takes the real server's BOOKMARK and resumes from its resourceVe
     assert.is(again.detail.resourceVersion, String(rev), "the watch resumed from the bookmark's resourceVersion");
     api.kubectlOk(['apply', '-f', '-'], { input: 'apiVersion: resource.ubsvirt.huawei.com/v1\nkind: ShareMemory\nmetadata: {name: after-bookmark, namespace: team-b}\nspec: {storage: 128Mi}\n' });
     await until('the object created after the restart declared', () => changes.includes('added team-b/after-bookmark'));
+    // a 410 would have meant a list (the source answers every 410 with one), so one list is also "no 410"
     assert.is(lists().length, 1, `no list after the restart: ${JSON.stringify(lists())}`);
-    assert.not.ok(lines.some((l) => /410|too old/i.test(JSON.stringify(l.detail))), 'no 410 on the way');
 
     // what the bookmark spared: the restarted server's watch cache starts at etcd's revision, so a
     // watch from the listed resourceVersion (the agent's without bookmarks) is too old: 410 and a list
