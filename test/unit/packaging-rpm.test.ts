@@ -157,6 +157,8 @@ if (!skip) {
       '/usr/share/nri-memshare/monitoring/prometheus-rule.yaml',
       '/usr/share/nri-memshare/monitoring/grafana-dashboard.json',
       '/usr/share/nri-memshare/manifests/example-sharememory.yaml',
+      '/usr/share/nri-memshare/manifests/dra/deviceclass.yaml',
+      '/usr/share/nri-memshare/manifests/dra/rbac.yaml',
       '/usr/share/man/man8/nri-memshare.8.gz',
     ]) {
       assert.ok(files.includes(p), `rpm -qlp lacks ${p}`);
