@@ -2,7 +2,7 @@
 // parts stop in reverse order of their start, from one list. Shares stay mounted across a stop:
 // running containers still use them.
 import { mkdirSync } from 'node:fs';
-import { Ledger, type BindingRecord } from '../ledger';
+import { Ledger, type BindingRecord, type ClaimRecord } from '../ledger';
 import { MemshareService } from '../memshare/service';
 import { memshareHandlers } from '../nri-adapter/adapter';
 import { Stub } from '../nri';
@@ -38,6 +38,10 @@ type Stop = () => unknown;
 /** A binding's pod, container and share, as the log names them. */
 function bindingFields(r: Readonly<BindingRecord>): { pod: string; container: string; containerId: string; share: string; readOnly: boolean } {
   return { pod: `${r.pod.namespace}/${r.pod.name}`, container: r.container.name, containerId: r.container.id, share: `${r.share.namespace}/${r.share.name}`, readOnly: r.readOnly };
+}
+
+function claimFields(r: Readonly<ClaimRecord>): { claim: string; claimUid: string; share: string; readOnly: boolean } {
+  return { claim: `${r.claim.namespace}/${r.claim.name}`, claimUid: r.claim.uid, share: `${r.share.namespace}/${r.share.name}`, readOnly: r.readOnly };
 }
 
 export async function startDaemon(config: Config, log: Logger = createLogger({ level: config.log.level }), opts: DaemonOptions = {}): Promise<Daemon> {
@@ -88,6 +92,15 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
         cluster?.changed(r.share);
         setImmediate(() => log.info({ ...bindingFields(r), why }, 'unbound'));
       },
+      // a ResourceClaim's holdings (the DRA door), logged as bindings are
+      claimed: (r) => {
+        cluster?.changed(r.share);
+        setImmediate(() => log.info(claimFields(r), 'claimed'));
+      },
+      unclaimed: (r, why) => {
+        cluster?.changed(r.share);
+        setImmediate(() => log.info({ ...claimFields(r), why }, 'unclaimed'));
+      },
       // these happen inside NRI handlers: count now, log once the reply is out (setImmediate),
       // so nothing above debug is written on the request path
       // the pod's Event gets the tenant's text; the log gets the operator's (they differ where the
@@ -126,6 +139,7 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
       backendKind: backend.kind,
       presentShares: () => service.presentShares(),
       bindings: (ns, name) => ledger.byShare(ns, name),
+      claims: (ns, name) => ledger.allClaims().filter((c) => c.share.namespace === ns && c.share.name === name),
       usage: (h) => backend.usage(h),
       refusals: store, // the ShareMemory objects this node refuses get an entry saying why
       log,

@@ -17,6 +17,8 @@ export interface ClusterWritersOptions {
   backendKind: string;
   presentShares(): ShareHandle[];
   bindings(namespace: string, name: string): ReadonlyArray<Readonly<BindingRecord>>;
+  /** the ResourceClaims holding the share (the DRA door): holders like containers */
+  claims?(namespace: string, name: string): ReadonlyArray<{ readonly createdAt: number }>;
   usage(handle: ShareHandle): Promise<{ usedBytes: number | null } | undefined>;
   /** the ShareMemory objects this node refuses (its own limits): each gets an entry saying why */
   refusals?: Pick<DeclarationStore, 'refused' | 'refusals' | 'onRefusalChange'>;
@@ -45,7 +47,7 @@ export function startClusterWriters(o: ClusterWritersOptions): ClusterWriters {
       firstSeen.delete(key);
       return undefined;
     }
-    const bound = o.bindings(share.namespace, share.name).filter((r) => r.state === 'bound');
+    const bound = [...o.bindings(share.namespace, share.name).filter((r) => r.state === 'bound'), ...(o.claims?.(share.namespace, share.name) ?? [])];
     if (!firstSeen.has(key)) firstSeen.set(key, rfc3339(Date.now()));
     const oldest = bound.reduce((m, r) => Math.min(m, r.createdAt), Infinity);
     const usage = await o.usage(handle).catch(() => undefined);

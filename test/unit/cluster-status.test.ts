@@ -11,6 +11,8 @@ import { applyNodeStatus, fieldManagerFor, startClusterWriters, StatusWriter, ty
 import { FakeApiServer } from '../support/fake-apiserver';
 import type { RefusalChangeListener, RefusedDeclaration } from '../../plugin/declarations';
 import { waitFor } from '../support/util';
+import type { ShareHandle } from '../../plugin/model';
+import type { BindingRecord } from '../../plugin/ledger';
 import { cleanupsAfterEach } from '../support/cleanup';
 import { anonymousKubeconfigText } from '../support/fake-apiserver-https';
 
@@ -186,6 +188,31 @@ test("startClusterWriters follows the store's refusals: one known at start is wr
   assert.equal(api.get(NS, 'late')!.status.refusedBy, ['node-a']);
   await writers.stop();
   assert.is(listeners.size, 0, 'stop() unsubscribes');
+});
+
+test('startClusterWriters counts a ResourceClaim holding the share as a holder, beside the containers bound to it', async () => {
+  const { api } = await server();
+  api.share(NS, 'both', '128Mi');
+  const handle: ShareHandle = { backend: 'local', namespace: NS, name: 'both', sizeBytes: 134217728, requestedBytes: 134217728, data: {} };
+  const claimedAt = Date.parse('2026-12-01T09:00:00Z');
+  const boundAt = Date.parse('2026-12-01T10:00:00Z');
+  const writers = startClusterWriters({
+    credentials: creds(api), nodeName: 'node-a', status: true, events: false, backendKind: 'local',
+    presentShares: () => [handle],
+    bindings: (): BindingRecord[] => [{
+      share: { namespace: NS, name: 'both' }, pod: { namespace: NS, name: 'app', uid: 'u1', sandboxId: 's1' }, container: { id: 'c1', name: 'app' },
+      readOnly: false, state: 'bound', createdAt: boundAt, updatedAt: boundAt,
+    }],
+    claims: (ns, name) => (ns === NS && name === 'both' ? [{ createdAt: claimedAt }] : []),
+    usage: async () => undefined,
+    log: { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined },
+    statusOptions: { minIntervalMs: 0, resyncMs: 0 },
+  });
+  cleanups.push(() => writers.stop());
+  writers.changed({ namespace: NS, name: 'both' });
+  await waitFor(() => entry(api, 'both', 'node-a')?.holders === 2, 'one container and one claim: two holders');
+  assert.is(entry(api, 'both', 'node-a')?.since, '2026-12-01T09:00:00Z', 'held since the claim, the older holder');
+  await writers.stop();
 });
 
 test('a burst of changes to one share is one write of the latest state; an unchanged state is none', async () => {
