@@ -16,7 +16,7 @@
 // starting with a digit (a claim uid does) 0.5.0; env, device nodes and createRuntime hooks are
 // 0.3.0's. containerd 1.7.24 and 2.1.9 (Debian's builds, tags.cncf.io/container-device-interface)
 // accept specs up to 0.8.0.
-import type { ContainerInjection } from '../model';
+import type { ContainerInjection, DeviceSpec } from '../model';
 
 export const CLAIM_CDI_VERSION = '0.5.0';
 /** the CDI kind (vendor/class) of the claims' devices */
@@ -48,15 +48,8 @@ export interface CdiMount {
   options: string[];
 }
 
-export interface CdiDeviceNode {
-  path: string;
-  type: 'c' | 'b';
-  major: number;
-  minor: number;
-  fileMode: number;
-  uid: number;
-  gid: number;
-}
+/** CDI's deviceNodes entry carries exactly the fields (and names) of the core's DeviceSpec. */
+export type CdiDeviceNode = DeviceSpec;
 
 export interface CdiHook {
   hookName: 'createRuntime';

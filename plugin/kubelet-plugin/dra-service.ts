@@ -5,7 +5,7 @@
 import type { ClaimRef, DraDriver, PrepareResult } from '../dra/types';
 import type { Log } from '../log/log';
 import * as pb from './dra.pb';
-import type { Grpc } from './grpc';
+import { unaryMethod, type Grpc } from './grpc';
 
 /** The DRAPlugin services this layer serves, by the names the registration advertises. */
 export const DRA_SERVICES = ['v1.DRAPlugin', 'v1beta1.DRAPlugin'] as const;
@@ -132,24 +132,8 @@ export function draService(
   const run = <T>(fn: () => Promise<T>): Promise<T> => (opts.serialize === false ? fn() : serializer.run(fn));
 
   const definition: Grpc.ServiceDefinition = {
-    NodePrepareResources: {
-      path: methods.NodePrepareResources.path,
-      requestStream: false,
-      responseStream: false,
-      requestSerialize: (m: object) => methods.NodePrepareResources.request.encode(m),
-      requestDeserialize: decoder(methods.NodePrepareResources.request, 'NodePrepareResourcesRequest'),
-      responseSerialize: (m: WirePrepareResponse) => methods.NodePrepareResources.response.encode(m),
-      responseDeserialize: (b: Buffer) => methods.NodePrepareResources.response.decode(b),
-    },
-    NodeUnprepareResources: {
-      path: methods.NodeUnprepareResources.path,
-      requestStream: false,
-      responseStream: false,
-      requestSerialize: (m: object) => methods.NodeUnprepareResources.request.encode(m),
-      requestDeserialize: decoder(methods.NodeUnprepareResources.request, 'NodeUnprepareResourcesRequest'),
-      responseSerialize: (m: WireUnprepareResponse) => methods.NodeUnprepareResources.response.encode(m),
-      responseDeserialize: (b: Buffer) => methods.NodeUnprepareResources.response.decode(b),
-    },
+    NodePrepareResources: unaryMethod(methods.NodePrepareResources, decoder(methods.NodePrepareResources.request, 'NodePrepareResourcesRequest')),
+    NodeUnprepareResources: unaryMethod(methods.NodeUnprepareResources, decoder(methods.NodeUnprepareResources.request, 'NodeUnprepareResourcesRequest')),
   };
 
   /** One unary handler: claims checked, the driver called, its answers (or its failure) mapped. */

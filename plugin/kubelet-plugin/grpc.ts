@@ -13,3 +13,28 @@ export function grpc(): typeof Grpc {
   loaded ??= require('@grpc/grpc-js') as typeof Grpc;
   return loaded;
 }
+
+/** A generated codec: what a unary method needs of its request and response messages. */
+interface Codec<T> {
+  encode(m: object): Buffer;
+  decode(b: Uint8Array): T;
+}
+
+/**
+ * A unary method's definition from its generated path and codecs; `requestDeserialize` replaces
+ * the plain decode where a bad request must become an answer rather than a failed call.
+ */
+export function unaryMethod<Req, Res, In = Req>(
+  method: { path: string; request: Codec<Req>; response: Codec<Res> },
+  requestDeserialize?: (b: Buffer) => In,
+): Grpc.MethodDefinition<object, object> {
+  return {
+    path: method.path,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: object) => method.request.encode(m),
+    requestDeserialize: requestDeserialize ?? ((b: Buffer) => method.request.decode(b)),
+    responseSerialize: (m: object) => method.response.encode(m),
+    responseDeserialize: (b: Buffer) => method.response.decode(b),
+  } as Grpc.MethodDefinition<object, object>;
+}

@@ -3,7 +3,7 @@
 // kubelet's verdict, kept here and logged (a refusal loudly: the kubelet will not call the driver).
 import type { Log } from '../log/log';
 import * as pb from './pluginregistration.pb';
-import type { Grpc } from './grpc';
+import { unaryMethod, type Grpc } from './grpc';
 
 /** The plugin type the kubelet's DRA handler is registered under. */
 export const DRA_PLUGIN_TYPE = 'DRAPlugin';
@@ -32,32 +32,16 @@ export function registrationService(opts: RegistrationOptions): {
   const m = pb.services['pluginregistration.Registration'];
   let current: RegistrationState = { state: 'waiting' };
   const definition: Grpc.ServiceDefinition = {
-    GetInfo: {
-      path: m.GetInfo.path,
-      requestStream: false,
-      responseStream: false,
-      requestSerialize: (v: object) => m.GetInfo.request.encode(v),
-      requestDeserialize: (b: Buffer) => m.GetInfo.request.decode(b),
-      responseSerialize: (v: object) => m.GetInfo.response.encode(v),
-      responseDeserialize: (b: Buffer) => m.GetInfo.response.decode(b),
-    },
-    NotifyRegistrationStatus: {
-      path: m.NotifyRegistrationStatus.path,
-      requestStream: false,
-      responseStream: false,
-      requestSerialize: (v: object) => m.NotifyRegistrationStatus.request.encode(v),
-      // an undecodable status is read as a refusal that says so, rather than failing the kubelet's call
-      requestDeserialize: (b: Buffer): { pluginRegistered: boolean; error: string } => {
-        try {
-          const s = m.NotifyRegistrationStatus.request.decode(b);
-          return { pluginRegistered: s.pluginRegistered === true, error: typeof s.error === 'string' ? s.error : '' };
-        } catch (err) {
-          return { pluginRegistered: false, error: `an undecodable RegistrationStatus (${(err as Error).message})` };
-        }
-      },
-      responseSerialize: (v: object) => m.NotifyRegistrationStatus.response.encode(v),
-      responseDeserialize: (b: Buffer) => m.NotifyRegistrationStatus.response.decode(b),
-    },
+    GetInfo: unaryMethod(m.GetInfo),
+    // an undecodable status is read as a refusal that says so, rather than failing the kubelet's call
+    NotifyRegistrationStatus: unaryMethod(m.NotifyRegistrationStatus, (b: Buffer): { pluginRegistered: boolean; error: string } => {
+      try {
+        const s = m.NotifyRegistrationStatus.request.decode(b);
+        return { pluginRegistered: s.pluginRegistered === true, error: typeof s.error === 'string' ? s.error : '' };
+      } catch (err) {
+        return { pluginRegistered: false, error: `an undecodable RegistrationStatus (${(err as Error).message})` };
+      }
+    }),
   };
   const handlers: Grpc.UntypedServiceImplementation = {
     GetInfo: ((_call, callback) => {

@@ -23,21 +23,14 @@ import { createSlicePublisher, topologyFor, type SlicePublisherEvent } from '../
 import { deviceNameOf } from '../../plugin/dra/devices';
 import { MemoryDeclarationSource, MergedDeclarationStore } from '../../plugin/declarations';
 import { DEFAULT_LIMITS, type ShareDeclaration } from '../../plugin/model';
+import { rejectionOf } from '../support/util';
 
 const REPO = join(__dirname, '..', '..', '..');
 const CRDS = join(REPO, 'test', 'fixtures', 'kube', 'dra-standin-crds.yaml');
 let api: KubeApi;
 let send: KubeSend;
 
-async function rejects(p: Promise<unknown>): Promise<ClaimReadError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.instance(e, ClaimReadError);
-    return e as ClaimReadError;
-  }
-  throw new Error('expected a rejection');
-}
+const rejects = (p: Promise<unknown>): Promise<ClaimReadError> => rejectionOf(p, ClaimReadError);
 
 test('the stand-in resource.k8s.io/v1 CRDs are applied with kubectl and established', async () => {
   api = await startKubeApi();

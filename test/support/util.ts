@@ -129,6 +129,13 @@ export async function rejection<E extends Error = Error>(p: Promise<unknown>, wh
   throw new Error(`${what}: expected a rejection, but it resolved`);
 }
 
+/** The error `p` rejects with, which must be an instance of `kind`; fails the test otherwise. */
+export async function rejectionOf<E extends Error>(p: Promise<unknown>, kind: new (...args: never[]) => E): Promise<E> {
+  const err = await rejection(p, `expected a rejection with a ${kind.name}`);
+  assert.instance(err, kind);
+  return err as E;
+}
+
 /** Fails the test unless `p` rejects with a message matching `re`. */
 export async function rejects(p: Promise<unknown>, re: RegExp): Promise<void> {
   assert.match((await rejection(p, `expected a rejection matching ${re}`)).message, re);

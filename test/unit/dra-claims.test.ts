@@ -6,6 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createClaimReader, notAllocated, ClaimReadError } from '../../plugin/dra/claims';
 import type { KubeRequest, KubeResponse } from '../../plugin/kube/request';
+import { rejectionOf } from '../support/util';
 
 const ref = { namespace: 'team-a', name: 'shared', uid: 'u-1' };
 const claim = (status: Record<string, unknown> = {}, uid = 'u-1') => ({
@@ -28,15 +29,7 @@ function fake(handler: (r: KubeRequest) => KubeResponse) {
   return { send, paths };
 }
 
-async function rejects(p: Promise<unknown>): Promise<ClaimReadError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.instance(e, ClaimReadError);
-    return e as ClaimReadError;
-  }
-  throw new Error('expected a rejection');
-}
+const rejects = (p: Promise<unknown>): Promise<ClaimReadError> => rejectionOf(p, ClaimReadError);
 
 test('an allocated claim: results and the allocation config (class and claim) as the scheduler wrote them', async () => {
   const allocation = {
