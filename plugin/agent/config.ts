@@ -12,6 +12,7 @@ import {
   DEFAULT_SHARES_DIR,
   DEFAULT_STATE_DIR,
   DNS_LABEL_MAX,
+  dnsLabelProblem,
   isObject,
   messageOf,
   type Limits,
@@ -81,6 +82,8 @@ export interface DraConfig {
   pluginDir: string;
   /** where a CDI spec per prepared claim is written; the runtime's cdi_spec_dirs must list it */
   cdiDir: string;
+  /** the UB backend: the UB pool this node belongs to (its ResourceSlices span that pool's nodes) */
+  ubPool: string;
 }
 
 export const DEFAULT_DRA_REGISTRY_DIR = '/var/lib/kubelet/plugins_registry';
@@ -133,6 +136,7 @@ function defaultDraConfig(): DraConfig {
     registryDir: DEFAULT_DRA_REGISTRY_DIR,
     pluginDir: draPluginDirOf(DEFAULT_DRIVER_NAME),
     cdiDir: DEFAULT_DRA_CDI_DIR,
+    ubPool: 'default',
   };
 }
 
@@ -241,6 +245,8 @@ function readDra(parent: ConfigReader, kube: KubernetesConfig | undefined): DraC
     registryDir: r.path_('registryDir', def.registryDir),
     pluginDir: r.path_('pluginDir', draPluginDirOf(driverName)),
     cdiDir: r.path_('cdiDir', def.cdiDir),
+    // a label value (memshare.nri.io/ub-pool=<ubPool> selects the pool's nodes) and part of the pool's name
+    ubPool: r.string('ubPool', def.ubPool, (v) => { const bad = dnsLabelProblem(v); return bad ? `${describe(v)} ${bad}` : undefined; }),
   };
   r.done();
   const sockets: Array<[keyof DraConfig, string]> = [

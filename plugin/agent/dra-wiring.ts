@@ -50,12 +50,14 @@ export async function startDraDoor(config: Config, parts: DraDoorParts): Promise
     const { MemshareDraDriver } = await import('../dra/driver');
     const driver = new MemshareDraDriver({ driverName: dra.driverName, reader: claims, service: parts.service, declarations: parts.declarations, cdiDir: dra.cdiDir });
     // what the scheduler allocates from: this node's shares as devices, kept in line with the declarations
-    const { createSlicePublisher } = await import('../dra/slices');
+    const { createSlicePublisher, topologyFor } = await import('../dra/slices');
     const slices = createSlicePublisher({
       send,
       nodeName: parts.nodeName,
       driverName: dra.driverName,
       backend: parts.backendKind,
+      // on UB one pool over the UB pool's nodes (every node's shares are every node's); else a pool per node
+      topology: topologyFor(parts.backendKind, dra.ubPool),
       store: parts.declarations,
       limits: config.limits,
       onEvent: (e) => {

@@ -24,6 +24,7 @@ import { KubeletPlayer, type PlayerPlugin, type PrepareAnswer } from '../harness
 import { Agent, waitUntil, retry } from './agent';
 import { DAEMON_GID, UBS_IMAGE, UbsNode, importUbsImage, ociSpec, parseConsumer } from './ubs-env';
 import { DEFAULT_DRIVER_NAME, deviceNameOf } from '../../plugin/dra/devices';
+import { UB_POOL_LABEL } from '../../plugin/dra/slices';
 import type { ClaimRef } from '../../plugin/dra/types';
 
 const REPO = join(__dirname, '..', '..', '..');
@@ -34,13 +35,28 @@ const NODE = 'dra-node';
 const POD_KEY = 'memshare.nri.io/pod';
 type Doc = Record<string, any>;
 
-/** The device the scheduler would allocate for a share: from this node's published ResourceSlices. */
+/** The labels of the test's node: it is in the UB pool "default" (memshare.nri.io/ub-pool). */
+const NODE_LABELS: Record<string, string> = { [UB_POOL_LABEL]: 'default' };
+
+/** Whether a slice's node selection takes this node (its nodeName, or a nodeSelector term of In/Exists expressions). */
+function sliceReachesNode(spec: Doc): boolean {
+  if (spec.nodeName !== undefined) return spec.nodeName === NODE;
+  if (spec.allNodes === true) return true;
+  const terms = (spec.nodeSelector?.nodeSelectorTerms ?? []) as Doc[];
+  return terms.some((t) => ((t.matchExpressions ?? []) as Doc[]).every((e) =>
+    e.operator === 'Exists' ? e.key in NODE_LABELS : e.operator === 'In' && (e.values as string[]).includes(NODE_LABELS[e.key as string] as string)));
+}
+
+/**
+ * The device the scheduler would allocate for a share: from the published ResourceSlices that
+ * reach this node (its own pool, or on UB the pool spanning the UB pool's nodes).
+ */
 async function publishedDevice(api: KubeApi, agent: Agent, shareNs: string, share: string): Promise<{ pool: string; device: string }> {
   const want = deviceNameOf(shareNs, share);
   let found: { pool: string; device: string } | undefined;
   await waitUntil(() => {
-    const list = JSON.parse(api.kubectlOk(['get', 'resourceslices', '-o', 'json', `--field-selector=spec.nodeName=${NODE},spec.driver=${DRIVER}`])) as Doc;
-    for (const sl of list.items as Doc[]) {
+    const list = JSON.parse(api.kubectlOk(['get', 'resourceslices', '-o', 'json', `--field-selector=spec.driver=${DRIVER}`])) as Doc;
+    for (const sl of (list.items as Doc[]).filter((x) => sliceReachesNode(x.spec as Doc))) {
       const d = (sl.spec.devices as Doc[] | undefined)?.find((x) => x.name === want);
       if (d) found = { pool: sl.spec.pool.name as string, device: d.name as string };
     }

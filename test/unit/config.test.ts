@@ -335,14 +335,15 @@ test('dra: off by default, every key can be set, pluginDir follows driverName', 
     registryDir: '/var/lib/kubelet/plugins_registry',
     pluginDir: '/var/lib/kubelet/plugins/memshare.nri.io',
     cdiDir: '/var/run/cdi',
+    ubPool: 'default',
   });
   const kube = { kubeconfig: '/etc/kubernetes/kubelet.conf' };
   let r = parseConfig({ kubernetes: kube, dra: { enabled: true, driverName: 'shm.example.com' } }, 'test');
   assert.equal(r.problems, []);
-  assert.equal(r.config.dra, { enabled: true, driverName: 'shm.example.com', registryDir: '/var/lib/kubelet/plugins_registry', pluginDir: '/var/lib/kubelet/plugins/shm.example.com', cdiDir: '/var/run/cdi' });
-  r = parseConfig({ kubernetes: kube, dra: { enabled: true, registryDir: '/tmp/r', pluginDir: '/tmp/p', cdiDir: '/tmp/c' } }, 'test');
+  assert.equal(r.config.dra, { enabled: true, driverName: 'shm.example.com', registryDir: '/var/lib/kubelet/plugins_registry', pluginDir: '/var/lib/kubelet/plugins/shm.example.com', cdiDir: '/var/run/cdi', ubPool: 'default' });
+  r = parseConfig({ kubernetes: kube, dra: { enabled: true, registryDir: '/tmp/r', pluginDir: '/tmp/p', cdiDir: '/tmp/c', ubPool: 'rack-7' } }, 'test');
   assert.equal(r.problems, []);
-  assert.equal([r.config.dra.registryDir, r.config.dra.pluginDir, r.config.dra.cdiDir], ['/tmp/r', '/tmp/p', '/tmp/c']);
+  assert.equal([r.config.dra.registryDir, r.config.dra.pluginDir, r.config.dra.cdiDir, r.config.dra.ubPool], ['/tmp/r', '/tmp/p', '/tmp/c', 'rack-7']);
 });
 
 test('dra: bad values are errors naming the key; enabled without the API server names both keys', () => {
@@ -358,6 +359,8 @@ test('dra: bad values are errors naming the key; enabled without the API server 
     [{ dra: { pluginDir: `/${'p'.repeat(100)}` } }, /^dra\.pluginDir: the socket "\/p+\/dra\.sock" would be 110 bytes long; a unix socket path has at most 107$/],
     [{ dra: { registryDir: `/${'r'.repeat(90)}` } }, /^dra\.registryDir: the socket .*memshare\.nri\.io-reg\.sock" would be \d+ bytes long/],
     [{ dra: { socket: '/x' } }, /^dra\.socket: unknown key/],
+    [{ dra: { ubPool: 'Pool_1' } }, /^dra\.ubPool: "Pool_1" is not a DNS-1123 label/],
+    [{ dra: { ubPool: '' } }, /^dra\.ubPool: /],
     [{ dra: true }, /^dra: must be an object/],
     [{ dra: { enabled: true }, kubernetes: null }, /^dra\.enabled: DRA reads ResourceClaims from the API server/],
   ];
