@@ -43,10 +43,13 @@ export async function startDraDoor(config: Config, parts: DraDoorParts): Promise
   const registered = metrics.registry.gauge('nri_memshare_dra_registered', '1 while the kubelet has accepted the DRA driver\'s registration, else 0; absent when dra.enabled is false.');
   registered.set(0);
   try {
-    const { kubeRequest } = await import('../kube');
+    const { kubeRequest, keptAliveRequests } = await import('../kube');
     const send = (r: Parameters<typeof kubeRequest>[1]) => kubeRequest(parts.credentials, r);
     const { createClaimReader } = await import('../dra/claims');
-    const claims = createClaimReader({ send });
+    // each Prepare reads its claim: over kept-alive connections (a TLS handshake per read was most of Prepare's time)
+    const claimRequests = keptAliveRequests(parts.credentials);
+    stops.push(() => claimRequests.close());
+    const claims = createClaimReader({ send: claimRequests.send });
     const { MemshareDraDriver } = await import('../dra/driver');
     const driver = new MemshareDraDriver({ driverName: dra.driverName, reader: claims, service: parts.service, declarations: parts.declarations, cdiDir: dra.cdiDir });
     // what the scheduler allocates from: this node's shares as devices, kept in line with the declarations

@@ -17,6 +17,7 @@ export {
 } from './kubeconfig';
 export {
   kubeRequest,
+  keptAliveRequests,
   sendRequest,
   readBody,
   describeRequestError,

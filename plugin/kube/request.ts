@@ -45,6 +45,7 @@ export function sendRequest(
   credentials: KubeCredentials,
   r: KubeRequest,
   onRequest?: (req: http.ClientRequest) => void,
+  agent?: http.Agent,
 ): Promise<http.IncomingMessage> {
   const timeoutMs = r.timeoutMs ?? 30000;
   // rotating tokens and certificates: read now (a failure throws here, before any promise)
@@ -57,7 +58,7 @@ export function sendRequest(
     headers['Content-Length'] = String(Buffer.byteLength(r.body));
   }
   return new Promise((resolve, reject) => {
-    const req = openRequest(conn, r.method, `${base}${r.path}${qs ? `?${qs}` : ''}`, headers);
+    const req = openRequest(conn, r.method, `${base}${r.path}${qs ? `?${qs}` : ''}`, headers, agent);
     onRequest?.(req);
     const timer = setTimeout(() => req.destroy(new Error(`no response within ${timeoutMs} ms`)), timeoutMs);
     req.on('response', (res) => {
@@ -110,11 +111,11 @@ export function readBody(res: http.IncomingMessage, timeoutMs: number, maxBytes:
  * watch (plugin/cluster: status, Events). Any HTTP status resolves; no answer rejects with an
  * Error naming the server and the request (cause set).
  */
-export async function kubeRequest(credentials: KubeCredentials, r: KubeRequest): Promise<KubeResponse> {
+export async function kubeRequest(credentials: KubeCredentials, r: KubeRequest, agent?: http.Agent): Promise<KubeResponse> {
   const timeoutMs = r.timeoutMs ?? 30000;
   const where = `kubernetes ${credentials.server.origin}: ${r.method} ${r.path}`;
   try {
-    const res = await sendRequest(credentials, { ...r, timeoutMs });
+    const res = await sendRequest(credentials, { ...r, timeoutMs }, undefined, agent);
     const body = await readBody(res, timeoutMs, MAX_RESPONSE_BYTES);
     return { status: res.statusCode ?? 0, headers: res.headers, body };
   } catch (err) {
@@ -122,8 +123,19 @@ export async function kubeRequest(credentials: KubeCredentials, r: KubeRequest):
   }
 }
 
-/** One request to the API server with this connection's TLS material; one connection per request. */
-function openRequest(conn: KubeConnection, method: string, path: string, headers: Record<string, string>): http.ClientRequest {
+/**
+ * `kubeRequest` over connections kept open between requests, for a caller on a request path (the
+ * DRA door reads a claim in each Prepare: a TLS handshake per read was most of its time). The
+ * agent keys its connections by the TLS material too, so rotated credentials get new ones.
+ * close() ends the idle connections.
+ */
+export function keptAliveRequests(credentials: KubeCredentials): { send(r: KubeRequest): Promise<KubeResponse>; close(): void } {
+  const agent = new (credentials.server.protocol === 'https:' ? https.Agent : http.Agent)({ keepAlive: true, maxSockets: 4 });
+  return { send: (r) => kubeRequest(credentials, r, agent), close: () => agent.destroy() };
+}
+
+/** One request to the API server with this connection's TLS material; by default one connection per request. */
+function openRequest(conn: KubeConnection, method: string, path: string, headers: Record<string, string>, agent?: http.Agent): http.ClientRequest {
   const opts: https.RequestOptions = {
     protocol: conn.server.protocol,
     hostname: conn.server.hostname.replace(/^\[(.*)\]$/, '$1'),
@@ -131,7 +143,7 @@ function openRequest(conn: KubeConnection, method: string, path: string, headers
     path,
     method,
     headers,
-    agent: false, // one connection per request: a watch holds its own, and stop() ends it
+    agent: agent ?? false, // by default one connection per request: a watch holds its own, and stop() ends it
   };
   if (conn.server.protocol === 'https:') {
     Object.assign(opts, {

@@ -80,6 +80,8 @@ export class FakeApiServer {
   goneAsHttpStatus = false;
   /** every request, in order */
   readonly requests: RequestRecord[] = [];
+  /** TCP connections accepted so far (kept-alive requests share one) */
+  connectionsAccepted = 0;
 
   private rv = 1;
   private compactedRv = 1;
@@ -130,6 +132,7 @@ export class FakeApiServer {
     const handler = (req: http.IncomingMessage, res: http.ServerResponse) => this.handle(req, res);
     const server = this.options.tls ? https.createServer({ key: this.options.tls.key, cert: this.options.tls.cert }, handler) : http.createServer(handler);
     server.on('connection', (s: Socket) => {
+      this.connectionsAccepted++;
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
     });

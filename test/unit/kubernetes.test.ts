@@ -14,7 +14,7 @@ import {
   type DeclarationProblem,
   type SourceLog,
 } from '../../plugin/declarations';
-import { parseKubeconfig, type KubeCredentials } from '../../plugin/kube';
+import { keptAliveRequests, kubeRequest, parseKubeconfig, type KubeCredentials } from '../../plugin/kube';
 import { DEFAULT_LIMITS, type Limits } from '../../plugin/model/types';
 import { FakeApiServer, selfSignedCert, shareMemory } from '../support/fake-apiserver';
 import { SKIP_TLS_VERIFY, kubeconfigText, trustCert } from '../support/fake-apiserver-https';
@@ -483,6 +483,20 @@ test('https: certificate-authority-data is trusted; an unknown certificate is re
   await waitFor(() => untrusted.errors().length > 0, 'a TLS problem');
   assert.match(untrusted.errors()[0].message, /certificate/i);
   assert.equal(untrusted.list(), []);
+});
+
+test('keptAliveRequests: requests one after another share one TLS connection; kubeRequest opens one each', async () => {
+  const api = new FakeApiServer({ token: TOKEN, tls: cert });
+  await api.start();
+  cleanups.push(() => api.stop());
+  const creds = tokenCreds(api);
+  const list = { method: 'GET', path: '/apis/resource.ubsvirt.huawei.com/v1/sharememories' } as const;
+  for (let i = 0; i < 3; i++) assert.is((await kubeRequest(creds, list)).status, 200);
+  assert.is(api.connectionsAccepted, 3, 'kubeRequest: a connection per request');
+  const kept = keptAliveRequests(creds);
+  for (let i = 0; i < 3; i++) assert.is((await kept.send(list)).status, 200);
+  assert.is(api.connectionsAccepted, 4, 'kept alive: one connection for three requests');
+  kept.close();
 });
 
 // ---- hostile or broken servers, and unverified ones (issue 11, point 6) ---------------------------
