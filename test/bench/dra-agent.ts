@@ -6,7 +6,8 @@
 //   claim read from the API server, the core's authorization and durable record, the CDI spec write;
 //   and NodeUnprepareResources of it (the record ended, the spec removed; the share stays held);
 // - claim-get: the GET of that claim alone, from this process with the agent's credentials and the
-//   agent's request function (plugin/kube/request.ts), to see how much of a Prepare it is;
+//   request function the agent's claim reader uses (kept-alive connections, plugin/kube/request.ts),
+//   to see how much of a Prepare it is;
 // - CreateContainer through CRI: an annotated pod's container binding the same share (the NRI path,
 //   what the annotation door costs), a container given the claim's CDI device (the DRA path: the
 //   agent is not asked, containerd applies the spec), and a plain container (neither).
@@ -22,7 +23,7 @@ import { startContainerd, startKubeApi, uniqueName, type ContainerdInstance, typ
 import { KubeletPlayer, type PlayerPlugin } from '../harness/kubelet-player';
 import { Agent } from '../e2e/agent';
 import { loadKubeconfig } from '../../plugin/kube/kubeconfig';
-import { kubeRequest } from '../../plugin/kube/request';
+import { keptAliveRequests, kubeRequest } from '../../plugin/kube/request';
 import { DEFAULT_DRIVER_NAME, deviceNameOf } from '../../plugin/dra/devices';
 import { mount, umount2, MNT_DETACH } from '../../native';
 import { percentiles, fmt, round } from './stats';
@@ -112,6 +113,7 @@ async function main(): Promise<void> {
       return ms;
     };
 
+    const claimRequests = keptAliveRequests(nodeCreds);
     const samples = Object.fromEntries(MODES.map((m) => [m, [] as number[]])) as Record<Mode, number[]>;
     const perRound = Math.ceil(N / ROUNDS);
     let k = 0;
@@ -121,7 +123,7 @@ async function main(): Promise<void> {
         const [p, ans] = await timed(() => plugin.prepare([ref]));
         if (ans[ref.uid].error) throw new Error(`prepare: ${ans[ref.uid].error}`);
         samples.prepare.push(p);
-        const [g, got] = await timed(() => kubeRequest(nodeCreds, { method: 'GET', path: `/apis/resource.k8s.io/v1/namespaces/${NS}/resourceclaims/${ref.name}` }));
+        const [g, got] = await timed(() => claimRequests.send({ method: 'GET', path: `/apis/resource.k8s.io/v1/namespaces/${NS}/resourceclaims/${ref.name}` }));
         if (got.status !== 200) throw new Error(`get claim: ${got.status}`);
         samples['claim-get'].push(g);
         const [u, un] = await timed(() => plugin.unprepare([ref]));
@@ -149,6 +151,7 @@ async function main(): Promise<void> {
     mkdirSync(join(REPO, 'test', 'bench', 'results'), { recursive: true });
     writeFileSync(RESULTS, `${JSON.stringify(out, null, 2)}\n`);
     console.log(`  written to ${RESULTS}`);
+    claimRequests.close();
     await plugin.unprepare([holder]);
   } finally {
     player?.close();
