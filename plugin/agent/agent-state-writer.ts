@@ -1,7 +1,7 @@
 // Keeps agent-state.json current for `status`: rewritten on changes (coalesced, off the request
 // path) and every 5 s, so the Kubernetes watch's state and the counts stay current; the last
 // write, at stop, says "stopped".
-import { inferNriVersion, processStartTicks, writeAgentState, type AgentState, type DeclarationSourceState } from './agent-state';
+import { inferNriVersion, processStartTicks, writeAgentState, type AgentState, type DeclarationSourceState, type DraDoorState } from './agent-state';
 import { packageVersion } from './build-info';
 import type { ConfigureRequest } from '../nri';
 import type { Logger } from './logger';
@@ -18,6 +18,8 @@ export interface AgentStateInputs {
   pendingReleases: () => number;
   failedEvictions: () => number;
   metricsAddress: () => string | null;
+  /** the DRA door's state; null when it is off */
+  dra: () => DraDoorState | null;
 }
 
 export class AgentStateWriter {
@@ -74,6 +76,7 @@ export class AgentStateWriter {
       pendingReleases: this.o.pendingReleases(),
       failedEvictions: this.o.failedEvictions(),
       metricsAddress: this.o.metricsAddress(),
+      dra: this.o.dra(),
     };
   }
 

@@ -47,6 +47,18 @@ export interface AgentState {
   pendingReleases: number;
   failedEvictions: number;
   metricsAddress: string | null;
+  /** the DRA front door; null (or absent, from an agent before it) when dra.enabled is false */
+  dra?: DraDoorState | null;
+}
+
+/** What the kubelet made of the DRA door's registration, for `status`. */
+export interface DraDoorState {
+  driverName: string;
+  /** waiting: no word from the kubelet yet; registered; refused (lastError says why) */
+  registration: 'waiting' | 'registered' | 'refused';
+  registrationSocket: string;
+  endpoint: string;
+  lastError: string | null;
 }
 
 export function agentStatePath(stateDir: string): string {

@@ -18,7 +18,7 @@ import { Systemd } from './systemd';
 import { NriConnection } from './nri-connection';
 import { AgentStateWriter } from './agent-state-writer';
 import { startDeclarationSources } from './declaration-sources';
-import { startDraDoor } from './dra-wiring';
+import { startDraDoor, type DraDoor } from './dra-wiring';
 import { messageOf } from '../model/errors';
 
 export interface Daemon {
@@ -153,6 +153,7 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
     log.info({ node: nodeName, status: !!writers.status, events: !!writers.events }, 'kubernetes: writing this node\'s ShareMemory status and refusal Events');
   }
 
+  let draDoor: DraDoor | undefined;
   // the DRA front door (config dra.enabled, which needs kubernetes): after the service is ready,
   // since the kubelet may prepare claims as soon as it is registered
   if (config.dra.enabled && config.kubernetes && sources.kubeCredentials) {
@@ -167,6 +168,7 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
       log,
     });
     if (door) stops.push(() => door.stop());
+    draDoor = door;
   }
 
   collectFromParts(metrics, { ledger, service, backend, sources, cluster: () => cluster });
@@ -192,6 +194,7 @@ export async function startDaemon(config: Config, log: Logger = createLogger({ l
     pendingReleases: () => service.pendingReleases().length,
     failedEvictions: () => metrics.evictionsFailing.labels().value,
     metricsAddress: () => metricsAddress,
+    dra: () => draDoor?.state() ?? null,
   }, log);
   // before the ledger closes: the counts read it
   stops.push(() => agentState.stop());

@@ -3,6 +3,7 @@
 // the agent's Kubernetes credentials, and the kubelet plugin (registration and DRAPlugin sockets)
 // in front. Every part of it is imported here, lazily: a node without DRA loads no gRPC library.
 import type { Config } from './config';
+import type { DraDoorState } from './agent-state';
 import type { Logger } from './logger';
 import type { MemshareMetrics } from './metrics';
 import type { MemshareService } from '../memshare/service';
@@ -26,6 +27,8 @@ export type DraRegistration = 'waiting' | 'registered' | 'refused';
 
 export interface DraDoor {
   registration(): DraRegistration;
+  /** for agent-state.json and `status` */
+  state(): DraDoorState;
   /** the parts stop in reverse order of their start: the kubelet plugin first, so no call arrives mid-stop */
   stop(): Promise<void>;
 }
@@ -74,6 +77,7 @@ export async function startDraDoor(config: Config, parts: DraDoorParts): Promise
 
     const { startKubeletPlugin } = await import('../kubelet-plugin');
     let state: DraRegistration = 'waiting';
+    let lastError: string | null = null;
     const plugin = await startKubeletPlugin({
       driverName: dra.driverName,
       registryDir: dra.registryDir,
@@ -82,6 +86,7 @@ export async function startDraDoor(config: Config, parts: DraDoorParts): Promise
       log,
       onRegistration: (s) => {
         state = s.state;
+        lastError = s.state === 'refused' ? s.error ?? 'no reason given' : null;
         registered.set(s.state === 'registered' ? 1 : 0);
         if (s.state === 'registered') log.info({ driver: dra.driverName }, 'dra: registered with the kubelet');
         else if (s.state === 'refused') log.error({ driver: dra.driverName, err: s.error }, 'dra: the kubelet refused the registration; it will not prepare claims here');
@@ -90,7 +95,11 @@ export async function startDraDoor(config: Config, parts: DraDoorParts): Promise
     stops.push(() => plugin.close());
     stops.push(() => registered.set(0));
     log.info({ driver: dra.driverName, endpoint: plugin.endpoint, registrationSocket: plugin.registrationSocket, cdiDir: dra.cdiDir, node: parts.nodeName }, 'dra: front door started');
-    return { registration: () => state, stop: stopAll };
+    return {
+      registration: () => state,
+      state: () => ({ driverName: dra.driverName, registration: state, registrationSocket: plugin.registrationSocket, endpoint: plugin.endpoint, lastError }),
+      stop: stopAll,
+    };
   } catch (err) {
     await stopAll();
     throw err;

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { inspectBackend, type HelperStatus } from '../backends';
 import type { Config } from './config';
 import { readFailedEvictions, type FailedEviction } from './failed-evictions';
-import { readAgentState, type AgentState } from './agent-state';
+import { readAgentState, type AgentState, type DraDoorState } from './agent-state';
 
 export interface ShareStatus {
   namespace: string;
@@ -157,7 +157,14 @@ function renderAgent(a: AgentStatus): string[] {
   if (a.failedEvictions) retries.push(`${a.failedEvictions} failed eviction(s)`);
   out.push(`retries: ${retries.length ? retries.join(', ') : 'none pending'}`);
   if (a.metricsAddress) out.push(`metrics: http://${a.metricsAddress}/metrics`);
+  if (a.dra) out.push(renderDra(a.dra));
   return out;
+}
+
+function renderDra(d: DraDoorState): string {
+  if (d.registration === 'registered') return `dra: registered with the kubelet as ${d.driverName}, serving ${d.endpoint}`;
+  if (d.registration === 'refused') return `dra: REFUSED by the kubelet (${d.lastError ?? 'no reason given'}); no claims are prepared here; registration socket ${d.registrationSocket}`;
+  return `dra: WAITING for the kubelet to register ${d.driverName} (registration socket ${d.registrationSocket})`;
 }
 
 function renderHolder(h: NodeStatus['holder']): string[] {

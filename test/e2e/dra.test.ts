@@ -170,6 +170,11 @@ forEachContainerd('DRA front door', (test, env) => {
     assert.ok(address, 'the metrics address is logged');
     const text = await (await fetch(`http://${address}/metrics`)).text();
     assert.match(text, /^nri_memshare_dra_registered 1$/m);
+    // and as the node admin sees it (agent-state.json is rewritten every 5 s at the latest)
+    const want = `dra: registered with the kubelet as ${DRIVER}, serving ${p.endpoint}`;
+    await waitUntil(() => agent.statusTable().includes(want), 10000, () => `status lacks "${want}":\n${agent.statusTable()}`);
+    const st = agent.status();
+    assert.equal(st.agent.running && st.agent.dra, { driverName: DRIVER, registration: 'registered', registrationSocket: join(kubeletDir, 'plugins_registry', `${DRIVER}-reg.sock`), endpoint: p.endpoint, lastError: null });
   });
 
   test('two pods through one claim share bytes; Unprepare after both pods are gone releases the share', async () => {
