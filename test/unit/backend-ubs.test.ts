@@ -15,6 +15,7 @@ import { RefusalError, DEFAULT_LIMITS, type ContainerInfo, type PodInfo, type Sh
 import { UbsBackend, defaultUbsConfig, ubsConfigProblems, lookupProblem, parseShmdevMajor, readShmdevMajor, sdkNameOf, SDK_NAME_RE, cdiSpec, runtimeResolvesCdi, type UbsBackendConfig } from '../../plugin/backends/ubs';
 import type { ShmemInfo, UbsSdk } from '../../native/ubs-sdk';
 import { RetryableError } from '../../plugin/backends';
+import { startUbsStandin, ubsDoubleWorld } from '../support/ubs-double';
 
 const repo = join(__dirname, '..', '..', '..');
 const out = join(repo, 'dist', 'native', 'ubs');
@@ -29,35 +30,16 @@ if (!existsSync(libPath) || !existsSync(consumer)) {
 }
 
 const root = mkdtempSync(join(tmpdir(), 'backend-ubs-'));
-const daemonDir = join(root, 'matrix', 'memory');
-const devDir = join(root, 'dev');
-const stateDir = join(root, 'state');
-mkdirSync(devDir);
-mkdirSync(stateDir, { mode: 0o777 });
-const procDevices = join(root, 'proc-devices');
-writeFileSync(procDevices, `Character devices:\n  1 mem\n${MAJOR} OBMM_SHMDEV\n\nBlock devices:\n  7 loop\n`);
+const { daemonDir, devDir, stateDir, procDevices } = ubsDoubleWorld(root, out, MAJOR);
 const control = join(stateDir, 'control');
-Object.assign(process.env, {
-  UBSM_DOUBLE_DIR: daemonDir,
-  UBSM_DOUBLE_STATE: stateDir,
-  UBSM_DOUBLE_DEV_DIR: devDir,
-  UBSM_DOUBLE_OBMM: join(out, 'lib', 'libobmm.so.1'),
-  UBSM_DOUBLE_MAJOR: String(MAJOR),
-  UBSM_DOUBLE_NODE: 'local',
-  HCOM_CONNECTION_RETRY_TIMES: '1',
-  HCOM_CONNECTION_RETRY_INTERVAL_SEC: '1',
-});
 const children: ChildProcess[] = [];
 let standin: ChildProcess | undefined;
 
 function startStandin(): Promise<void> {
-  const child = spawn(join(out, 'bin', 'ubsmd-standin'), [join(daemonDir, 'MxmAgentIpcServer'), '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const { child, listening } = startUbsStandin(out, { daemonDir });
   children.push(child);
   standin = child;
-  return new Promise((resolve, reject) => {
-    child.stdout!.once('data', () => resolve());
-    child.once('exit', (c) => reject(new Error(`ubsmd-standin exited ${c}`)));
-  });
+  return listening;
 }
 
 function config(over: Partial<UbsBackendConfig> = {}): UbsBackendConfig {

@@ -3,8 +3,8 @@
 // ClaimReader is a double standing in for the API server (it returns the ResourceClaim views the
 // reader of plugin/dra/claims.ts makes of a real server's objects; that path is tested against a
 // real API server in test/e2e). CDI specs are checked as files in a temp cdiDir.
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -20,6 +20,7 @@ import { CLAIM_CDI_KIND, CLAIM_CDI_VERSION, claimSpecFile, type CdiSpec } from '
 import { deviceNameOf } from '../../plugin/dra/devices';
 import type { AllocationResult, ClaimReader, ClaimRef, OpaqueConfig, ResourceClaimView } from '../../plugin/dra/types';
 import { DEFAULT_LIMITS, type ShareDeclaration } from '../../plugin/model';
+import { startUbsStandin, ubsDoubleWorld } from '../support/ubs-double';
 
 const MiB = 1024 * 1024;
 const DRIVER = 'memshare.nri.io';
@@ -228,24 +229,10 @@ const children: ChildProcess[] = [];
 
 test('UB: the spec carries the devices, libraries, socket, environment and access hook of the annotation path; the daemon group as an extra CDI id', async () => {
   const root = mkdtempSync(join(base, 'ubs-'));
-  const daemonDir = join(root, 'matrix', 'memory');
-  const devDir = join(root, 'dev');
-  const stateDir = join(root, 'double');
-  mkdirSync(devDir);
-  mkdirSync(stateDir, { mode: 0o777 });
-  const procDevices = join(root, 'proc-devices');
-  writeFileSync(procDevices, 'Character devices:\n  1 mem\n509 OBMM_SHMDEV\n\nBlock devices:\n  7 loop\n');
-  Object.assign(process.env, {
-    UBSM_DOUBLE_DIR: daemonDir, UBSM_DOUBLE_STATE: stateDir, UBSM_DOUBLE_DEV_DIR: devDir,
-    UBSM_DOUBLE_OBMM: join(ubsOut, 'lib', 'libobmm.so.1'), UBSM_DOUBLE_MAJOR: '509', UBSM_DOUBLE_NODE: 'local',
-    HCOM_CONNECTION_RETRY_TIMES: '1', HCOM_CONNECTION_RETRY_INTERVAL_SEC: '1',
-  });
-  const standin = spawn(join(ubsOut, 'bin', 'ubsmd-standin'), [join(daemonDir, 'MxmAgentIpcServer'), '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(standin);
-  await new Promise<void>((resolve, reject) => {
-    standin.stdout!.once('data', () => resolve());
-    standin.once('exit', (code) => reject(new Error(`ubsmd-standin exited ${code}`)));
-  });
+  const { devDir, procDevices, daemonDir } = ubsDoubleWorld(root, ubsOut, 509, 'double');
+  const standin = startUbsStandin(ubsOut, { daemonDir });
+  children.push(standin.child);
+  await standin.listening;
   const cdiDir = join(root, 'cdi-ubs');
   const b = new UbsBackend({ ...defaultUbsConfig(), sdkLibrary: join(ubsOut, 'lib', 'libubsm_sdk.so'), procDevices, hostDevDir: devDir, groups: [4177], cdiDir, budgetMs: 5000, holder: false }, { stateDir: '' });
   b.start();
